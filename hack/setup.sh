@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian packages lifeboat builds, tests and runs with.
+# Idempotent and quiet when everything is already there.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+packages=(
+  cmake ninja-build g++ pkg-config curl clang-format
+  libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev libboost-system1.81-dev
+  libarchive-dev libyaml-cpp-dev prometheus-cpp-dev libgtest-dev libgmock-dev
+  libspdlog-dev libfmt-dev libcli11-dev libhowardhinnant-date-dev tzdata
+  docker.io busybox-static
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+log "installing: ${missing[*]}"
+[[ $(id -u) -eq 0 ]] || die "installing packages needs root (missing: ${missing[*]})"
+export DEBIAN_FRONTEND=noninteractive
+apt_log=$(mktemp)
+# The package lists may be stale or absent on a fresh machine; refresh once.
+if ! apt-get install -y -q --no-install-recommends "${missing[@]}" >"$apt_log" 2>&1; then
+  apt-get update -q >>"$apt_log" 2>&1
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$apt_log" 2>&1 ||
+    { cat "$apt_log" >&2; die "apt-get install failed"; }
+fi
+rm -f "$apt_log"
