@@ -1,1 +1,60 @@
-int main() { return 0; }
+// lifeboat: one binary, one subcommand per job (ARCHITECTURE.md, "Process").
+#include "controller/engine/client.hpp"
+
+#include <fmt/core.h>
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+namespace {
+
+namespace engine = lifeboat::engine;
+
+constexpr const char* lifeboat_version = "0.1.0";
+
+// `lifeboat version`: our version, and proof that the engine answers — its
+// version, the negotiated API version and this node's swarm role.
+int run_version(const engine::client_options& options) {
+  fmt::print("lifeboat {}\n", lifeboat_version);
+  auto client = engine::client::connect(options);
+  if (!client) {
+    fmt::print(stderr, "error: cannot reach the engine: {}\n", client.error().describe());
+    return 1;
+  }
+  auto version = client->version();
+  auto info = client->info();
+  if (!version || !info) {
+    const auto& e = !version ? version.error() : info.error();
+    fmt::print(stderr, "error: {}\n", e.describe());
+    return 1;
+  }
+  fmt::print("engine {} (API {}, using {}), {}/{}\n", version->version, version->api_version,
+             client->api_version(), version->os, version->arch);
+  const auto& swarm = info->swarm;
+  if (swarm.local_node_state != "active") {
+    fmt::print("swarm: {} (not in swarm mode)\n", swarm.local_node_state);
+  } else {
+    fmt::print("swarm: active, {} on node {} ({} node(s), {} manager(s))\n",
+               swarm.control_available ? "manager" : "worker", swarm.node_id, swarm.nodes,
+               swarm.managers);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"lifeboat: backups of Docker volumes for Swarm, run as a reconciliation controller"};
+  app.require_subcommand(1);
+  engine::client_options options;
+  app.add_option("--host", options.host,
+                 "engine address, unix:///path (default: $DOCKER_HOST, else /var/run/docker.sock)");
+
+  auto* version = app.add_subcommand("version", "print lifeboat's and the engine's versions");
+
+  CLI11_PARSE(app, argc, argv);
+  if (version->parsed()) {
+    return run_version(options);
+  }
+  return 2;
+}
