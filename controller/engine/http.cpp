@@ -165,7 +165,7 @@ std::string read_error_body(sync_stream& s, beast::flat_buffer& buf, Parser& par
     parser.get().body().data = chunk.data();
     parser.get().body().size = chunk.size();
     error_code ec;
-    bhttp::read(s, buf, parser, ec);
+    bhttp::read_some(s, buf, parser, ec);
     if (ec && ec != bhttp::error::need_buffer) {
       break;
     }
@@ -204,7 +204,7 @@ result<std::size_t> body_reader::read(std::span<char> into) {
     p.get().body().data = into.data();
     p.get().body().size = into.size();
     error_code ec;
-    bhttp::read(impl_->sync, impl_->buffer, p, ec);
+    bhttp::read_some(impl_->sync, impl_->buffer, p, ec);
     if (ec && ec != bhttp::error::need_buffer) {
       return from_io(ec, "reading response body");
     }
