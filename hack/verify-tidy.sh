@@ -4,6 +4,6 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$LIFEBOAT_ROOT"
-"$LIFEBOAT_ROOT/hack/build.sh" >/dev/null
+"$LIFEBOAT_ROOT/hack/build.sh" >&2
 git ls-files -- 'api/*.cpp' 'reconcilers/*.cpp' 'controller/*.cpp' |
   xargs -r -P "$(nproc)" -n 4 clang-tidy -p "$LIFEBOAT_BUILD_DIR" --quiet

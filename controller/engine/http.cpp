@@ -29,6 +29,10 @@ namespace {
 constexpr std::size_t max_buffered_body = 64 * 1024 * 1024;
 constexpr std::size_t max_error_body = 64 * 1024;
 constexpr std::size_t upload_chunk = 256 * 1024;
+// Beast reads at most the free capacity of its buffer (and at least 512 bytes),
+// so the capacity set here is the size of each read from the socket.
+constexpr std::size_t stream_read_size = 256 * 1024;
+constexpr std::size_t buffered_read_size = 16 * 1024;
 
 // Presents a byte_stream as Beast's SyncReadStream and SyncWriteStream. Every
 // operation gets either the exchange's fixed deadline or, for streamed bodies,
@@ -178,7 +182,9 @@ std::string read_error_body(sync_stream& s, beast::flat_buffer& buf, Parser& par
 
 struct body_reader::impl {
   impl(std::unique_ptr<byte_stream> s, std::optional<milliseconds> idle)
-      : stream(std::move(s)), sync(*stream, std::nullopt, idle) {}
+      : stream(std::move(s)), sync(*stream, std::nullopt, idle) {
+    buffer.reserve(stream_read_size);
+  }
 
   std::unique_ptr<byte_stream> stream;
   sync_stream sync;
@@ -240,6 +246,7 @@ result<response> client::send(const request& r, milliseconds timeout) const {
   }
 
   beast::flat_buffer buf;
+  buf.reserve(buffered_read_size);
   bhttp::response_parser<bhttp::string_body> parser;
   parser.body_limit(max_buffered_body);
   bhttp::read(s, buf, parser, ec);
@@ -329,6 +336,7 @@ result<response> client::upload(const request& r, const body_source& source) con
   }
 
   beast::flat_buffer buf;
+  buf.reserve(buffered_read_size);
   bhttp::response_parser<bhttp::string_body> parser;
   parser.body_limit(max_buffered_body);
   bhttp::read(s, buf, parser, ec);

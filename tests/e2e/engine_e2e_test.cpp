@@ -225,9 +225,9 @@ TEST_F(engine_test, archive_put_is_seen_by_a_new_container) {
   });
   ASSERT_TRUE(put) << put.error().describe();
 
-  const auto checker = create_container(
-      volume, /*read_only=*/true,
-      {"sh", "-c", "test \"$(cat /data/restored.txt)\" = put-through-the-engine"});
+  const auto checker =
+      create_container(volume, /*read_only=*/true,
+                       {"sh", "-c", "test \"$(cat /data/restored.txt)\" = put-through-the-engine"});
   ASSERT_TRUE(engine().start_container(checker));
   auto code = engine().wait_container(checker, 60s);
   ASSERT_TRUE(code) << code.error().describe();
