@@ -3,7 +3,8 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
-#include <boost/url/url.hpp>
+#include <boost/url/encode.hpp>
+#include <boost/url/rfc/unreserved_chars.hpp>
 
 #include <array>
 #include <cstdlib>
@@ -423,14 +424,20 @@ std::string encoded(std::string_view segment) {
   return out;
 }
 
-std::string with_query(std::string base,
+// Appends a query to an already encoded path. Values are percent-encoded
+// except for RFC 3986 unreserved characters: the engine's (Go) query parser
+// reads a raw '+' as a space, so it must travel as %2B.
+std::string with_query(std::string encoded_path,
                        std::initializer_list<std::pair<std::string_view, std::string>> params) {
-  boost::urls::url u;
-  u.set_path(base);
+  char separator = '?';
   for (const auto& [k, v] : params) {
-    u.params().append({k, v});
+    encoded_path += separator;
+    encoded_path += boost::urls::encode(k, boost::urls::unreserved_chars);
+    encoded_path += '=';
+    encoded_path += boost::urls::encode(v, boost::urls::unreserved_chars);
+    separator = '&';
   }
-  return std::string(u.buffer());
+  return encoded_path;
 }
 
 std::string filters_json(const filters& f) {
@@ -480,6 +487,11 @@ result<event> event_stream::next() {
   constexpr std::size_t max_line = 4 * 1024 * 1024;
   std::array<char, 16 * 1024> chunk{};
   for (;;) {
+    // Events already buffered are not delivered after cancel(): the caller
+    // asked to stop.
+    if (reader_.cancelled()) {
+      return make_error(errc::cancelled, "events stream");
+    }
     const auto newline = pending_.find('\n', scanned_);
     if (newline != std::string::npos) {
       const std::string line = pending_.substr(0, newline);
@@ -688,10 +700,11 @@ result<std::string> client::create_exec(std::string_view container_id,
       "Id");
 }
 
-result<std::string> client::start_exec(std::string_view exec_id, std::size_t max_output) const {
+result<std::string> client::start_exec(std::string_view exec_id, std::size_t max_output,
+                                       std::chrono::milliseconds idle_timeout) const {
   auto reader = http_.open({http::method::post, path("/exec/" + encoded(exec_id) + "/start"),
                             R"({"Detach":false,"Tty":false})"},
-                           std::nullopt);
+                           idle_timeout);
   if (!reader) {
     return reader.error();
   }
@@ -719,6 +732,9 @@ result<std::string> client::start_exec(std::string_view exec_id, std::size_t max
       output.append(raw, 8, std::min(length, max_output - std::min(max_output, output.size())));
       raw.erase(0, 8 + length);
     }
+  }
+  if (!raw.empty()) {
+    return make_error(errc::unavailable, "the exec output ended inside a frame");
   }
   return output;
 }
@@ -842,7 +858,7 @@ result<http::body_reader> client::get_archive(std::string_view container_id,
   return http_.open(
       {http::method::get, with_query(path("/containers/" + encoded(container_id) + "/archive"),
                                      {{"path", std::string(in_path)}})},
-      std::nullopt);
+      http_.timeout());  // a stalled engine fails the read instead of hanging the run
 }
 
 result<void> client::put_archive(std::string_view container_id, std::string_view in_path,

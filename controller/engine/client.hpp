@@ -115,9 +115,11 @@ class client {
   result<std::string> create_exec(std::string_view container_id,
                                   const std::vector<std::string>& cmd) const;
   /// Runs the exec and returns its combined stdout and stderr, at most
-  /// `max_output` bytes (the rest is read and dropped).
-  result<std::string> start_exec(std::string_view exec_id,
-                                 std::size_t max_output = 1024 * 1024) const;
+  /// `max_output` bytes (the rest is read and dropped). A command that prints
+  /// nothing for `idle_timeout` fails with errc::timeout.
+  result<std::string> start_exec(std::string_view exec_id, std::size_t max_output = 1024 * 1024,
+                                 std::chrono::milliseconds idle_timeout = std::chrono::minutes{
+                                     10}) const;
   result<exec_status> inspect_exec(std::string_view exec_id) const;
 
   // Configs.

@@ -15,6 +15,7 @@
 #include <boost/system/system_error.hpp>
 
 #include <array>
+#include <atomic>
 
 namespace lifeboat::engine::http {
 
@@ -192,6 +193,7 @@ struct body_reader::impl {
   bhttp::response_parser<bhttp::buffer_body> parser;
   int status = 0;
   std::string content_type;
+  std::atomic<bool> cancelled{false};
 };
 
 body_reader::body_reader(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
@@ -202,7 +204,12 @@ body_reader::~body_reader() = default;
 int body_reader::status() const { return impl_->status; }
 const std::string& body_reader::content_type() const { return impl_->content_type; }
 
-void body_reader::cancel() { impl_->stream->cancel(); }
+void body_reader::cancel() {
+  impl_->cancelled = true;
+  impl_->stream->cancel();
+}
+
+bool body_reader::cancelled() const { return impl_->cancelled; }
 
 result<std::size_t> body_reader::read(std::span<char> into) {
   auto& p = impl_->parser;

@@ -52,6 +52,9 @@ class body_reader {
   /// Makes a pending or later read() fail with errc::cancelled. Any thread.
   void cancel();
 
+  /// Whether cancel() was called. Any thread.
+  bool cancelled() const;
+
   int status() const;
   const std::string& content_type() const;
 
@@ -89,6 +92,8 @@ class client {
   /// Sends `req` with a chunked body pulled from `source` and reads the
   /// response. Memory stays bounded by one buffer whatever the body's size.
   result<response> upload(const request& req, const body_source& source) const;
+
+  std::chrono::milliseconds timeout() const { return timeout_; }
 
  private:
   connector connect_;
