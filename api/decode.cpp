@@ -1,0 +1,1234 @@
+#include "api/decode.hpp"
+
+#include <yaml-cpp/emitter.h>
+#include <yaml-cpp/emittermanip.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/exceptions.h>
+#include <yaml-cpp/mark.h>
+#include <yaml-cpp/parser.h>
+
+#include <algorithm>
+#include <charconv>
+#include <climits>
+#include <deque>
+#include <exception>
+#include <sstream>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "api/duration.hpp"
+#include "api/validate.hpp"
+
+namespace lifeboat::api {
+
+namespace {
+
+template <class... Fs>
+struct overloaded : Fs... {
+  using Fs::operator()...;
+};
+// Clang 14 lacks class template argument deduction for aggregates.
+template <class... Fs>
+overloaded(Fs...) -> overloaded<Fs...>;
+
+// ---------------------------------------------------------------------------
+// A YAML document as a tree that keeps every node's position. yaml-cpp's own
+// YAML::Node cannot be built incrementally per document with marks through its
+// public API, and YAML::LoadAll loses every document when one has a syntax
+// error; parser events into this small tree avoid both.
+
+struct node {
+  enum class type { null, scalar, sequence, map };
+  type kind = type::null;
+  YAML::Mark mark;
+  bool plain = false;  // a scalar written without quotes and without a tag
+  std::string text;    // the scalar's value
+  // The items of a sequence; for a map, its keys and values alternating.
+  std::vector<const node*> children;
+};
+
+// Builds the tree of one document from parser events. Nodes live as long as
+// the builder. An alias is the anchored node itself, so the tree may share
+// nodes or even contain cycles (`&a [*a]`): walk it only by the schema, whose
+// depth is bounded, never generically.
+class tree_builder final : public YAML::EventHandler {
+ public:
+  const node* root() const { return root_; }
+  const YAML::Mark& start() const { return start_; }
+
+  void OnDocumentStart(const YAML::Mark& mark) override { start_ = mark; }
+  void OnDocumentEnd() override {}
+
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    attach(make(node::type::null, mark, anchor));
+  }
+
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    const auto it = anchors_.find(anchor);
+    if (it == anchors_.end()) {
+      // The parser refuses undefined aliases before this; stay total anyway.
+      attach(make(node::type::null, mark, YAML::NullAnchor));
+      return;
+    }
+    attach(*it->second);
+  }
+
+  void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
+                const std::string& value) override {
+    node& n = make(node::type::scalar, mark, anchor);
+    n.plain = tag == "?";  // yaml-cpp's non-specific tag of plain scalars
+    n.text = value;
+    attach(n);
+  }
+
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value) override {
+    node& n = make(node::type::sequence, mark, anchor);
+    attach(n);
+    open_.push_back(&n);
+  }
+  void OnSequenceEnd() override { close(); }
+
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                  YAML::EmitterStyle::value) override {
+    node& n = make(node::type::map, mark, anchor);
+    attach(n);
+    open_.push_back(&n);
+  }
+  void OnMapEnd() override { close(); }
+
+ private:
+  node& make(node::type kind, const YAML::Mark& mark, YAML::anchor_t anchor) {
+    node& n = nodes_.emplace_back();
+    n.kind = kind;
+    n.mark = mark;
+    if (anchor != YAML::NullAnchor) {
+      anchors_[anchor] = &n;
+    }
+    return n;
+  }
+
+  void attach(const node& n) {
+    if (open_.empty()) {
+      root_ = &n;
+    } else {
+      open_.back()->children.push_back(&n);
+    }
+  }
+
+  void close() {
+    if (!open_.empty()) {
+      open_.pop_back();
+    }
+  }
+
+  std::deque<node> nodes_;  // a deque: adding nodes never moves the others
+  std::vector<node*> open_;
+  std::unordered_map<YAML::anchor_t, const node*> anchors_;
+  const node* root_ = nullptr;
+  YAML::Mark start_ = YAML::Mark::null_mark();
+};
+
+// ---------------------------------------------------------------------------
+// Error collection and paths.
+
+// Marks are 0-based and null marks are -1, so +1 gives 1-based positions and
+// 0 for "unknown".
+class decoder {
+ public:
+  void fail(const std::string& path, const YAML::Mark& mark, std::string message) {
+    errors_.push_back({path, mark.line + 1, mark.column + 1, std::move(message)});
+  }
+
+  void check(const std::optional<std::string>& error, const std::string& path,
+             const YAML::Mark& mark) {
+    if (error) {
+      fail(path, mark, *error);
+    }
+  }
+
+  std::size_t error_count() const { return errors_.size(); }
+  std::vector<decode_error>& errors() { return errors_; }
+
+ private:
+  std::vector<decode_error> errors_;
+};
+
+bool is_identifier(std::string_view key) {
+  return !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+  });
+}
+
+// `path.key` for keys that read as identifiers, otherwise `path["key"]` so that
+// keys with dots or odd characters (label keys) stay unambiguous.
+std::string child_path(const std::string& path, std::string_view key) {
+  if (!is_identifier(key)) {
+    return path + "[" + quote(key) + "]";
+  }
+  return path.empty() ? std::string{key} : path + "." + std::string{key};
+}
+
+std::string item_path(const std::string& path, std::size_t index) {
+  return path + "[" + std::to_string(index) + "]";
+}
+
+// What a node is, for "expected X, got Y".
+std::string describe(const node& n) {
+  switch (n.kind) {
+    case node::type::null:
+      return "null";
+    case node::type::scalar:
+      return n.plain ? quote(n.text) : "the string " + quote(n.text);
+    case node::type::sequence:
+      return "a list";
+    case node::type::map:
+      return "a map";
+  }
+  return "null";  // unreachable: every type is handled above
+}
+
+bool expect(decoder& d, const node& n, node::type kind, const std::string& path) {
+  if (n.kind == kind) {
+    return true;
+  }
+  d.fail(path, n.mark,
+         std::string{kind == node::type::map ? "expected a map" : "expected a list"} + ", got " +
+             describe(n));
+  return false;
+}
+
+// Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above
+// U+10FFFF. yaml-cpp passes bytes through unchecked.
+bool is_valid_utf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    std::size_t length = 0;
+    unsigned min = 0;
+    unsigned code = 0;
+    if (b < 0x80) {
+      ++i;
+      continue;
+    }
+    if ((b & 0xe0) == 0xc0) {
+      length = 2;
+      min = 0x80;
+      code = b & 0x1fU;
+    } else if ((b & 0xf0) == 0xe0) {
+      length = 3;
+      min = 0x800;
+      code = b & 0x0fU;
+    } else if ((b & 0xf8) == 0xf0) {
+      length = 4;
+      min = 0x10000;
+      code = b & 0x07U;
+    } else {
+      return false;
+    }
+    if (s.size() - i < length) {
+      return false;
+    }
+    for (std::size_t k = 1; k < length; ++k) {
+      const auto c = static_cast<unsigned char>(s[i + k]);
+      if ((c & 0xc0) != 0x80) {
+        return false;
+      }
+      code = (code << 6) | (c & 0x3fU);
+    }
+    if (code < min || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) {
+      return false;
+    }
+    i += length;
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// Scalars.
+
+std::optional<std::string> read_string(decoder& d, const node& n, const std::string& path) {
+  if (n.kind != node::type::scalar) {
+    d.fail(path, n.mark, "expected a string, got " + describe(n));
+    return std::nullopt;
+  }
+  if (!is_valid_utf8(n.text)) {
+    d.fail(path, n.mark, "must be valid UTF-8");
+    return std::nullopt;
+  }
+  if (n.text.find('\0') != std::string::npos) {
+    d.fail(path, n.mark, "must not contain a NUL character");
+    return std::nullopt;
+  }
+  return n.text;
+}
+
+std::optional<bool> read_bool(decoder& d, const node& n, const std::string& path) {
+  if (n.kind == node::type::scalar && n.plain) {
+    if (n.text == "true") {
+      return true;
+    }
+    if (n.text == "false") {
+      return false;
+    }
+  }
+  d.fail(path, n.mark, "expected true or false, got " + describe(n));
+  return std::nullopt;
+}
+
+// A plain decimal integer in [min, max].
+std::optional<int> read_int(decoder& d, const node& n, const std::string& path, int min, int max) {
+  const std::string& t = n.text;
+  const bool negative = t.starts_with('-');
+  const std::string_view digits = std::string_view{t}.substr(negative ? 1 : 0);
+  if (n.kind != node::type::scalar || !n.plain || digits.empty() ||
+      digits.find_first_not_of("0123456789") != std::string_view::npos) {
+    d.fail(path, n.mark, "expected an integer, got " + describe(n));
+    return std::nullopt;
+  }
+  long long value = 0;
+  const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), value);
+  if (ec != std::errc{} || end != t.data() + t.size() || value < min || value > max) {
+    if (negative && min == 0) {
+      d.fail(path, n.mark, "must not be negative, got " + t);
+    } else {
+      d.fail(
+          path, n.mark,
+          "must be between " + std::to_string(min) + " and " + std::to_string(max) + ", got " + t);
+    }
+    return std::nullopt;
+  }
+  return static_cast<int>(value);
+}
+
+std::optional<std::chrono::seconds> read_duration(decoder& d, const node& n,
+                                                  const std::string& path) {
+  const auto text = read_string(d, n, path);
+  if (!text) {
+    return std::nullopt;
+  }
+  const auto parsed = parse_duration(*text);
+  if (!parsed) {
+    d.fail(path, n.mark,
+           "invalid duration " + quote(*text) +
+               ": write digits with units h, m and s in that order, e.g. 90s, 5m, 1h30m");
+  }
+  return parsed;
+}
+
+// ---------------------------------------------------------------------------
+// Maps.
+
+struct map_entry {
+  std::string_view key;  // the scalar text of key_node
+  const node* key_node;
+  const node* value;
+  bool taken = false;  // used by field_reader
+};
+
+// The entries of a map node with scalar keys, in document order. Reports keys
+// that are not scalars and keys that repeat (the first occurrence is kept).
+std::vector<map_entry> entries_of(decoder& d, const node& map, const std::string& path) {
+  std::vector<map_entry> entries;
+  std::unordered_set<std::string_view> seen;
+  for (std::size_t i = 0; i + 1 < map.children.size(); i += 2) {
+    const node& key = *map.children[i];
+    if (key.kind != node::type::scalar) {
+      d.fail(path, key.mark, "field names must be strings, got " + describe(key));
+      continue;
+    }
+    if (!seen.insert(key.text).second) {
+      d.fail(child_path(path, key.text), key.mark, "duplicate field");
+      continue;
+    }
+    entries.push_back({key.text, &key, map.children[i + 1], false});
+  }
+  return entries;
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) {
+    row[j] = j;
+  }
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// Reads one map of the schema. The caller asks for every field it knows, by
+// name, through optional() and required(), then calls finish(), which reports
+// every field that was never asked for as unknown.
+class field_reader {
+ public:
+  field_reader(decoder& d, const node& map, std::string path)
+      : d_(d), map_(map), path_(std::move(path)), entries_(entries_of(d, map, path_)) {}
+
+  field_reader(const field_reader&) = delete;
+  field_reader& operator=(const field_reader&) = delete;
+
+  // The value of `key`; nullptr when the field is absent or null.
+  const node* optional(std::string_view key) {
+    known_.push_back(key);
+    for (auto& e : entries_) {
+      if (e.key == key && !e.taken) {
+        e.taken = true;
+        return e.value->kind == node::type::null ? nullptr : e.value;
+      }
+    }
+    return nullptr;
+  }
+
+  // As optional(), and reports the field as missing when it is absent or null,
+  // at the parent map's position.
+  const node* required(std::string_view key) {
+    const node* value = optional(key);
+    if (value == nullptr) {
+      d_.fail(path_of(key), map_.mark, "required field is missing");
+    }
+    return value;
+  }
+
+  std::string path_of(std::string_view key) const { return child_path(path_, key); }
+
+  void finish() {
+    for (const auto& e : entries_) {
+      if (e.taken) {
+        continue;
+      }
+      std::string message = "unknown field";
+      if (const auto suggestion = closest_known(e.key)) {
+        message += "; did you mean \"" + std::string{*suggestion} + "\"?";
+      }
+      d_.fail(path_of(e.key), e.key_node->mark, std::move(message));
+    }
+  }
+
+ private:
+  // The known field closest to `key` for "did you mean": at most two edits
+  // away, and at most one edit per three characters so that short names
+  // ("to") are not suggested for unrelated ones ("into").
+  std::optional<std::string_view> closest_known(std::string_view key) const {
+    constexpr std::size_t max_edits = 2;
+    if (key.size() > 64) {
+      return std::nullopt;
+    }
+    std::optional<std::string_view> best;
+    std::size_t best_distance = max_edits + 1;
+    for (const std::string_view k : known_) {
+      const std::size_t distance = edit_distance(key, k);
+      if (distance < best_distance && distance * 3 <= k.size()) {
+        best = k;
+        best_distance = distance;
+      }
+    }
+    return best;
+  }
+
+  decoder& d_;
+  const node& map_;
+  std::string path_;
+  std::vector<map_entry> entries_;
+  std::vector<std::string_view> known_;
+};
+
+// A free-form map of strings (labels): keys non-empty, values strings.
+void read_string_map(decoder& d, const node& n, const std::string& path,
+                     std::map<std::string, std::string>& out) {
+  if (!expect(d, n, node::type::map, path)) {
+    return;
+  }
+  for (const auto& e : entries_of(d, n, path)) {
+    const std::string entry_path = child_path(path, e.key);
+    const auto key = read_string(d, *e.key_node, entry_path);
+    const auto value = read_string(d, *e.value, entry_path);
+    if (key && key->empty()) {
+      d.fail(entry_path, e.key_node->mark, "keys must not be empty");
+      continue;
+    }
+    if (key && value) {
+      out.emplace(*key, *value);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Object parts.
+
+void read_timeouts(decoder& d, const node& n, const std::string& path, timeouts_spec& out) {
+  if (!expect(d, n, node::type::map, path)) {
+    return;
+  }
+  field_reader f{d, n, path};
+  if (const node* v = f.optional("scaleDown")) {
+    out.scale_down = read_duration(d, *v, f.path_of("scaleDown")).value_or(out.scale_down);
+  }
+  if (const node* v = f.optional("scaleUp")) {
+    out.scale_up = read_duration(d, *v, f.path_of("scaleUp")).value_or(out.scale_up);
+  }
+  f.finish();
+}
+
+void read_group(decoder& d, const node& n, const std::string& path, std::string& out) {
+  if (auto group = read_string(d, n, path)) {
+    if (group->empty()) {
+      d.fail(path, n.mark, "must not be empty");
+      return;
+    }
+    out = std::move(*group);
+  }
+}
+
+void read_archive(decoder& d, const node& n, const std::string& path,
+                  std::string_view schedule_name, archive_spec& out) {
+  if (!expect(d, n, node::type::map, path)) {
+    return;
+  }
+  field_reader f{d, n, path};
+  if (const node* v = f.optional("name")) {
+    if (auto name = read_string(d, *v, f.path_of("name"))) {
+      d.check(check_archive_name_template(*name, schedule_name), f.path_of("name"), v->mark);
+      out.name = std::move(*name);
+    }
+  }
+  bool compression_known = true;
+  if (const node* v = f.optional("compression")) {
+    const auto text = read_string(d, *v, f.path_of("compression"));
+    compression_known = false;
+    for (const auto c : {compression_kind::gzip, compression_kind::zstd, compression_kind::none}) {
+      if (text && *text == to_string(c)) {
+        out.compression = c;
+        compression_known = true;
+      }
+    }
+    if (text && !compression_known) {
+      d.fail(f.path_of("compression"), v->mark,
+             "must be one of gzip, zstd, none; got " + quote(*text));
+    }
+  }
+  if (const node* v = f.optional("level")) {
+    out.level = read_int(d, *v, f.path_of("level"), INT_MIN, INT_MAX);
+    if (out.level && compression_known) {
+      d.check(check_compression_level(out.compression, *out.level), f.path_of("level"), v->mark);
+    }
+  }
+  if (const node* v = f.optional("exclude")) {
+    out.exclude = read_string(d, *v, f.path_of("exclude"));
+    if (out.exclude) {
+      d.check(check_exclude_pattern(*out.exclude), f.path_of("exclude"), v->mark);
+    }
+  }
+  f.finish();
+}
+
+std::optional<destination> read_local_destination(decoder& d, const node& n,
+                                                  const std::string& path) {
+  if (!expect(d, n, node::type::map, path)) {
+    return std::nullopt;
+  }
+  field_reader f{d, n, path};
+  std::optional<destination> out;
+  if (const node* v = f.required("path")) {
+    if (auto p = read_string(d, *v, f.path_of("path"))) {
+      d.check(check_absolute_path(*p), f.path_of("path"), v->mark);
+      out = local_destination{std::move(*p)};
+    }
+  }
+  f.finish();
+  return out;
+}
+
+// One entry per destination kind: adding s3, webdav or sftp means a struct in
+// objects.hpp, an alternative of `destination`, and a line here.
+struct destination_reader {
+  std::string_view kind;
+  std::optional<destination> (*read)(decoder&, const node&, const std::string&);
+};
+constexpr destination_reader destination_readers[] = {
+    {"local", read_local_destination},
+};
+
+std::string known_destination_kinds() {
+  std::string out;
+  for (const auto& r : destination_readers) {
+    out += out.empty() ? "" : ", ";
+    out += r.kind;
+  }
+  return out;
+}
+
+void read_destinations(decoder& d, const node& n, const std::string& path,
+                       std::vector<destination>& out) {
+  if (!expect(d, n, node::type::sequence, path)) {
+    return;
+  }
+  if (n.children.empty()) {
+    d.fail(path, n.mark, "must not be empty");
+    return;
+  }
+  for (std::size_t i = 0; i < n.children.size(); ++i) {
+    const node& item = *n.children[i];
+    const std::string ipath = item_path(path, i);
+    if (!expect(d, item, node::type::map, ipath)) {
+      continue;
+    }
+    const auto entries = entries_of(d, item, ipath);
+    if (entries.size() != 1) {
+      d.fail(ipath, item.mark,
+             "expected exactly one destination kind (" + known_destination_kinds() + "), got " +
+                 std::to_string(entries.size()));
+    }
+    for (const auto& e : entries) {
+      const auto reader =
+          std::find_if(std::begin(destination_readers), std::end(destination_readers),
+                       [&](const auto& r) { return r.kind == e.key; });
+      const std::string kpath = child_path(ipath, e.key);
+      if (reader == std::end(destination_readers)) {
+        d.fail(
+            kpath, e.key_node->mark,
+            "unknown destination kind " + quote(e.key) + "; expected " + known_destination_kinds());
+        continue;
+      }
+      if (auto dest = reader->read(d, *e.value, kpath); dest && entries.size() == 1) {
+        out.push_back(std::move(*dest));
+      }
+    }
+  }
+}
+
+void read_retention(decoder& d, const node& n, const std::string& path,
+                    std::optional<retention_spec>& out) {
+  if (!expect(d, n, node::type::map, path)) {
+    return;
+  }
+  field_reader f{d, n, path};
+  retention_spec r;
+  const node* days = f.optional("days");
+  const node* keep_last = f.optional("keepLast");
+  if (days != nullptr) {
+    r.days = read_int(d, *days, f.path_of("days"), 0, INT_MAX);
+  }
+  if (keep_last != nullptr) {
+    r.keep_last = read_int(d, *keep_last, f.path_of("keepLast"), 0, INT_MAX);
+  }
+  if (days == nullptr && keep_last == nullptr) {
+    d.fail(path, n.mark, "set at least one of days or keepLast");
+  }
+  f.finish();
+  out = r;
+}
+
+void read_history_limits(decoder& d, const node& n, const std::string& path,
+                         history_limits_spec& out) {
+  if (!expect(d, n, node::type::map, path)) {
+    return;
+  }
+  field_reader f{d, n, path};
+  if (const node* v = f.optional("succeeded")) {
+    out.succeeded = read_int(d, *v, f.path_of("succeeded"), 0, INT_MAX).value_or(out.succeeded);
+  }
+  if (const node* v = f.optional("failed")) {
+    out.failed = read_int(d, *v, f.path_of("failed"), 0, INT_MAX).value_or(out.failed);
+  }
+  f.finish();
+}
+
+void read_volume_names(decoder& d, const node& n, const std::string& path,
+                       std::vector<std::string>& out) {
+  if (!expect(d, n, node::type::sequence, path)) {
+    return;
+  }
+  if (n.children.empty()) {
+    d.fail(path, n.mark, "must not be empty");
+    return;
+  }
+  std::unordered_set<std::string> seen;
+  for (std::size_t i = 0; i < n.children.size(); ++i) {
+    const node& item = *n.children[i];
+    const std::string ipath = item_path(path, i);
+    auto name = read_string(d, item, ipath);
+    if (!name) {
+      continue;
+    }
+    if (const auto error = check_volume_name(*name)) {
+      d.fail(ipath, item.mark, *error);
+    } else if (!seen.insert(*name).second) {
+      d.fail(ipath, item.mark, "duplicate volume " + quote(*name));
+    } else {
+      out.push_back(std::move(*name));
+    }
+  }
+}
+
+void read_selector(decoder& d, const node& n, const std::string& path,
+                   std::optional<label_selector>& out) {
+  if (!expect(d, n, node::type::map, path)) {
+    return;
+  }
+  field_reader f{d, n, path};
+  label_selector selector;
+  if (const node* v = f.required("matchLabels")) {
+    const std::string mpath = f.path_of("matchLabels");
+    read_string_map(d, *v, mpath, selector.match_labels);
+    if (v->kind == node::type::map && v->children.empty()) {
+      d.fail(mpath, v->mark, "must not be empty");
+    }
+  }
+  f.finish();
+  out = std::move(selector);
+}
+
+void read_schedule_spec(decoder& d, const node& n, const std::string& path,
+                        std::string_view schedule_name, backup_schedule_spec& out) {
+  if (!expect(d, n, node::type::map, path)) {
+    return;
+  }
+  field_reader f{d, n, path};
+  if (const node* v = f.required("schedule")) {
+    if (auto text = read_string(d, *v, f.path_of("schedule"))) {
+      d.check(check_schedule(*text), f.path_of("schedule"), v->mark);
+      out.schedule = std::move(*text);
+    }
+  }
+  if (const node* v = f.optional("timezone")) {
+    if (auto zone = read_string(d, *v, f.path_of("timezone"))) {
+      d.check(check_time_zone(*zone), f.path_of("timezone"), v->mark);
+      out.timezone = std::move(*zone);
+    }
+  }
+  if (const node* v = f.optional("suspend")) {
+    out.suspend = read_bool(d, *v, f.path_of("suspend")).value_or(out.suspend);
+  }
+  const node* volumes = f.optional("volumes");
+  const node* selector = f.optional("volumeSelector");
+  if (volumes != nullptr) {
+    read_volume_names(d, *volumes, f.path_of("volumes"), out.volumes);
+  }
+  if (selector != nullptr) {
+    read_selector(d, *selector, f.path_of("volumeSelector"), out.volume_selector);
+  }
+  if (volumes != nullptr && selector != nullptr) {
+    d.fail(f.path_of("volumeSelector"), selector->mark,
+           "volumes and volumeSelector are mutually exclusive");
+  } else if (volumes == nullptr && selector == nullptr) {
+    d.fail(path, n.mark, "one of volumes or volumeSelector is required");
+  }
+  if (const node* v = f.optional("stopDuringBackup")) {
+    read_group(d, *v, f.path_of("stopDuringBackup"), out.stop_during_backup);
+  }
+  if (const node* v = f.optional("timeouts")) {
+    read_timeouts(d, *v, f.path_of("timeouts"), out.timeouts);
+  }
+  if (const node* v = f.optional("archive")) {
+    read_archive(d, *v, f.path_of("archive"), schedule_name, out.archive);
+  } else {
+    // The default template is valid for every valid name; check it anyway so
+    // that a change of the default cannot slip through untested.
+    d.check(check_archive_name_template(out.archive.name, schedule_name), f.path_of("archive"),
+            n.mark);
+  }
+  if (const node* v = f.required("destinations")) {
+    read_destinations(d, *v, f.path_of("destinations"), out.destinations);
+  }
+  if (const node* v = f.optional("retention")) {
+    read_retention(d, *v, f.path_of("retention"), out.retention);
+  }
+  if (const node* v = f.optional("historyLimits")) {
+    read_history_limits(d, *v, f.path_of("historyLimits"), out.history_limits);
+  }
+  f.finish();
+}
+
+void read_backup_spec(decoder& d, const node& n, const std::string& path, backup_spec& out) {
+  if (!expect(d, n, node::type::map, path)) {
+    return;
+  }
+  field_reader f{d, n, path};
+  if (const node* v = f.required("scheduleRef")) {
+    if (auto ref = read_string(d, *v, f.path_of("scheduleRef"))) {
+      d.check(check_object_name(*ref, max_schedule_name_length), f.path_of("scheduleRef"), v->mark);
+      out.schedule_ref = std::move(*ref);
+    }
+  }
+  f.finish();
+}
+
+// "NAME" or "NAME=TARGET".
+std::optional<volume_mapping> read_short_mapping(decoder& d, const node& n,
+                                                 const std::string& path) {
+  const auto text = read_string(d, n, path);
+  if (!text) {
+    return std::nullopt;
+  }
+  const std::size_t equals = text->find('=');
+  volume_mapping m;
+  m.from = text->substr(0, equals);
+  m.to = equals == std::string::npos ? m.from : text->substr(equals + 1);
+  const std::size_t errors = d.error_count();
+  d.check(check_volume_name(m.from), path, n.mark);
+  if (m.to != m.from) {
+    d.check(check_volume_name(m.to), path, n.mark);
+  }
+  return d.error_count() == errors ? std::optional{m} : std::nullopt;
+}
+
+std::optional<volume_mapping> read_long_mapping(decoder& d, const node& n,
+                                                const std::string& path) {
+  field_reader f{d, n, path};
+  volume_mapping m;
+  const std::size_t errors = d.error_count();
+  if (const node* v = f.required("from")) {
+    if (auto from = read_string(d, *v, f.path_of("from"))) {
+      d.check(check_volume_name(*from), f.path_of("from"), v->mark);
+      m.from = std::move(*from);
+    }
+  }
+  if (const node* v = f.optional("to")) {
+    if (auto to = read_string(d, *v, f.path_of("to"))) {
+      d.check(check_volume_name(*to), f.path_of("to"), v->mark);
+      m.to = std::move(*to);
+    }
+  } else {
+    m.to = m.from;
+  }
+  f.finish();
+  return d.error_count() == errors ? std::optional{m} : std::nullopt;
+}
+
+void read_volume_mappings(decoder& d, const node& n, const std::string& path,
+                          std::vector<volume_mapping>& out) {
+  if (!expect(d, n, node::type::sequence, path)) {
+    return;
+  }
+  if (n.children.empty()) {
+    d.fail(path, n.mark, "must not be empty");
+    return;
+  }
+  std::unordered_set<std::string> targets;
+  for (std::size_t i = 0; i < n.children.size(); ++i) {
+    const node& item = *n.children[i];
+    const std::string ipath = item_path(path, i);
+    std::optional<volume_mapping> m;
+    if (item.kind == node::type::scalar) {
+      m = read_short_mapping(d, item, ipath);
+    } else if (item.kind == node::type::map) {
+      m = read_long_mapping(d, item, ipath);
+    } else {
+      d.fail(ipath, item.mark, "expected a string or a map, got " + describe(item));
+    }
+    if (!m) {
+      continue;
+    }
+    if (!targets.insert(m->to).second) {
+      d.fail(ipath, item.mark, "volume " + quote(m->to) + " is the target of another mapping");
+      continue;
+    }
+    out.push_back(std::move(*m));
+  }
+}
+
+void read_restore_spec(decoder& d, const node& n, const std::string& path, restore_spec& out) {
+  if (!expect(d, n, node::type::map, path)) {
+    return;
+  }
+  field_reader f{d, n, path};
+  const node* backup_ref = f.optional("backupRef");
+  const node* archive = f.optional("archive");
+  if (backup_ref != nullptr) {
+    out.backup_ref = read_string(d, *backup_ref, f.path_of("backupRef"));
+    if (out.backup_ref) {
+      d.check(check_object_name(*out.backup_ref), f.path_of("backupRef"), backup_ref->mark);
+    }
+  }
+  if (archive != nullptr) {
+    out.archive = read_string(d, *archive, f.path_of("archive"));
+    if (out.archive) {
+      d.check(check_absolute_path(*out.archive), f.path_of("archive"), archive->mark);
+    }
+  }
+  if (backup_ref != nullptr && archive != nullptr) {
+    d.fail(f.path_of("archive"), archive->mark, "backupRef and archive are mutually exclusive");
+  } else if (backup_ref == nullptr && archive == nullptr) {
+    d.fail(path, n.mark, "one of backupRef or archive is required");
+  }
+  if (const node* v = f.required("volumes")) {
+    read_volume_mappings(d, *v, f.path_of("volumes"), out.volumes);
+  }
+  if (const node* v = f.optional("wipe")) {
+    out.wipe = read_bool(d, *v, f.path_of("wipe")).value_or(out.wipe);
+  }
+  if (const node* v = f.optional("stopDuringBackup")) {
+    read_group(d, *v, f.path_of("stopDuringBackup"), out.stop_during_backup);
+  }
+  if (const node* v = f.optional("timeouts")) {
+    read_timeouts(d, *v, f.path_of("timeouts"), out.timeouts);
+  }
+  f.finish();
+}
+
+void read_metadata(decoder& d, const node& n, std::size_t max_name, object_meta& out,
+                   std::string& raw_name) {
+  const std::string path = "metadata";
+  if (!expect(d, n, node::type::map, path)) {
+    return;
+  }
+  field_reader f{d, n, path};
+  if (const node* v = f.required("name")) {
+    if (v->kind == node::type::scalar) {
+      raw_name = v->text;
+    }
+    if (auto name = read_string(d, *v, f.path_of("name"))) {
+      d.check(check_object_name(*name, max_name), f.path_of("name"), v->mark);
+      out.name = std::move(*name);
+    }
+  }
+  if (const node* v = f.optional("labels")) {
+    read_string_map(d, *v, f.path_of("labels"), out.labels);
+  }
+  f.finish();
+}
+
+enum class object_kind { backup_schedule, backup, restore };
+
+struct kind_name {
+  std::string_view name;
+  object_kind kind;
+};
+constexpr kind_name kind_names[] = {{backup_schedule::kind, object_kind::backup_schedule},
+                                    {backup::kind, object_kind::backup},
+                                    {restore::kind, object_kind::restore}};
+
+decoded_document decode_document(const node& root, int index, const YAML::Mark& start) {
+  decoded_document doc;
+  doc.index = index;
+  doc.line = start.line + 1;
+  decoder d;
+  if (!expect(d, root, node::type::map, "")) {
+    doc.errors = std::move(d.errors());
+    return doc;
+  }
+  field_reader top{d, root, ""};
+  if (const node* v = top.required("apiVersion")) {
+    const auto version = read_string(d, *v, "apiVersion");
+    if (version && *version != api_version) {
+      d.fail("apiVersion", v->mark,
+             "unsupported apiVersion " + quote(*version) + "; expected \"" +
+                 std::string{api_version} + "\"");
+    }
+  }
+  std::optional<object_kind> kind;
+  if (const node* v = top.required("kind")) {
+    if (v->kind == node::type::scalar) {
+      doc.kind = v->text;
+    }
+    if (const auto text = read_string(d, *v, "kind")) {
+      const auto it = std::find_if(std::begin(kind_names), std::end(kind_names),
+                                   [&](const kind_name& k) { return k.name == *text; });
+      if (it != std::end(kind_names)) {
+        kind = it->kind;
+      } else {
+        d.fail("kind", v->mark,
+               "unknown kind " + quote(*text) + "; expected BackupSchedule, Backup or Restore");
+      }
+    }
+  }
+  const node* metadata = top.required("metadata");
+  const node* spec = top.required("spec");
+  top.finish();
+
+  object_meta meta;
+  if (metadata != nullptr) {
+    const std::size_t max_name =
+        kind == object_kind::backup_schedule ? max_schedule_name_length : max_name_length;
+    read_metadata(d, *metadata, max_name, meta, doc.name);
+  }
+  std::optional<object> value;
+  if (kind == object_kind::backup_schedule) {
+    backup_schedule s;
+    s.metadata = meta;
+    // A name that failed its check must not also fail the archive template.
+    const bool name_valid = !check_object_name(meta.name, max_schedule_name_length);
+    const std::string_view schedule_name =
+        name_valid ? std::string_view{meta.name} : std::string_view{"schedule"};
+    if (spec != nullptr) {
+      read_schedule_spec(d, *spec, "spec", schedule_name, s.spec);
+    }
+    value = std::move(s);
+  } else if (kind == object_kind::backup) {
+    backup b;
+    b.metadata = meta;
+    if (spec != nullptr) {
+      read_backup_spec(d, *spec, "spec", b.spec);
+    }
+    value = std::move(b);
+  } else if (kind == object_kind::restore) {
+    restore r;
+    r.metadata = meta;
+    if (spec != nullptr) {
+      read_restore_spec(d, *spec, "spec", r.spec);
+    }
+    value = std::move(r);
+  }
+
+  doc.errors = std::move(d.errors());
+  std::stable_sort(doc.errors.begin(), doc.errors.end(),
+                   [](const decode_error& a, const decode_error& b) {
+                     return std::pair{a.line, a.column} < std::pair{b.line, b.column};
+                   });
+  if (doc.errors.empty()) {
+    doc.value = std::move(value);
+  }
+  return doc;
+}
+
+// ---------------------------------------------------------------------------
+// Encoding.
+
+// True for strings that YAML 1.1 or 1.2 parsers other than ours would read as
+// a boolean, null or number when written plain (ours reads any plain scalar
+// as a string where a string is expected). yaml-cpp writes them plain.
+bool looks_like_non_string(std::string_view s) {
+  static constexpr std::string_view keywords[] = {"true", "false", "yes",   "no",   "on",
+                                                  "off",  "y",     "n",     "null", "~",
+                                                  ".inf", "-.inf", "+.inf", ".nan"};
+  std::string lower{s};
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](char c) {
+    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+  });
+  if (std::find(std::begin(keywords), std::end(keywords), lower) != std::end(keywords)) {
+    return true;
+  }
+  constexpr std::string_view number_start = "0123456789+-.";
+  constexpr std::string_view number_chars = "0123456789abcdefABCDEFxXoO.+-_:";
+  return !s.empty() && number_start.find(s.front()) != std::string_view::npos &&
+         s.find_first_not_of(number_chars) == std::string_view::npos;
+}
+
+void emit_string(YAML::Emitter& out, std::string_view value) {
+  if (looks_like_non_string(value)) {
+    out << YAML::DoubleQuoted;
+  }
+  out << std::string{value};
+}
+
+void emit(YAML::Emitter& out, std::string_view key, std::string_view value) {
+  out << YAML::Key << std::string{key} << YAML::Value;
+  emit_string(out, value);
+}
+
+void emit_string_map(YAML::Emitter& out, std::string_view key,
+                     const std::map<std::string, std::string>& values) {
+  out << YAML::Key << std::string{key} << YAML::Value << YAML::BeginMap;
+  for (const auto& [k, v] : values) {
+    out << YAML::Key;
+    emit_string(out, k);
+    out << YAML::Value;
+    emit_string(out, v);
+  }
+  out << YAML::EndMap;
+}
+
+void emit_timeouts(YAML::Emitter& out, const timeouts_spec& t) {
+  out << YAML::Key << "timeouts" << YAML::Value << YAML::BeginMap;
+  emit(out, "scaleDown", format_duration(t.scale_down));
+  emit(out, "scaleUp", format_duration(t.scale_up));
+  out << YAML::EndMap;
+}
+
+void emit_spec(YAML::Emitter& out, const backup_schedule_spec& s) {
+  emit(out, "schedule", s.schedule);
+  emit(out, "timezone", s.timezone);
+  out << YAML::Key << "suspend" << YAML::Value << s.suspend;
+  if (s.volume_selector) {
+    out << YAML::Key << "volumeSelector" << YAML::Value << YAML::BeginMap;
+    emit_string_map(out, "matchLabels", s.volume_selector->match_labels);
+    out << YAML::EndMap;
+  } else {
+    out << YAML::Key << "volumes" << YAML::Value << YAML::BeginSeq;
+    for (const auto& v : s.volumes) {
+      emit_string(out, v);
+    }
+    out << YAML::EndSeq;
+  }
+  emit(out, "stopDuringBackup", s.stop_during_backup);
+  emit_timeouts(out, s.timeouts);
+  out << YAML::Key << "archive" << YAML::Value << YAML::BeginMap;
+  emit(out, "name", s.archive.name);
+  emit(out, "compression", to_string(s.archive.compression));
+  if (s.archive.level) {
+    out << YAML::Key << "level" << YAML::Value << *s.archive.level;
+  }
+  if (s.archive.exclude) {
+    emit(out, "exclude", *s.archive.exclude);
+  }
+  out << YAML::EndMap;
+  out << YAML::Key << "destinations" << YAML::Value << YAML::BeginSeq;
+  for (const auto& dest : s.destinations) {
+    out << YAML::BeginMap << YAML::Key << std::string{destination_kind(dest)} << YAML::Value;
+    std::visit(overloaded{[&](const local_destination& l) {
+                 out << YAML::BeginMap;
+                 emit(out, "path", l.path);
+                 out << YAML::EndMap;
+               }},
+               dest);
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+  if (s.retention) {
+    out << YAML::Key << "retention" << YAML::Value << YAML::BeginMap;
+    if (s.retention->days) {
+      out << YAML::Key << "days" << YAML::Value << *s.retention->days;
+    }
+    if (s.retention->keep_last) {
+      out << YAML::Key << "keepLast" << YAML::Value << *s.retention->keep_last;
+    }
+    out << YAML::EndMap;
+  }
+  out << YAML::Key << "historyLimits" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "succeeded" << YAML::Value << s.history_limits.succeeded;
+  out << YAML::Key << "failed" << YAML::Value << s.history_limits.failed;
+  out << YAML::EndMap;
+}
+
+void emit_spec(YAML::Emitter& out, const backup_spec& s) {
+  emit(out, "scheduleRef", s.schedule_ref);
+}
+
+void emit_spec(YAML::Emitter& out, const restore_spec& s) {
+  if (s.backup_ref) {
+    emit(out, "backupRef", *s.backup_ref);
+  }
+  if (s.archive) {
+    emit(out, "archive", *s.archive);
+  }
+  out << YAML::Key << "volumes" << YAML::Value << YAML::BeginSeq;
+  for (const auto& m : s.volumes) {
+    out << YAML::Flow << YAML::BeginMap;
+    emit(out, "from", m.from);
+    emit(out, "to", m.to);
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+  out << YAML::Key << "wipe" << YAML::Value << s.wipe;
+  emit(out, "stopDuringBackup", s.stop_during_backup);
+  emit_timeouts(out, s.timeouts);
+}
+
+// The message for a parser stuck at `mark`, naming the character there when
+// the mark is a byte offset into `text` (it is for UTF-8 input).
+std::string unexpected_at(std::string_view text, const YAML::Mark& mark) {
+  if (mark.pos >= 0 && static_cast<std::size_t>(mark.pos) < text.size()) {
+    return "unexpected " + quote(text.substr(static_cast<std::size_t>(mark.pos), 1));
+  }
+  return "unexpected content";
+}
+
+}  // namespace
+
+std::string format_error(const decode_error& e) {
+  std::string out;
+  if (e.line > 0) {
+    out += std::to_string(e.line) + ":" + std::to_string(e.column) + ": ";
+  }
+  if (!e.path.empty()) {
+    out += e.path + ": ";
+  }
+  out += e.message;
+  return out;
+}
+
+bool decode_result::ok() const {
+  return std::all_of(documents.begin(), documents.end(),
+                     [](const decoded_document& d) { return d.errors.empty(); });
+}
+
+std::vector<object> decode_result::objects() const {
+  std::vector<object> out;
+  for (const auto& d : documents) {
+    if (d.value) {
+      out.push_back(*d.value);
+    }
+  }
+  return out;
+}
+
+std::vector<decode_error> decode_result::errors() const {
+  std::vector<decode_error> out;
+  for (const auto& d : documents) {
+    out.insert(out.end(), d.errors.begin(), d.errors.end());
+  }
+  return out;
+}
+
+decode_result decode(std::string_view text) {
+  decode_result result;
+  int index = 0;
+  try {
+    std::istringstream in{std::string{text}};
+    YAML::Parser parser{in};
+    int previous_start = -1;
+    for (;; ++index) {
+      tree_builder builder;
+      if (!parser.HandleNextDocument(builder)) {
+        break;
+      }
+      // yaml-cpp 0.7 can hand out an empty document without consuming the
+      // token it stopped at (e.g. a ',' at the start of a document), forever
+      // (yaml-cpp issues #1040, #1319). Every real document consumes input,
+      // so a document starting where the previous one started is that bug.
+      if (builder.start().pos == previous_start) {
+        --index;  // the same document as the previous one
+        throw YAML::ParserException(builder.start(), unexpected_at(text, builder.start()));
+      }
+      previous_start = builder.start().pos;
+      if (builder.root() == nullptr || builder.root()->kind == node::type::null) {
+        continue;  // an empty document, e.g. after a trailing `---`
+      }
+      result.documents.push_back(decode_document(*builder.root(), index, builder.start()));
+    }
+  } catch (const YAML::Exception& e) {
+    // A syntax error: the parser cannot resynchronise, so the text ends here.
+    decoded_document doc;
+    doc.index = index;
+    doc.line = e.mark.line + 1;
+    doc.errors.push_back({"", e.mark.line + 1, e.mark.column + 1, e.msg});
+    result.documents.push_back(std::move(doc));
+  } catch (const std::exception& e) {
+    // Not expected from yaml-cpp's parser, short of memory exhaustion; the
+    // contract is that decoding never throws.
+    decoded_document doc;
+    doc.index = index;
+    doc.errors.push_back({"", 0, 0, std::string{"cannot parse YAML: "} + e.what()});
+    result.documents.push_back(std::move(doc));
+  }
+  return result;
+}
+
+std::string encode_yaml(const object& o) {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  emit(out, "apiVersion", api_version);
+  emit(out, "kind", kind_of(o));
+  const object_meta& meta = metadata_of(o);
+  out << YAML::Key << "metadata" << YAML::Value << YAML::BeginMap;
+  emit(out, "name", meta.name);
+  if (!meta.labels.empty()) {
+    emit_string_map(out, "labels", meta.labels);
+  }
+  out << YAML::EndMap;
+  out << YAML::Key << "spec" << YAML::Value << YAML::BeginMap;
+  std::visit([&](const auto& typed) { emit_spec(out, typed.spec); }, o);
+  out << YAML::EndMap;
+  out << YAML::EndMap;
+  return std::string{out.c_str(), out.size()} + "\n";
+}
+
+}  // namespace lifeboat::api

@@ -1,0 +1,195 @@
+#pragma once
+
+// The lifeboat object types: plain data, as decoded from YAML (api/decode.hpp)
+// with every default filled in. An object returned by the decoder has passed
+// validation, so the invariants stated on each field hold; an object built in
+// code must respect them too.
+
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace lifeboat::api {
+
+/// The only apiVersion this build reads and writes.
+inline constexpr std::string_view api_version = "lifeboat/v1";
+
+/// metadata.name is at most this long (an RFC 1123 label).
+inline constexpr std::size_t max_name_length = 63;
+
+/// A BackupSchedule's name is at most this long, so that the names of the
+/// Backups the controller creates for it, `<schedule>-<yyyymmddhhmmss>`,
+/// still fit in max_name_length.
+inline constexpr std::size_t max_schedule_name_length = max_name_length - 15;
+
+/// An expanded archive name (without the extension) is at most this long, so
+/// that the name plus ".tar.zst.partial" stays well under NAME_MAX (255).
+inline constexpr std::size_t max_archive_name_length = 200;
+
+struct object_meta {
+  std::string name;                           // [a-z0-9]([-a-z0-9]*[a-z0-9])?, <= 63
+  std::map<std::string, std::string> labels;  // keys non-empty
+
+  bool operator==(const object_meta&) const = default;
+};
+
+/// How long a quiesce or a resume may take before the run fails.
+struct timeouts_spec {
+  std::chrono::seconds scale_down{std::chrono::minutes{5}};  // > 0
+  std::chrono::seconds scale_up{std::chrono::minutes{5}};    // > 0
+
+  bool operator==(const timeouts_spec&) const = default;
+};
+
+enum class compression_kind { gzip, zstd, none };
+
+/// "gzip", "zstd" or "none": the spelling used in YAML.
+std::string_view to_string(compression_kind c);
+
+/// The file name extension of an archive: ".tar.gz", ".tar.zst" or ".tar".
+std::string_view archive_extension(compression_kind c);
+
+struct archive_spec {
+  /// A template: strftime conversions %Y %m %d %H %M %S %y %j %a %b %e %F,
+  /// `%%`, and `{schedule}`. See expand_archive_name.
+  std::string name = "{schedule}-%Y-%m-%dT%H-%M-%S";
+  compression_kind compression = compression_kind::gzip;
+  /// Unset means the compressor's default. gzip 1-9, zstd 1-19, never with none.
+  std::optional<int> level;
+  /// An ECMAScript regular expression (std::regex) that compiles.
+  std::optional<std::string> exclude;
+
+  bool operator==(const archive_spec&) const = default;
+};
+
+/// A directory on the controller's file system. More destination kinds (s3,
+/// webdav, sftp) become more alternatives of `destination`; code that visits a
+/// destination then fails to compile until it handles them.
+struct local_destination {
+  std::string path;  // absolute
+
+  bool operator==(const local_destination&) const = default;
+};
+
+using destination = std::variant<local_destination>;
+
+/// The YAML key naming the kind of `d`: "local".
+std::string_view destination_kind(const destination& d);
+
+/// Which archives pruning keeps. At least one of the two is set.
+struct retention_spec {
+  std::optional<int> days;       // >= 0: keep archives younger than this
+  std::optional<int> keep_last;  // >= 0: keep at least the newest N
+
+  bool operator==(const retention_spec&) const = default;
+};
+
+/// How many finished Backup objects of a schedule are kept.
+struct history_limits_spec {
+  int succeeded = 3;  // >= 0
+  int failed = 3;     // >= 0
+
+  bool operator==(const history_limits_spec&) const = default;
+};
+
+/// Selects the volumes that carry all of these labels.
+struct label_selector {
+  std::map<std::string, std::string> match_labels;  // not empty, keys non-empty
+
+  bool operator==(const label_selector&) const = default;
+};
+
+struct backup_schedule_spec {
+  std::string schedule;          // parses with cron_schedule::parse
+  std::string timezone = "UTC";  // found by date::locate_zone
+  bool suspend = false;
+  /// Exactly one of `volumes` (non-empty, distinct Docker volume names) and
+  /// `volume_selector` is set.
+  std::vector<std::string> volumes;
+  std::optional<label_selector> volume_selector;
+  /// The value of the docker-volume-backup.stop-during-backup label that
+  /// selects the workloads to quiesce.
+  std::string stop_during_backup = "true";
+  timeouts_spec timeouts;
+  archive_spec archive;
+  std::vector<destination> destinations;    // not empty
+  std::optional<retention_spec> retention;  // unset: keep everything
+  history_limits_spec history_limits;
+
+  bool operator==(const backup_schedule_spec&) const = default;
+};
+
+struct backup_schedule {
+  static constexpr std::string_view kind = "BackupSchedule";
+  object_meta metadata;
+  backup_schedule_spec spec;
+
+  bool operator==(const backup_schedule&) const = default;
+};
+
+/// The controller's status of a Backup is kept in labels of its config, not
+/// here: this is only what a user (or the scheduler) asks for.
+struct backup_spec {
+  std::string schedule_ref;  // a BackupSchedule's metadata.name
+
+  bool operator==(const backup_spec&) const = default;
+};
+
+struct backup {
+  static constexpr std::string_view kind = "Backup";
+  object_meta metadata;
+  backup_spec spec;
+
+  bool operator==(const backup&) const = default;
+};
+
+/// Restore the archived volume `from` into the volume `to`.
+struct volume_mapping {
+  std::string from;  // Docker volume name
+  std::string to;    // Docker volume name; equals `from` unless renamed
+
+  bool operator==(const volume_mapping&) const = default;
+};
+
+struct restore_spec {
+  /// Exactly one of the two is set.
+  std::optional<std::string> backup_ref;  // a Backup's metadata.name
+  std::optional<std::string> archive;     // an absolute path
+  std::vector<volume_mapping> volumes;    // not empty; no two share a `to`
+  bool wipe = false;                      // empty each target volume before extracting
+  std::string stop_during_backup = "true";
+  timeouts_spec timeouts;
+
+  bool operator==(const restore_spec&) const = default;
+};
+
+struct restore {
+  static constexpr std::string_view kind = "Restore";
+  object_meta metadata;
+  restore_spec spec;
+
+  bool operator==(const restore&) const = default;
+};
+
+using object = std::variant<backup_schedule, backup, restore>;
+
+/// "BackupSchedule", "Backup" or "Restore".
+std::string_view kind_of(const object& o);
+
+const object_meta& metadata_of(const object& o);
+
+/// Expands an archive name template for a run of `schedule_name` at the local
+/// wall-clock time `when` (the caller picks the zone, normally the schedule's).
+/// Conversions are those of strftime in the C locale (%a and %b in English),
+/// whatever the process locale. Meant for templates that passed
+/// check_archive_name_template (api/validate.hpp); in any other template an
+/// unsupported `%x` or `{...}` is copied as written. The extension is not added.
+std::string expand_archive_name(std::string_view name_template, std::string_view schedule_name,
+                                std::chrono::local_seconds when);
+
+}  // namespace lifeboat::api

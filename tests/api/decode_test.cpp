@@ -1,0 +1,697 @@
+#include "api/decode.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace lifeboat::api {
+namespace {
+
+using std::chrono::minutes;
+using std::chrono::seconds;
+using testing::ElementsAre;
+using testing::HasSubstr;
+
+// Every error of every document, formatted as the CLI prints them (without
+// the file name), so that a test states path, position and message at once.
+std::vector<std::string> formatted_errors(const decode_result& r) {
+  std::vector<std::string> out;
+  for (const auto& e : r.errors()) {
+    out.push_back(format_error(e));
+  }
+  return out;
+}
+
+std::string dump(const decode_result& r) {
+  std::string out;
+  for (const auto& e : formatted_errors(r)) {
+    out += e + "\n";
+  }
+  return out;
+}
+
+template <class T>
+T decode_one(const std::string& yaml) {
+  const decode_result r = decode(yaml);
+  EXPECT_TRUE(r.ok()) << dump(r);
+  EXPECT_EQ(r.documents.size(), 1U);
+  if (r.documents.size() != 1 || !r.documents[0].value ||
+      !std::holds_alternative<T>(*r.documents[0].value)) {
+    ADD_FAILURE() << "no " << T::kind << " in:\n" << yaml;
+    return T{};
+  }
+  return std::get<T>(*r.documents[0].value);
+}
+
+// ---------------------------------------------------------------------------
+// Valid objects.
+
+TEST(decode, backup_schedule_minimal_gets_every_default) {
+  const auto s = decode_one<backup_schedule>(R"(apiVersion: lifeboat/v1
+kind: BackupSchedule
+metadata: {name: nightly}
+spec:
+  schedule: "0 3 * * *"
+  volumes: [app_db]
+  destinations: [{local: {path: /archive}}]
+)");
+  EXPECT_EQ(s.metadata.name, "nightly");
+  EXPECT_TRUE(s.metadata.labels.empty());
+  EXPECT_EQ(s.spec.schedule, "0 3 * * *");
+  EXPECT_EQ(s.spec.timezone, "UTC");
+  EXPECT_FALSE(s.spec.suspend);
+  EXPECT_THAT(s.spec.volumes, ElementsAre("app_db"));
+  EXPECT_FALSE(s.spec.volume_selector);
+  EXPECT_EQ(s.spec.stop_during_backup, "true");
+  EXPECT_EQ(s.spec.timeouts.scale_down, minutes{5});
+  EXPECT_EQ(s.spec.timeouts.scale_up, minutes{5});
+  EXPECT_EQ(s.spec.archive.name, "{schedule}-%Y-%m-%dT%H-%M-%S");
+  EXPECT_EQ(s.spec.archive.compression, compression_kind::gzip);
+  EXPECT_FALSE(s.spec.archive.level);
+  EXPECT_FALSE(s.spec.archive.exclude);
+  ASSERT_EQ(s.spec.destinations.size(), 1U);
+  EXPECT_EQ(std::get<local_destination>(s.spec.destinations[0]).path, "/archive");
+  EXPECT_FALSE(s.spec.retention);
+  EXPECT_EQ(s.spec.history_limits.succeeded, 3);
+  EXPECT_EQ(s.spec.history_limits.failed, 3);
+}
+
+TEST(decode, backup_schedule_with_every_field) {
+  const auto s = decode_one<backup_schedule>(R"(apiVersion: lifeboat/v1
+kind: BackupSchedule
+metadata:
+  name: nightly-db
+  labels: {team: db, com.example/tier: "1"}
+spec:
+  schedule: "0 3 * * *"
+  timezone: Europe/Berlin
+  suspend: true
+  volumeSelector:
+    matchLabels: {backup: nightly}
+  stopDuringBackup: db
+  timeouts: {scaleDown: 90s, scaleUp: 1h30m}
+  archive:
+    name: "{schedule}-%F"
+    compression: zstd
+    level: 19
+    exclude: '\.cache/'
+  destinations:
+    - local: {path: /archive}
+    - local:
+        path: /mnt/offsite
+  retention: {days: 7, keepLast: 0}
+  historyLimits: {succeeded: 10, failed: 0}
+)");
+  backup_schedule expected;
+  expected.metadata.name = "nightly-db";
+  expected.metadata.labels = {{"team", "db"}, {"com.example/tier", "1"}};
+  expected.spec.schedule = "0 3 * * *";
+  expected.spec.timezone = "Europe/Berlin";
+  expected.spec.suspend = true;
+  expected.spec.volume_selector = label_selector{{{"backup", "nightly"}}};
+  expected.spec.stop_during_backup = "db";
+  expected.spec.timeouts = {seconds{90}, seconds{5400}};
+  expected.spec.archive = {"{schedule}-%F", compression_kind::zstd, 19, R"(\.cache/)"};
+  expected.spec.destinations = {local_destination{"/archive"}, local_destination{"/mnt/offsite"}};
+  expected.spec.retention = retention_spec{7, 0};
+  expected.spec.history_limits = {10, 0};
+  EXPECT_EQ(s, expected) << encode_yaml(s);
+}
+
+TEST(decode, backup) {
+  const auto b = decode_one<backup>(R"(apiVersion: lifeboat/v1
+kind: Backup
+metadata: {name: nightly-db-20240101030000, labels: {by: hand}}
+spec: {scheduleRef: nightly-db}
+)");
+  EXPECT_EQ(b.metadata.name, "nightly-db-20240101030000");
+  EXPECT_EQ(b.metadata.labels.at("by"), "hand");
+  EXPECT_EQ(b.spec.schedule_ref, "nightly-db");
+}
+
+TEST(decode, restore_with_defaults_and_every_mapping_form) {
+  const auto r = decode_one<restore>(R"(apiVersion: lifeboat/v1
+kind: Restore
+metadata: {name: restore-db}
+spec:
+  backupRef: nightly-db-20240101030000
+  volumes:
+    - app_db
+    - app_uploads=uploads_copy
+    - {from: app_logs, to: logs_old}
+    - from: app_cache
+)");
+  EXPECT_EQ(r.spec.backup_ref, "nightly-db-20240101030000");
+  EXPECT_FALSE(r.spec.archive);
+  EXPECT_THAT(r.spec.volumes, ElementsAre(volume_mapping{"app_db", "app_db"},
+                                          volume_mapping{"app_uploads", "uploads_copy"},
+                                          volume_mapping{"app_logs", "logs_old"},
+                                          volume_mapping{"app_cache", "app_cache"}));
+  EXPECT_FALSE(r.spec.wipe);
+  EXPECT_EQ(r.spec.stop_during_backup, "true");
+  EXPECT_EQ(r.spec.timeouts, timeouts_spec{});
+}
+
+TEST(decode, restore_from_an_archive_path) {
+  const auto r = decode_one<restore>(R"(apiVersion: lifeboat/v1
+kind: Restore
+metadata: {name: from-file}
+spec:
+  archive: /archive/nightly-db-2024-01-01T03-00-00.tar.gz
+  volumes: [app_db]
+  wipe: true
+  stopDuringBackup: db
+  timeouts: {scaleUp: 10m}
+)");
+  EXPECT_FALSE(r.spec.backup_ref);
+  EXPECT_EQ(r.spec.archive, "/archive/nightly-db-2024-01-01T03-00-00.tar.gz");
+  EXPECT_TRUE(r.spec.wipe);
+  EXPECT_EQ(r.spec.stop_during_backup, "db");
+  EXPECT_EQ(r.spec.timeouts.scale_down, minutes{5});
+  EXPECT_EQ(r.spec.timeouts.scale_up, minutes{10});
+}
+
+TEST(decode, plain_scalars_are_strings_where_strings_are_expected) {
+  const auto s = decode_one<backup_schedule>(R"(apiVersion: lifeboat/v1
+kind: BackupSchedule
+metadata: {name: "123", labels: {n: 1.50, b: yes}}
+spec:
+  schedule: "@daily"
+  volumes: [app_db]
+  stopDuringBackup: true
+  destinations: [{local: {path: /a}}]
+  timezone: ~
+)");
+  EXPECT_EQ(s.metadata.name, "123");
+  EXPECT_EQ(s.metadata.labels.at("n"), "1.50");  // as written, not reformatted
+  EXPECT_EQ(s.metadata.labels.at("b"), "yes");
+  EXPECT_EQ(s.spec.stop_during_backup, "true");
+  EXPECT_EQ(s.spec.timezone, "UTC");  // an explicit null is an absent field
+}
+
+TEST(decode, multiple_documents_keep_order_index_and_line) {
+  const decode_result r = decode(R"(---
+apiVersion: lifeboat/v1
+kind: Backup
+metadata: {name: one}
+spec: {scheduleRef: nightly}
+---
+# an empty document is skipped
+---
+apiVersion: lifeboat/v1
+kind: Backup
+metadata: {name: Two}
+spec: {scheduleRef: nightly}
+---
+apiVersion: lifeboat/v1
+kind: Restore
+metadata: {name: three}
+spec: {backupRef: one, volumes: [app_db]}
+...
+)");
+  ASSERT_EQ(r.documents.size(), 3U);
+  EXPECT_EQ(r.documents[0].index, 0);
+  EXPECT_EQ(r.documents[0].line, 1);
+  EXPECT_EQ(r.documents[1].index, 2);
+  EXPECT_EQ(r.documents[1].line, 8);
+  EXPECT_EQ(r.documents[1].kind, "Backup");
+  EXPECT_EQ(r.documents[1].name, "Two");
+  EXPECT_FALSE(r.documents[1].value);
+  EXPECT_EQ(r.documents[2].index, 3);
+  EXPECT_EQ(r.documents[2].line, 13);
+  EXPECT_FALSE(r.ok());
+  const auto objects = r.objects();
+  ASSERT_EQ(objects.size(), 2U);
+  EXPECT_EQ(metadata_of(objects[0]).name, "one");
+  EXPECT_EQ(metadata_of(objects[1]).name, "three");
+  EXPECT_THAT(formatted_errors(r),
+              ElementsAre("11:18: metadata.name: \"Two\" is not a valid name: use lowercase "
+                          "letters, digits and '-', and start and end with a letter or digit"));
+}
+
+TEST(decode, empty_text_has_no_documents) {
+  for (const char* text : {"", "\n", "# only a comment\n", "---\n", "---\n...\n---\n"}) {
+    const decode_result r = decode(text);
+    EXPECT_TRUE(r.documents.empty()) << text;
+    EXPECT_TRUE(r.ok());
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Errors: one table row per kind of error, with the exact formatted errors.
+
+struct error_case {
+  std::string name;
+  std::string yaml;
+  std::vector<std::string> expected;
+};
+
+// The first 7 lines of a valid schedule; a case appends spec fields from line 8.
+std::string schedule_with(const std::string& more_spec) {
+  return "apiVersion: lifeboat/v1\n"
+         "kind: BackupSchedule\n"
+         "metadata: {name: nightly}\n"
+         "spec:\n"
+         "  schedule: \"0 3 * * *\"\n"
+         "  volumes: [app_db]\n"
+         "  destinations: [{local: {path: /archive}}]\n" +
+         more_spec;
+}
+
+// A valid restore whose spec ends at line 5; a case appends from line 6.
+std::string restore_with(const std::string& spec) {
+  return "apiVersion: lifeboat/v1\n"
+         "kind: Restore\n"
+         "metadata: {name: r}\n"
+         "spec:\n" +
+         spec;
+}
+
+void run(const std::vector<error_case>& cases) {
+  for (const auto& c : cases) {
+    const decode_result r = decode(c.yaml);
+    EXPECT_EQ(formatted_errors(r), c.expected) << c.name << "\n" << c.yaml;
+    EXPECT_TRUE(r.objects().empty()) << c.name;
+  }
+}
+
+TEST(decode_errors, document_shape) {
+  run({
+      {"root is a list", "- a\n- b\n", {"1:1: expected a map, got a list"}},
+      {"root is a scalar", "hello\n", {"1:1: expected a map, got \"hello\""}},
+      {"bad apiVersion",
+       "apiVersion: lifeboat/v2\nkind: Backup\nmetadata: {name: b}\nspec: {scheduleRef: s}\n",
+       {"1:13: apiVersion: unsupported apiVersion \"lifeboat/v2\"; expected \"lifeboat/v1\""}},
+      {"unknown kind",
+       "apiVersion: lifeboat/v1\nkind: Backups\nmetadata: {name: b}\nspec: {scheduleRef: s}\n",
+       {"2:7: kind: unknown kind \"Backups\"; expected BackupSchedule, Backup or Restore"}},
+      {"missing top-level fields",
+       "kind: Backup\n",
+       {"1:1: apiVersion: required field is missing", "1:1: metadata: required field is missing",
+        "1:1: spec: required field is missing"}},
+      {"status is not decoded",
+       "apiVersion: lifeboat/v1\nkind: Backup\nmetadata: {name: b}\nspec: {scheduleRef: s}\n"
+       "status: {phase: Succeeded}\n",
+       {"5:1: status: unknown field"}},
+      {"metadata fields",
+       "apiVersion: lifeboat/v1\nkind: Backup\nmetadata:\n  namespace: x\n  labels: [a]\n"
+       "spec: {scheduleRef: s}\n",
+       {"4:3: metadata.name: required field is missing", "4:3: metadata.namespace: unknown field",
+        "5:11: metadata.labels: expected a map, got a list"}},
+      {"label values are strings, keys not empty",
+       "apiVersion: lifeboat/v1\nkind: Backup\nmetadata:\n  name: b\n"
+       "  labels: {a: [x], b: , \"\": c, d.e/f: {}}\nspec: {scheduleRef: s}\n",
+       {"5:15: metadata.labels.a: expected a string, got a list",
+        "5:23: metadata.labels.b: expected a string, got null",
+        "5:25: metadata.labels[\"\"]: keys must not be empty",
+        "5:39: metadata.labels[\"d.e/f\"]: expected a string, got a map"}},
+      {"schedule name leaves room for backup names",
+       "apiVersion: lifeboat/v1\nkind: BackupSchedule\nmetadata: {name: " + std::string(49, 'a') +
+           "}\nspec:\n  schedule: \"0 3 * * *\"\n  volumes: [app_db]\n"
+           "  destinations: [{local: {path: /archive}}]\n",
+       {"3:18: metadata.name: must be at most 48 characters, got 49"}},
+  });
+}
+
+TEST(decode_errors, syntax) {
+  run({
+      {"bad indentation", "a: b\n  c: d\n", {"2:4: illegal map value"}},
+      {"unclosed flow sequence", "a: [1, 2\n", {"2:1: end of sequence flow not found"}},
+      {"undefined alias", "a: *nope\n", {"1:4: the referenced anchor is not defined"}},
+      // yaml-cpp 0.7 hands out empty documents at a leading ',' forever
+      // (found by the fuzzer); the decoder detects it and stops.
+      {"leading comma", ",a: b\n", {"1:1: unexpected \",\""}},
+  });
+}
+
+TEST(decode_errors, syntax_error_keeps_the_documents_before_it) {
+  const decode_result r = decode(
+      "apiVersion: lifeboat/v1\nkind: Backup\nmetadata: {name: b}\nspec: {scheduleRef: s}\n"
+      "---\n"
+      "a: [\n");
+  ASSERT_EQ(r.documents.size(), 2U);
+  EXPECT_TRUE(r.documents[0].value);
+  EXPECT_EQ(r.documents[1].index, 1);
+  EXPECT_THAT(formatted_errors(r), ElementsAre("7:1: end of sequence flow not found"));
+}
+
+TEST(decode_errors, fields_and_types) {
+  run({
+      {"unknown field with a suggestion",
+       schedule_with("  timeZone: UTC\n"),
+       {"8:3: spec.timeZone: unknown field; did you mean \"timezone\"?"}},
+      {"unknown field without a suggestion",
+       schedule_with("  colour: blue\n"),
+       {"8:3: spec.colour: unknown field"}},
+      {"duplicate field",
+       schedule_with("  suspend: true\n  suspend: false\n"),
+       {"9:3: spec.suspend: duplicate field"}},
+      {"non-string field name",
+       schedule_with("  [a]: b\n"),
+       {"8:3: spec: field names must be strings, got a list"}},
+      {"string where a map is expected",
+       schedule_with("  archive: gzip\n"),
+       {"8:12: spec.archive: expected a map, got \"gzip\""}},
+      {"map where a list is expected",
+       schedule_with("  retention: {days: 1}\n  historyLimits: [1]\n"),
+       {"9:18: spec.historyLimits: expected a map, got a list"}},
+      {"list where a string is expected",
+       schedule_with("  timezone: [UTC]\n"),
+       {"8:13: spec.timezone: expected a string, got a list"}},
+      {"null list item",
+       "apiVersion: lifeboat/v1\nkind: BackupSchedule\nmetadata: {name: n}\nspec:\n"
+       "  schedule: \"0 3 * * *\"\n  volumes: [app_db, ~]\n"
+       "  destinations: [{local: {path: /archive}}]\n",
+       {"6:21: spec.volumes[1]: expected a string, got null"}},
+      {"yes is not a boolean",
+       schedule_with("  suspend: yes\n"),
+       {"8:12: spec.suspend: expected true or false, got \"yes\""}},
+      {"True is not a boolean",
+       schedule_with("  suspend: True\n"),
+       {"8:12: spec.suspend: expected true or false, got \"True\""}},
+      {"a quoted boolean is a string",
+       schedule_with("  suspend: \"true\"\n"),
+       {"8:12: spec.suspend: expected true or false, got the string \"true\""}},
+      {"an integer that is not one",
+       schedule_with("  historyLimits: {succeeded: 1.5, failed: 0x10}\n"),
+       {"8:30: spec.historyLimits.succeeded: expected an integer, got \"1.5\"",
+        "8:43: spec.historyLimits.failed: expected an integer, got \"0x10\""}},
+      {"a quoted integer is a string",
+       schedule_with("  historyLimits: {succeeded: \"3\"}\n"),
+       {"8:30: spec.historyLimits.succeeded: expected an integer, got the string \"3\""}},
+      {"integers out of range",
+       schedule_with("  historyLimits: {succeeded: -1, failed: 99999999999999999999}\n"),
+       {"8:30: spec.historyLimits.succeeded: must not be negative, got -1",
+        "8:42: spec.historyLimits.failed: must be between 0 and 2147483647, got "
+        "99999999999999999999"}},
+      {"bad enum value",
+       schedule_with("  archive: {compression: bzip2}\n"),
+       {"8:26: spec.archive.compression: must be one of gzip, zstd, none; got \"bzip2\""}},
+      {"invalid UTF-8",
+       schedule_with("  stopDuringBackup: \"a\xff\"\n"),
+       {"8:21: spec.stopDuringBackup: must be valid UTF-8"}},
+      {"NUL character",
+       schedule_with("  stopDuringBackup: \"a\\0b\"\n"),
+       {"8:21: spec.stopDuringBackup: must not contain a NUL character"}},
+      {"empty group",
+       schedule_with("  stopDuringBackup: \"\"\n"),
+       {"8:21: spec.stopDuringBackup: must not be empty"}},
+  });
+}
+
+TEST(decode_errors, missing_required_fields_point_at_the_parent_map) {
+  run({
+      {"schedule",
+       "apiVersion: lifeboat/v1\nkind: BackupSchedule\nmetadata: {name: n}\nspec:\n"
+       "  volumes: [app_db]\n  destinations: [{local: {path: /archive}}]\n",
+       {"5:3: spec.schedule: required field is missing"}},
+      {"null counts as missing",
+       "apiVersion: lifeboat/v1\nkind: Backup\nmetadata:\n  name:\nspec: {scheduleRef: s}\n",
+       {"4:3: metadata.name: required field is missing"}},
+      {"destinations",
+       "apiVersion: lifeboat/v1\nkind: BackupSchedule\nmetadata: {name: n}\nspec:\n"
+       "  schedule: \"0 3 * * *\"\n  volumes: [app_db]\n",
+       {"5:3: spec.destinations: required field is missing"}},
+      {"destination path",
+       "apiVersion: lifeboat/v1\nkind: BackupSchedule\nmetadata: {name: n}\nspec:\n"
+       "  schedule: \"0 3 * * *\"\n  volumes: [app_db]\n  destinations:\n    - local: {}\n",
+       {"8:14: spec.destinations[0].local.path: required field is missing"}},
+      {"scheduleRef",
+       "apiVersion: lifeboat/v1\nkind: Backup\nmetadata: {name: b}\nspec: {}\n",
+       {"4:7: spec.scheduleRef: required field is missing"}},
+      {"matchLabels",
+       "apiVersion: lifeboat/v1\nkind: BackupSchedule\nmetadata: {name: n}\nspec:\n"
+       "  schedule: \"0 3 * * *\"\n  volumeSelector: {}\n"
+       "  destinations: [{local: {path: /archive}}]\n",
+       {"6:19: spec.volumeSelector.matchLabels: required field is missing"}},
+  });
+}
+
+TEST(decode_errors, schedule_validation) {
+  run({
+      {"unknown time zone",
+       schedule_with("  timezone: Europe/Berln\n"),
+       {"8:13: spec.timezone: unknown time zone \"Europe/Berln\" (not in the IANA time zone "
+        "database)"}},
+      {"bad duration",
+       schedule_with("  timeouts: {scaleDown: 5x, scaleUp: 0s}\n"),
+       {"8:25: spec.timeouts.scaleDown: invalid duration \"5x\": write digits with units h, m "
+        "and s in that order, e.g. 90s, 5m, 1h30m",
+        "8:38: spec.timeouts.scaleUp: invalid duration \"0s\": write digits with units h, m and "
+        "s in that order, e.g. 90s, 5m, 1h30m"}},
+      {"bad regex",
+       schedule_with("  archive: {exclude: '(a'}\n"),
+       {"8:22: spec.archive.exclude: invalid regular expression \"(a\": unbalanced ( ), or *, + "
+        "or ? with nothing to repeat"}},
+      {"bad archive name template",
+       schedule_with("  archive: {name: \"{schedule}-%T\"}\n"),
+       {"8:19: spec.archive.name: \"%T\" is not supported: it writes ':', which tar and Windows "
+        "file systems handle badly; use %H-%M-%S"}},
+      {"unknown placeholder",
+       schedule_with("  archive: {name: \"{name}-%F\"}\n"),
+       {"8:19: spec.archive.name: unknown placeholder \"{name}\"; only {schedule} is "
+        "supported"}},
+      {"level out of range",
+       schedule_with("  archive: {compression: gzip, level: 10}\n"),
+       {"8:39: spec.archive.level: gzip level must be between 1 and 9, got 10"}},
+      {"level without compression",
+       schedule_with("  archive: {compression: none, level: 1}\n"),
+       {"8:39: spec.archive.level: compression none takes no level"}},
+      {"empty retention",
+       schedule_with("  retention: {}\n"),
+       {"8:14: spec.retention: set at least one of days or keepLast"}},
+      {"negative retention",
+       schedule_with("  retention: {days: -1}\n"),
+       {"8:21: spec.retention.days: must not be negative, got -1"}},
+      {"volumes and selector",
+       schedule_with("  volumeSelector: {matchLabels: {a: b}}\n"),
+       {"8:19: spec.volumeSelector: volumes and volumeSelector are mutually exclusive"}},
+      {"neither volumes nor selector",
+       "apiVersion: lifeboat/v1\nkind: BackupSchedule\nmetadata: {name: n}\nspec:\n"
+       "  schedule: \"0 3 * * *\"\n  destinations: [{local: {path: /archive}}]\n",
+       {"5:3: spec: one of volumes or volumeSelector is required"}},
+      {"empty selector",
+       "apiVersion: lifeboat/v1\nkind: BackupSchedule\nmetadata: {name: n}\nspec:\n"
+       "  schedule: \"0 3 * * *\"\n  volumeSelector: {matchLabels: {}}\n"
+       "  destinations: [{local: {path: /archive}}]\n",
+       {"6:33: spec.volumeSelector.matchLabels: must not be empty"}},
+      {"volume names",
+       "apiVersion: lifeboat/v1\nkind: BackupSchedule\nmetadata: {name: n}\nspec:\n"
+       "  schedule: \"0 3 * * *\"\n  volumes: [a, app_db, app_db]\n"
+       "  destinations: [{local: {path: /archive}}]\n",
+       {"6:13: spec.volumes[0]: \"a\" is not a valid volume name: use at least 2 characters "
+        "from [a-zA-Z0-9_.-], starting with a letter or digit",
+        "6:24: spec.volumes[2]: duplicate volume \"app_db\""}},
+      {"empty volume list",
+       "apiVersion: lifeboat/v1\nkind: BackupSchedule\nmetadata: {name: n}\nspec:\n"
+       "  schedule: \"0 3 * * *\"\n  volumes: []\n"
+       "  destinations: [{local: {path: /archive}}]\n",
+       {"6:12: spec.volumes: must not be empty"}},
+  });
+}
+
+TEST(decode_errors, invalid_cron_expression) {
+  // The cron grammar belongs to api/cron.cpp; here only the plumbing is
+  // checked: path, position and a message that names the field.
+  const decode_result r = decode(
+      "apiVersion: lifeboat/v1\nkind: BackupSchedule\nmetadata: {name: n}\nspec:\n"
+      "  schedule: \"0 25 * * *\"\n  volumes: [app_db]\n"
+      "  destinations: [{local: {path: /archive}}]\n");
+  const auto errors = r.errors();
+  ASSERT_EQ(errors.size(), 1U) << dump(r);
+  EXPECT_EQ(errors[0].path, "spec.schedule");
+  EXPECT_EQ(errors[0].line, 5);
+  EXPECT_EQ(errors[0].column, 13);
+  EXPECT_THAT(errors[0].message, testing::StartsWith("invalid schedule \"0 25 * * *\": "));
+  EXPECT_THAT(errors[0].message, HasSubstr("hour"));
+}
+
+TEST(decode_errors, destinations) {
+  const std::string head =
+      "apiVersion: lifeboat/v1\nkind: BackupSchedule\nmetadata: {name: n}\nspec:\n"
+      "  schedule: \"0 3 * * *\"\n  volumes: [app_db]\n";
+  run({
+      {"empty list", head + "  destinations: []\n", {"7:17: spec.destinations: must not be empty"}},
+      {"unknown kind",
+       head + "  destinations:\n    - s3: {bucket: b}\n",
+       {"8:7: spec.destinations[0].s3: unknown destination kind \"s3\"; expected local"}},
+      {"two kinds in one item",
+       head + "  destinations:\n    - local: {path: /a}\n      webdav: {}\n",
+       {"8:7: spec.destinations[0]: expected exactly one destination kind (local), got 2",
+        "9:7: spec.destinations[0].webdav: unknown destination kind \"webdav\"; expected local"}},
+      {"no kind",
+       head + "  destinations: [{}]\n",
+       {"7:18: spec.destinations[0]: expected exactly one destination kind (local), got 0"}},
+      {"item is not a map",
+       head + "  destinations: [/archive]\n",
+       {"7:18: spec.destinations[0]: expected a map, got \"/archive\""}},
+      {"relative path",
+       head + "  destinations:\n    - local: {path: archive}\n",
+       {"8:21: spec.destinations[0].local.path: \"archive\" is not an absolute path"}},
+      {"unknown field in a destination",
+       head + "  destinations:\n    - local: {path: /a, pth: /b}\n",
+       {"8:25: spec.destinations[0].local.pth: unknown field; did you mean \"path\"?"}},
+  });
+}
+
+TEST(decode_errors, restore) {
+  run({
+      {"backupRef and archive",
+       restore_with("  backupRef: b\n  archive: /a.tar\n  volumes: [app_db]\n"),
+       {"6:12: spec.archive: backupRef and archive are mutually exclusive"}},
+      {"neither backupRef nor archive",
+       restore_with("  volumes: [app_db]\n"),
+       {"5:3: spec: one of backupRef or archive is required"}},
+      {"relative archive",
+       restore_with("  archive: a.tar\n  volumes: [app_db]\n"),
+       {"5:12: spec.archive: \"a.tar\" is not an absolute path"}},
+      {"bad backupRef",
+       restore_with("  backupRef: B\n  volumes: [app_db]\n"),
+       {"5:14: spec.backupRef: \"B\" is not a valid name: use lowercase letters, digits and '-', "
+        "and start and end with a letter or digit"}},
+      {"volumes missing",
+       restore_with("  backupRef: b\n"),
+       {"5:3: spec.volumes: required field is missing"}},
+      {"short form with a bad target",
+       restore_with("  backupRef: b\n  volumes: [\"app_db=x\", \"app_db=\"]\n"),
+       {"6:13: spec.volumes[0]: \"x\" is not a valid volume name: use at least 2 characters "
+        "from [a-zA-Z0-9_.-], starting with a letter or digit",
+        "6:25: spec.volumes[1]: \"\" is not a valid volume name: use at least 2 characters from "
+        "[a-zA-Z0-9_.-], starting with a letter or digit"}},
+      {"long form",
+       restore_with("  backupRef: b\n  volumes:\n    - {to: app_db, into: x}\n"),
+       {"7:7: spec.volumes[0].from: required field is missing",
+        "7:20: spec.volumes[0].into: unknown field"}},
+      {"two mappings into one volume",
+       restore_with("  backupRef: b\n  volumes: [app_db, \"other=app_db\"]\n"),
+       {"6:21: spec.volumes[1]: volume \"app_db\" is the target of another mapping"}},
+      {"item is a list",
+       restore_with("  backupRef: b\n  volumes: [[app_db]]\n"),
+       {"6:13: spec.volumes[0]: expected a string or a map, got a list"}},
+      {"wipe is a boolean",
+       restore_with("  backupRef: b\n  volumes: [app_db]\n  wipe: 1\n"),
+       {"7:9: spec.wipe: expected true or false, got \"1\""}},
+  });
+}
+
+TEST(decode_errors, every_error_of_a_document_is_reported_in_text_order) {
+  const decode_result r = decode(R"(apiVersion: lifeboat/v1
+kind: BackupSchedule
+metadata: {name: Nightly}
+spec:
+  schedule: "0 3 * * *"
+  timezone: Mars/Olympus
+  suspend: no
+  volumes: [app_db]
+  archive: {compression: lz4, exclude: "["}
+  destinations:
+    - ftp: {host: x}
+  retention: {keepLast: many}
+  extra: 1
+)");
+  EXPECT_THAT(
+      formatted_errors(r),
+      ElementsAre("3:18: metadata.name: \"Nightly\" is not a valid name: use lowercase letters, "
+                  "digits and '-', and start and end with a letter or digit",
+                  "6:13: spec.timezone: unknown time zone \"Mars/Olympus\" (not in the IANA "
+                  "time zone database)",
+                  "7:12: spec.suspend: expected true or false, got \"no\"",
+                  "9:26: spec.archive.compression: must be one of gzip, zstd, none; got \"lz4\"",
+                  "9:40: spec.archive.exclude: invalid regular expression \"[\": unbalanced [ ]",
+                  "11:7: spec.destinations[0].ftp: unknown destination kind \"ftp\"; expected "
+                  "local",
+                  "12:25: spec.retention.keepLast: expected an integer, got \"many\"",
+                  "13:3: spec.extra: unknown field"));
+  ASSERT_EQ(r.documents.size(), 1U);
+  EXPECT_FALSE(r.documents[0].value);
+  EXPECT_EQ(r.documents[0].kind, "BackupSchedule");
+  EXPECT_EQ(r.documents[0].name, "Nightly");
+}
+
+TEST(decode_errors, aliases_and_cycles_are_walked_by_the_schema_only) {
+  // `labels` aliases its own parent map: a cycle must neither hang nor crash.
+  run({
+      {"self-referencing map",
+       "apiVersion: lifeboat/v1\nkind: Backup\nmetadata: &m {name: b, labels: *m}\n"
+       "spec: {scheduleRef: s}\n",
+       {"3:11: metadata.labels.labels: expected a string, got a map"}},
+  });
+  // Aliases of scalars are plain values.
+  const auto b = decode_one<backup>(
+      "apiVersion: lifeboat/v1\nkind: Backup\nmetadata: {name: &n b, labels: {a: *n}}\n"
+      "spec: {scheduleRef: s}\n");
+  EXPECT_EQ(b.metadata.labels.at("a"), "b");
+}
+
+TEST(format_error, leaves_out_unknown_parts) {
+  EXPECT_EQ(format_error({"spec.x", 3, 7, "bad"}), "3:7: spec.x: bad");
+  EXPECT_EQ(format_error({"", 3, 7, "bad"}), "3:7: bad");
+  EXPECT_EQ(format_error({"spec.x", 0, 0, "bad"}), "spec.x: bad");
+}
+
+// ---------------------------------------------------------------------------
+// Encoding.
+
+TEST(encode_yaml, writes_every_default_and_reads_back) {
+  const auto b = decode_one<backup>(
+      "apiVersion: lifeboat/v1\nkind: Backup\nmetadata: {name: b}\nspec: {scheduleRef: s}\n");
+  EXPECT_EQ(encode_yaml(b),
+            "apiVersion: lifeboat/v1\n"
+            "kind: Backup\n"
+            "metadata:\n"
+            "  name: b\n"
+            "spec:\n"
+            "  scheduleRef: s\n");
+}
+
+TEST(encode_yaml, round_trips_every_kind) {
+  const std::vector<std::string> texts = {
+      R"(apiVersion: lifeboat/v1
+kind: BackupSchedule
+metadata: {name: "123", labels: {"true": "null", n: "1.5", e: ""}}
+spec:
+  schedule: "0 3 * * *"
+  timezone: Europe/Berlin
+  volumeSelector: {matchLabels: {backup: "yes", "~": ~x}}
+  stopDuringBackup: "on"
+  archive: {name: "%F %%", compression: none, exclude: "^a: b'\"#"}
+  destinations: [{local: {path: "/a b/#c"}}]
+  retention: {keepLast: 2}
+)",
+      R"(apiVersion: lifeboat/v1
+kind: Restore
+metadata: {name: r}
+spec:
+  archive: "/x/\u00e9\t.tar"
+  volumes: [a1, "b1=c1"]
+  wipe: true
+)",
+  };
+  for (const auto& text : texts) {
+    const decode_result first = decode(text);
+    ASSERT_TRUE(first.ok()) << dump(first) << text;
+    const object o = first.objects().at(0);
+    const std::string yaml = encode_yaml(o);
+    const decode_result second = decode(yaml);
+    ASSERT_TRUE(second.ok()) << dump(second) << yaml;
+    EXPECT_EQ(second.objects().at(0), o) << yaml;
+  }
+}
+
+TEST(encode_yaml, quotes_strings_other_parsers_would_not_read_as_strings) {
+  backup b;
+  b.metadata.name = "b";
+  b.metadata.labels = {{"a", "true"}, {"b", "1.5"}, {"c", "~"}, {"d", "plain"}, {"e", "No"}};
+  b.spec.schedule_ref = "s";
+  EXPECT_THAT(encode_yaml(b), HasSubstr("    a: \"true\"\n"
+                                        "    b: \"1.5\"\n"
+                                        "    c: \"~\"\n"
+                                        "    d: plain\n"
+                                        "    e: \"No\"\n"));
+}
+
+}  // namespace
+}  // namespace lifeboat::api
