@@ -1,0 +1,148 @@
+#pragma once
+
+// What the quiesce planner (reconcilers/quiesce.hpp) sees of the engine: plain
+// data that the controller fills from its engine client's types, so that this
+// library never depends on the controller. Only the fields the planner reads
+// are here.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace lifeboat::reconcilers {
+
+using label_map = std::map<std::string, std::string>;
+
+/// docker-volume-backup's label. Its value is a group; a run quiesces the
+/// workloads whose value equals the run's group.
+inline constexpr std::string_view stop_during_backup_label =
+    "docker-volume-backup.stop-during-backup";
+inline constexpr std::string_view default_stop_group = "true";
+
+/// Service labels lifeboat writes in the same versioned update that scales a
+/// service to zero, and removes in the update that scales it back: the replica
+/// count to restore (decimal) and the name of the run that holds the service.
+inline constexpr std::string_view prior_replicas_label = "lifeboat.prior-replicas";
+inline constexpr std::string_view held_by_label = "lifeboat.held-by";
+
+/// Labels Swarm puts on every task container; the controller fills
+/// observed_container::service_id from the first.
+inline constexpr std::string_view swarm_service_id_label = "com.docker.swarm.service.id";
+inline constexpr std::string_view swarm_service_name_label = "com.docker.swarm.service.name";
+inline constexpr std::string_view swarm_task_id_label = "com.docker.swarm.task.id";
+
+/// Spec.Mode of a service. `unknown` stands for a mode this build does not
+/// know (a newer engine); it is treated like any mode that cannot be scaled.
+enum class service_mode { replicated, global, replicated_job, global_job, unknown };
+
+/// "replicated", "global", "replicated-job", "global-job" (the spelling of
+/// `docker service create --mode`), or "unknown".
+constexpr std::string_view to_string(service_mode mode) {
+  switch (mode) {
+    case service_mode::replicated:
+      return "replicated";
+    case service_mode::global:
+      return "global";
+    case service_mode::replicated_job:
+      return "replicated-job";
+    case service_mode::global_job:
+      return "global-job";
+    case service_mode::unknown:
+      return "unknown";
+  }
+  return "unknown";
+}
+
+struct observed_service {
+  std::string id;
+  std::uint64_t version = 0;  ///< Version.Index: every update must carry it
+  std::string name;
+  label_map service_labels;    ///< Spec.Labels (`deploy.labels` in a stack file)
+  label_map container_labels;  ///< Spec.TaskTemplate.ContainerSpec.Labels
+  service_mode mode = service_mode::unknown;
+  std::optional<std::uint64_t> replicas;  ///< replicated services only
+  /// Spec.TaskTemplate.RestartPolicy.Condition: "any", "on-failure" or "none".
+  /// Empty means unset, which Swarm treats as "any".
+  std::string restart_condition;
+  /// Spec.TaskTemplate.ForceUpdate. Incrementing it redeploys every task; the
+  /// planner compares it with the value journaled at stop time to tell whether
+  /// stopped tasks have been brought back since.
+  std::uint64_t force_update = 0;
+
+  bool operator==(const observed_service&) const = default;
+};
+
+/// Task states from `new` through `running` (Swarm's order). A task in one of
+/// them has, or is about to have, a running container; any other state
+/// (complete, shutdown, failed, rejected, orphaned, remove) is final.
+constexpr bool is_active_task_state(std::string_view state) {
+  return state == "new" || state == "allocated" || state == "pending" || state == "assigned" ||
+         state == "accepted" || state == "preparing" || state == "ready" || state == "starting" ||
+         state == "running";
+}
+
+struct observed_task {
+  std::string id;
+  std::string service_id;
+  std::string state;          ///< Status.State
+  std::string desired_state;  ///< DesiredState: "running", "shutdown", ...
+  std::string container_id;   ///< Status.ContainerStatus.ContainerID; may be empty
+
+  bool operator==(const observed_task&) const = default;
+};
+
+/// Container states in which its processes may still write: "running",
+/// "paused" and "restarting". "created", "exited", "dead" and "removing" do not.
+constexpr bool is_running_container_state(std::string_view state) {
+  return state == "running" || state == "paused" || state == "restarting";
+}
+
+/// A container on the controller's own node (the engine lists no other).
+struct observed_container {
+  std::string id;
+  std::string name;
+  label_map container_labels;
+  std::string state;           ///< State.Status: "running", "exited", "created", ...
+  std::string restart_policy;  ///< HostConfig.RestartPolicy.Name; informative only
+  /// The com.docker.swarm.service.id label; empty when the container is not
+  /// a Swarm task.
+  std::string service_id;
+
+  bool operator==(const observed_container&) const = default;
+};
+
+/// One consistent listing. Order does not matter: the planner sorts.
+struct observed_state {
+  std::vector<observed_service> services;
+  std::vector<observed_task> tasks;
+  std::vector<observed_container> containers;
+
+  bool operator==(const observed_state&) const = default;
+};
+
+/// A container a run stopped, as written to the run's journal before the stop.
+struct journal_entry {
+  std::string container_id;
+  std::string service_id;  ///< empty for a container that is not a Swarm task
+  /// The service's force_update when the entry was written (0 without a
+  /// service). A larger observed value means the service has been redeployed
+  /// since, which brought the stopped task back.
+  std::uint64_t force_update = 0;
+
+  bool operator==(const journal_entry&) const = default;
+};
+
+/// The containers a run has stopped (or is about to stop), kept with the run
+/// (labels of its Backup object). It is the only record of them: a stopped
+/// container carries no mark of the run.
+struct journal {
+  std::string run;  ///< the run's name; may be empty when `entries` is empty
+  std::vector<journal_entry> entries;
+
+  bool operator==(const journal&) const = default;
+};
+
+}  // namespace lifeboat::reconcilers

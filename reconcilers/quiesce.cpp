@@ -1,0 +1,658 @@
+#include "reconcilers/quiesce.hpp"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <map>
+#include <optional>
+#include <set>
+#include <system_error>
+#include <tuple>
+#include <utility>
+
+namespace lifeboat::reconcilers {
+
+namespace {
+
+template <class... Fs>
+struct overloaded : Fs... {
+  using Fs::operator()...;
+};
+// Clang 14 lacks class template argument deduction for aggregates.
+template <class... Fs>
+overloaded(Fs...) -> overloaded<Fs...>;
+
+// Swarm's task states before a task's end, in lifecycle order.
+constexpr std::array<std::string_view, 9> active_task_states{"new",      "allocated", "pending",
+                                                             "assigned", "accepted",  "preparing",
+                                                             "ready",    "starting",  "running"};
+
+std::optional<std::string_view> label_value(const label_map& labels, std::string_view key) {
+  const auto it = labels.find(std::string(key));
+  if (it == labels.end()) {
+    return std::nullopt;
+  }
+  return std::string_view(it->second);
+}
+
+bool selects(const label_map& labels, std::string_view group) {
+  const auto value = label_value(labels, stop_during_backup_label);
+  return value && *value == group;
+}
+
+// The run that holds `s`, empty if none: an empty label value holds nothing.
+std::string_view holder(const observed_service& s) {
+  return label_value(s.service_labels, held_by_label).value_or(std::string_view{});
+}
+
+// A replica count as lifeboat writes it: decimal digits only.
+std::optional<std::uint64_t> parse_count(std::string_view text) {
+  std::uint64_t value = 0;
+  const char* const end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (text.empty() || ec != std::errc{} || ptr != end) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+std::optional<std::uint64_t> recorded_prior(const observed_service& s) {
+  const auto text = label_value(s.service_labels, prior_replicas_label);
+  return text ? parse_count(*text) : std::nullopt;
+}
+
+bool is_job(service_mode mode) {
+  return mode == service_mode::replicated_job || mode == service_mode::global_job;
+}
+
+std::string quoted(std::string_view text) {
+  std::string out = "\"";
+  out += text;
+  out += '"';
+  return out;
+}
+
+std::string plural(std::uint64_t count, std::string_view noun) {
+  std::string out = std::to_string(count);
+  out += ' ';
+  out += noun;
+  if (count != 1) {
+    out += 's';
+  }
+  return out;
+}
+
+// "a", "a and b", "a, b and c".
+std::string join_names(const std::vector<std::string_view>& names, std::string_view last_sep) {
+  std::string out;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (i > 0) {
+      out += i + 1 == names.size() ? last_sep : std::string_view(", ");
+    }
+    out += names[i];
+  }
+  return out;
+}
+
+std::string selector_text(const quiesce_run& run) {
+  std::string out(stop_during_backup_label);
+  out += '=';
+  out += run.group;
+  return out;
+}
+
+template <class T>
+bool by_name_then_id(const T* a, const T* b) {
+  return std::tie(a->name, a->id) < std::tie(b->name, b->id);
+}
+
+// The observed state sorted by name, so that every output is in a stable
+// order whatever the order of the listing, and looked up by ID.
+class observed_index {
+ public:
+  explicit observed_index(const observed_state& observed) {
+    for (const auto& s : observed.services) {
+      services_.push_back(&s);
+      service_by_id_.emplace(s.id, &s);
+    }
+    for (const auto& c : observed.containers) {
+      containers_.push_back(&c);
+      container_by_id_.emplace(c.id, &c);
+    }
+    for (const auto& t : observed.tasks) {
+      tasks_by_service_.emplace(t.service_id, &t);
+    }
+    std::sort(services_.begin(), services_.end(), by_name_then_id<observed_service>);
+    std::sort(containers_.begin(), containers_.end(), by_name_then_id<observed_container>);
+  }
+
+  const std::vector<const observed_service*>& services() const { return services_; }
+  const std::vector<const observed_container*>& containers() const { return containers_; }
+
+  const observed_service* service(std::string_view id) const {
+    const auto it = service_by_id_.find(id);
+    return it == service_by_id_.end() ? nullptr : it->second;
+  }
+
+  const observed_container* container(std::string_view id) const {
+    const auto it = container_by_id_.find(id);
+    return it == container_by_id_.end() ? nullptr : it->second;
+  }
+
+  std::vector<const observed_task*> tasks_of(std::string_view service_id) const {
+    std::vector<const observed_task*> out;
+    const auto [first, last] = tasks_by_service_.equal_range(service_id);
+    for (auto it = first; it != last; ++it) {
+      out.push_back(it->second);
+    }
+    return out;
+  }
+
+ private:
+  std::vector<const observed_service*> services_;
+  std::vector<const observed_container*> containers_;
+  std::map<std::string_view, const observed_service*, std::less<>> service_by_id_;
+  std::map<std::string_view, const observed_container*, std::less<>> container_by_id_;
+  std::multimap<std::string_view, const observed_task*, std::less<>> tasks_by_service_;
+};
+
+// Errors about the arguments themselves, common to both goals.
+std::vector<std::string> check_arguments(const quiesce_run& run, const journal& recorded) {
+  std::vector<std::string> errors;
+  if (run.name.empty()) {
+    errors.emplace_back("the run has no name, so it cannot hold anything");
+  }
+  if (!recorded.entries.empty() && recorded.run != run.name) {
+    errors.push_back("the journal given for run " + quoted(run.name) + " belongs to run " +
+                     quoted(recorded.run));
+  }
+  return errors;
+}
+
+// The errors that refuse to stop the task containers of `s`, given the
+// running ones the run selects (which may be none, on another node).
+void check_container_quiesce(const quiesce_run& run, const observed_service& s,
+                             const std::vector<const observed_container*>& selected,
+                             std::vector<std::string>& errors) {
+  std::vector<std::string_view> names;
+  for (const auto* c : selected) {
+    names.emplace_back(c->name);
+  }
+  const bool one = names.size() == 1;
+  const std::string subject =
+      names.empty() ? std::string("the containers")
+                    : (one ? "container " : "containers ") + join_names(names, " and ");
+  const std::string carry = one ? " carries " : " carry ";
+  if (selects(s.service_labels, run.group)) {
+    errors.push_back("service " + s.name + " and " + (names.empty() ? "its containers" : subject) +
+                     " both carry " + selector_text(run) +
+                     ": the service would be scaled to zero and its containers stopped; keep the "
+                     "label either in deploy.labels (scale the service) or in the container "
+                     "labels (stop its containers)");
+  }
+  if (is_job(s.mode)) {
+    errors.push_back(subject + " of " + std::string(to_string(s.mode)) + " service " + s.name +
+                     carry + selector_text(run) +
+                     ": stopping a job's task ends the job, and bringing it back would run it "
+                     "again");
+  } else if (s.restart_condition.empty() || s.restart_condition == "any") {
+    errors.push_back(subject + " of service " + s.name + carry + selector_text(run) +
+                     ", but the service's restart condition is \"any\": Swarm would restart " +
+                     (one ? "it" : "them") +
+                     " at once; set deploy.restart_policy.condition to on-failure or none");
+  }
+}
+
+quiesce_plan plan_quiesced(const quiesce_run& run, const observed_index& index,
+                           const journal& recorded, std::vector<std::string> errors) {
+  // Running task containers the run selects, per service, in name order.
+  std::map<std::string_view, std::vector<const observed_container*>> selected_tasks;
+  for (const auto* c : index.containers()) {
+    if (!c->service_id.empty() && is_running_container_state(c->state) &&
+        selects(c->container_labels, run.group)) {
+      selected_tasks[c->service_id].push_back(c);
+    }
+  }
+
+  std::vector<quiesce_action> scales;
+  for (const auto* s : index.services()) {
+    const std::string_view held = holder(*s);
+    const bool labelled = selects(s->service_labels, run.group);
+    if (held == run.name) {
+      // Ours: keep it at zero. The recorded count is what it had before the
+      // run; a count someone set since is not. Without a readable record, the
+      // current count is the best there is.
+      if (s->replicas.value_or(0) > 0) {
+        scales.emplace_back(scale_to_zero{s->id, s->name, s->version,
+                                          recorded_prior(*s).value_or(*s->replicas), run.name});
+      }
+    } else if (labelled) {
+      if (s->mode != service_mode::replicated) {
+        errors.push_back("service " + s->name + " carries " + selector_text(run) + " but is a " +
+                         std::string(to_string(s->mode)) +
+                         " service: only replicated services can be scaled to zero; label its "
+                         "containers instead (with restart condition on-failure or none)");
+      } else if (!held.empty()) {
+        errors.push_back("service " + s->name + " is held by run " + std::string(held) +
+                         " (scaled to zero for it); wait for that run to finish, or recover it");
+      } else if (!s->replicas) {
+        errors.push_back("service " + s->name +
+                         " is replicated but the engine reported no replica count");
+      } else if (*s->replicas > 0) {
+        scales.emplace_back(scale_to_zero{s->id, s->name, s->version, *s->replicas, run.name});
+      }
+      // At zero and not held: the user's choice; untouched, and never
+      // recorded as "prior 0", which would not be a count to restore.
+    }
+
+    const auto found = selected_tasks.find(s->id);
+    if (found != selected_tasks.end()) {
+      check_container_quiesce(run, *s, found->second, errors);
+    } else if (selects(s->container_labels, run.group)) {
+      check_container_quiesce(run, *s, {}, errors);
+    }
+  }
+
+  std::set<std::string_view> journaled;
+  for (const auto& e : recorded.entries) {
+    journaled.insert(e.container_id);
+  }
+  std::vector<journal_entry> added;
+  std::vector<quiesce_action> stops;
+  for (const auto* c : index.containers()) {
+    if (!is_running_container_state(c->state)) {
+      continue;
+    }
+    const bool in_journal = journaled.contains(c->id);
+    if (!in_journal && !selects(c->container_labels, run.group)) {
+      continue;
+    }
+    if (!in_journal) {
+      // A task of a service that is gone is stopped all the same (it may
+      // still write); its entry is dropped on restore.
+      const auto* s = index.service(c->service_id);
+      added.push_back({c->id, c->service_id, s != nullptr ? s->force_update : 0});
+    }
+    stops.emplace_back(stop_container{c->id, c->name});
+  }
+
+  if (!errors.empty()) {
+    return {{}, std::move(errors)};
+  }
+  quiesce_plan plan;
+  if (!added.empty()) {
+    journal content{run.name, recorded.entries};
+    content.entries.insert(content.entries.end(), added.begin(), added.end());
+    plan.actions.emplace_back(record_journal{std::move(content)});
+  }
+  plan.actions.insert(plan.actions.end(), stops.begin(), stops.end());
+  plan.actions.insert(plan.actions.end(), scales.begin(), scales.end());
+  return plan;
+}
+
+quiesce_plan plan_restored(const quiesce_run& run, const observed_index& index,
+                           const journal& recorded, std::vector<std::string> errors) {
+  quiesce_plan plan;
+  for (const auto* s : index.services()) {
+    if (holder(*s) != run.name) {
+      continue;
+    }
+    if (const auto prior = recorded_prior(*s)) {
+      plan.actions.emplace_back(restore_replicas{s->id, s->name, s->version, *prior});
+    } else {
+      const auto text = label_value(s->service_labels, prior_replicas_label);
+      errors.push_back("cannot restore service " + s->name + ": its label " +
+                       std::string(prior_replicas_label) +
+                       (text ? " is " + quoted(*text) + ", not a replica count" : " is missing") +
+                       "; set its replicas by hand and remove the labels " +
+                       std::string(prior_replicas_label) + " and " + std::string(held_by_label));
+    }
+  }
+
+  // Another run's journal is not ours to act on (check_arguments said so).
+  if (recorded.run != run.name || recorded.entries.empty()) {
+    plan.errors = std::move(errors);
+    return plan;
+  }
+  std::vector<const observed_container*> to_start;
+  std::vector<const observed_service*> to_redeploy;
+  for (const auto& e : recorded.entries) {
+    const auto* c = index.container(e.container_id);
+    const bool running = c != nullptr && is_running_container_state(c->state);
+    if (e.service_id.empty()) {
+      // A container that was removed since has nothing to bring back.
+      if (c != nullptr && !running) {
+        to_start.push_back(c);
+      }
+      continue;
+    }
+    const auto* s = index.service(e.service_id);
+    if (s == nullptr) {
+      continue;  // the service was removed, and its tasks with it
+    }
+    // A redeploy since the entry was written replaced the stopped task.
+    const bool back = running || s->force_update > e.force_update;
+    if (!back) {
+      to_redeploy.push_back(s);
+    }
+  }
+  const auto sort_unique = [](auto& items) {
+    std::sort(items.begin(), items.end(),
+              [](const auto* a, const auto* b) { return by_name_then_id(a, b); });
+    items.erase(std::unique(items.begin(), items.end()), items.end());
+  };
+  sort_unique(to_start);
+  sort_unique(to_redeploy);
+  for (const auto* c : to_start) {
+    plan.actions.emplace_back(start_container{c->id, c->name});
+  }
+  for (const auto* s : to_redeploy) {
+    plan.actions.emplace_back(redeploy_service{s->id, s->name, s->version, s->force_update + 1});
+  }
+  plan.actions.emplace_back(clear_journal{run.name});
+  plan.errors = std::move(errors);
+  return plan;
+}
+
+// Pending workloads keyed so that each is reported once, with the first
+// reason given, and listed in the documented order.
+class pending_set {
+ public:
+  void add(workload_kind kind, std::string_view id, std::string_view name, std::string reason) {
+    items_.try_emplace(key{kind, std::string(name), std::string(id)}, std::move(reason));
+  }
+
+  convergence result() && {
+    convergence out;
+    for (auto& [k, reason] : items_) {
+      out.pending.push_back({std::get<0>(k), std::get<2>(k), std::get<1>(k), std::move(reason)});
+    }
+    return out;
+  }
+
+ private:
+  using key = std::tuple<workload_kind, std::string, std::string>;  // kind, name, id
+  std::map<key, std::string> items_;
+};
+
+void add_planned(pending_set& pending, const quiesce_action& action) {
+  std::visit(overloaded{
+                 [&](const scale_to_zero& a) {
+                   pending.add(workload_kind::service, a.service_id, a.service_name,
+                               "not scaled to zero yet");
+                 },
+                 [&](const restore_replicas& a) {
+                   pending.add(workload_kind::service, a.service_id, a.service_name,
+                               "not scaled back to " + plural(a.replicas, "replica") + " yet");
+                 },
+                 [](const record_journal&) {},  // the stops it covers are listed
+                 [&](const stop_container& a) {
+                   pending.add(workload_kind::container, a.container_id, a.container_name,
+                               "still running");
+                 },
+                 [&](const start_container& a) {
+                   pending.add(workload_kind::container, a.container_id, a.container_name,
+                               "not started yet");
+                 },
+                 [&](const redeploy_service& a) {
+                   pending.add(workload_kind::service, a.service_id, a.service_name,
+                               "stopped tasks not redeployed yet");
+                 },
+                 [&](const clear_journal& a) {
+                   pending.add(workload_kind::journal, a.run, a.run, "not cleared yet");
+                 },
+             },
+             action);
+}
+
+// "1 task still running", "3 tasks still preparing, starting or running".
+std::string active_tasks_reason(const std::vector<const observed_task*>& tasks) {
+  std::uint64_t count = 0;
+  std::vector<std::string_view> states;
+  for (const auto state : active_task_states) {
+    bool seen = false;
+    for (const auto* t : tasks) {
+      if (t->state == state) {
+        ++count;
+        seen = true;
+      }
+    }
+    if (seen) {
+      states.push_back(state);
+    }
+  }
+  if (count == 0) {
+    return {};
+  }
+  return plural(count, "task") + " still " + join_names(states, " or ");
+}
+
+bool meant_to_run(const observed_task& t) { return t.desired_state == "running"; }
+
+std::uint64_t count_running(const std::vector<const observed_task*>& tasks) {
+  return static_cast<std::uint64_t>(std::count_if(tasks.begin(), tasks.end(), [](const auto* t) {
+    return meant_to_run(*t) && t->state == "running";
+  }));
+}
+
+void add_quiesced_observations(pending_set& pending, const quiesce_run& run,
+                               const observed_index& index, const journal& recorded) {
+  for (const auto* s : index.services()) {
+    const std::string_view held = holder(*s);
+    const bool emptied =
+        held == run.name || (held.empty() && s->mode == service_mode::replicated &&
+                             selects(s->service_labels, run.group) && s->replicas.value_or(1) == 0);
+    if (!emptied) {
+      continue;
+    }
+    auto reason = active_tasks_reason(index.tasks_of(s->id));
+    if (!reason.empty()) {
+      pending.add(workload_kind::service, s->id, s->name, std::move(reason));
+    }
+  }
+  std::set<std::string_view> journaled;
+  for (const auto& e : recorded.entries) {
+    journaled.insert(e.container_id);
+  }
+  for (const auto* c : index.containers()) {
+    if (is_running_container_state(c->state) &&
+        (journaled.contains(c->id) || selects(c->container_labels, run.group))) {
+      pending.add(workload_kind::container, c->id, c->name, "still " + c->state);
+    }
+  }
+}
+
+void add_restored_observations(pending_set& pending, const quiesce_run& run,
+                               const observed_index& index,
+                               std::span<const quiesce_action> applied) {
+  for (const auto* s : index.services()) {
+    if (holder(*s) == run.name) {
+      pending.add(workload_kind::service, s->id, s->name, "still held at zero replicas");
+    }
+  }
+  const auto running_reason = [](std::uint64_t running, std::uint64_t expected) {
+    return std::to_string(running) + " of " + plural(expected, "task") + " running";
+  };
+  const auto on_restore = [&](const restore_replicas& a) {
+    const auto* s = index.service(a.service_id);
+    if (s == nullptr) {
+      return;
+    }
+    const auto running = count_running(index.tasks_of(s->id));
+    if (running < a.replicas) {
+      pending.add(workload_kind::service, s->id, s->name, running_reason(running, a.replicas));
+    }
+  };
+  const auto on_start = [&](const start_container& a) {
+    const auto* c = index.container(a.container_id);
+    if (c != nullptr && c->state != "running") {
+      pending.add(workload_kind::container, c->id, c->name, "not running (" + c->state + ")");
+    }
+  };
+  const auto on_redeploy = [&](const redeploy_service& a) {
+    const auto* s = index.service(a.service_id);
+    if (s == nullptr) {
+      return;
+    }
+    const auto tasks = index.tasks_of(s->id);
+    std::vector<const observed_task*> starting;
+    for (const auto* t : tasks) {
+      if (meant_to_run(*t) && is_active_task_state(t->state) && t->state != "running") {
+        starting.push_back(t);
+      }
+    }
+    const auto running = count_running(tasks);
+    if (!starting.empty()) {
+      pending.add(workload_kind::service, s->id, s->name, active_tasks_reason(starting));
+    } else if (s->mode == service_mode::replicated && running < s->replicas.value_or(0)) {
+      pending.add(workload_kind::service, s->id, s->name, running_reason(running, *s->replicas));
+    }
+  };
+  for (const auto& action : applied) {
+    // Actions of the quiesced goal leave nothing to wait for here.
+    std::visit(overloaded{on_restore, on_start, on_redeploy, [](const auto&) {}}, action);
+  }
+}
+
+}  // namespace
+
+std::string_view to_string(quiesce_goal goal) {
+  switch (goal) {
+    case quiesce_goal::quiesced:
+      return "quiesced";
+    case quiesce_goal::restored:
+      return "restored";
+  }
+  return "quiesced";  // unreachable: every enumerator is handled above
+}
+
+std::string_view to_string(workload_kind kind) {
+  switch (kind) {
+    case workload_kind::service:
+      return "service";
+    case workload_kind::container:
+      return "container";
+    case workload_kind::journal:
+      return "journal";
+  }
+  return "service";  // unreachable: every enumerator is handled above
+}
+
+label_map scale_to_zero::labels_to_set() const {
+  return {{std::string(prior_replicas_label), std::to_string(prior_replicas)},
+          {std::string(held_by_label), held_by}};
+}
+
+std::string describe(const quiesce_action& action) {
+  const auto service = [](const std::string& name, const std::string& id, std::uint64_t version) {
+    return "service " + name + " (id " + id + ", version " + std::to_string(version) + ")";
+  };
+  const auto container = [](const std::string& name, const std::string& id) {
+    return "container " + name + " (id " + id + ")";
+  };
+  return std::visit(overloaded{
+                        [&](const scale_to_zero& a) {
+                          return "scale " + service(a.service_name, a.service_id, a.version) +
+                                 " from " + plural(a.prior_replicas, "replica") +
+                                 " to 0, held by " + a.held_by;
+                        },
+                        [&](const restore_replicas& a) {
+                          return "scale " + service(a.service_name, a.service_id, a.version) +
+                                 " back to " + plural(a.replicas, "replica") + " and release it";
+                        },
+                        [](const record_journal& a) {
+                          std::string out = "record in the journal of run " + a.content.run + ":";
+                          for (const auto& e : a.content.entries) {
+                            out += " " + e.container_id;
+                            if (!e.service_id.empty()) {
+                              out += " (service " + e.service_id + ", force update " +
+                                     std::to_string(e.force_update) + ")";
+                            }
+                          }
+                          return out;
+                        },
+                        [&](const stop_container& a) {
+                          return "stop " + container(a.container_name, a.container_id);
+                        },
+                        [&](const start_container& a) {
+                          return "start " + container(a.container_name, a.container_id);
+                        },
+                        [&](const redeploy_service& a) {
+                          return "redeploy " + service(a.service_name, a.service_id, a.version) +
+                                 " with force update " + std::to_string(a.force_update) +
+                                 " to bring back its stopped tasks";
+                        },
+                        [](const clear_journal& a) { return "clear the journal of run " + a.run; },
+                    },
+                    action);
+}
+
+quiesce_plan plan_quiesce(const quiesce_run& run, quiesce_goal goal, const observed_state& observed,
+                          const journal& recorded) {
+  const observed_index index(observed);
+  auto errors = check_arguments(run, recorded);
+  if (goal == quiesce_goal::quiesced) {
+    return plan_quiesced(run, index, recorded, std::move(errors));
+  }
+  if (run.name.empty()) {
+    // held-by is never empty, so an unnamed run holds nothing to restore.
+    return {{}, std::move(errors)};
+  }
+  return plan_restored(run, index, recorded, std::move(errors));
+}
+
+std::string describe(const pending_workload& pending) {
+  if (pending.kind == workload_kind::journal) {
+    return "waiting for the journal of run " + pending.name + ": " + pending.reason;
+  }
+  return "waiting for " + std::string(to_string(pending.kind)) + " " + pending.name + ": " +
+         pending.reason;
+}
+
+std::string describe(const convergence& c) {
+  if (c.converged()) {
+    return "converged";
+  }
+  std::string out;
+  for (const auto& p : c.pending) {
+    if (!out.empty()) {
+      out += "; ";
+    }
+    out += describe(p);
+  }
+  return out;
+}
+
+convergence check_convergence(const quiesce_run& run, quiesce_goal goal,
+                              const observed_state& observed, const journal& recorded,
+                              std::span<const quiesce_action> applied) {
+  const observed_index index(observed);
+  pending_set pending;
+  for (const auto& action : plan_quiesce(run, goal, observed, recorded).actions) {
+    add_planned(pending, action);
+  }
+  if (goal == quiesce_goal::quiesced) {
+    add_quiesced_observations(pending, run, index, recorded);
+  } else {
+    add_restored_observations(pending, run, index, applied);
+  }
+  return std::move(pending).result();
+}
+
+std::vector<std::string> held_runs(const observed_state& observed,
+                                   std::span<const journal> journals) {
+  std::set<std::string> runs;
+  for (const auto& s : observed.services) {
+    if (const auto held = holder(s); !held.empty()) {
+      runs.emplace(held);
+    }
+  }
+  for (const auto& j : journals) {
+    if (!j.entries.empty()) {
+      runs.insert(j.run);
+    }
+  }
+  return {runs.begin(), runs.end()};
+}
+
+}  // namespace lifeboat::reconcilers

@@ -1,0 +1,238 @@
+#pragma once
+
+// The quiesce planner: which services to scale to zero and which containers
+// to stop for a run, and how to bring them all back. A pure function of
+// (run, observed state, journal) -> actions, compatible with the Swarm mode of
+// offen/docker-volume-backup:
+//
+// - A replicated service whose service labels (`deploy.labels`) carry
+//   docker-volume-backup.stop-during-backup=<group> is scaled to zero and back.
+//   The update that scales it down also writes lifeboat.prior-replicas and
+//   lifeboat.held-by, so a crash never loses the count to restore.
+// - A container whose own labels carry it is stopped and brought back: with
+//   `docker start` outside Swarm, with a forced update of its service (Swarm
+//   does not revive a stopped task) for a Swarm task. Stopped containers are
+//   recorded in the run's journal before they are stopped.
+//
+// Nothing here does I/O, reads a clock or throws (beyond std::bad_alloc); every
+// function may be called from any thread.
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "reconcilers/observed.hpp"
+
+namespace lifeboat::reconcilers {
+
+/// A run that quiesces workloads: a Backup or a Restore.
+struct quiesce_run {
+  std::string name;  ///< not empty; written into lifeboat.held-by
+  std::string group = std::string(default_stop_group);  ///< label value to select
+};
+
+enum class quiesce_goal {
+  /// Everything the run selects is scaled to zero or stopped.
+  quiesced,
+  /// Everything the run holds (services with held-by=<run>, containers in its
+  /// journal) is back. Also the goal of recovery, for a run no longer active.
+  restored,
+};
+
+/// "quiesced" or "restored".
+std::string_view to_string(quiesce_goal goal);
+
+// Actions. Each names its target by ID (what the executor calls the engine
+// with) and by name (for logs). Service updates carry the version index they
+// were planned against: a stale one fails with "update out of sequence", and
+// the caller re-reads, re-plans and retries.
+
+/// One versioned service update: Mode.Replicated.Replicas = 0 and the labels of
+/// labels_to_set() added to Spec.Labels.
+struct scale_to_zero {
+  std::string service_id;
+  std::string service_name;
+  std::uint64_t version = 0;
+  std::uint64_t prior_replicas = 0;  ///< > 0
+  std::string held_by;               ///< the run's name
+
+  /// {prior_replicas_label: "<prior_replicas>", held_by_label: held_by}.
+  label_map labels_to_set() const;
+
+  bool operator==(const scale_to_zero&) const = default;
+};
+
+/// One versioned service update: Mode.Replicated.Replicas = replicas and both
+/// prior_replicas_label and held_by_label removed from Spec.Labels.
+struct restore_replicas {
+  std::string service_id;
+  std::string service_name;
+  std::uint64_t version = 0;
+  std::uint64_t replicas = 0;
+
+  bool operator==(const restore_replicas&) const = default;
+};
+
+/// Write `content` as the run's journal, replacing what was there. Always
+/// planned before the stops it covers, and holds the entries already journaled
+/// too, so that applying it alone is enough.
+struct record_journal {
+  journal content;
+
+  bool operator==(const record_journal&) const = default;
+};
+
+/// `POST /containers/{id}/stop`.
+struct stop_container {
+  std::string container_id;
+  std::string container_name;
+
+  bool operator==(const stop_container&) const = default;
+};
+
+/// `POST /containers/{id}/start`, for a container that is not a Swarm task.
+struct start_container {
+  std::string container_id;
+  std::string container_name;
+
+  bool operator==(const start_container&) const = default;
+};
+
+/// One versioned service update that sets Spec.TaskTemplate.ForceUpdate to
+/// `force_update` (the observed value plus one): Swarm replaces every task,
+/// which brings back the tasks whose containers the run stopped.
+struct redeploy_service {
+  std::string service_id;
+  std::string service_name;
+  std::uint64_t version = 0;
+  std::uint64_t force_update = 0;
+
+  bool operator==(const redeploy_service&) const = default;
+};
+
+/// Empty the run's journal. Planned after every start and redeploy it covers.
+struct clear_journal {
+  std::string run;
+
+  bool operator==(const clear_journal&) const = default;
+};
+
+using quiesce_action = std::variant<scale_to_zero, restore_replicas, record_journal, stop_container,
+                                    start_container, redeploy_service, clear_journal>;
+
+/// One line for logs and events, naming the target and what changes, e.g.
+/// "scale service app_db (id s1, version 7) from 2 replicas to 0, held by nightly-1".
+std::string describe(const quiesce_action& action);
+
+struct quiesce_plan {
+  /// To apply in this order, stopping at the first failure (then re-read and
+  /// re-plan). quiesced: record_journal, stop_container..., scale_to_zero....
+  /// restored: restore_replicas..., start_container..., redeploy_service...,
+  /// clear_journal. Within a kind, sorted by service or container name (then
+  /// ID), whatever the order of the observed state.
+  std::vector<quiesce_action> actions;
+  /// Why the run must fail. For the quiesced goal a non-empty list comes with
+  /// no actions: nothing is touched (the caller then plans `restored` to
+  /// release whatever an earlier pass of the same run may have touched). For
+  /// the restored goal an error concerns one workload that cannot be brought
+  /// back automatically; `actions` still brings back everything else and
+  /// should be applied. Errors about the arguments come first, then those
+  /// about workloads, by service name.
+  std::vector<std::string> errors;
+};
+
+/// Plans the step from `observed` toward `goal` for `run`. `recorded` is the
+/// run's journal as last written (empty if none). On a state that already
+/// matches the goal, returns no actions and no errors.
+///
+/// quiesced:
+/// - A service labelled with the run's group in its service labels: if it is
+///   replicated, not held and has replicas, scale_to_zero with the current
+///   count. At zero replicas and not held: untouched and not recorded (never a
+///   "prior 0"). Held by another run: error. Not replicated: error.
+/// - A service held by this run is kept at zero: if someone scaled it up, it
+///   is scaled to zero again with the recorded prior count.
+/// - A container labelled with the run's group, or already in the journal,
+///   that is running (running, paused, restarting) is journaled, then stopped.
+///   Exited containers (Swarm's task history among them) are left alone.
+/// - Errors, for services whose task containers are selected (by the
+///   service's container labels or by a running container's own labels): the
+///   service is selected by its service labels too (conflict); its restart
+///   condition is "any" or unset (Swarm would restart the container at once);
+///   it is a job (stopping a job's task ends the job, a redeploy reruns it).
+///   Plain containers are never refused: Docker does not restart a container
+///   that was stopped by hand, whatever its restart policy.
+///
+/// restored:
+/// - A service held by this run: restore_replicas with the recorded prior
+///   count; an unreadable count is an error for that service alone.
+/// - A journaled plain container that exists and is not running: start.
+/// - A service with journaled task containers that are not back: one
+///   redeploy. A task container is back when it is running, or when the
+///   service's force_update has grown since it was journaled. Entries of
+///   services that no longer exist are dropped.
+/// - A non-empty journal: clear_journal, last.
+quiesce_plan plan_quiesce(const quiesce_run& run, quiesce_goal goal, const observed_state& observed,
+                          const journal& recorded);
+
+enum class workload_kind { service, container, journal };
+
+/// "service", "container" or "journal".
+std::string_view to_string(workload_kind kind);
+
+/// Something the goal still waits for.
+struct pending_workload {
+  workload_kind kind = workload_kind::service;
+  std::string id;      ///< service or container ID; the run's name for a journal
+  std::string name;    ///< service or container name; the run's name for a journal
+  std::string reason;  ///< e.g. "1 task still running"
+
+  bool operator==(const pending_workload&) const = default;
+};
+
+struct convergence {
+  /// Sorted: services, containers, then the journal; each by name, then ID.
+  std::vector<pending_workload> pending;
+
+  bool converged() const { return pending.empty(); }
+};
+
+/// "waiting for service app_db: 1 task still running".
+std::string describe(const pending_workload& pending);
+
+/// The pending workloads described and joined with "; ", or "converged".
+/// Meant for the message of a run that timed out.
+std::string describe(const convergence& c);
+
+/// Whether `goal` has been reached, judged by observed task and container
+/// states, never by desired counts alone. The caller polls this (tasks emit no
+/// events) and owns the timeout: scaleDown for quiesced, scaleUp for restored.
+///
+/// quiesced: every action plan_quiesce would still plan is pending; a service
+/// held by this run, or selected and at zero replicas, is pending while any of
+/// its tasks is in a state from `new` to `running`; a selected or journaled
+/// container is pending while it runs.
+///
+/// restored: every action plan_quiesce would still plan is pending, and so is
+/// a service still held by this run. A restored workload carries no mark of
+/// the run, so what it waits for comes from `applied`, the actions applied for
+/// this goal so far: after restore_replicas, until as many tasks run (state
+/// and desired state `running`) as the replicas restored; after
+/// start_container, until the container runs; after redeploy_service, until no
+/// task meant to run is still starting and, for a replicated service, as many
+/// run as its replicas. Workloads that no longer exist are not waited for.
+convergence check_convergence(const quiesce_run& run, quiesce_goal goal,
+                              const observed_state& observed, const journal& recorded,
+                              std::span<const quiesce_action> applied = {});
+
+/// The names of the runs that hold anything: the held-by label of every
+/// service, and the run of every journal in `journals` that has entries.
+/// Sorted, without duplicates. Recovery plans `restored` for each of them that
+/// is not an active run.
+std::vector<std::string> held_runs(const observed_state& observed,
+                                   std::span<const journal> journals = {});
+
+}  // namespace lifeboat::reconcilers
