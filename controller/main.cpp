@@ -1,4 +1,5 @@
 // lifeboat: one binary, one subcommand per job (ARCHITECTURE.md, "Process").
+#include "controller/cli/commands.hpp"
 #include "controller/engine/client.hpp"
 
 #include <fmt/core.h>
@@ -52,9 +53,39 @@ int main(int argc, char** argv) {
 
   auto* version = app.add_subcommand("version", "print lifeboat's and the engine's versions");
 
+  std::vector<std::string> files;
+  auto* validate = app.add_subcommand("validate", "check object files offline");
+  validate->add_option("files", files, "YAML files with lifeboat objects")->required();
+
+  lifeboat::cli::get_options get_options{"", "table", ""};
+  auto* get = app.add_subcommand("get", "list objects and their status");
+  get->add_option("what", get_options.what, "schedules, backups or restores")->required();
+  get->add_option("-o,--output", get_options.output, "table, json or yaml");
+  get->add_option("--objects-dir", get_options.objects_dir,
+                  "read objects from this directory instead of the swarm's configs");
+
+  std::string apply_file;
+  auto* apply = app.add_subcommand("apply", "store objects as swarm configs");
+  apply->add_option("-f,--filename", apply_file, "YAML file with lifeboat objects")->required();
+
+  auto* sync = app.add_subcommand(
+      "sync-status", "discover objects once and write their status to their configs' labels");
+
   CLI11_PARSE(app, argc, argv);
   if (version->parsed()) {
     return run_version(options);
+  }
+  if (validate->parsed()) {
+    return lifeboat::cli::validate(files);
+  }
+  if (get->parsed()) {
+    return lifeboat::cli::get(options, get_options);
+  }
+  if (apply->parsed()) {
+    return lifeboat::cli::apply(options, apply_file);
+  }
+  if (sync->parsed()) {
+    return lifeboat::cli::sync_status(options);
   }
   return 2;
 }

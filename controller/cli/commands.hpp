@@ -1,0 +1,33 @@
+#pragma once
+
+#include "controller/engine/client.hpp"
+
+#include <string>
+#include <vector>
+
+// The subcommands of the `lifeboat` binary that deal with objects. Each
+// returns the process exit code and prints for people (stdout) and errors
+// (stderr).
+namespace lifeboat::cli {
+
+/// `lifeboat validate FILE...`: 0 when every file decodes and validates, 1
+/// otherwise; errors as `file:line:col: field.path: message`.
+int validate(const std::vector<std::string>& files);
+
+struct get_options {
+  std::string what;         ///< schedules | backups | restores
+  std::string output;       ///< table | json | yaml
+  std::string objects_dir;  ///< read objects from here instead of the swarm
+};
+
+/// `lifeboat get schedules|backups|restores`.
+int get(const engine::client_options& engine, const get_options& options);
+
+/// `lifeboat apply -f FILE`: creates one config per object, content-addressed.
+int apply(const engine::client_options& engine, const std::string& file);
+
+/// `lifeboat sync-status`: one discovery pass that writes every object's
+/// status to its config labels (what the controller does on each resync).
+int sync_status(const engine::client_options& engine);
+
+}  // namespace lifeboat::cli
