@@ -22,7 +22,8 @@ if kill -0 "$pid" 2>/dev/null; then
   kill -0 "$pid" 2>/dev/null && { log "dockerd did not stop in 30s; killing it"; kill -9 "$pid"; }
 fi
 # Whatever dockerd left mounted under its roots must go before the folder does.
-grep -o " $LIFEBOAT_ENGINE_DIR/[^ ]*" /proc/mounts | sort -r | while read -r m; do
+mounts=$(grep -o " $LIFEBOAT_ENGINE_DIR/[^ ]*" /proc/mounts || true)
+for m in $(sort -r <<<"$mounts"); do
   umount -l "$m" 2>/dev/null || true
 done
 rm -rf "$LIFEBOAT_ENGINE_DIR"
