@@ -71,7 +71,20 @@ int main(int argc, char** argv) {
   auto* sync = app.add_subcommand(
       "sync-status", "discover objects once and write their status to their configs' labels");
 
+  std::string state_file = "/var/lib/lifeboat/state.json";
+  int recover_timeout_seconds = 300;
+  auto* recover =
+      app.add_subcommand("recover", "bring back every workload a run left scaled down or stopped");
+  recover->add_option("--state-file", state_file,
+                      "journal file, used when the engine is not a swarm manager");
+  recover->add_option("--timeout", recover_timeout_seconds,
+                      "seconds to wait for each run's workloads to come back");
+
   CLI11_PARSE(app, argc, argv);
+  if (recover->parsed()) {
+    return lifeboat::cli::recover(options, state_file,
+                                  std::chrono::seconds{recover_timeout_seconds});
+  }
   if (version->parsed()) {
     return run_version(options);
   }

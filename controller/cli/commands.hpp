@@ -1,6 +1,10 @@
 #pragma once
 
 #include "controller/engine/client.hpp"
+#include "controller/quiesce/journal_store.hpp"
+
+#include <chrono>
+#include <memory>
 
 #include <string>
 #include <vector>
@@ -29,5 +33,15 @@ int apply(const engine::client_options& engine, const std::string& file);
 /// `lifeboat sync-status`: one discovery pass that writes every object's
 /// status to its config labels (what the controller does on each resync).
 int sync_status(const engine::client_options& engine);
+
+/// The journal store for this engine: configs on a swarm manager, else the
+/// JSON state file at `state_file`.
+engine::result<std::unique_ptr<quiesce::journal_store>> open_journals(
+    const engine::client& client, const std::string& state_file);
+
+/// `lifeboat recover`: brings back every workload held by a run (services
+/// scaled to zero, containers stopped), as the controller does at start-up.
+int recover(const engine::client_options& engine, const std::string& state_file,
+            std::chrono::seconds timeout);
 
 }  // namespace lifeboat::cli

@@ -1,0 +1,48 @@
+#include "controller/cli/commands.hpp"
+#include "controller/quiesce/quiesce.hpp"
+
+#include <fmt/core.h>
+
+namespace lifeboat::cli {
+
+engine::result<std::unique_ptr<quiesce::journal_store>> open_journals(
+    const engine::client& client, const std::string& state_file) {
+  auto info = client.info();
+  if (!info) {
+    return info.error();
+  }
+  // A swarm manager keeps journals in configs (replicated with the cluster);
+  // a plain engine in the state file.
+  if (info->swarm.control_available) {
+    return quiesce::make_config_journal_store(client);
+  }
+  return quiesce::make_file_journal_store(state_file);
+}
+
+int recover(const engine::client_options& engine_options, const std::string& state_file,
+            std::chrono::seconds timeout) {
+  auto client = engine::client::connect(engine_options);
+  if (!client) {
+    fmt::print(stderr, "error: cannot reach the engine: {}\n", client.error().describe());
+    return 1;
+  }
+  auto journals = open_journals(*client, state_file);
+  if (!journals) {
+    fmt::print(stderr, "error: {}\n", journals.error().describe());
+    return 1;
+  }
+  // From the command line no run is active: whatever is held was left behind.
+  const auto report = quiesce::recover(*client, **journals, {}, timeout);
+  for (const auto& run : report.recovered) {
+    fmt::print("recovered the workloads held by run {}\n", run);
+  }
+  for (const auto& failure : report.failures) {
+    fmt::print(stderr, "error: {}\n", failure);
+  }
+  if (report.recovered.empty() && report.failures.empty()) {
+    fmt::print("nothing is held\n");
+  }
+  return report.failures.empty() ? 0 : 1;
+}
+
+}  // namespace lifeboat::cli
