@@ -80,7 +80,47 @@ int main(int argc, char** argv) {
   recover->add_option("--timeout", recover_timeout_seconds,
                       "seconds to wait for each run's workloads to come back");
 
+  lifeboat::cli::controller_options controller_options;
+  std::string resync = "60s";
+  auto* controller = app.add_subcommand("controller", "run the reconciliation controller");
+  controller->add_option("--metrics-addr", controller_options.metrics_addr,
+                         "where /metrics, /healthz and /readyz are served (host:port)");
+  controller->add_option("--log-format", controller_options.log_format, "text or json")
+      ->check(CLI::IsMember({"text", "json"}));
+  controller->add_option("--helper-image", controller_options.helper_image,
+                         "image for volume containers (default: lifeboat's own)");
+  controller->add_option("--state-file", controller_options.state_file,
+                         "journal file, used when the engine is not a swarm manager");
+  controller->add_option("--identity", controller_options.loop.identity,
+                         "lease identity (default: host name and PID)");
+  controller->add_option("--workers", controller_options.loop.workers, "reconcile workers");
+
+  std::string schedule_file;
+  std::string helper_image;
+  auto* backup = app.add_subcommand("backup", "run one backup now, or ask the controller to");
+  backup->add_option("--schedule", schedule_file, "a file with one BackupSchedule");
+  backup->add_option("--helper-image", helper_image,
+                     "image for the volume container (default: lifeboat's own)");
+  backup->add_option("--state-file", state_file,
+                     "journal file, used when the engine is not a swarm manager");
+  std::string now_schedule;
+  auto* backup_now = backup->add_subcommand("now", "create a Backup object for the controller");
+  backup_now->add_option("schedule", now_schedule, "the BackupSchedule's name")->required();
+
   CLI11_PARSE(app, argc, argv);
+  if (controller->parsed()) {
+    return lifeboat::cli::controller(options, controller_options);
+  }
+  if (backup_now->parsed()) {
+    return lifeboat::cli::backup_now(options, now_schedule);
+  }
+  if (backup->parsed()) {
+    if (schedule_file.empty()) {
+      fmt::print(stderr, "error: backup needs --schedule FILE (or: backup now SCHEDULE)\n");
+      return 2;
+    }
+    return lifeboat::cli::backup_once(options, schedule_file, helper_image, state_file);
+  }
   if (recover->parsed()) {
     return lifeboat::cli::recover(options, state_file,
                                   std::chrono::seconds{recover_timeout_seconds});

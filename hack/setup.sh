@@ -7,7 +7,7 @@ source "$(dirname "$0")/lib.sh"
 packages=(
   cmake ninja-build g++ pkg-config curl clang-format
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev libboost-system1.81-dev
-  libarchive-dev libyaml-cpp-dev prometheus-cpp-dev libgtest-dev libgmock-dev
+  libarchive-dev libssl-dev libyaml-cpp-dev prometheus-cpp-dev libgtest-dev libgmock-dev
   libspdlog-dev libfmt-dev libcli11-dev libhowardhinnant-date-dev tzdata
   docker.io busybox-static
 )

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "controller/controller.hpp"
 #include "controller/engine/client.hpp"
 #include "controller/quiesce/journal_store.hpp"
 
@@ -43,5 +44,24 @@ engine::result<std::unique_ptr<quiesce::journal_store>> open_journals(
 /// scaled to zero, containers stopped), as the controller does at start-up.
 int recover(const engine::client_options& engine, const std::string& state_file,
             std::chrono::seconds timeout);
+
+struct controller_options {
+  std::string metrics_addr = ":9090";
+  std::string log_format = "text";  ///< text (key=value) or json
+  std::string helper_image;
+  std::string state_file = "/var/lib/lifeboat/state.json";
+  controller::options loop;
+};
+
+/// `lifeboat controller`: runs until SIGTERM; resumes every held workload
+/// before it exits.
+int controller(const engine::client_options& engine, const controller_options& options);
+
+/// `lifeboat backup --schedule FILE`: one run now, without a controller.
+int backup_once(const engine::client_options& engine, const std::string& schedule_file,
+                const std::string& helper_image, const std::string& state_file);
+
+/// `lifeboat backup now SCHEDULE`: creates a Backup object for the controller.
+int backup_now(const engine::client_options& engine, const std::string& schedule);
 
 }  // namespace lifeboat::cli

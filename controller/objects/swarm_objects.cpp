@@ -73,6 +73,29 @@ sync_report sync_status(const engine::client& client, const std::vector<catalog_
   return report;
 }
 
+engine::result<void> update_labels(const engine::client& client, const std::string& id,
+                                   const std::function<void(label_map&)>& change) {
+  constexpr int attempts = 5;
+  engine::error last = engine::make_error(engine::errc::conflict, "no attempt made");
+  for (int attempt = 0; attempt < attempts; ++attempt) {
+    auto config = client.inspect_config(id);
+    if (!config) {
+      return config.error();
+    }
+    label_map labels = config->config_labels;
+    change(labels);
+    if (labels == config->config_labels) {
+      return {};
+    }
+    auto written = client.update_config_labels(*config, labels);
+    if (written || !written.error().is(engine::errc::conflict)) {
+      return written;
+    }
+    last = written.error();
+  }
+  return last;
+}
+
 std::string config_name_for(const api::object& object, std::string_view text) {
   // FNV-1a: stable across builds and platforms, which std::hash is not.
   std::uint64_t hash = 14695981039346656037ULL;

@@ -5,6 +5,7 @@
 #include "controller/objects/status.hpp"
 
 #include <chrono>
+#include <functional>
 #include <vector>
 
 // Discovery and status against a real swarm: the I/O around catalog.hpp and
@@ -26,6 +27,13 @@ struct sync_report {
 /// skipped. Never throws; failures are reported, not fatal.
 sync_report sync_status(const engine::client& client, const std::vector<catalog_entry>& catalog,
                         std::chrono::sys_seconds now);
+
+/// Changes the labels of config `id` with `change`, by a versioned update; on a
+/// conflict (someone wrote first) re-reads and applies `change` again, a few
+/// times. `change` may be called more than once. No write when it changes
+/// nothing.
+engine::result<void> update_labels(const engine::client& client, const std::string& id,
+                                   const std::function<void(label_map&)>& change);
 
 /// `lifeboat apply`: the config name for an object, content-addressed so that
 /// re-applying the same text is a no-op and a change makes a new version:

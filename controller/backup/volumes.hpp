@@ -1,0 +1,63 @@
+#pragma once
+
+#include "api/objects.hpp"
+#include "controller/engine/client.hpp"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+// Reading volumes through the engine: the volumes a schedule names or selects,
+// and a container that mounts them without ever running.
+namespace lifeboat::backup {
+
+/// The volumes of `spec` on this node: the named ones (each must exist), or
+/// those carrying every label of the selector (none matching is an error, so
+/// a typo in a selector does not make empty backups). Sorted by name.
+engine::result<std::vector<engine::volume>> resolve_volumes(const engine::client& client,
+                                                            const api::backup_schedule_spec& spec);
+
+/// The image of the container this process runs in, if it runs in one (its
+/// host name is its container ID, as Docker sets it): lifeboat's own image,
+/// which is always present on the node.
+std::optional<std::string> own_image(const engine::client& client);
+
+/// A container that is created, never started, with each volume mounted at
+/// /lifeboat/<volume> (read-only for reading). Reading or writing its paths
+/// through the engine's archive endpoints needs no process in it, so the
+/// image only has to exist locally. Removed when destroyed.
+class volume_container {
+ public:
+  /// Creates the container named `name` from `image`.
+  static engine::result<volume_container> create(const engine::client& client,
+                                                 const std::string& image,
+                                                 const std::vector<std::string>& volumes,
+                                                 bool read_only, const std::string& name);
+
+  volume_container(volume_container&& other) noexcept;
+  volume_container& operator=(volume_container&&) = delete;
+  volume_container(const volume_container&) = delete;
+  ~volume_container();
+
+  const std::string& id() const { return id_; }
+
+  /// The tar stream of the volume's content; its entries are named
+  /// "<volume>/...", the volume's own directory first.
+  engine::result<engine::http::body_reader> read(const std::string& volume) const;
+
+  /// Unpacks a tar stream whose entries are relative to the volume's root.
+  engine::result<void> write(const std::string& volume,
+                             const engine::http::body_source& source) const;
+
+ private:
+  volume_container(const engine::client& client, std::string id)
+      : client_(&client), id_(std::move(id)) {}
+
+  const engine::client* client_;
+  std::string id_;
+};
+
+/// Where a volume is mounted inside a volume_container.
+std::string mount_path(const std::string& volume);
+
+}  // namespace lifeboat::backup

@@ -1,0 +1,165 @@
+#include "controller/backup/archive_steps.hpp"
+#include "controller/backup/engine_runner.hpp"
+#include "controller/cli/commands.hpp"
+#include "controller/controller.hpp"
+#include "controller/metrics/http_server.hpp"
+#include "controller/objects/catalog.hpp"
+#include "controller/objects/swarm_objects.hpp"
+#include "reconcilers/schedule.hpp"
+
+#include <fmt/core.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <fstream>
+#include <sstream>
+
+namespace lifeboat::cli {
+
+namespace {
+
+std::atomic<bool> stop_requested{false};
+
+extern "C" void request_stop(int /*signal*/) { stop_requested = true; }
+
+void install_signal_handlers() {
+  struct sigaction action {};
+  action.sa_handler = request_stop;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+}
+
+void configure_logging(const std::string& format) {
+  auto logger = spdlog::stdout_logger_mt("lifeboat");
+  if (format == "json") {
+    logger->set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","msg":"%v"})",
+                        spdlog::pattern_time_type::utc);
+  } else {
+    logger->set_pattern("time=%Y-%m-%dT%H:%M:%S.%eZ level=%l %v", spdlog::pattern_time_type::utc);
+  }
+  spdlog::set_default_logger(logger);
+}
+
+}  // namespace
+
+int controller(const engine::client_options& engine_options, const controller_options& options) {
+  configure_logging(options.log_format);
+  install_signal_handlers();
+  auto client = engine::client::connect(engine_options);
+  if (!client) {
+    spdlog::critical("event=startup_failed error=\"cannot reach the engine: {}\"",
+                     client.error().describe());
+    return 1;
+  }
+  auto journals = open_journals(*client, options.state_file);
+  if (!journals) {
+    spdlog::critical("event=startup_failed error=\"{}\"", journals.error().describe());
+    return 1;
+  }
+  metrics::registry registry;
+  std::atomic<bool> ready{false};
+  std::unique_ptr<metrics::http_server> server;
+  try {
+    server = std::make_unique<metrics::http_server>(
+        options.metrics_addr,
+        metrics::endpoints{[&] { return registry.serialize(); }, [&] { return ready.load(); }});
+  } catch (const std::exception& e) {
+    spdlog::critical("event=startup_failed error=\"{}\"", e.what());
+    return 1;
+  }
+  spdlog::info("event=started metrics={} api={}", options.metrics_addr, client->api_version());
+  backup::engine_runner runner(*client, **journals, backup::local_archive_steps(),
+                               {options.helper_image});
+  return controller::run(*client, options.loop, runner, **journals, registry, stop_requested,
+                         ready);
+}
+
+int backup_once(const engine::client_options& engine_options, const std::string& schedule_file,
+                const std::string& helper_image, const std::string& state_file) {
+  std::ifstream in(schedule_file);
+  if (!in) {
+    fmt::print(stderr, "{}: cannot read the file\n", schedule_file);
+    return 1;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  const auto decoded = api::decode(text.str());
+  if (!decoded.ok()) {
+    for (const auto& e : decoded.errors()) {
+      fmt::print(stderr, "{}:{}\n", schedule_file, api::format_error(e));
+    }
+    return 1;
+  }
+  const api::backup_schedule* schedule = nullptr;
+  const auto objects_in_file = decoded.objects();
+  for (const auto& o : objects_in_file) {
+    if (const auto* s = std::get_if<api::backup_schedule>(&o)) {
+      if (schedule != nullptr) {
+        fmt::print(stderr, "{}: holds more than one BackupSchedule\n", schedule_file);
+        return 1;
+      }
+      schedule = s;
+    }
+  }
+  if (schedule == nullptr) {
+    fmt::print(stderr, "{}: holds no BackupSchedule\n", schedule_file);
+    return 1;
+  }
+  auto client = engine::client::connect(engine_options);
+  if (!client) {
+    fmt::print(stderr, "error: cannot reach the engine: {}\n", client.error().describe());
+    return 1;
+  }
+  auto journals = open_journals(*client, state_file);
+  if (!journals) {
+    fmt::print(stderr, "error: {}\n", journals.error().describe());
+    return 1;
+  }
+  install_signal_handlers();
+  const auto name = reconcilers::backup_name(
+      schedule->metadata.name,
+      std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()));
+  backup::engine_runner runner(*client, **journals, backup::local_archive_steps(), {helper_image});
+  const auto started = std::chrono::steady_clock::now();
+  const auto result = runner.run(
+      *schedule, name,
+      [&](std::string_view phase, const std::string& message) {
+        const std::chrono::duration<double> t = std::chrono::steady_clock::now() - started;
+        fmt::print("{:7.1f}s  {:<10} {}\n", t.count(), phase, message);
+        std::fflush(stdout);
+      },
+      stop_requested);
+  if (!result.ok) {
+    fmt::print(stderr, "backup {} failed: {}\n", name, result.message);
+    return 1;
+  }
+  fmt::print("backup {} succeeded: {}\n  {}\n", name, result.message, result.archive);
+  return 0;
+}
+
+int backup_now(const engine::client_options& engine_options, const std::string& schedule) {
+  auto client = engine::client::connect(engine_options);
+  if (!client) {
+    fmt::print(stderr, "error: cannot reach the engine: {}\n", client.error().describe());
+    return 1;
+  }
+  api::backup b;
+  b.metadata.name = reconcilers::backup_name(
+      schedule, std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()));
+  b.spec.schedule_ref = schedule;
+  const auto text = api::encode_yaml(b);
+  auto created = client->create_config(objects::config_name_for(b, text), text,
+                                       {{std::string(objects::label::object), "true"},
+                                        {std::string(objects::label::kind), "Backup"},
+                                        {std::string(objects::label::name), b.metadata.name}});
+  if (!created) {
+    fmt::print(stderr, "error: {}\n", created.error().describe());
+    return 1;
+  }
+  fmt::print("Backup/{} created; the controller runs it\n", b.metadata.name);
+  return 0;
+}
+
+}  // namespace lifeboat::cli
