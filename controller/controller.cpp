@@ -74,6 +74,7 @@ std::string default_identity() {
 
 struct active_run {
   std::thread thread;
+  std::atomic<int> held{0};
   std::atomic<bool> cancel{false};
   std::atomic<bool> finished{false};
 };
@@ -134,11 +135,12 @@ class controller_loop {
   runtime::lease_options make_lease_options() {
     runtime::lease_options o;
     o.name = opts_.lease_name;
-    o.identity = opts_.identity.empty() ? default_identity() : opts_.identity;
+    identity_ = opts_.identity.empty() ? default_identity() : opts_.identity;
+    o.identity = identity_;
     o.duration = opts_.lease_duration;
     o.renew_deadline = opts_.renew_deadline;
     o.on_change = [this](bool leading) {
-      spdlog::info("event=leadership leading={} identity={}", leading, opts_.identity);
+      spdlog::info("event=leadership leading={} identity={}", leading, identity_);
       if (leading) {
         queue_.add(std::string(resync_key));
       }
@@ -477,6 +479,11 @@ class controller_loop {
       write_phase(entry.source.id, backup::phase::failed, "controller restarted during " + phase);
       return true;
     }
+    if (run_active_for(std::get<api::backup>(*entry.object()).spec.schedule_ref)) {
+      // One run of a schedule at a time: an on-demand Backup waits its turn.
+      queue_.add_after(std::string(backup_prefix) + name, 5s);
+      return true;
+    }
     if (!schedule_entry) {
       write_phase(entry.source.id, backup::phase::failed,
                   "schedule " + std::get<api::backup>(*entry.object()).spec.schedule_ref +
@@ -527,6 +534,10 @@ class controller_loop {
           [&](std::string_view phase, const std::string& message) {
             write_phase(config_id, phase, message);
           },
+          [&](int workloads) {
+            run->held = workloads;
+            update_held();
+          },
           run->cancel);
       const auto finished = std::chrono::system_clock::now();
       metrics_.backup_finished(
@@ -543,6 +554,15 @@ class controller_loop {
       run->finished = true;
       queue_.add(std::string(resync_key));
     });
+  }
+
+  void update_held() {
+    int total = 0;
+    std::lock_guard lock(runs_mutex_);
+    for (const auto& [name, r] : runs_) {
+      total += r->held;
+    }
+    metrics_.set_workloads_held(total);
   }
 
   void join_runs(bool all) {
@@ -568,6 +588,7 @@ class controller_loop {
 
   const engine::client& client_;
   const options opts_;
+  std::string identity_;
   backup::backup_runner& runner_;
   quiesce::journal_store& journals_;
   metrics::registry& metrics_;

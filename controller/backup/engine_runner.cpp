@@ -34,7 +34,8 @@ engine_runner::engine_runner(const engine::client& client, quiesce::journal_stor
       options_(std::move(options)) {}
 
 run_result engine_runner::run(const api::backup_schedule& schedule, const std::string& run_name,
-                              const phase_reporter& report, const std::atomic<bool>& cancel) {
+                              const phase_reporter& report, const held_reporter& holding,
+                              const std::atomic<bool>& cancel) {
   const auto start = clock::now();
   run_result result;
   auto fail = [&](std::string message) {
@@ -89,11 +90,14 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
   report(phase::quiescing, "");
   const auto held = quiesce::with_quiesced(
       client_, journals_, quiesce::quiesce_run{run_name, spec.stop_during_backup},
-      spec.timeouts.scale_down, spec.timeouts.scale_up, [&] {
-        report(phase::archiving, fmt::format("reading {} volume(s)", names.size()));
+      spec.timeouts.scale_down, spec.timeouts.scale_up, [&](int workloads) {
+        holding(workloads);
+        report(phase::archiving,
+               fmt::format("reading {} volume(s), {} workload(s) held", names.size(), workloads));
         written = steps_.write(request);
         report(phase::resuming, "");
       });
+  holding(0);
   result.downtime = held.held;
   if (!held.quiesce.ok) {
     return fail("quiescing failed: " + held.quiesce.message +

@@ -60,7 +60,8 @@ class engine_runner final : public backup_runner {
                 runner_options options);
 
   run_result run(const api::backup_schedule& schedule, const std::string& run_name,
-                 const phase_reporter& report, const std::atomic<bool>& cancel) override;
+                 const phase_reporter& report, const held_reporter& holding,
+                 const std::atomic<bool>& cancel) override;
 
  private:
   const engine::client& client_;

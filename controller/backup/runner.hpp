@@ -40,6 +40,10 @@ struct run_result {
 /// Called as a run moves through its phases; `message` may be empty.
 using phase_reporter = std::function<void(std::string_view phase, const std::string& message)>;
 
+/// Called with how many workloads (services, containers) the run holds now:
+/// the count once quiesced, 0 once resumed.
+using held_reporter = std::function<void(int workloads)>;
+
 class backup_runner {
  public:
   virtual ~backup_runner() = default;
@@ -47,7 +51,8 @@ class backup_runner {
   /// are always resumed before it returns, also when `cancel` is set midway
   /// (the run then fails). Blocks; the controller calls it off its loop.
   virtual run_result run(const api::backup_schedule& schedule, const std::string& run_name,
-                         const phase_reporter& report, const std::atomic<bool>& cancel) = 0;
+                         const phase_reporter& report, const held_reporter& holding,
+                         const std::atomic<bool>& cancel) = 0;
 };
 
 }  // namespace lifeboat::backup

@@ -130,7 +130,7 @@ int backup_once(const engine::client_options& engine_options, const std::string&
         fmt::print("{:7.1f}s  {:<10} {}\n", t.count(), phase, message);
         std::fflush(stdout);
       },
-      stop_requested);
+      [](int) {}, stop_requested);
   if (!result.ok) {
     fmt::print(stderr, "backup {} failed: {}\n", name, result.message);
     return 1;

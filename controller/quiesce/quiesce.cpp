@@ -216,14 +216,14 @@ outcome reach(const engine::client& client, journal_store& journals, const quies
 held_outcome with_quiesced(const engine::client& client, journal_store& journals,
                            const quiesce_run& run, std::chrono::milliseconds scale_down_timeout,
                            std::chrono::milliseconds scale_up_timeout,
-                           const std::function<void()>& body, const pacing& pace) {
+                           const std::function<void(int workloads)>& body, const pacing& pace) {
   held_outcome result;
   const auto start = pace.now();
   result.quiesce = reach(client, journals, run, quiesce_goal::quiesced, scale_down_timeout, pace);
   if (result.quiesce.ok) {
     try {
       result.body_ran = true;
-      body();
+      body(result.quiesce.workloads);
     } catch (...) {
       result.resume = reach(client, journals, run, quiesce_goal::restored, scale_up_timeout, pace);
       throw;

@@ -67,13 +67,14 @@ struct held_outcome {
   std::chrono::milliseconds held{0};  ///< from the first action until resumed
 };
 
-/// Quiesces, runs `body` while the workloads are held, then resumes — always:
-/// also when quiescing failed or timed out, and when `body` throws (then the
-/// exception propagates after resuming).
+/// Quiesces, runs `body` while the workloads are held (with how many services
+/// and containers were quiesced), then resumes — always: also when quiescing
+/// failed or timed out, and when `body` throws (then the exception propagates
+/// after resuming).
 held_outcome with_quiesced(const engine::client& client, journal_store& journals,
                            const quiesce_run& run, std::chrono::milliseconds scale_down_timeout,
                            std::chrono::milliseconds scale_up_timeout,
-                           const std::function<void()>& body, const pacing& pace = {});
+                           const std::function<void(int workloads)>& body, const pacing& pace = {});
 
 struct recovery_report {
   std::vector<std::string> recovered;  ///< runs whose workloads were brought back

@@ -90,7 +90,7 @@ TEST_F(quiesce_e2e, docker_volume_backup_swarm_examples) {
 
   const quiesce_run run{unique("run"), "true"};
   bool checked = false;
-  const auto result = quiesce::with_quiesced(engine(), *journals_, run, 60s, 60s, [&] {
+  const auto result = quiesce::with_quiesced(engine(), *journals_, run, 60s, 60s, [&](int) {
     checked = true;
     auto s = engine().inspect_service(scaled);
     ASSERT_TRUE(s);
@@ -129,7 +129,7 @@ TEST_F(quiesce_e2e, plain_containers_are_stopped_and_started) {
   ASSERT_TRUE(engine().start_container(*id));
 
   const quiesce_run run{unique("plain-run"), "g-plain"};
-  const auto result = quiesce::with_quiesced(engine(), *journals_, run, 60s, 60s, [&] {
+  const auto result = quiesce::with_quiesced(engine(), *journals_, run, 60s, 60s, [&](int) {
     auto c = engine().inspect_container(*id);
     ASSERT_TRUE(c);
     EXPECT_FALSE(c->running);
@@ -178,7 +178,7 @@ TEST_F(quiesce_e2e, refusals_touch_nothing) {
     const quiesce_run run{unique("refused-" + c.group), c.group};
     bool body_ran = false;
     const auto result =
-        quiesce::with_quiesced(engine(), *journals_, run, 30s, 30s, [&] { body_ran = true; });
+        quiesce::with_quiesced(engine(), *journals_, run, 30s, 30s, [&](int) { body_ran = true; });
     EXPECT_FALSE(result.quiesce.ok) << c.group;
     EXPECT_FALSE(body_ran) << c.group;
     EXPECT_NE(result.quiesce.message.find(c.expected), std::string::npos)
