@@ -75,20 +75,23 @@ class quiesce_e2e : public engine_test {
 };
 
 TEST_F(quiesce_e2e, docker_volume_backup_swarm_examples) {
+  // docker-volume-backup's examples use the group "true"; a group of this
+  // test's own keeps other workloads on the shared engine out of the run.
+  const auto group = unique("group");
   // 1. Labelled in `deploy`: scaled to zero and back.
-  const auto scaled = service(unique("scaled"), 2, [](json::object& spec) {
-    spec["Labels"] = json::object{{label, "true"}};
+  const auto scaled = service(unique("scaled"), 2, [&](json::object& spec) {
+    spec["Labels"] = json::object{{label, group}};
   });
   // 2. Its containers carry the label, restart policy on-failure: stopped and back.
-  const auto stopped = service(unique("stopped"), 2, [](json::object& spec) {
+  const auto stopped = service(unique("stopped"), 2, [&](json::object& spec) {
     auto& tt = spec["TaskTemplate"].as_object();
-    tt["ContainerSpec"].as_object()["Labels"] = json::object{{label, "true"}};
+    tt["ContainerSpec"].as_object()["Labels"] = json::object{{label, group}};
     tt["RestartPolicy"] = json::object{{"Condition", "on-failure"}};
   });
   ASSERT_TRUE(
       eventually([&] { return running_tasks(scaled) == 2 && running_tasks(stopped) == 2; }));
 
-  const quiesce_run run{unique("run"), "true"};
+  const quiesce_run run{unique("run"), group};
   bool checked = false;
   const auto result = quiesce::with_quiesced(engine(), *journals_, run, 60s, 60s, [&](int) {
     checked = true;
