@@ -94,6 +94,9 @@ int main(int argc, char** argv) {
   controller->add_option("--identity", controller_options.loop.identity,
                          "lease identity (default: host name and PID)");
   controller->add_option("--workers", controller_options.loop.workers, "reconcile workers");
+  controller->add_option("--lease-name", controller_options.loop.lease_name,
+                         "the config that holds the leader lease; controllers sharing it "
+                         "elect one leader");
 
   std::string schedule_file;
   std::string helper_image;

@@ -24,6 +24,8 @@ if [[ $needs_engine -eq 1 ]]; then
     trap '"$LIFEBOAT_ROOT/hack/swarm-down.sh"' EXIT
   fi
   load_engine_env
+  # The controller's e2e test deploys lifeboat's own image.
+  "$LIFEBOAT_ROOT/hack/image.sh"
 fi
 
 ctest --test-dir "$LIFEBOAT_BUILD_DIR" --output-on-failure -j "$(nproc)" "$@"

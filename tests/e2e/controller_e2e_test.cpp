@@ -1,0 +1,191 @@
+// The controller deployed as a Swarm service from manifests/stack.yml, with
+// the image of hack/image.sh, running schedules and on-demand Backups.
+#include "tests/e2e/engine_fixture.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/json/parse.hpp>
+
+#include <sys/wait.h>
+#include <array>
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+namespace lifeboat::e2e {
+namespace {
+
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+struct command_result {
+  int status = -1;
+  std::string out;
+};
+
+command_result run(const std::string& command) {
+  command_result r;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) {
+    return r;
+  }
+  std::array<char, 4096> buf{};
+  std::size_t n = 0;
+  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) {
+    r.out.append(buf.data(), n);
+  }
+  const int status = ::pclose(pipe);
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+std::string lifeboat(const std::string& args) { return std::string(LIFEBOAT_BINARY) + " " + args; }
+
+// A port nobody listens on right now, chosen by the kernel.
+unsigned short free_port() {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  return a.local_endpoint().port();
+}
+
+class controller_e2e : public engine_test {};
+
+TEST_F(controller_e2e, stack_runs_scheduled_and_on_demand_backups) {
+  const auto image = run("docker image inspect lifeboat:dev >/dev/null 2>&1");
+  ASSERT_EQ(image.status, 0) << "no lifeboat:dev image: run hack/image.sh (hack/test.sh does)";
+
+  // The workload: a labelled service writing to its volume.
+  const auto group = unique("grp");
+  const auto volume = create_volume(unique("data"));
+  const auto app = create_service(unique("app"), volume,
+                                  "trap 'exit 0' TERM; while true; do date >> /data/log; "
+                                  "sleep 1; done",
+                                  2);
+  ASSERT_FALSE(app.empty());
+  {
+    auto s = engine().inspect_service(app);
+    ASSERT_TRUE(s);
+    auto spec = s->spec;
+    spec["Labels"].as_object()["docker-volume-backup.stop-during-backup"] = group;
+    ASSERT_TRUE(engine().update_service(app, s->version, spec));
+  }
+  ASSERT_TRUE(eventually([&] { return running_tasks(app) == 2; }));
+
+  // Every replicas change of the workload, from the events stream.
+  auto events = engine().events({{"type", {"service"}}, {"service", {app}}});
+  ASSERT_TRUE(events) << events.error().describe();
+  std::mutex seen_mutex;
+  std::vector<std::string> replicas_seen;
+  std::thread follower([&] {
+    while (auto e = events->next()) {
+      if (const auto it = e->attributes.find("replicas.new"); it != e->attributes.end()) {
+        const std::lock_guard lock(seen_mutex);
+        replicas_seen.push_back(it->second);
+      }
+    }
+  });
+
+  // The controller, deployed as users do.
+  const auto archive_dir = std::filesystem::path(testing::TempDir()) / unique("archive");
+  std::filesystem::create_directories(archive_dir);
+  const auto port = free_port();
+  const auto stack = unique("lb");
+  const char* host = std::getenv("DOCKER_HOST");
+  const std::string socket = std::string(host).substr(std::string("unix://").size());
+  const auto deployed = run(
+      "LIFEBOAT_ENGINE_SOCKET=" + socket + " LIFEBOAT_ARCHIVE_DIR=" + archive_dir.string() +
+      " LIFEBOAT_METRICS_PORT=" + std::to_string(port) + " LIFEBOAT_LEASE=" + unique("lease") +
+      " docker stack deploy --resolve-image never -c " LIFEBOAT_SOURCE_DIR "/manifests/stack.yml " +
+      stack + " 2>&1");
+  ASSERT_EQ(deployed.status, 0) << deployed.out;
+  on_teardown([stack] { run("docker stack rm " + stack + " >/dev/null 2>&1"); });
+
+  // A schedule every 20 s, applied as a config.
+  const auto schedule = unique("every");
+  const auto file = std::filesystem::path(testing::TempDir()) / (schedule + ".yaml");
+  std::ofstream(file) << "apiVersion: lifeboat/v1\nkind: BackupSchedule\nmetadata: {name: "
+                      << schedule << "}\nspec:\n  schedule: \"@every 20s\"\n  volumes: [" << volume
+                      << "]\n  stopDuringBackup: \"" << group
+                      << "\"\n  destinations: [{local: {path: /archive/" << schedule
+                      << "}}]\n  retention: {keepLast: 10}\n";
+  ASSERT_EQ(run(lifeboat("apply -f " + file.string())).status, 0);
+  on_teardown([this, schedule] {
+    auto configs = engine().list_configs({{"label", {"lifeboat.object"}}});
+    for (const auto& c : configs ? *configs : std::vector<engine::config>{}) {
+      if (c.name.starts_with(schedule)) {
+        (void)engine().remove_config(c.id);
+      }
+    }
+  });
+  // And one on demand.
+  ASSERT_EQ(run(lifeboat("backup now " + schedule)).status, 0);
+
+  // Both kinds of run succeed.
+  std::size_t succeeded = 0;
+  std::string last_listing;
+  const bool done = eventually(
+      [&] {
+        last_listing = run(lifeboat("get backups -o json")).out;
+        boost::system::error_code ec;
+        const auto v = json::parse(last_listing, ec);
+        succeeded = 0;
+        for (const auto& b : ec ? json::array{} : v.as_array()) {
+          if (b.at("scheduleRef").as_string() == schedule &&
+              b.at("phase").as_string() == "Succeeded") {
+            ++succeeded;
+          }
+        }
+        return succeeded >= 3;
+      },
+      180s);
+  EXPECT_TRUE(done) << "succeeded: " << succeeded << "\n"
+                    << last_listing << "\n"
+                    << run("docker service logs " + stack + "_controller 2>&1 | tail -30").out;
+
+  // The archives landed, complete, with their checksums.
+  const auto dir = archive_dir / schedule;
+  std::size_t archives = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() == ".gz") {
+      ++archives;
+      const auto check =
+          run("cd " + dir.string() + " && sha256sum -c " + entry.path().filename().string() +
+              ".sha256 2>&1 && tar -tzf " + entry.path().string() + " 2>&1");
+      EXPECT_EQ(check.status, 0) << check.out;
+      EXPECT_NE(check.out.find(volume + "/log"), std::string::npos) << check.out;
+    }
+  }
+  EXPECT_GE(archives, 3U);
+
+  // The workload was at zero during the runs and is back, with no label left.
+  EXPECT_TRUE(eventually([&] { return running_tasks(app) == 2; }));
+  auto s = engine().inspect_service(app);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->replicas, 2U);
+  EXPECT_FALSE(s->service_labels.contains("lifeboat.held-by"));
+  EXPECT_FALSE(s->service_labels.contains("lifeboat.prior-replicas"));
+  events->cancel();
+  follower.join();
+  {
+    const std::lock_guard lock(seen_mutex);
+    const auto zeros = std::count(replicas_seen.begin(), replicas_seen.end(), "0");
+    EXPECT_GE(zeros, 3) << "the workload was not scaled to zero for each run";
+  }
+
+  // Metrics, as Prometheus would scrape them.
+  const auto metrics = run("curl -s http://127.0.0.1:" + std::to_string(port) + "/metrics").out;
+  EXPECT_NE(
+      metrics.find("lifeboat_backups_total{result=\"success\",schedule=\"" + schedule + "\"}"),
+      std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("lifeboat_leader 1"), std::string::npos);
+  EXPECT_EQ(run("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:" + std::to_string(port) +
+                "/readyz")
+                .out,
+            "200");
+}
+
+}  // namespace
+}  // namespace lifeboat::e2e
