@@ -179,6 +179,27 @@ std::string read_error_body(sync_stream& s, beast::flat_buffer& buf, Parser& par
   return body;
 }
 
+// Reads a whole (bounded) response; a status of 400 or more becomes the
+// engine's error.
+result<response> read_response(sync_stream& s, const std::string& target) {
+  beast::flat_buffer buf;
+  buf.reserve(buffered_read_size);
+  bhttp::response_parser<bhttp::string_body> parser;
+  parser.body_limit(max_buffered_body);
+  error_code ec;
+  bhttp::read(s, buf, parser, ec);
+  if (ec) {
+    return from_io(ec, "reading the response to " + target);
+  }
+  auto& res = parser.get();
+  const int status = static_cast<int>(res.result_int());
+  if (status >= 400) {
+    return error_from_response(status, res.body());
+  }
+  return response{status, std::move(res.body()), header_or_empty(res, "Api-Version"),
+                  header_or_empty(res, "Content-Type")};
+}
+
 }  // namespace
 
 struct body_reader::impl {
@@ -252,21 +273,7 @@ result<response> client::send(const request& r, milliseconds timeout) const {
     return from_io(ec, "sending " + r.target);
   }
 
-  beast::flat_buffer buf;
-  buf.reserve(buffered_read_size);
-  bhttp::response_parser<bhttp::string_body> parser;
-  parser.body_limit(max_buffered_body);
-  bhttp::read(s, buf, parser, ec);
-  if (ec) {
-    return from_io(ec, "reading the response to " + r.target);
-  }
-  auto& res = parser.get();
-  const int status = static_cast<int>(res.result_int());
-  if (status >= 400) {
-    return error_from_response(status, res.body());
-  }
-  return response{status, std::move(res.body()), header_or_empty(res, "Api-Version"),
-                  header_or_empty(res, "Content-Type")};
+  return read_response(s, r.target);
 }
 
 result<body_reader> client::open(const request& r, std::optional<milliseconds> idle_timeout) const {
@@ -342,21 +349,7 @@ result<response> client::upload(const request& r, const body_source& source) con
     }
   }
 
-  beast::flat_buffer buf;
-  buf.reserve(buffered_read_size);
-  bhttp::response_parser<bhttp::string_body> parser;
-  parser.body_limit(max_buffered_body);
-  bhttp::read(s, buf, parser, ec);
-  if (ec) {
-    return from_io(ec, "reading the response to " + r.target);
-  }
-  auto& res = parser.get();
-  const int status = static_cast<int>(res.result_int());
-  if (status >= 400) {
-    return error_from_response(status, res.body());
-  }
-  return response{status, std::move(res.body()), header_or_empty(res, "Api-Version"),
-                  header_or_empty(res, "Content-Type")};
+  return read_response(s, r.target);
 }
 
 error error_from_response(int status, std::string_view body) {

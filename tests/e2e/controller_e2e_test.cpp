@@ -20,27 +20,6 @@ namespace {
 namespace json = boost::json;
 using namespace std::chrono_literals;
 
-struct command_result {
-  int status = -1;
-  std::string out;
-};
-
-command_result run(const std::string& command) {
-  command_result r;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) {
-    return r;
-  }
-  std::array<char, 4096> buf{};
-  std::size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) {
-    r.out.append(buf.data(), n);
-  }
-  const int status = ::pclose(pipe);
-  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
 std::string lifeboat(const std::string& args) { return std::string(LIFEBOAT_BINARY) + " " + args; }
 
 // A port nobody listens on right now, chosen by the kernel.
@@ -53,7 +32,7 @@ unsigned short free_port() {
 class controller_e2e : public engine_test {};
 
 TEST_F(controller_e2e, stack_runs_scheduled_and_on_demand_backups) {
-  const auto image = run("docker image inspect lifeboat:dev >/dev/null 2>&1");
+  const auto image = run_command("docker image inspect lifeboat:dev >/dev/null 2>&1");
   ASSERT_EQ(image.status, 0) << "no lifeboat:dev image: run hack/image.sh (hack/test.sh does)";
 
   // The workload: a labelled service writing to its volume.
@@ -94,13 +73,13 @@ TEST_F(controller_e2e, stack_runs_scheduled_and_on_demand_backups) {
   const auto stack = unique("lb");
   const char* host = std::getenv("DOCKER_HOST");
   const std::string socket = std::string(host).substr(std::string("unix://").size());
-  const auto deployed = run(
+  const auto deployed = run_command(
       "LIFEBOAT_ENGINE_SOCKET=" + socket + " LIFEBOAT_ARCHIVE_DIR=" + archive_dir.string() +
       " LIFEBOAT_METRICS_PORT=" + std::to_string(port) + " LIFEBOAT_LEASE=" + unique("lease") +
       " docker stack deploy --resolve-image never -c " LIFEBOAT_SOURCE_DIR "/manifests/stack.yml " +
       stack + " 2>&1");
   ASSERT_EQ(deployed.status, 0) << deployed.out;
-  on_teardown([stack] { run("docker stack rm " + stack + " >/dev/null 2>&1"); });
+  on_teardown([stack] { run_command("docker stack rm " + stack + " >/dev/null 2>&1"); });
 
   // A schedule every 20 s, applied as a config.
   const auto schedule = unique("every");
@@ -110,7 +89,7 @@ TEST_F(controller_e2e, stack_runs_scheduled_and_on_demand_backups) {
                       << "]\n  stopDuringBackup: \"" << group
                       << "\"\n  destinations: [{local: {path: /archive/" << schedule
                       << "}}]\n  retention: {keepLast: 10}\n";
-  ASSERT_EQ(run(lifeboat("apply -f " + file.string())).status, 0);
+  ASSERT_EQ(run_command(lifeboat("apply -f " + file.string())).status, 0);
   on_teardown([this, schedule] {
     auto configs = engine().list_configs({{"label", {"lifeboat.object"}}});
     for (const auto& c : configs ? *configs : std::vector<engine::config>{}) {
@@ -120,14 +99,14 @@ TEST_F(controller_e2e, stack_runs_scheduled_and_on_demand_backups) {
     }
   });
   // And one on demand.
-  ASSERT_EQ(run(lifeboat("backup now " + schedule)).status, 0);
+  ASSERT_EQ(run_command(lifeboat("backup now " + schedule)).status, 0);
 
   // Both kinds of run succeed.
   std::size_t succeeded = 0;
   std::string last_listing;
   const bool done = eventually(
       [&] {
-        last_listing = run(lifeboat("get backups -o json")).out;
+        last_listing = run_command(lifeboat("get backups -o json")).out;
         boost::system::error_code ec;
         const auto v = json::parse(last_listing, ec);
         succeeded = 0;
@@ -140,9 +119,10 @@ TEST_F(controller_e2e, stack_runs_scheduled_and_on_demand_backups) {
         return succeeded >= 3;
       },
       180s);
-  EXPECT_TRUE(done) << "succeeded: " << succeeded << "\n"
-                    << last_listing << "\n"
-                    << run("docker service logs " + stack + "_controller 2>&1 | tail -30").out;
+  EXPECT_TRUE(done)
+      << "succeeded: " << succeeded << "\n"
+      << last_listing << "\n"
+      << run_command("docker service logs " + stack + "_controller 2>&1 | tail -30").out;
 
   // The archives landed, complete, with their checksums.
   const auto dir = archive_dir / schedule;
@@ -150,9 +130,9 @@ TEST_F(controller_e2e, stack_runs_scheduled_and_on_demand_backups) {
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
     if (entry.path().extension() == ".gz") {
       ++archives;
-      const auto check =
-          run("cd " + dir.string() + " && sha256sum -c " + entry.path().filename().string() +
-              ".sha256 2>&1 && tar -tzf " + entry.path().string() + " 2>&1");
+      const auto check = run_command("cd " + dir.string() + " && sha256sum -c " +
+                                     entry.path().filename().string() +
+                                     ".sha256 2>&1 && tar -tzf " + entry.path().string() + " 2>&1");
       EXPECT_EQ(check.status, 0) << check.out;
       EXPECT_NE(check.out.find(volume + "/log"), std::string::npos) << check.out;
     }
@@ -175,14 +155,15 @@ TEST_F(controller_e2e, stack_runs_scheduled_and_on_demand_backups) {
   }
 
   // Metrics, as Prometheus would scrape them.
-  const auto metrics = run("curl -s http://127.0.0.1:" + std::to_string(port) + "/metrics").out;
+  const auto metrics =
+      run_command("curl -s http://127.0.0.1:" + std::to_string(port) + "/metrics").out;
   EXPECT_NE(
       metrics.find("lifeboat_backups_total{result=\"success\",schedule=\"" + schedule + "\"}"),
       std::string::npos)
       << metrics;
   EXPECT_NE(metrics.find("lifeboat_leader 1"), std::string::npos);
-  EXPECT_EQ(run("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:" + std::to_string(port) +
-                "/readyz")
+  EXPECT_EQ(run_command("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:" +
+                        std::to_string(port) + "/readyz")
                 .out,
             "200");
 }

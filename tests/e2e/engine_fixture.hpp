@@ -4,7 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+
+#include <array>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <string>
@@ -17,6 +21,28 @@ namespace lifeboat::e2e {
 inline std::string test_image() {
   const char* image = std::getenv("LIFEBOAT_TEST_IMAGE");
   return image != nullptr && *image != '\0' ? image : "lifeboat-test/busybox:latest";
+}
+
+struct command_result {
+  int status = -1;  ///< exit status; -1 when the command could not run or was killed
+  std::string out;  ///< its standard output (standard error goes to the test's log)
+};
+
+/// Runs a shell command, as a user would type it.
+inline command_result run_command(const std::string& command) {
+  command_result r;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) {
+    return r;
+  }
+  std::array<char, 4096> buf{};
+  std::size_t n = 0;
+  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) {
+    r.out.append(buf.data(), n);
+  }
+  const int status = ::pclose(pipe);
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
 }
 
 /// Polls `done` until it returns true or `timeout` passes; returns the last

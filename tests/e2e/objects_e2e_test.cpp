@@ -12,28 +12,6 @@
 namespace lifeboat::e2e {
 namespace {
 
-struct command_result {
-  int status = -1;
-  std::string out;
-};
-
-// Runs a shell command, capturing stdout (stderr goes to the test's log).
-command_result run(const std::string& command) {
-  command_result r;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) {
-    return r;
-  }
-  std::array<char, 4096> buf{};
-  std::size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) {
-    r.out.append(buf.data(), n);
-  }
-  const int status = ::pclose(pipe);
-  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
 std::string lifeboat(const std::string& args) { return std::string(LIFEBOAT_BINARY) + " " + args; }
 
 std::string write_temp(const std::string& name, const std::string& text) {
@@ -51,7 +29,7 @@ std::string schedule_yaml(const std::string& name, const std::string& cron) {
 // `lifeboat get schedules -o json`, by name; where versions share a name, the
 // one in force (listed first).
 std::map<std::string, boost::json::object> get_schedules() {
-  const auto r = run(lifeboat("get schedules -o json"));
+  const auto r = run_command(lifeboat("get schedules -o json"));
   EXPECT_EQ(r.status, 0) << r.out;
   std::map<std::string, boost::json::object> out;
   boost::system::error_code ec;
@@ -78,18 +56,19 @@ TEST_F(objects_e2e, stack_and_config_create_make_schedules_visible) {
   // An object created with the plain docker CLI, as a user would.
   const auto name = unique("sched");
   const auto file = write_temp(name + ".yaml", schedule_yaml(name, "0 3 * * *"));
-  ASSERT_EQ(run("docker config create --label lifeboat.object=true " + name + " " + file).status,
-            0);
+  ASSERT_EQ(
+      run_command("docker config create --label lifeboat.object=true " + name + " " + file).status,
+      0);
   remove_config_later(name);
 
   // The example stack declares its schedule in its configs section.
   const auto stack = unique("stack");
-  const auto deployed = run("cd " LIFEBOAT_SOURCE_DIR
-                            "/manifests/examples && "
-                            "docker stack deploy --resolve-image never -c stack.yml " +
-                            stack);
+  const auto deployed = run_command("cd " LIFEBOAT_SOURCE_DIR
+                                    "/manifests/examples && "
+                                    "docker stack deploy --resolve-image never -c stack.yml " +
+                                    stack);
   ASSERT_EQ(deployed.status, 0) << deployed.out;
-  on_teardown([stack] { run("docker stack rm " + stack + " >/dev/null 2>&1"); });
+  on_teardown([stack] { run_command("docker stack rm " + stack + " >/dev/null 2>&1"); });
 
   const auto schedules = get_schedules();
   ASSERT_TRUE(schedules.contains(name));
@@ -101,7 +80,7 @@ TEST_F(objects_e2e, stack_and_config_create_make_schedules_visible) {
   EXPECT_TRUE(std::string(schedules.at("app-db").at("nextRun").as_string()).ends_with("02:30:00Z"));
 
   // The table shows the same.
-  const auto table = run(lifeboat("get schedules"));
+  const auto table = run_command(lifeboat("get schedules"));
   EXPECT_NE(table.out.find(name), std::string::npos) << table.out;
   EXPECT_NE(table.out.find("NEXT RUN"), std::string::npos) << table.out;
 }
@@ -109,8 +88,9 @@ TEST_F(objects_e2e, stack_and_config_create_make_schedules_visible) {
 TEST_F(objects_e2e, invalid_object_shows_located_error_in_get_and_labels) {
   const auto name = unique("bad");
   const auto file = write_temp(name + ".yaml", schedule_yaml(name, "0 25 * * *"));
-  ASSERT_EQ(run("docker config create --label lifeboat.object=true " + name + " " + file).status,
-            0);
+  ASSERT_EQ(
+      run_command("docker config create --label lifeboat.object=true " + name + " " + file).status,
+      0);
   remove_config_later(name);
 
   const auto schedules = get_schedules();
@@ -122,7 +102,7 @@ TEST_F(objects_e2e, invalid_object_shows_located_error_in_get_and_labels) {
   EXPECT_EQ(errors[0].at("line").as_int64(), 5);
   EXPECT_EQ(errors[0].at("column").as_int64(), 13);
 
-  ASSERT_EQ(run(lifeboat("sync-status")).status, 0);
+  ASSERT_EQ(run_command(lifeboat("sync-status")).status, 0);
   auto config = engine().inspect_config(name);
   ASSERT_TRUE(config) << config.error().describe();
   EXPECT_EQ(config->config_labels["lifeboat.status.phase"], "Invalid");
@@ -133,7 +113,7 @@ TEST_F(objects_e2e, invalid_object_shows_located_error_in_get_and_labels) {
 
   // Nothing changed: a second pass writes nothing (the version index stays).
   const auto version = config->version;
-  ASSERT_EQ(run(lifeboat("sync-status")).status, 0);
+  ASSERT_EQ(run_command(lifeboat("sync-status")).status, 0);
   auto again = engine().inspect_config(name);
   ASSERT_TRUE(again);
   EXPECT_EQ(again->version, version) << "a resync with nothing changed wrote to the config";
@@ -142,15 +122,15 @@ TEST_F(objects_e2e, invalid_object_shows_located_error_in_get_and_labels) {
 TEST_F(objects_e2e, apply_is_content_addressed_and_newest_wins) {
   const auto name = unique("applied");
   const auto v1 = write_temp(name + "-v1.yaml", schedule_yaml(name, "0 3 * * *"));
-  const auto first = run(lifeboat("apply -f " + v1));
+  const auto first = run_command(lifeboat("apply -f " + v1));
   ASSERT_EQ(first.status, 0) << first.out;
   EXPECT_NE(first.out.find("created"), std::string::npos) << first.out;
-  const auto again = run(lifeboat("apply -f " + v1));
+  const auto again = run_command(lifeboat("apply -f " + v1));
   ASSERT_EQ(again.status, 0);
   EXPECT_NE(again.out.find("unchanged"), std::string::npos) << again.out;
 
   const auto v2 = write_temp(name + "-v2.yaml", schedule_yaml(name, "15 4 * * *"));
-  const auto second = run(lifeboat("apply -f " + v2));
+  const auto second = run_command(lifeboat("apply -f " + v2));
   ASSERT_EQ(second.status, 0) << second.out;
 
   auto configs = engine().list_configs({{"label", {"lifeboat.name=" + name}}});
@@ -165,12 +145,12 @@ TEST_F(objects_e2e, apply_is_content_addressed_and_newest_wins) {
   // get lists the version in force first, then the superseded one.
   EXPECT_EQ(schedules.at(name).at("schedule").as_string(), "15 4 * * *");
 
-  const auto json = run(lifeboat("get schedules -o json")).out;
+  const auto json = run_command(lifeboat("get schedules -o json")).out;
   EXPECT_NE(json.find("\"phase\":\"Superseded\""), std::string::npos) << json;
 
   // An invalid file is refused whole, before anything is created.
   const auto bad = write_temp(name + "-bad.yaml", schedule_yaml(name, "0 3 * *"));
-  const auto refused = run(lifeboat("apply -f " + bad) + " 2>&1");
+  const auto refused = run_command(lifeboat("apply -f " + bad) + " 2>&1");
   EXPECT_EQ(refused.status, 1);
   EXPECT_NE(refused.out.find(bad + ":5:13: spec.schedule"), std::string::npos) << refused.out;
   auto after = engine().list_configs({{"label", {"lifeboat.name=" + name}}});
