@@ -10,7 +10,7 @@ packages=(
   libarchive-dev libssl-dev libyaml-cpp-dev prometheus-cpp-dev libgtest-dev libgmock-dev
   libspdlog-dev libfmt-dev libcli11-dev libhowardhinnant-date-dev tzdata
   docker.io busybox-static
-  libdeflate-dev libisal-dev libzstd-dev pigz zstd libarchive-tools
+  libdeflate-dev libisal-dev libzstd-dev nettle-dev pigz zstd libarchive-tools
 )
 
 missing=()

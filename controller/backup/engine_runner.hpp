@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -29,11 +30,12 @@ struct archive_request {
 };
 
 struct archive_written {
-  std::string partial_path;  ///< complete but not yet visible
-  std::string final_path;    ///< where publish() puts it
+  std::string final_path;  ///< where publish() puts it
   std::uint64_t bytes = 0;
-  std::string sha256;  ///< hex digest of the archive's bytes
-  std::vector<std::string> warnings;
+  std::vector<std::string> warnings;  ///< files that changed or could not be read, by path
+  /// The complete archive, not yet visible: published by publish(), removed
+  /// when the last copy of this handle goes without it.
+  std::shared_ptr<void> pending;
 };
 
 /// The archive steps, so the runner does not depend on how archives are made.

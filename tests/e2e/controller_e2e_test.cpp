@@ -57,7 +57,7 @@ TEST_F(controller_e2e, stack_runs_scheduled_and_on_demand_backups) {
   ASSERT_TRUE(events) << events.error().describe();
   std::mutex seen_mutex;
   std::vector<std::string> replicas_seen;
-  std::thread follower([&] {
+  std::jthread follower([&] {
     while (auto e = events->next()) {
       if (const auto it = e->attributes.find("replicas.new"); it != e->attributes.end()) {
         const std::lock_guard lock(seen_mutex);
@@ -65,6 +65,11 @@ TEST_F(controller_e2e, stack_runs_scheduled_and_on_demand_backups) {
       }
     }
   });
+  // However the test ends, the follower is stopped before it is joined.
+  struct stop_following {
+    engine::event_stream& stream;
+    ~stop_following() { stream.cancel(); }
+  } stop_on_exit{*events};
 
   // The controller, deployed as users do.
   const auto archive_dir = std::filesystem::path(testing::TempDir()) / unique("archive");
@@ -127,7 +132,8 @@ TEST_F(controller_e2e, stack_runs_scheduled_and_on_demand_backups) {
   // The archives landed, complete, with their checksums.
   const auto dir = archive_dir / schedule;
   std::size_t archives = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+  std::error_code listing;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, listing)) {
     if (entry.path().extension() == ".gz") {
       ++archives;
       const auto check = run_command("cd " + dir.string() + " && sha256sum -c " +
@@ -137,6 +143,7 @@ TEST_F(controller_e2e, stack_runs_scheduled_and_on_demand_backups) {
       EXPECT_NE(check.out.find(volume + "/log"), std::string::npos) << check.out;
     }
   }
+  EXPECT_FALSE(listing) << dir << ": " << listing.message();
   EXPECT_GE(archives, 3U);
 
   // The workload was at zero during the runs and is back, with no label left.

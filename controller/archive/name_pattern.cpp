@@ -1,0 +1,134 @@
+#include "controller/archive/name_pattern.hpp"
+
+#include <array>
+
+namespace lifeboat::archive {
+
+namespace {
+
+// As api::expand_archive_name writes them, whatever the locale.
+constexpr std::array<std::string_view, 7> weekday_names{"Sun", "Mon", "Tue", "Wed",
+                                                        "Thu", "Fri", "Sat"};
+constexpr std::array<std::string_view, 12> month_names{"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+}  // namespace
+
+archive_name_pattern::archive_name_pattern(std::string_view name_template,
+                                           std::string_view schedule_name,
+                                           std::string_view extension) {
+  auto literal = [&](std::string_view text) {
+    if (tokens_.empty() || tokens_.back().k != kind::literal) {
+      tokens_.push_back(token{kind::literal, {}});
+    }
+    tokens_.back().text += text;
+  };
+  auto digits = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      tokens_.push_back(token{kind::digits, {}});
+    }
+  };
+  constexpr std::string_view placeholder = "{schedule}";
+  for (std::size_t i = 0; i < name_template.size(); ++i) {
+    const char c = name_template[i];
+    if (name_template.substr(i).starts_with(placeholder)) {
+      literal(schedule_name);
+      i += placeholder.size() - 1;
+      continue;
+    }
+    if (c != '%' || i + 1 == name_template.size()) {
+      literal(std::string_view(&c, 1));
+      continue;
+    }
+    const char conversion = name_template[++i];
+    switch (conversion) {
+      case 'Y':
+        digits(4);
+        break;
+      case 'y':
+      case 'm':
+      case 'd':
+      case 'H':
+      case 'M':
+      case 'S':
+        digits(2);
+        break;
+      case 'j':
+        digits(3);
+        break;
+      case 'e':
+        tokens_.push_back(token{kind::space_or_digit, {}});
+        digits(1);
+        break;
+      case 'a':
+        tokens_.push_back(token{kind::weekday, {}});
+        break;
+      case 'b':
+        tokens_.push_back(token{kind::month, {}});
+        break;
+      case 'F':
+        digits(4);
+        literal("-");
+        digits(2);
+        literal("-");
+        digits(2);
+        break;
+      case '%':
+        literal("%");
+        break;
+      default:  // copied as written by expand_archive_name
+        literal(name_template.substr(i - 1, 2));
+        break;
+    }
+  }
+  literal(extension);
+}
+
+bool archive_name_pattern::matches(std::string_view name) const {
+  auto one_of = [&](const auto& names) {
+    for (std::string_view n : names) {
+      if (name.starts_with(n)) {
+        name.remove_prefix(n.size());
+        return true;
+      }
+    }
+    return false;
+  };
+  for (const token& t : tokens_) {
+    switch (t.k) {
+      case kind::literal:
+        if (!name.starts_with(t.text)) {
+          return false;
+        }
+        name.remove_prefix(t.text.size());
+        break;
+      case kind::digits:
+        if (name.empty() || !is_digit(name.front())) {
+          return false;
+        }
+        name.remove_prefix(1);
+        break;
+      case kind::space_or_digit:
+        if (name.empty() || !(name.front() == ' ' || is_digit(name.front()))) {
+          return false;
+        }
+        name.remove_prefix(1);
+        break;
+      case kind::weekday:
+        if (!one_of(weekday_names)) {
+          return false;
+        }
+        break;
+      case kind::month:
+        if (!one_of(month_names)) {
+          return false;
+        }
+        break;
+    }
+  }
+  return name.empty();
+}
+
+}  // namespace lifeboat::archive

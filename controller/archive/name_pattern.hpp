@@ -1,0 +1,39 @@
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace lifeboat::archive {
+
+/// The names of the files one schedule writes into a destination: its archive
+/// name template (api::archive_spec::name) expanded for the schedule at any
+/// time, followed by the extension (".tar.gz"). Matching is exact and
+/// positional: `{schedule}` and every other character must appear as written,
+/// and each conversion stands for exactly what api::expand_archive_name writes
+/// for it (%Y four digits, %m two, %e a space or digit and a digit, %a and %b
+/// an English abbreviation, ...). So with "{schedule}-%Y-%m-%dT%H-%M-%S",
+/// "nightly-db-2024-05-01T03-00-00.tar.gz" is nightly-db's, while
+/// "nightly-db-extra-2024-05-01T03-00-00.tar.gz" (schedule nightly-db-extra)
+/// is not, nor is any ".partial" or ".sha256" file. Two schedules whose
+/// templates expand to the same shapes (a template without {schedule} used
+/// by both, in one folder) cannot be told apart: give each its own
+/// {schedule} or folder.
+class archive_name_pattern {
+ public:
+  archive_name_pattern(std::string_view name_template, std::string_view schedule_name,
+                       std::string_view extension);
+
+  bool matches(std::string_view file_name) const;
+
+ private:
+  enum class kind { literal, digits, space_or_digit, weekday, month };
+  struct token {
+    kind k = kind::literal;
+    std::string text;  // for literals
+  };
+  std::vector<token> tokens_;
+};
+
+}  // namespace lifeboat::archive

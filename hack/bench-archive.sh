@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Archives one generated data set (about 2 GiB: large semi-compressible files,
+# incompressible media, ~100 000 small files) with lifeboat's writer reading
+# the folder directly (gzip default and fast levels, zstd, none) and with the
+# tools users compare it with: `tar -czf`, `tar -c | pigz`, `tar -c | zstd -T0`,
+# plus the raw read (`tar -c | cat`; GNU tar writing to /dev/null skips reading
+# the files). Prints seconds, throughput, CPU time, peak RSS and output size,
+# with ratios against `tar -czf` and `tar | pigz -6`. lifeboat's rows include
+# what a real run does besides: SHA-256 of the output, fsync, rename. One run
+# each, after a raw read has put the data set in the page cache; about 3 min
+# on 2 cores.
+#
+#   BENCH_SIZE_MIB   size of the data set (default 2048)
+#   BENCH_DATA       where it is generated once (default /tmp/lifeboat-bench-data)
+#   BENCH_OUT        where archives are written, one at a time (default /tmp/lifeboat-bench-out)
+#   BENCH_ONLY       a regular expression: run only the rows whose names match
+#   LIFEBOAT_BUILD_DIR  build folder (default build/); only archive_bench is built
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+size_mib=${BENCH_SIZE_MIB:-2048}
+data=${BENCH_DATA:-/tmp/lifeboat-bench-data}
+out=${BENCH_OUT:-/tmp/lifeboat-bench-out}
+only=${BENCH_ONLY:-.}
+
+for tool in pigz zstd /usr/bin/time; do
+  command -v "$tool" >/dev/null || die "$tool is missing (hack/setup.sh installs it)"
+done
+
+if [[ ! -f "$LIFEBOAT_BUILD_DIR/build.ninja" ]]; then
+  cmake -S "$LIFEBOAT_ROOT" -B "$LIFEBOAT_BUILD_DIR" -G Ninja >/dev/null
+fi
+cmake --build "$LIFEBOAT_BUILD_DIR" --target archive_bench >&2
+bench=$LIFEBOAT_BUILD_DIR/bench/archive_bench
+
+if [[ ! -f "$data/.complete-$size_mib" ]]; then
+  log "generating $size_mib MiB in $data (once)"
+  rm -rf "$data"
+  "$bench" generate "$data/data" "$size_mib" >&2
+  touch "$data/.complete-$size_mib"
+fi
+rm -rf "$out"
+mkdir -p "$out"
+trap 'rm -rf "$out"' EXIT
+
+# The same bytes every tool archives: the tar stream's size.
+tar_bytes=$(tar -C "$data" -cf - data | wc -c)
+
+results=()
+# measure NAME OUTPUT-FILE COMMAND...: one run (the data set is in the page
+# cache after generation and the raw read); records seconds, CPU seconds,
+# peak RSS (KiB) and output bytes.
+measure() {
+  local name=$1 file=$2
+  shift 2
+  [[ $name =~ $only ]] || return 0
+  local timing
+  timing=$(mktemp)
+  sync
+  /usr/bin/time -o "$timing" -f '%e %U %S %M' "$@" 2>"$out/stderr" >/dev/null ||
+    { cat "$out/stderr" >&2; die "$name failed"; }
+  local secs user sys rss size=0
+  read -r secs user sys rss < <(tail -1 "$timing")
+  rm -f "$timing"
+  [[ -n "$file" && -f "$file" ]] && size=$(stat -c %s "$file")
+  results+=("$name $secs $(awk "BEGIN{print $user + $sys}") $rss $size")
+  log "$name: $secs s, peak RSS $((rss / 1024)) MiB, $((size / 1048576)) MiB"
+  rm -f "$out"/*.tar* "$out"/*.gz "$out"/*.zst
+}
+
+measure "tar | cat (raw read)" "" sh -c "tar -C '$data' -cf - data | cat >/dev/null"
+measure "tar -czf" "$out/gnu.tar.gz" tar -C "$data" -czf "$out/gnu.tar.gz" data
+measure "tar | pigz -6" "$out/pigz6.tar.gz" sh -c "tar -C '$data' -cf - data | pigz -6 > '$out/pigz6.tar.gz'"
+measure "tar | pigz -1" "$out/pigz1.tar.gz" sh -c "tar -C '$data' -cf - data | pigz -1 > '$out/pigz1.tar.gz'"
+measure "tar | zstd -T0 -3" "$out/z.tar.zst" sh -c "tar -C '$data' -cf - data | zstd -q -T0 -3 > '$out/z.tar.zst'"
+measure "lifeboat gzip (4)" "$out/lb.tar.gz" "$bench" write "$data/data" "$out/lb.tar.gz" gzip
+measure "lifeboat gzip 6" "$out/lb6.tar.gz" "$bench" write "$data/data" "$out/lb6.tar.gz" gzip 6
+measure "lifeboat gzip 1" "$out/lb1.tar.gz" "$bench" write "$data/data" "$out/lb1.tar.gz" gzip 1
+measure "lifeboat zstd (3)" "$out/lb.tar.zst" "$bench" write "$data/data" "$out/lb.tar.zst" zstd
+measure "lifeboat none" "$out/lb.tar" "$bench" write "$data/data" "$out/lb.tar" none
+
+mib=$(awk "BEGIN{print $tar_bytes / 1048576}")
+ref_secs="" ref_size="" pigz_secs=""
+for r in "${results[@]}"; do
+  case "$r" in
+    "tar -czf "*) ref_secs=$(awk '{print $(NF-3)}' <<<"$r") ref_size=$(awk '{print $NF}' <<<"$r") ;;
+    "tar | pigz -6 "*) pigz_secs=$(awk '{print $(NF-3)}' <<<"$r") ;;
+  esac
+done
+
+printf '\n%s MiB of tar (%s), %s CPUs\n' "$(printf '%.0f' "$mib")" "$data" "$(nproc)"
+printf '%-22s %8s %8s %8s %9s %10s %9s %9s %9s\n' tool seconds 'MiB/s' 'CPU s' 'RSS MiB' \
+  'out MiB' 'size/gz' 'x tar-cz' 'x pigz-6'
+for r in "${results[@]}"; do
+  # The name has spaces; the last five fields are the numbers.
+  awk -v mib="$mib" -v ref_s="${ref_secs:-0}" -v ref_z="${ref_size:-0}" -v pigz_s="${pigz_secs:-0}" '{
+    n = NF; size = $n; rss = $(n-1); cpu = $(n-2); secs = $(n-3);
+    name = $1; for (i = 2; i <= n - 4; i++) name = name " " $i;
+    ratio = (size > 0 && ref_z > 0) ? sprintf("%.3f", size / ref_z) : "-";
+    vs_tar = ref_s > 0 ? sprintf("%.2fx", ref_s / secs) : "-";
+    vs_pigz = pigz_s > 0 ? sprintf("%.2fx", pigz_s / secs) : "-";
+    out = size > 0 ? sprintf("%.0f", size / 1048576) : "-";
+    printf "%-22s %8.2f %8.0f %8.1f %9.1f %10s %9s %9s %9s\n", name, secs, mib / secs, cpu,
+           rss / 1024, out, ratio, vs_tar, vs_pigz;
+  }' <<<"$r"
+done

@@ -1,0 +1,76 @@
+#include "controller/archive/name_pattern.hpp"
+
+#include "api/objects.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace lifeboat::archive {
+namespace {
+
+using namespace std::chrono;
+
+struct pattern_case {
+  std::string name_template;
+  std::string schedule;
+  std::string extension;
+  std::string file;
+  bool matches;
+};
+
+TEST(archive_name_pattern, matches_exactly_what_the_template_writes) {
+  const std::string def = "{schedule}-%Y-%m-%dT%H-%M-%S";
+  const std::vector<pattern_case> cases = {
+      {def, "nightly-db", ".tar.gz", "nightly-db-2024-05-01T03-00-00.tar.gz", true},
+      // Another schedule sharing the prefix.
+      {def, "nightly-db", ".tar.gz", "nightly-db-extra-2024-05-01T03-00-00.tar.gz", false},
+      {def, "nightly-db-extra", ".tar.gz", "nightly-db-2024-05-01T03-00-00.tar.gz", false},
+      // Other extensions, partials, checksums.
+      {def, "nightly-db", ".tar.gz", "nightly-db-2024-05-01T03-00-00.tar.zst", false},
+      {def, "nightly-db", ".tar.gz", "nightly-db-2024-05-01T03-00-00.tar.gz.partial", false},
+      {def, "nightly-db", ".tar.gz", "nightly-db-2024-05-01T03-00-00.tar.gz.sha256", false},
+      {def, "nightly-db", ".tar", "nightly-db-2024-05-01T03-00-00.tar.gz", false},
+      // Digits where digits go, of the right count.
+      {def, "nightly-db", ".tar.gz", "nightly-db-2024-5-01T03-00-00.tar.gz", false},
+      {def, "nightly-db", ".tar.gz", "nightly-db-2024-05-01T03-00-0x.tar.gz", false},
+      {def, "nightly-db", ".tar.gz", "nightly-db-20245-05-01T03-00-00.tar.gz", false},
+      {def, "nightly-db", ".tar.gz", "", false},
+      {def, "nightly-db", ".tar.gz", "latest", false},
+      // Every conversion.
+      {"%F_%a_%b_%e_%j_%y_%%", "s", ".tar", "2024-05-01_Wed_May_ 1_122_24_%.tar", true},
+      {"%F_%a_%b_%e_%j_%y_%%", "s", ".tar", "2024-05-01_Wed_May_11_122_24_%.tar", true},
+      {"%F_%a_%b_%e_%j_%y_%%", "s", ".tar", "2024-05-01_Wen_May_11_122_24_%.tar", false},
+      {"%F_%a_%b_%e_%j_%y_%%", "s", ".tar", "2024-05-01_Wed_Mai_11_122_24_%.tar", false},
+      // Literal text, including regex metacharacters and an unknown
+      // conversion copied as written.
+      {"backup.(x)+[%Q]", "s", ".tar", "backup.(x)+[%Q].tar", true},
+      {"backup.(x)+[%Q]", "s", ".tar", "backupX(x)+[%Q].tar", false},
+      // No {schedule}: only the shape counts.
+      {"%Y%m%d", "ignored", ".tar.zst", "20240501.tar.zst", true},
+      {"%Y%m%d", "ignored", ".tar.zst", "ignored-20240501.tar.zst", false},
+  };
+  for (const auto& c : cases) {
+    const archive_name_pattern p(c.name_template, c.schedule, c.extension);
+    EXPECT_EQ(p.matches(c.file), c.matches) << c.name_template << " / " << c.file;
+  }
+}
+
+TEST(archive_name_pattern, matches_every_expansion) {
+  const std::vector<std::string> templates = {"{schedule}-%Y-%m-%dT%H-%M-%S", "%F-{schedule}",
+                                              "x%a%b%e%j%y%%{schedule}"};
+  for (const auto& t : templates) {
+    const archive_name_pattern p(t, "nightly", ".tar.gz");
+    for (int day = 0; day < 400; day += 7) {
+      const local_seconds when =
+          local_days{year{2024} / January / 1} + days{day} + hours{day % 24} + minutes{day % 60};
+      const std::string name = api::expand_archive_name(t, "nightly", when) + ".tar.gz";
+      EXPECT_TRUE(p.matches(name)) << t << " -> " << name;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace lifeboat::archive
