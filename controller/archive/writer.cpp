@@ -44,6 +44,7 @@ namespace {
 
 constexpr std::size_t pull_buffer_size = 256 * 1024;
 constexpr std::size_t file_buffer_size = 256 * 1024;
+constexpr std::size_t max_trailing_bytes = 1024 * 1024;
 constexpr std::uint64_t progress_interval = 8 * 1024 * 1024;
 
 // Holes and missing data are fed to the tar writer from here; the pax writer
@@ -350,6 +351,17 @@ class archive_builder {
       if (auto f = finish_entry(); !f) {
         return f;
       }
+    }
+    // libarchive stops at the end-of-archive marker; reading on to the end
+    // of the stream (padding, the end of the HTTP body) lets an engine
+    // source close its connection now rather than when the sources are
+    // destroyed. Whatever follows the archive is ignored, up to a bound.
+    for (std::size_t drained = 0; drained < max_trailing_bytes;) {
+      auto n = (*pull.pull)(std::span(pull.buffer));
+      if (!n || *n == 0) {
+        break;
+      }
+      drained += *n;
     }
     return {};
   }

@@ -90,11 +90,15 @@ struct write_report {
 /// a malformed archive) and the sink's errors fail the write; a directory
 /// source fails only if its root cannot be read at all.
 ///
-/// Files that change while a directory source is read: the header already
-/// promised the size seen when the file was opened, so a file that shrank is
-/// padded with zeros to that size, one that grew is cut at it, and one that
-/// vanished after its header was written is stored as what could be read,
-/// padded with zeros; each becomes a warning. The sink may have received part
+/// Files that change while a directory source is read: each file is opened
+/// before its header is written and read through that descriptor, and the
+/// header promises the size seen then. A file that shrank is padded with
+/// zeros to that size, one that grew is cut at it, one that was rewritten in
+/// place (its mtime changed) is stored as read, one that was removed is still
+/// read in full through the open descriptor; each becomes a warning naming
+/// the path. A file that vanished before it could be opened, or cannot be
+/// opened or read (EIO), is left out or zero-filled with a warning. Only the
+/// root being unreadable fails the source. The sink may have received part
 /// of an archive when this fails: the destination must not publish it.
 result<write_report> write_archive(std::span<const volume_source> sources,
                                    const write_options& options, const byte_sink& sink);

@@ -39,11 +39,10 @@ engine::result<archive_written> write_archive(const archive_request& req) {
 
   std::vector<archive::volume_source> sources;
   for (const auto& volume : req.volumes) {
-    auto body = req.open(volume);
-    if (!body) {
-      return failure("reading volume " + volume + ": " + body.error().describe());
-    }
-    auto source = archive::engine_volume_source(volume, std::move(*body));
+    // Opened when the writer reaches it: one engine connection at a time, and
+    // no stream left idle (and timing out) while earlier volumes are read.
+    auto source =
+        archive::engine_volume_source(volume, [&req, volume] { return req.open(volume); });
     // Cancelling (SIGTERM) ends the read at the next buffer.
     source.pull = [pull = std::move(source.pull),
                    cancel = req.cancel](std::span<char> into) -> archive::result<std::size_t> {

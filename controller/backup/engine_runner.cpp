@@ -120,10 +120,17 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
                         std::filesystem::path(archive.final_path).filename();
     std::error_code ec;
     std::filesystem::create_directories(directories[i], ec);
-    std::filesystem::copy_file(archive.final_path, target.string() + ".partial",
-                               std::filesystem::copy_options::overwrite_existing, ec);
-    if (!ec) {
-      std::filesystem::rename(target.string() + ".partial", target, ec);
+    // The checksum first, then the archive, each under a temporary name: a
+    // visible archive always has its checksum beside it.
+    for (const std::string suffix : {".sha256", ""}) {
+      const std::string to = target.string() + suffix;
+      if (!ec) {
+        std::filesystem::copy_file(archive.final_path + suffix, to + ".partial",
+                                   std::filesystem::copy_options::overwrite_existing, ec);
+      }
+      if (!ec) {
+        std::filesystem::rename(to + ".partial", to, ec);
+      }
     }
     if (ec) {
       return fail("copying to " + directories[i] + " failed: " + ec.message());
