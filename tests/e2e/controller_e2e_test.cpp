@@ -84,7 +84,15 @@ TEST_F(controller_e2e, stack_runs_scheduled_and_on_demand_backups) {
       " docker stack deploy --resolve-image never -c " LIFEBOAT_SOURCE_DIR "/manifests/stack.yml " +
       stack + " 2>&1");
   ASSERT_EQ(deployed.status, 0) << deployed.out;
-  on_teardown([stack] { run_command("docker stack rm " + stack + " >/dev/null 2>&1"); });
+  on_teardown([stack] {
+    run_command("docker stack rm " + stack + " >/dev/null 2>&1");
+    // `stack rm` returns before the controller has stopped; a controller still
+    // running would recover the workloads that later tests hold.
+    eventually([&] {
+      return run_command("docker ps -q --filter label=com.docker.stack.namespace=" + stack)
+          .out.empty();
+    });
+  });
 
   // A schedule every 20 s, applied as a config.
   const auto schedule = unique("every");
