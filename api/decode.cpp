@@ -1,4 +1,5 @@
 #include "api/decode.hpp"
+#include "api/overloaded.hpp"
 
 #include <yaml-cpp/emitter.h>
 #include <yaml-cpp/emittermanip.h>
@@ -22,14 +23,6 @@
 namespace lifeboat::api {
 
 namespace {
-
-template <class... Fs>
-struct overloaded : Fs... {
-  using Fs::operator()...;
-};
-// Clang 14 lacks class template argument deduction for aggregates.
-template <class... Fs>
-overloaded(Fs...) -> overloaded<Fs...>;
 
 // ---------------------------------------------------------------------------
 // A YAML document as a tree that keeps every node's position. yaml-cpp's own

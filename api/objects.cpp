@@ -1,18 +1,11 @@
 #include "api/objects.hpp"
+#include "api/overloaded.hpp"
 
 #include <array>
 
 namespace lifeboat::api {
 
 namespace {
-
-template <class... Fs>
-struct overloaded : Fs... {
-  using Fs::operator()...;
-};
-// Clang 14 lacks class template argument deduction for aggregates.
-template <class... Fs>
-overloaded(Fs...) -> overloaded<Fs...>;
 
 constexpr std::array<std::string_view, 7> weekday_names{"Sun", "Mon", "Tue", "Wed",
                                                         "Thu", "Fri", "Sat"};

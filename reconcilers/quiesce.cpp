@@ -1,4 +1,5 @@
 #include "reconcilers/quiesce.hpp"
+#include "api/overloaded.hpp"
 
 #include <algorithm>
 #include <array>
@@ -14,13 +15,7 @@ namespace lifeboat::reconcilers {
 
 namespace {
 
-template <class... Fs>
-struct overloaded : Fs... {
-  using Fs::operator()...;
-};
-// Clang 14 lacks class template argument deduction for aggregates.
-template <class... Fs>
-overloaded(Fs...) -> overloaded<Fs...>;
+using api::overloaded;
 
 // Swarm's task states before a task's end, in lifecycle order.
 constexpr std::array<std::string_view, 9> active_task_states{"new",      "allocated", "pending",
