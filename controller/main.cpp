@@ -17,9 +17,8 @@ constexpr const char* lifeboat_version = "0.1.0";
 // version, the negotiated API version and this node's swarm role.
 int run_version(const engine::client_options& options) {
   fmt::print("lifeboat {}\n", lifeboat_version);
-  auto client = engine::client::connect(options);
+  auto client = lifeboat::cli::connect_or_report(options);
   if (!client) {
-    fmt::print(stderr, "error: cannot reach the engine: {}\n", client.error().describe());
     return 1;
   }
   auto version = client->version();

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 
 #include <string>
 #include <vector>
@@ -34,6 +35,10 @@ int apply(const engine::client_options& engine, const std::string& file);
 /// `lifeboat sync-status`: one discovery pass that writes every object's
 /// status to its config labels (what the controller does on each resync).
 int sync_status(const engine::client_options& engine);
+
+/// Connects to the engine; on failure prints "error: cannot reach the engine:
+/// <why>" to stderr and returns nullopt, for commands to exit with 1.
+std::optional<engine::client> connect_or_report(const engine::client_options& engine);
 
 /// The journal store for this engine: configs on a swarm manager, else the
 /// JSON state file at `state_file`.

@@ -107,9 +107,8 @@ int backup_once(const engine::client_options& engine_options, const std::string&
     fmt::print(stderr, "{}: holds no BackupSchedule\n", schedule_file);
     return 1;
   }
-  auto client = engine::client::connect(engine_options);
+  auto client = connect_or_report(engine_options);
   if (!client) {
-    fmt::print(stderr, "error: cannot reach the engine: {}\n", client.error().describe());
     return 1;
   }
   auto journals = open_journals(*client, state_file);
@@ -140,9 +139,8 @@ int backup_once(const engine::client_options& engine_options, const std::string&
 }
 
 int backup_now(const engine::client_options& engine_options, const std::string& schedule) {
-  auto client = engine::client::connect(engine_options);
+  auto client = connect_or_report(engine_options);
   if (!client) {
-    fmt::print(stderr, "error: cannot reach the engine: {}\n", client.error().describe());
     return 1;
   }
   api::backup b;

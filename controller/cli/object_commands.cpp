@@ -154,9 +154,8 @@ int get(const engine::client_options& engine_options, const get_options& options
       return 1;
     }
   } else {
-    auto client = engine::client::connect(engine_options);
+    auto client = connect_or_report(engine_options);
     if (!client) {
-      fmt::print(stderr, "error: cannot reach the engine: {}\n", client.error().describe());
       return 1;
     }
     auto listed = objects::list_object_configs(*client);
@@ -272,9 +271,8 @@ int apply(const engine::client_options& engine_options, const std::string& file)
     fmt::print(stderr, "{}: no objects\n", file);
     return 1;
   }
-  auto client = engine::client::connect(engine_options);
+  auto client = connect_or_report(engine_options);
   if (!client) {
-    fmt::print(stderr, "error: cannot reach the engine: {}\n", client.error().describe());
     return 1;
   }
   int failed = 0;
@@ -302,9 +300,8 @@ int apply(const engine::client_options& engine_options, const std::string& file)
 }
 
 int sync_status(const engine::client_options& engine_options) {
-  auto client = engine::client::connect(engine_options);
+  auto client = connect_or_report(engine_options);
   if (!client) {
-    fmt::print(stderr, "error: cannot reach the engine: {}\n", client.error().describe());
     return 1;
   }
   auto listed = objects::list_object_configs(*client);

@@ -5,6 +5,15 @@
 
 namespace lifeboat::cli {
 
+std::optional<engine::client> connect_or_report(const engine::client_options& engine_options) {
+  auto client = engine::client::connect(engine_options);
+  if (!client) {
+    fmt::print(stderr, "error: cannot reach the engine: {}\n", client.error().describe());
+    return std::nullopt;
+  }
+  return std::move(*client);
+}
+
 engine::result<std::unique_ptr<quiesce::journal_store>> open_journals(
     const engine::client& client, const std::string& state_file) {
   auto info = client.info();
@@ -21,9 +30,8 @@ engine::result<std::unique_ptr<quiesce::journal_store>> open_journals(
 
 int recover(const engine::client_options& engine_options, const std::string& state_file,
             std::chrono::seconds timeout) {
-  auto client = engine::client::connect(engine_options);
+  auto client = connect_or_report(engine_options);
   if (!client) {
-    fmt::print(stderr, "error: cannot reach the engine: {}\n", client.error().describe());
     return 1;
   }
   auto journals = open_journals(*client, state_file);
