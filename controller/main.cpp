@@ -88,6 +88,14 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"text", "json"}));
   controller->add_option("--helper-image", controller_options.helper_image,
                          "image for volume containers (default: lifeboat's own)");
+  controller->add_flag("!--read-through-engine", controller_options.direct_read,
+                       "always read volumes through the engine, even when their mountpoint "
+                       "is readable");
+  controller
+      ->add_option("--spool-limit", controller_options.spool_limit,
+                   "how much of a volume's data may wait on disk (in the destination) "
+                   "for compression, so that workloads resume once it is read; 0 = none")
+      ->transform(CLI::AsSizeValue(false));
   controller->add_option("--state-file", controller_options.state_file,
                          "journal file, used when the engine is not a swarm manager");
   controller->add_option("--identity", controller_options.loop.identity,
@@ -97,13 +105,20 @@ int main(int argc, char** argv) {
                          "the config that holds the leader lease; controllers sharing it "
                          "elect one leader");
 
-  std::string schedule_file;
-  std::string helper_image;
+  lifeboat::cli::backup_once_options backup_options;
   auto* backup = app.add_subcommand("backup", "run one backup now, or ask the controller to");
-  backup->add_option("--schedule", schedule_file, "a file with one BackupSchedule");
-  backup->add_option("--helper-image", helper_image,
+  backup->add_option("--schedule", backup_options.schedule_file, "a file with one BackupSchedule");
+  backup->add_option("--helper-image", backup_options.helper_image,
                      "image for the volume container (default: lifeboat's own)");
-  backup->add_option("--state-file", state_file,
+  backup->add_flag("!--read-through-engine", backup_options.direct_read,
+                   "always read volumes through the engine, even when their mountpoint is "
+                   "readable");
+  backup
+      ->add_option("--spool-limit", backup_options.spool_limit,
+                   "how much of a volume's data may wait on disk (in the destination) for "
+                   "compression, so that workloads resume once it is read; 0 = none")
+      ->transform(CLI::AsSizeValue(false));
+  backup->add_option("--state-file", backup_options.state_file,
                      "journal file, used when the engine is not a swarm manager");
   std::string now_schedule;
   auto* backup_now = backup->add_subcommand("now", "create a Backup object for the controller");
@@ -117,11 +132,11 @@ int main(int argc, char** argv) {
     return lifeboat::cli::backup_now(options, now_schedule);
   }
   if (backup->parsed()) {
-    if (schedule_file.empty()) {
+    if (backup_options.schedule_file.empty()) {
       fmt::print(stderr, "error: backup needs --schedule FILE (or: backup now SCHEDULE)\n");
       return 2;
     }
-    return lifeboat::cli::backup_once(options, schedule_file, helper_image, state_file);
+    return lifeboat::cli::backup_once(options, backup_options);
   }
   if (recover->parsed()) {
     return lifeboat::cli::recover(options, state_file,

@@ -250,6 +250,21 @@ class archive_builder {
       return c.error();
     }
     compressor_ = std::move(*c);
+    if (options_.spool && options_.compression.kind != api::compression_kind::none) {
+      auto spooled = make_spooling_compressor(std::move(compressor_), *options_.spool);
+      if (!spooled) {
+        // make_spooling_compressor consumed the compressor: make another.
+        warn("not spooling (" + spooled.error().message +
+             "): the workloads stay held until compression is done");
+        auto again = make_compressor(options_.compression, counted);
+        if (!again) {
+          return again.error();
+        }
+        compressor_ = std::move(*again);
+      } else {
+        compressor_ = std::move(*spooled);
+      }
+    }
     writer_.reset(archive_write_new());
     if (!writer_) {
       return make_error(errc::internal, "cannot allocate a tar writer");

@@ -3,6 +3,7 @@
 #include "controller/archive/compressor.hpp"
 #include "controller/archive/error.hpp"
 #include "controller/archive/source.hpp"
+#include "controller/archive/spool.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -28,6 +29,13 @@ struct progress {
 
 struct write_options {
   compression_options compression;
+
+  /// When set (and compressing), the tar stream goes through a spool file so
+  /// that reading never waits for compression: on_sources_read comes as soon
+  /// as the sources are read, and compression finishes from the spool. When
+  /// the spool cannot be made, the archive is written without one and a
+  /// warning says so.
+  std::optional<spool_options> spool;
 
   /// archive_spec.exclude; see path_filter for what it is matched against.
   std::optional<std::string> exclude;

@@ -7,6 +7,7 @@
 #include "controller/archive/writer.hpp"
 
 #include <filesystem>
+#include <stop_token>
 
 namespace lifeboat::backup {
 
@@ -39,25 +40,53 @@ engine::result<archive_written> write_archive(const archive_request& req) {
 
   std::vector<archive::volume_source> sources;
   for (const auto& volume : req.volumes) {
+    if (!volume.directory.empty()) {
+      sources.emplace_back(archive::directory_source{volume.name, volume.directory});
+      continue;
+    }
     // Opened when the writer reaches it: one engine connection at a time, and
     // no stream left idle (and timing out) while earlier volumes are read.
-    auto source =
-        archive::engine_volume_source(volume, [&req, volume] { return req.open(volume); });
-    // Cancelling (SIGTERM) ends the read at the next buffer.
-    source.pull = [pull = std::move(source.pull),
-                   cancel = req.cancel](std::span<char> into) -> archive::result<std::size_t> {
-      if (cancel != nullptr && cancel->load()) {
-        return archive::make_error(archive::errc::cancelled, "cancelled");
-      }
-      return pull(into);
-    };
-    sources.emplace_back(std::move(source));
+    sources.emplace_back(archive::engine_volume_source(
+        volume.name, [&req, name = volume.name] { return req.open(name); }));
+  }
+
+  // Cancelling (SIGTERM) ends the write at the next buffer: the writer checks
+  // its stop token between buffers, and progress is reported at least every
+  // 8 MiB, so a cancel is seen within a few MiB whichever way a volume is read.
+  std::stop_source stop;
+  auto check_cancel = [&] {
+    if (req.cancel != nullptr && req.cancel->load()) {
+      stop.request_stop();
+    }
+  };
+  for (auto& source : sources) {
+    if (auto* stream = std::get_if<archive::tar_stream_source>(&source)) {
+      stream->pull = [pull = std::move(stream->pull),
+                      cancel = req.cancel](std::span<char> into) -> archive::result<std::size_t> {
+        if (cancel != nullptr && cancel->load()) {
+          return archive::make_error(archive::errc::cancelled, "cancelled");
+        }
+        return pull(into);
+      };
+    }
   }
 
   archive::write_options options;
   options.compression.kind = req.spec.compression;
   options.compression.level = req.spec.level;
   options.exclude = req.spec.exclude;
+  options.stop = stop.get_token();
+  if (req.spool_limit > 0) {
+    options.spool = archive::spool_options{req.directory, req.spool_limit};
+  }
+  options.on_progress = [&](const archive::progress& p) {
+    check_cancel();
+    if (req.on_progress) {
+      req.on_progress({p.content_bytes, p.output_bytes});
+    }
+  };
+  options.on_sources_read = req.on_sources_read;
+  check_cancel();
   auto report = archive::write_archive(sources, options, pending->sink());
   if (!report) {
     return failure(report.error().describe());
@@ -66,6 +95,10 @@ engine::result<archive_written> write_archive(const archive_request& req) {
   w.final_path = (fs::path(req.directory) / file_name).string();
   w.bytes = pending->bytes_written();
   w.warnings = report->warnings;
+  w.warning_count = report->warning_count;
+  for (const auto& source : report->sources) {
+    w.read_paths.push_back(source.prefix + ": " + std::string(archive::to_string(source.path)));
+  }
   w.pending = std::move(pending);
   return w;
 }

@@ -6,7 +6,11 @@
 #include <date/tz.h>
 #include <fmt/core.h>
 
+#include <unistd.h>
+
 #include <filesystem>
+#include <optional>
+#include <thread>
 
 namespace lifeboat::backup {
 
@@ -14,14 +18,16 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
-std::string human_bytes(double bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (bytes >= 1024 && u < 4) {
-    bytes /= 1024;
-    ++u;
+// True when this process can list and read the directory: the volume can be
+// read directly instead of through the engine. Inside a container the
+// engine's mountpoint path normally does not exist (unless the host's volume
+// folder is mounted there), and lifeboat falls back to the engine.
+bool readable_directory(const std::string& path) {
+  if (path.empty()) {
+    return false;
   }
-  return fmt::format("{:.1f} {}", bytes, units[u]);
+  std::error_code ec;
+  return std::filesystem::is_directory(path, ec) && ::access(path.c_str(), R_OK | X_OK) == 0;
 }
 
 }  // namespace
@@ -51,24 +57,42 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
     return fail(volumes.error().message);
   }
   std::vector<std::string> names;
+  std::vector<volume_input> inputs;
+  std::vector<std::string> through_engine;
   for (const auto& v : *volumes) {
     names.push_back(v.name);
+    volume_input input{v.name, {}};
+    if (options_.direct_read && readable_directory(v.mountpoint)) {
+      input.directory = v.mountpoint;
+    } else {
+      through_engine.push_back(v.name);
+    }
+    inputs.push_back(std::move(input));
   }
-  std::string image = options_.helper_image;
-  if (image.empty()) {
-    image = own_image(client_).value_or("");
+  // Containers of runs of this schedule that died are removed first (a retry
+  // of the same run has the same container name).
+  if (auto removed = remove_leftover_volume_containers(client_, schedule.metadata.name); !removed) {
+    return fail("removing leftover volume containers: " + removed.error().describe());
   }
-  if (image.empty()) {
-    return fail(
-        "no image for the volume container: run lifeboat in a container, or pass "
-        "--helper-image");
-  }
-  // A container left by a run that died has the same name: remove it first.
-  const std::string container_name = "lifeboat-read-" + run_name;
-  (void)client_.remove_container(container_name, true);
-  auto reader = volume_container::create(client_, image, names, /*read_only=*/true, container_name);
-  if (!reader) {
-    return fail("creating the volume container: " + reader.error().describe());
+  // The volume container is only needed for volumes read through the engine.
+  std::optional<volume_container> reader;
+  if (!through_engine.empty()) {
+    std::string image = options_.helper_image;
+    if (image.empty()) {
+      image = own_image(client_).value_or("");
+    }
+    if (image.empty()) {
+      return fail(
+          "no image for the volume container: run lifeboat in a container, or pass "
+          "--helper-image");
+    }
+    auto created = volume_container::create(
+        client_, image, through_engine, /*read_only=*/true, "lifeboat-read-" + run_name,
+        {{std::string(volume_container_schedule_label), schedule.metadata.name}});
+    if (!created) {
+      return fail("creating the volume container: " + created.error().describe());
+    }
+    reader.emplace(std::move(*created));
   }
 
   // All destinations get the same file name, from the schedule's zone.
@@ -82,23 +106,57 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
     directories.push_back(std::get<api::local_destination>(d).path);
   }
   // The first destination is written while held; the others are copies.
-  archive_request request{names,        [&](const std::string& v) { return reader->read(v); },
-                          spec.archive, directories.front(),
-                          stem,         &cancel};
+  archive_request request;
+  request.volumes = inputs;
+  request.open = [&](const std::string& v) { return reader->read(v); };
+  request.spec = spec.archive;
+  request.directory = directories.front();
+  request.file_stem = stem;
+  request.cancel = &cancel;
+  request.on_progress = options_.on_progress;
+  request.spool_limit = options_.spool_limit;
 
+  const quiesce::quiesce_run run{run_name, spec.stop_during_backup};
   std::optional<engine::result<archive_written>> written;
+  // Downtime first: the workloads resume as soon as the volumes have been
+  // read, on a thread of their own, while the writer compresses and writes
+  // the rest. with_quiesced() resumes again afterwards, which finds nothing
+  // left to do after an early resume, and everything when it did not happen
+  // or failed (its engine errors are retried there until the deadline).
+  std::optional<quiesce::outcome> early_resume;
+  std::optional<clock::time_point> resumed_at;
+  std::jthread resumer;
+  request.on_sources_read = [&] {
+    report(phase::resuming, "volumes read; resuming the workloads while the archive is finished");
+    resumer = std::jthread([&] {
+      early_resume = quiesce::reach(client_, journals_, run, quiesce::quiesce_goal::restored,
+                                    spec.timeouts.scale_up);
+      if (early_resume->ok) {
+        resumed_at = clock::now();
+        holding(0);
+      }
+    });
+  };
+
   report(phase::quiescing, "");
+  const auto held_from = clock::now();
   const auto held = quiesce::with_quiesced(
-      client_, journals_, quiesce::quiesce_run{run_name, spec.stop_during_backup},
-      spec.timeouts.scale_down, spec.timeouts.scale_up, [&](int workloads) {
+      client_, journals_, run, spec.timeouts.scale_down, spec.timeouts.scale_up,
+      [&](int workloads) {
         holding(workloads);
         report(phase::archiving,
                fmt::format("reading {} volume(s), {} workload(s) held", names.size(), workloads));
         written = steps_.write(request);
-        report(phase::resuming, "");
+        if (resumer.joinable()) {
+          resumer.join();
+        } else {
+          report(phase::resuming, "");
+        }
       });
   holding(0);
-  result.downtime = held.held;
+  result.downtime =
+      resumed_at ? std::chrono::duration_cast<std::chrono::milliseconds>(*resumed_at - held_from)
+                 : held.held;
   if (!held.quiesce.ok) {
     return fail("quiescing failed: " + held.quiesce.message +
                 (held.resume.ok ? "" : "; resuming failed: " + held.resume.message));
@@ -151,10 +209,18 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
   result.archive = archive.final_path;
   result.size_bytes = static_cast<double>(archive.bytes);
   result.duration = clock::now() - start;
-  result.message = fmt::format(
-      "{} volume(s), {}, held {:.1f}s{}{}", names.size(), human_bytes(result.size_bytes),
-      result.downtime.count(), held.resume.ok ? "" : "; resuming: " + held.resume.message,
-      archive.warnings.empty() ? "" : fmt::format("; {} warning(s)", archive.warnings.size()));
+  std::string read_paths;
+  for (const auto& p : archive.read_paths) {
+    read_paths += (read_paths.empty() ? "" : ", ") + p;
+  }
+  result.message =
+      fmt::format("{} volume(s) ({}), {}, held {:.1f}s{}{}", names.size(), read_paths,
+                  human_bytes(result.size_bytes), result.downtime.count(),
+                  held.resume.ok ? "" : "; resuming: " + held.resume.message,
+                  archive.warning_count == 0
+                      ? ""
+                      : fmt::format("; {} warning(s), first: {}", archive.warning_count,
+                                    archive.warnings.empty() ? "" : archive.warnings.front()));
   return result;
 }
 

@@ -20,19 +20,47 @@ using volume_opener = std::function<engine::result<engine::http::body_reader>(co
 /// What the archive step is asked to do: read every volume while the
 /// workloads are held and write one archive into `directory` as
 /// `<file_stem><extension>.partial`.
+/// One volume to archive.
+struct volume_input {
+  std::string name;
+  /// The volume's mountpoint when this process can read it: the volume is
+  /// then read directly (faster, sparse files stay sparse). Empty: read
+  /// through the engine with the request's opener.
+  std::string directory;
+};
+
+/// Where an archive write stands, for progress displays.
+struct archive_progress {
+  std::uint64_t content_bytes = 0;  ///< file data read from the volumes
+  std::uint64_t output_bytes = 0;   ///< archive bytes written
+};
+
 struct archive_request {
-  std::vector<std::string> volumes;
+  std::vector<volume_input> volumes;
   volume_opener open;
   api::archive_spec spec;
   std::string directory;
   std::string file_stem;  ///< the expanded name template
   const std::atomic<bool>* cancel = nullptr;
+  /// Called once every volume has been read to its end, while compression
+  /// and writing may still go on: the moment the workloads may resume.
+  /// Called on the writing thread; must not block for long.
+  std::function<void()> on_sources_read;
+  /// Called on the writing thread after every entry and every few MiB.
+  std::function<void(const archive_progress&)> on_progress;
+  /// Up to this many bytes of the uncompressed stream may wait in a spool
+  /// file in `directory` for the compressor, so that the workloads resume
+  /// when reading ends rather than when compression does; 0: no spool.
+  std::uint64_t spool_limit = 0;
 };
 
 struct archive_written {
   std::string final_path;  ///< where publish() puts it
   std::uint64_t bytes = 0;
   std::vector<std::string> warnings;  ///< files that changed or could not be read, by path
+  std::uint64_t warning_count = 0;    ///< all of them; `warnings` keeps the first 100
+  /// How each volume was read, in order: "<volume>: direct" or "<volume>: engine".
+  std::vector<std::string> read_paths;
   /// The complete archive, not yet visible: published by publish(), removed
   /// when the last copy of this handle goes without it.
   std::shared_ptr<void> pending;
@@ -52,6 +80,15 @@ struct archive_steps {
 
 struct runner_options {
   std::string helper_image;  ///< image for the volume container; default: our own
+  /// Read volumes directly when their mountpoint is readable by this process;
+  /// false always reads through the engine.
+  bool direct_read = true;
+  /// Called from the writing thread while the archive is written.
+  std::function<void(const archive_progress&)> on_progress;
+  /// See archive_request::spool_limit.
+  std::uint64_t spool_limit = default_spool_limit;
+
+  static constexpr std::uint64_t default_spool_limit = std::uint64_t{2} << 30;
 };
 
 /// The real run: resolve volumes, create the volume container, quiesce, write

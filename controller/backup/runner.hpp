@@ -28,6 +28,9 @@ inline constexpr std::string_view skipped = "Skipped";
 /// True for Succeeded, Failed and Skipped.
 bool is_terminal(std::string_view phase);
 
+/// "512 B", "1.5 KiB", "3.2 GiB": sizes in run messages and progress lines.
+std::string human_bytes(double bytes);
+
 struct run_result {
   bool ok = false;
   std::string message;  ///< the failure, or a summary ("3 volumes, 1.2 GiB, held 2.1 s")

@@ -65,23 +65,48 @@ std::optional<std::string> own_image(const engine::client& client) {
 engine::result<volume_container> volume_container::create(const engine::client& client,
                                                           const std::string& image,
                                                           const std::vector<std::string>& volumes,
-                                                          bool read_only, const std::string& name) {
+                                                          bool read_only, const std::string& name,
+                                                          const engine::labels& labels) {
   json::array mounts;
   for (const auto& v : volumes) {
     mounts.push_back(json::object{
         {"Type", "volume"}, {"Source", v}, {"Target", mount_path(v)}, {"ReadOnly", read_only}});
   }
+  json::object container_labels{{volume_container_label, "true"}};
+  for (const auto& [k, v] : labels) {
+    container_labels[k] = v;
+  }
   const json::object body{
       {"Image", image},
       // Never started; a command is given only because some images have none.
       {"Cmd", json::array{"true"}},
-      {"Labels", json::object{{"lifeboat.volume-container", "true"}}},
+      {"Labels", container_labels},
       {"HostConfig", json::object{{"NetworkMode", "none"}, {"Mounts", std::move(mounts)}}}};
   auto id = client.create_container(body, name);
   if (!id) {
     return id.error();
   }
   return volume_container(client, std::move(*id));
+}
+
+engine::result<std::size_t> remove_leftover_volume_containers(const engine::client& client,
+                                                              const std::string& schedule) {
+  engine::filters f;
+  f["label"].push_back(std::string(volume_container_label) + "=true");
+  f["label"].push_back(std::string(volume_container_schedule_label) + "=" + schedule);
+  auto listed = client.list_containers(f, /*all=*/true);
+  if (!listed) {
+    return listed.error();
+  }
+  std::size_t removed = 0;
+  for (const auto& c : *listed) {
+    auto r = client.remove_container(c.id, /*force=*/true);
+    if (!r && !r.error().is(engine::errc::not_found)) {
+      return r.error();
+    }
+    removed += r ? 1 : 0;
+  }
+  return removed;
 }
 
 volume_container::volume_container(volume_container&& other) noexcept

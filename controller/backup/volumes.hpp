@@ -28,11 +28,13 @@ std::optional<std::string> own_image(const engine::client& client);
 /// image only has to exist locally. Removed when destroyed.
 class volume_container {
  public:
-  /// Creates the container named `name` from `image`.
+  /// Creates the container named `name` from `image`, labelled
+  /// volume_container_label=true and with `labels`.
   static engine::result<volume_container> create(const engine::client& client,
                                                  const std::string& image,
                                                  const std::vector<std::string>& volumes,
-                                                 bool read_only, const std::string& name);
+                                                 bool read_only, const std::string& name,
+                                                 const engine::labels& labels = {});
 
   volume_container(volume_container&& other) noexcept;
   volume_container& operator=(volume_container&&) = delete;
@@ -56,6 +58,18 @@ class volume_container {
   const engine::client* client_;
   std::string id_;
 };
+
+/// Every volume container carries this label ("true").
+inline constexpr std::string_view volume_container_label = "lifeboat.volume-container";
+/// The schedule whose run made a backup's volume container.
+inline constexpr std::string_view volume_container_schedule_label = "lifeboat.schedule";
+
+/// Removes the volume containers left by runs of `schedule` that died (kill -9,
+/// power loss) before removing their own; a run calls it before making its
+/// container, as it removes the partial files of earlier runs. Returns how
+/// many were removed.
+engine::result<std::size_t> remove_leftover_volume_containers(const engine::client& client,
+                                                              const std::string& schedule);
 
 /// Where a volume is mounted inside a volume_container.
 std::string mount_path(const std::string& volume);

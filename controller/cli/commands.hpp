@@ -1,5 +1,6 @@
 #pragma once
 
+#include "controller/backup/engine_runner.hpp"
 #include "controller/controller.hpp"
 #include "controller/engine/client.hpp"
 #include "controller/quiesce/journal_store.hpp"
@@ -54,6 +55,8 @@ struct controller_options {
   std::string metrics_addr = ":9090";
   std::string log_format = "text";  ///< text (key=value) or json
   std::string helper_image;
+  bool direct_read = true;  ///< read volumes directly when their mountpoint is readable
+  std::uint64_t spool_limit = backup::runner_options::default_spool_limit;
   std::string state_file = "/var/lib/lifeboat/state.json";
   controller::options loop;
 };
@@ -62,9 +65,17 @@ struct controller_options {
 /// before it exits.
 int controller(const engine::client_options& engine, const controller_options& options);
 
-/// `lifeboat backup --schedule FILE`: one run now, without a controller.
-int backup_once(const engine::client_options& engine, const std::string& schedule_file,
-                const std::string& helper_image, const std::string& state_file);
+struct backup_once_options {
+  std::string schedule_file;
+  std::string helper_image;
+  std::string state_file = "/var/lib/lifeboat/state.json";
+  bool direct_read = true;
+  std::uint64_t spool_limit = backup::runner_options::default_spool_limit;
+};
+
+/// `lifeboat backup --schedule FILE`: one run now, without a controller. Shows
+/// the bytes read and written and the rate on a terminal.
+int backup_once(const engine::client_options& engine, const backup_once_options& options);
 
 /// `lifeboat backup now SCHEDULE`: creates a Backup object for the controller.
 int backup_now(const engine::client_options& engine, const std::string& schedule);

@@ -1,6 +1,7 @@
 #include "controller/backup/archive_steps.hpp"
 #include "controller/backup/engine_runner.hpp"
 #include "controller/cli/commands.hpp"
+#include "controller/cli/progress.hpp"
 #include "controller/controller.hpp"
 #include "controller/metrics/http_server.hpp"
 #include "controller/objects/catalog.hpp"
@@ -70,14 +71,18 @@ int controller(const engine::client_options& engine_options, const controller_op
     return 1;
   }
   spdlog::info("event=started metrics={} api={}", options.metrics_addr, client->api_version());
+  backup::runner_options runner_options;
+  runner_options.helper_image = options.helper_image;
+  runner_options.direct_read = options.direct_read;
+  runner_options.spool_limit = options.spool_limit;
   backup::engine_runner runner(*client, **journals, backup::local_archive_steps(),
-                               {options.helper_image});
+                               std::move(runner_options));
   return controller::run(*client, options.loop, runner, **journals, registry, stop_requested,
                          ready);
 }
 
-int backup_once(const engine::client_options& engine_options, const std::string& schedule_file,
-                const std::string& helper_image, const std::string& state_file) {
+int backup_once(const engine::client_options& engine_options, const backup_once_options& options) {
+  const std::string& schedule_file = options.schedule_file;
   std::ifstream in(schedule_file);
   if (!in) {
     fmt::print(stderr, "{}: cannot read the file\n", schedule_file);
@@ -111,7 +116,7 @@ int backup_once(const engine::client_options& engine_options, const std::string&
   if (!client) {
     return 1;
   }
-  auto journals = open_journals(*client, state_file);
+  auto journals = open_journals(*client, options.state_file);
   if (!journals) {
     fmt::print(stderr, "error: {}\n", journals.error().describe());
     return 1;
@@ -120,16 +125,29 @@ int backup_once(const engine::client_options& engine_options, const std::string&
   const auto name = reconcilers::backup_name(
       schedule->metadata.name,
       std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()));
-  backup::engine_runner runner(*client, **journals, backup::local_archive_steps(), {helper_image});
+  terminal_progress progress;
+  backup::runner_options runner_options;
+  runner_options.helper_image = options.helper_image;
+  runner_options.direct_read = options.direct_read;
+  runner_options.spool_limit = options.spool_limit;
+  if (progress.enabled()) {
+    runner_options.on_progress = [&](const backup::archive_progress& p) {
+      progress.update(p.content_bytes, p.output_bytes);
+    };
+  }
+  backup::engine_runner runner(*client, **journals, backup::local_archive_steps(),
+                               std::move(runner_options));
   const auto started = std::chrono::steady_clock::now();
   const auto result = runner.run(
       *schedule, name,
       [&](std::string_view phase, const std::string& message) {
         const std::chrono::duration<double> t = std::chrono::steady_clock::now() - started;
+        progress.clear();
         fmt::print("{:7.1f}s  {:<10} {}\n", t.count(), phase, message);
         std::fflush(stdout);
       },
       [](int) {}, stop_requested);
+  progress.clear();
   if (!result.ok) {
     fmt::print(stderr, "backup {} failed: {}\n", name, result.message);
     return 1;
