@@ -5,6 +5,7 @@
 // library never depends on the controller. Only the fields the planner reads
 // are here.
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -71,6 +72,11 @@ struct observed_service {
   /// planner compares it with the value journaled at stop time to tell whether
   /// stopped tasks have been brought back since.
   std::uint64_t force_update = 0;
+  /// The Source of every mount of Spec.TaskTemplate.ContainerSpec.Mounts with
+  /// Type "volume": the names of the volumes its tasks mount, as the engine
+  /// names them (`<stack>_<volume>` for a volume of a stack). Anonymous
+  /// volumes (no Source) are not listed.
+  std::vector<std::string> volumes = {};
 
   bool operator==(const observed_service&) const = default;
 };
@@ -110,6 +116,8 @@ struct observed_container {
   /// The com.docker.swarm.service.id label; empty when the container is not
   /// a Swarm task.
   std::string service_id;
+  /// The Name of every entry of Mounts with Type "volume".
+  std::vector<std::string> volumes = {};
 
   bool operator==(const observed_container&) const = default;
 };
@@ -143,6 +151,22 @@ struct journal {
   std::vector<journal_entry> entries;
 
   bool operator==(const journal&) const = default;
+};
+
+/// A run's ownership record: which process runs it and when that process last
+/// said it was alive. The run writes it before its first action, renews it
+/// while it runs, and deletes it once everything is back. Recovery releases a
+/// run whose record has expired, is missing, or is its own but not active.
+struct run_owner {
+  std::string run;
+  std::string owner;  ///< identity of the owning process
+  /// When the owner last renewed the record, by the owner's clock.
+  std::chrono::system_clock::time_point heartbeat{};
+  /// The owner's promise: it renews the record before heartbeat + expiry, or
+  /// the run counts as dead. Clocks of the hosts must agree to well within it.
+  std::chrono::milliseconds expiry{0};
+
+  bool operator==(const run_owner&) const = default;
 };
 
 }  // namespace lifeboat::reconcilers

@@ -32,7 +32,18 @@ std::optional<std::string_view> label_value(const label_map& labels, std::string
 
 bool selects(const label_map& labels, std::string_view group) {
   const auto value = label_value(labels, stop_during_backup_label);
-  return value && *value == group;
+  return !group.empty() && value && *value == group;
+}
+
+// The first of `mounted` that the run selects workloads by, if any.
+std::optional<std::string_view> targeted_volume(const quiesce_run& run,
+                                                const std::vector<std::string>& mounted) {
+  for (const auto& v : mounted) {
+    if (!v.empty() && std::find(run.volumes.begin(), run.volumes.end(), v) != run.volumes.end()) {
+      return std::string_view(v);
+    }
+  }
+  return std::nullopt;
 }
 
 // The run that holds `s`, empty if none: an empty label value holds nothing.
@@ -58,6 +69,12 @@ std::optional<std::uint64_t> recorded_prior(const observed_service& s) {
 
 bool is_job(service_mode mode) {
   return mode == service_mode::replicated_job || mode == service_mode::global_job;
+}
+
+// Whether the run selects `s` as a whole: by its service labels or by a
+// volume its task template mounts.
+bool selects_service(const quiesce_run& run, const observed_service& s) {
+  return selects(s.service_labels, run.group) || targeted_volume(run, s.volumes).has_value();
 }
 
 std::string quoted(std::string_view text) {
@@ -198,9 +215,69 @@ void check_container_quiesce(const quiesce_run& run, const observed_service& s,
   }
 }
 
+// "1 task still running", "3 tasks still preparing, starting or running".
+std::string active_tasks_reason(const std::vector<const observed_task*>& tasks) {
+  std::uint64_t count = 0;
+  std::vector<std::string_view> states;
+  for (const auto state : active_task_states) {
+    bool seen = false;
+    for (const auto* t : tasks) {
+      if (t->state == state) {
+        ++count;
+        seen = true;
+      }
+    }
+    if (seen) {
+      states.push_back(state);
+    }
+  }
+  if (count == 0) {
+    return {};
+  }
+  return plural(count, "task") + " still " + join_names(states, " or ");
+}
+
+// Whether the run scales `s` to zero, or finds it at zero and leaves it so:
+// its tasks go down with the service, never one by one.
+bool emptied_by_run(const quiesce_run& run, const observed_service& s) {
+  const std::string_view held = holder(s);
+  return s.mode == service_mode::replicated &&
+         (held == run.name || (held.empty() && selects_service(run, s)));
+}
+
+// The error for a service selected by a volume it mounts that cannot be
+// quiesced, if any. Label errors of the same service are reported apart.
+std::optional<std::string> check_volume_service(const quiesce_run& run, const observed_service& s,
+                                                std::string_view volume,
+                                                const observed_index& index) {
+  const std::string mounts = "service " + s.name + " mounts volume " + std::string(volume);
+  if (is_job(s.mode)) {
+    std::vector<const observed_task*> active;
+    for (const auto* t : index.tasks_of(s.id)) {
+      if (is_active_task_state(t->state)) {
+        active.push_back(t);
+      }
+    }
+    if (active.empty()) {
+      return std::nullopt;  // a finished job writes nothing
+    }
+    return mounts + ", which run " + run.name + " quiesces, but is a " +
+           std::string(to_string(s.mode)) + " service with " + active_tasks_reason(active) +
+           ": stopping a job's task ends the job; wait for it to complete";
+  }
+  if (s.mode != service_mode::replicated) {
+    return mounts + ", which run " + run.name + " quiesces, but is a " +
+           std::string(to_string(s.mode)) +
+           " service: only replicated services can be scaled to zero, and Swarm restarts "
+           "stopped tasks; remove the service (or scale it down by hand) for the run";
+  }
+  return std::nullopt;
+}
+
 quiesce_plan plan_quiesced(const quiesce_run& run, const observed_index& index,
                            const journal& recorded, std::vector<std::string> errors) {
-  // Running task containers the run selects, per service, in name order.
+  // Running task containers the run selects by label, per service, in name
+  // order.
   std::map<std::string_view, std::vector<const observed_container*>> selected_tasks;
   for (const auto* c : index.containers()) {
     if (!c->service_id.empty() && is_running_container_state(c->state) &&
@@ -209,10 +286,14 @@ quiesce_plan plan_quiesced(const quiesce_run& run, const observed_index& index,
     }
   }
 
+  // Services already refused: their containers add no error of their own.
+  std::set<std::string_view> refused;
   std::vector<quiesce_action> scales;
   for (const auto* s : index.services()) {
     const std::string_view held = holder(*s);
     const bool labelled = selects(s->service_labels, run.group);
+    const auto volume = targeted_volume(run, s->volumes);
+    const auto errors_before = errors.size();
     if (held == run.name) {
       // Ours: keep it at zero. The recorded count is what it had before the
       // run; a count someone set since is not. Without a readable record, the
@@ -221,12 +302,19 @@ quiesce_plan plan_quiesced(const quiesce_run& run, const observed_index& index,
         scales.emplace_back(scale_to_zero{s->id, s->name, s->version,
                                           recorded_prior(*s).value_or(*s->replicas), run.name});
       }
-    } else if (labelled) {
+    } else if (labelled || volume) {
       if (s->mode != service_mode::replicated) {
-        errors.push_back("service " + s->name + " carries " + selector_text(run) + " but is a " +
-                         std::string(to_string(s->mode)) +
-                         " service: only replicated services can be scaled to zero; label its "
-                         "containers instead (with restart condition on-failure or none)");
+        if (labelled) {
+          errors.push_back("service " + s->name + " carries " + selector_text(run) + " but is a " +
+                           std::string(to_string(s->mode)) +
+                           " service: only replicated services can be scaled to zero; label its "
+                           "containers instead (with restart condition on-failure or none)");
+        }
+        if (volume) {
+          if (auto error = check_volume_service(run, *s, *volume, index)) {
+            errors.push_back(std::move(*error));
+          }
+        }
       } else if (!held.empty()) {
         errors.push_back("service " + s->name + " is held by run " + std::string(held) +
                          " (scaled to zero for it); wait for that run to finish, or recover it");
@@ -240,11 +328,18 @@ quiesce_plan plan_quiesced(const quiesce_run& run, const observed_index& index,
       // recorded as "prior 0", which would not be a count to restore.
     }
 
-    const auto found = selected_tasks.find(s->id);
-    if (found != selected_tasks.end()) {
-      check_container_quiesce(run, *s, found->second, errors);
-    } else if (selects(s->container_labels, run.group)) {
-      check_container_quiesce(run, *s, {}, errors);
+    // A service scaled only for its volumes keeps its containers running
+    // until Swarm stops them: their labels ask for nothing here.
+    if (!(volume && !labelled && emptied_by_run(run, *s))) {
+      const auto found = selected_tasks.find(s->id);
+      if (found != selected_tasks.end()) {
+        check_container_quiesce(run, *s, found->second, errors);
+      } else if (selects(s->container_labels, run.group)) {
+        check_container_quiesce(run, *s, {}, errors);
+      }
+    }
+    if (errors.size() > errors_before) {
+      refused.insert(s->id);
     }
   }
 
@@ -254,22 +349,45 @@ quiesce_plan plan_quiesced(const quiesce_run& run, const observed_index& index,
   }
   std::vector<journal_entry> added;
   std::vector<quiesce_action> stops;
+  std::vector<std::string> container_errors;
   for (const auto* c : index.containers()) {
     if (!is_running_container_state(c->state)) {
       continue;
     }
     const bool in_journal = journaled.contains(c->id);
-    if (!in_journal && !selects(c->container_labels, run.group)) {
+    const bool labelled = selects(c->container_labels, run.group);
+    const auto volume = targeted_volume(run, c->volumes);
+    if (!in_journal && !labelled && !volume) {
       continue;
     }
+    // A task of a service that is gone has no service to stop it: it is
+    // stopped all the same (it may still write); its entry is dropped on
+    // restore.
+    const auto* s = c->service_id.empty() ? nullptr : index.service(c->service_id);
+    if (!in_journal && s != nullptr && volume) {
+      if (emptied_by_run(run, *s)) {
+        continue;  // the scale-down stops it
+      }
+      if (!labelled) {
+        if (!refused.contains(s->id)) {
+          container_errors.push_back(
+              "container " + c->name + ", a task of " + std::string(to_string(s->mode)) +
+              " service " + s->name + ", mounts volume " + std::string(*volume) + ", which run " +
+              run.name +
+              " quiesces, but its service does not mount it (is an update under "
+              "way?) or cannot be scaled to zero, and Swarm restarts stopped tasks");
+        }
+        continue;
+      }
+      // Labelled too: stopped as a labelled task container (the checks of
+      // its service above apply).
+    }
     if (!in_journal) {
-      // A task of a service that is gone is stopped all the same (it may
-      // still write); its entry is dropped on restore.
-      const auto* s = index.service(c->service_id);
       added.push_back({c->id, c->service_id, s != nullptr ? s->force_update : 0});
     }
     stops.emplace_back(stop_container{c->id, c->name});
   }
+  errors.insert(errors.end(), container_errors.begin(), container_errors.end());
 
   if (!errors.empty()) {
     return {{}, std::move(errors)};
@@ -400,28 +518,6 @@ void add_planned(pending_set& pending, const quiesce_action& action) {
              action);
 }
 
-// "1 task still running", "3 tasks still preparing, starting or running".
-std::string active_tasks_reason(const std::vector<const observed_task*>& tasks) {
-  std::uint64_t count = 0;
-  std::vector<std::string_view> states;
-  for (const auto state : active_task_states) {
-    bool seen = false;
-    for (const auto* t : tasks) {
-      if (t->state == state) {
-        ++count;
-        seen = true;
-      }
-    }
-    if (seen) {
-      states.push_back(state);
-    }
-  }
-  if (count == 0) {
-    return {};
-  }
-  return plural(count, "task") + " still " + join_names(states, " or ");
-}
-
 bool meant_to_run(const observed_task& t) { return t.desired_state == "running"; }
 
 std::uint64_t count_running(const std::vector<const observed_task*>& tasks) {
@@ -436,7 +532,7 @@ void add_quiesced_observations(pending_set& pending, const quiesce_run& run,
     const std::string_view held = holder(*s);
     const bool emptied =
         held == run.name || (held.empty() && s->mode == service_mode::replicated &&
-                             selects(s->service_labels, run.group) && s->replicas.value_or(1) == 0);
+                             selects_service(run, *s) && s->replicas.value_or(1) == 0);
     if (!emptied) {
       continue;
     }
@@ -451,7 +547,8 @@ void add_quiesced_observations(pending_set& pending, const quiesce_run& run,
   }
   for (const auto* c : index.containers()) {
     if (is_running_container_state(c->state) &&
-        (journaled.contains(c->id) || selects(c->container_labels, run.group))) {
+        (journaled.contains(c->id) || selects(c->container_labels, run.group) ||
+         targeted_volume(run, c->volumes))) {
       pending.add(workload_kind::container, c->id, c->name, "still " + c->state);
     }
   }
@@ -648,6 +745,53 @@ std::vector<std::string> held_runs(const observed_state& observed,
     }
   }
   return {runs.begin(), runs.end()};
+}
+
+recovery_plan plan_recovery(const observed_state& observed, std::span<const journal> journals,
+                            std::span<const run_owner> owners, std::string_view self,
+                            const std::set<std::string>& active,
+                            std::chrono::system_clock::time_point now,
+                            const std::set<std::string>& gone_owners) {
+  using std::chrono::duration_cast;
+  using std::chrono::seconds;
+  const auto held = held_runs(observed, journals);
+  std::map<std::string_view, const run_owner*> record_of;
+  for (const auto& o : owners) {
+    record_of.try_emplace(o.run, &o);
+  }
+  std::set<std::string_view> runs(held.begin(), held.end());
+  for (const auto& [run, o] : record_of) {
+    runs.insert(run);
+  }
+  const auto ago = [](auto d) { return std::to_string(duration_cast<seconds>(d).count()) + "s"; };
+
+  recovery_plan plan;
+  for (const auto run : runs) {
+    const std::string name(run);
+    if (active.contains(name)) {
+      plan.kept.push_back(name + ": active in this process");
+      continue;
+    }
+    const auto found = record_of.find(run);
+    if (found != record_of.end() && found->second->owner != self &&
+        !gone_owners.contains(found->second->owner)) {
+      const auto& o = *found->second;
+      const auto expires = o.heartbeat + o.expiry;
+      if (now < expires) {
+        plan.kept.push_back(name + ": owned by " + o.owner + ", alive (renewed " +
+                            ago(now - o.heartbeat) + " ago, expires in " + ago(expires - now) +
+                            ")");
+        continue;
+      }
+    }
+    // Expired, this process's own, its owner gone, or without a record.
+    if (std::binary_search(held.begin(), held.end(), name)) {
+      plan.release.push_back(name);
+    } else {
+      plan.forget.push_back(name);
+    }
+  }
+  return plan;
 }
 
 }  // namespace lifeboat::reconcilers

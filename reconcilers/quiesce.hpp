@@ -17,7 +17,9 @@
 // Nothing here does I/O, reads a clock or throws (beyond std::bad_alloc); every
 // function may be called from any thread.
 
+#include <chrono>
 #include <cstdint>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -31,7 +33,13 @@ namespace lifeboat::reconcilers {
 /// A run that quiesces workloads: a Backup or a Restore.
 struct quiesce_run {
   std::string name;  ///< not empty; written into lifeboat.held-by
-  std::string group = std::string(default_stop_group);  ///< label value to select
+  /// The label value to select. Empty selects nothing by label (a restore
+  /// that selects by `volumes` alone).
+  std::string group = std::string(default_stop_group);
+  /// Volume names (as the engine names them: `<stack>_<volume>` for a stack's
+  /// volume) whose every writer must be quiesced, labelled or not: a restore
+  /// selects the volumes it writes. Adds to the selection by `group`.
+  std::vector<std::string> volumes = {};
 };
 
 enum class quiesce_goal {
@@ -166,6 +174,30 @@ struct quiesce_plan {
 ///   Plain containers are never refused: Docker does not restart a container
 ///   that was stopped by hand, whatever its restart policy.
 ///
+/// Selection by volume (run.volumes), on top of the labels:
+/// - A service whose task template mounts one of the volumes is treated like
+///   a service labelled in its service labels: a replicated one is scaled to
+///   zero (same rules: held by another run, no replica count: error; at zero
+///   and not held: untouched). A global service (or of an unknown mode) is an
+///   error: it cannot be scaled to zero, and Swarm restarts stopped tasks. A
+///   job is an error while any of its tasks is from `new` to `running`; a job
+///   that has finished writes nothing and is left alone.
+/// - A running container that mounts one of the volumes: a plain container
+///   (or the task of a service that no longer exists) is journaled and
+///   stopped; a task of a service this run scales to zero is left to Swarm's
+///   scale-down (never stopped separately, so no restart condition matters);
+///   a task of any other service (global, job, or one whose current spec no
+///   longer mounts the volume) is an error naming the container, unless its
+///   service is refused already. Containers that are not running (lifeboat's
+///   own volume containers are created, never started) are left alone.
+/// - A service this run scales to zero only because of its volumes is not
+///   checked for its container labels: its containers are never stopped.
+/// - The engine lists only the containers of its own node: a plain container
+///   on another node is not seen. Services are seen on every node.
+/// Volume errors follow the label errors of the same service; errors about
+/// containers that are not covered by a service's come last, by container
+/// name.
+///
 /// restored:
 /// - A service held by this run: restore_replicas with the recorded prior
 ///   count; an unreadable count is an error for that service alone.
@@ -234,5 +266,39 @@ convergence check_convergence(const quiesce_run& run, quiesce_goal goal,
 /// is not an active run.
 std::vector<std::string> held_runs(const observed_state& observed,
                                    std::span<const journal> journals = {});
+
+/// What recovery does with the runs that hold anything or have an ownership
+/// record. Each list is sorted.
+struct recovery_plan {
+  /// Runs to bring back (goal `restored`); their records are deleted first,
+  /// so that an owner still alive after all learns that it lost the run.
+  std::vector<std::string> release;
+  /// Releasable runs that hold nothing: their records are deleted.
+  std::vector<std::string> forget;
+  /// Runs left alone, with why: "nightly-1: active in this process", "nightly-1:
+  /// owned by host:12:ab, alive (renewed 3s ago, expires in 57s)".
+  std::vector<std::string> kept;
+
+  bool operator==(const recovery_plan&) const = default;
+};
+
+/// Which runs recovery may release, as process `self` with `active` runs of
+/// its own, at `now` (wall clock). A run is released when it is not in
+/// `active` and: its record is `self`'s (this process no longer runs it), or
+/// its record has expired (now >= heartbeat + expiry: its owner died or lost
+/// the engine), or it has no record (a run of a lifeboat without ownership
+/// records, or a record lost). A run records its ownership before its first
+/// action, so a holding observed before the records were read always has its
+/// record among them while its run lives: observe first, then read records.
+///
+/// `gone_owners` are owners known to be dead before their expiry: processes
+/// on this host whose PID no longer exists (a `lifeboat backup` killed with
+/// -9 and then `lifeboat recover` on the same machine need not wait for the
+/// expiry). Their runs are released like expired ones.
+recovery_plan plan_recovery(const observed_state& observed, std::span<const journal> journals,
+                            std::span<const run_owner> owners, std::string_view self,
+                            const std::set<std::string>& active,
+                            std::chrono::system_clock::time_point now,
+                            const std::set<std::string>& gone_owners = {});
 
 }  // namespace lifeboat::reconcilers

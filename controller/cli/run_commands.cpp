@@ -39,15 +39,19 @@ int recover(const engine::client_options& engine_options, const std::string& sta
     fmt::print(stderr, "error: {}\n", journals.error().describe());
     return 1;
   }
-  // From the command line no run is active: whatever is held was left behind.
+  // No run is active in this process: whatever is held was left behind,
+  // unless a live process (a controller, a `lifeboat backup`) still owns it.
   const auto report = quiesce::recover(*client, **journals, {}, timeout);
   for (const auto& run : report.recovered) {
     fmt::print("recovered the workloads held by run {}\n", run);
   }
+  for (const auto& kept : report.kept) {
+    fmt::print("left alone, run {}\n", kept);
+  }
   for (const auto& failure : report.failures) {
     fmt::print(stderr, "error: {}\n", failure);
   }
-  if (report.recovered.empty() && report.failures.empty()) {
+  if (report.recovered.empty() && report.failures.empty() && report.kept.empty()) {
     fmt::print("nothing is held\n");
   }
   return report.failures.empty() ? 0 : 1;

@@ -13,10 +13,13 @@
 namespace lifeboat::quiesce {
 
 using reconcilers::journal;
+using reconcilers::run_owner;
 
-/// A durable map run -> journal. save() returns only once the journal is
-/// durable; an empty journal deletes the run's record. Called from one thread
-/// at a time per run.
+/// A durable map run -> journal, and run -> ownership record (see
+/// reconcilers::run_owner). save() returns only once the journal is durable;
+/// an empty journal deletes the run's journal. Every call may come from any
+/// thread: a run renews its record from a thread of its own while it writes
+/// its journal.
 class journal_store {
  public:
   virtual ~journal_store() = default;
@@ -26,17 +29,35 @@ class journal_store {
   /// Every journal with entries, for recovery.
   virtual engine::result<std::vector<journal>> load_all() = 0;
   virtual engine::result<void> save(const journal& j) = 0;
+
+  /// Creates the ownership record of `o.run`. One that exists already is
+  /// overwritten if it is `o.owner`'s (a retry), else errc::conflict.
+  virtual engine::result<void> claim_run(const run_owner& o) = 0;
+  /// Renews `o.run`'s record with `o`'s heartbeat and expiry: errc::not_found
+  /// when it is gone (recovery released the run), errc::conflict when it is
+  /// another owner's.
+  virtual engine::result<void> renew_run(const run_owner& o) = 0;
+  /// Deletes `run`'s record; one that does not exist is no error.
+  virtual engine::result<void> drop_run(std::string_view run) = 0;
+  /// Every ownership record. A record whose heartbeat or expiry cannot be read
+  /// comes with a zero one, so it counts as expired.
+  virtual engine::result<std::vector<run_owner>> load_owners() = 0;
 };
 
 /// Journals in Swarm: one config per run holding stopped containers, named
 /// "lifeboat-journal.<run>" and labelled `lifeboat.journal.run=<run>`, with the
 /// journal as JSON in the label `lifeboat.journal`. Configs are Raft-replicated,
-/// so the journal survives the controller's node.
+/// so the journal survives the controller's node. Ownership records are
+/// configs too, named "lifeboat-run.<run>", with the labels lifeboat.owner.run,
+/// lifeboat.owner (the owner), lifeboat.owner.heartbeat (Unix milliseconds)
+/// and lifeboat.owner.expiry (milliseconds); renewals update the labels.
 std::unique_ptr<journal_store> make_config_journal_store(const engine::client& client);
 
-/// Journals in a JSON file, for an engine that is not a swarm manager. Written
-/// to a temporary file, fsynced and renamed, so a crash leaves the old or the
-/// new file, never a torn one.
+/// Journals in a JSON file, for an engine that is not a swarm manager, and
+/// ownership records in `<path>.owners` beside it. Written to a temporary
+/// file, fsynced and renamed, so a crash leaves the old or the new file, never
+/// a torn one; every read-modify-write holds an flock on `<path>.lock`, so
+/// processes sharing the file do not lose each other's writes.
 std::unique_ptr<journal_store> make_file_journal_store(std::string path);
 
 /// JSON codec of a journal's entries (exposed for tests).

@@ -1,5 +1,17 @@
 #include "controller/quiesce/quiesce.hpp"
 
+#include <signal.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <random>
+#include <set>
+#include <span>
 #include <thread>
 
 namespace lifeboat::quiesce {
@@ -38,6 +50,32 @@ std::uint64_t force_update_of(const json::object& spec) {
     return fu->as_uint64();
   }
   return fu->is_int64() && fu->as_int64() > 0 ? static_cast<std::uint64_t>(fu->as_int64()) : 0;
+}
+
+// Spec.TaskTemplate.ContainerSpec.Mounts[] with Type "volume": their Sources.
+std::vector<std::string> volume_sources(const json::object& spec) {
+  std::vector<std::string> out;
+  const auto* tt = spec.if_contains("TaskTemplate");
+  const auto* cs =
+      tt != nullptr && tt->is_object() ? tt->as_object().if_contains("ContainerSpec") : nullptr;
+  const auto* mounts =
+      cs != nullptr && cs->is_object() ? cs->as_object().if_contains("Mounts") : nullptr;
+  if (mounts == nullptr || !mounts->is_array()) {
+    return out;
+  }
+  for (const auto& m : mounts->as_array()) {
+    const auto* o = m.if_object();
+    if (o == nullptr) {
+      continue;
+    }
+    const auto* type = o->if_contains("Type");
+    const auto* source = o->if_contains("Source");
+    if (type != nullptr && type->is_string() && type->as_string() == "volume" &&
+        source != nullptr && source->is_string() && !source->as_string().empty()) {
+      out.emplace_back(source->as_string());
+    }
+  }
+  return out;
 }
 
 json::object& child(json::object& o, std::string_view key) {
@@ -93,7 +131,136 @@ int count_workloads(const std::vector<quiesce_action>& applied) {
   return n;
 }
 
+std::string seconds_text(std::chrono::system_clock::duration d) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(d).count()) + "s";
+}
+
+// Renews a run's ownership record every renew_every, from a thread of its
+// own, until stop(). Once the record is gone, or has not been renewed within
+// its expiry, the run may have been released by another process's recovery:
+// check() says so.
+class heartbeat {
+ public:
+  heartbeat(journal_store& journals, reconcilers::run_owner record, const run_ownership& own)
+      : journals_(journals), record_(std::move(record)), own_(own), thread_([this] { loop(); }) {}
+
+  ~heartbeat() { stop(); }
+  heartbeat(const heartbeat&) = delete;
+  heartbeat& operator=(const heartbeat&) = delete;
+
+  /// Idempotent; returns once the thread has ended.
+  void stop() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) {
+      thread_.join();
+    }
+  }
+
+  /// Renews now, on the calling thread, and returns why the run may have
+  /// been released since it was claimed; empty when it cannot have been.
+  std::string check() {
+    std::lock_guard lock(mutex_);
+    renew_locked();
+    return lost_;
+  }
+
+ private:
+  void loop() {
+    std::unique_lock lock(mutex_);
+    while (!cv_.wait_for(lock, own_.renew_every, [this] { return stopping_; })) {
+      renew_locked();  // stop() waits for a renewal under way: it is short
+    }
+  }
+
+  void renew_locked() {
+    if (!lost_.empty()) {
+      return;
+    }
+    auto next = record_;
+    next.heartbeat = own_.wall_now();
+    auto renewed = journals_.renew_run(next);
+    if (renewed) {
+      record_ = std::move(next);
+      return;
+    }
+    if (renewed.error().is(engine::errc::not_found)) {
+      lost_ = renewed.error().describe();
+    } else if (next.heartbeat - record_.heartbeat >= record_.expiry) {
+      lost_ = "the ownership record of run " + record_.run + " was not renewed for " +
+              seconds_text(next.heartbeat - record_.heartbeat) + " (it expires after " +
+              seconds_text(record_.expiry) + "): " + renewed.error().describe();
+    }
+    // Otherwise another attempt comes at the next tick.
+  }
+
+  journal_store& journals_;
+  reconcilers::run_owner record_;  ///< as last renewed
+  const run_ownership& own_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::string lost_;
+  std::thread thread_;  // last: starts once everything above is ready
+};
+
 }  // namespace
+
+namespace {
+
+std::set<std::string> gone_local_owners(std::span<const reconcilers::run_owner> owners) {
+  // An identity is "<host>/<pid>/<nonce>" (process_identity). On our own host
+  // (in a container: in our own PID namespace, as the host name is the
+  // container's) a PID that no longer exists is a dead owner. A PID reused by
+  // another process counts as alive: the run then waits for its expiry, the
+  // safe side.
+  std::array<char, 256> host{};
+  ::gethostname(host.data(), host.size() - 1);
+  const std::string prefix = std::string(host.data()) + "/";
+  std::set<std::string> gone;
+  for (const auto& o : owners) {
+    if (!o.owner.starts_with(prefix)) {
+      continue;
+    }
+    const auto rest = std::string_view(o.owner).substr(prefix.size());
+    const auto slash = rest.find('/');
+    if (slash == std::string_view::npos) {
+      continue;
+    }
+    pid_t pid = 0;
+    const auto [end, ec] = std::from_chars(rest.data(), rest.data() + slash, pid);
+    if (ec != std::errc{} || end != rest.data() + slash || pid <= 0) {
+      continue;
+    }
+    if (::kill(pid, 0) != 0 && errno == ESRCH) {
+      gone.insert(o.owner);
+    }
+  }
+  return gone;
+}
+
+}  // namespace
+
+const std::string& process_identity() {
+  // Computed again in a forked child, which is another process.
+  static std::mutex mutex;
+  static pid_t pid = 0;
+  static std::string identity;
+  std::lock_guard lock(mutex);
+  if (pid != ::getpid()) {
+    pid = ::getpid();
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    std::random_device random;
+    char nonce[17] = {};
+    std::snprintf(nonce, sizeof nonce, "%08x%08x", random(), random());
+    identity = std::string(host) + "/" + std::to_string(pid) + "/" + nonce;
+  }
+  return identity;
+}
 
 engine::result<observed_state> observe(const engine::client& client) {
   auto services = client.list_services({}, false);
@@ -109,24 +276,50 @@ engine::result<observed_state> observe(const engine::client& client) {
     return containers.error();
   }
   observed_state out;
-  for (auto& s : *services) {
-    out.services.push_back({s.id, s.version, s.name, s.service_labels, s.container_labels,
-                            to_observed(s.mode), s.replicas, s.restart_condition,
-                            force_update_of(s.spec)});
+  for (const auto& s : *services) {
+    out.services.push_back(to_observed(s));
   }
   for (auto& t : *tasks) {
     out.tasks.push_back({t.id, t.service_id, t.state, t.desired_state, t.container_id});
   }
-  for (auto& c : *containers) {
-    std::string name = c.names.empty() ? c.id : c.names.front();
-    if (name.starts_with('/')) {
-      name.erase(0, 1);
-    }
-    const auto service = c.container_labels.find(std::string(reconcilers::swarm_service_id_label));
-    out.containers.push_back({c.id, name, c.container_labels, c.state, "",
-                              service != c.container_labels.end() ? service->second : ""});
+  for (const auto& c : *containers) {
+    out.containers.push_back(to_observed(c));
   }
   return out;
+}
+
+reconcilers::observed_service to_observed(const engine::service& s) {
+  return {s.id,
+          s.version,
+          s.name,
+          s.service_labels,
+          s.container_labels,
+          to_observed(s.mode),
+          s.replicas,
+          s.restart_condition,
+          force_update_of(s.spec),
+          volume_sources(s.spec)};
+}
+
+reconcilers::observed_container to_observed(const engine::container_summary& c) {
+  std::string name = c.names.empty() ? c.id : c.names.front();
+  if (name.starts_with('/')) {
+    name.erase(0, 1);
+  }
+  const auto service = c.container_labels.find(std::string(reconcilers::swarm_service_id_label));
+  std::vector<std::string> volumes;
+  for (const auto& m : c.mounts) {
+    if (m.type == "volume" && !m.name.empty()) {
+      volumes.push_back(m.name);
+    }
+  }
+  return {c.id,
+          name,
+          c.container_labels,
+          c.state,
+          "",
+          service != c.container_labels.end() ? service->second : "",
+          std::move(volumes)};
 }
 
 engine::result<void> apply(const engine::client& client, journal_store& journals,
@@ -218,18 +411,44 @@ held_outcome with_quiesced(const engine::client& client, journal_store& journals
                            std::chrono::milliseconds scale_up_timeout,
                            const std::function<void(int workloads)>& body, const pacing& pace) {
   held_outcome result;
+  const auto& own = pace.ownership;
+  // Before the first action: recovery elsewhere must find the record as soon
+  // as it can observe anything this run holds.
+  const reconcilers::run_owner record{run.name, own.owner, own.wall_now(), own.expiry};
+  if (auto claimed = journals.claim_run(record); !claimed) {
+    result.quiesce = {
+        false,
+        "cannot record that this process owns run " + run.name + ": " + claimed.error().describe(),
+        0};
+    result.resume = {true, "", 0};  // nothing was touched
+    return result;
+  }
   const auto start = pace.now();
+  heartbeat beat(journals, record, own);
+  const auto resume = [&] {
+    result.resume = reach(client, journals, run, quiesce_goal::restored, scale_up_timeout, pace);
+    beat.stop();
+    if (result.resume.ok) {
+      // If this fails, the record expires and recovery forgets it.
+      (void)journals.drop_run(run.name);
+    }
+  };
   result.quiesce = reach(client, journals, run, quiesce_goal::quiesced, scale_down_timeout, pace);
   if (result.quiesce.ok) {
     try {
       result.body_ran = true;
       body(result.quiesce.workloads);
     } catch (...) {
-      result.resume = reach(client, journals, run, quiesce_goal::restored, scale_up_timeout, pace);
+      resume();
       throw;
     }
+    if (auto lost = beat.check(); !lost.empty()) {
+      result.quiesce.ok = false;
+      result.quiesce.message =
+          lost + "; another process may have brought the workloads back while they were held";
+    }
   }
-  result.resume = reach(client, journals, run, quiesce_goal::restored, scale_up_timeout, pace);
+  resume();
   result.held = std::chrono::duration_cast<std::chrono::milliseconds>(pace.now() - start);
   return result;
 }
@@ -248,8 +467,27 @@ recovery_report recover(const engine::client& client, journal_store& journals,
     report.failures.push_back("reading journals: " + all.error().describe());
     return report;
   }
-  for (const auto& run : reconcilers::held_runs(*observed, *all)) {
-    if (active_runs.contains(run)) {
+  // After observing: a run claims its record before it holds anything.
+  auto owners = journals.load_owners();
+  if (!owners) {
+    report.failures.push_back("reading ownership records: " + owners.error().describe());
+    return report;
+  }
+  const auto plan =
+      reconcilers::plan_recovery(*observed, *all, *owners, pace.ownership.owner, active_runs,
+                                 pace.ownership.wall_now(), gone_local_owners(*owners));
+  report.kept = plan.kept;
+  for (const auto& run : plan.forget) {
+    if (auto dropped = journals.drop_run(run); !dropped) {
+      report.failures.push_back(run +
+                                ": removing its ownership record: " + dropped.error().describe());
+    }
+  }
+  for (const auto& run : plan.release) {
+    // First, so that an owner alive after all learns it lost the run.
+    if (auto dropped = journals.drop_run(run); !dropped) {
+      report.failures.push_back(run +
+                                ": removing its ownership record: " + dropped.error().describe());
       continue;
     }
     const auto result =

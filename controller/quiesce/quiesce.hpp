@@ -19,8 +19,17 @@ using reconcilers::quiesce_action;
 using reconcilers::quiesce_goal;
 using reconcilers::quiesce_run;
 
-/// Lists services (with their raw specs' ForceUpdate), tasks and containers.
+/// Lists services (with their raw specs' ForceUpdate and volume mounts), tasks
+/// and containers (all of them, running or not, with their volume mounts).
 engine::result<observed_state> observe(const engine::client& client);
+
+/// What the planner sees of one listed service: ForceUpdate and the volume
+/// mounts come from its raw Spec. Used by observe(); exposed for tests.
+reconcilers::observed_service to_observed(const engine::service& s);
+/// What the planner sees of one listed container: the name without its
+/// leading '/', the service ID from its Swarm label, the names of its volume
+/// mounts. Used by observe(); exposed for tests.
+reconcilers::observed_container to_observed(const engine::container_summary& c);
 
 /// Carries out one action. Service updates re-inspect the service and send
 /// its current spec with only the planned fields changed, at the planned
@@ -35,6 +44,26 @@ struct outcome {
   int workloads = 0;    ///< services and containers acted upon
 };
 
+/// This process's identity as the owner of runs: "<host>/<pid>/<random>",
+/// the same for the process's whole life and different in every process.
+const std::string& process_identity();
+
+/// How a run tells other processes that it is alive (reconcilers::run_owner).
+struct run_ownership {
+  std::string owner = process_identity();
+  /// How often with_quiesced() renews the record, from a thread of its own.
+  std::chrono::milliseconds renew_every{std::chrono::seconds{10}};
+  /// How long a record stays alive without a renewal: several renewals, so
+  /// that a slow engine or a small clock difference between hosts does not
+  /// release a live run.
+  std::chrono::milliseconds expiry{std::chrono::seconds{60}};
+  /// The wall clock heartbeats are written and judged by (other processes,
+  /// on other hosts, read them).
+  std::function<std::chrono::system_clock::time_point()> wall_now = [] {
+    return std::chrono::system_clock::now();
+  };
+};
+
 /// Time and waiting, injected so tests can run without real time passing.
 struct pacing {
   std::function<std::chrono::steady_clock::time_point()> now = [] {
@@ -42,6 +71,7 @@ struct pacing {
   };
   std::function<void(std::chrono::milliseconds)> sleep;  ///< default: this_thread::sleep_for
   std::chrono::milliseconds poll{250};
+  run_ownership ownership;
 };
 
 /// Observes, plans and applies until `goal` has converged for `run`, or until
@@ -71,6 +101,15 @@ struct held_outcome {
 /// and containers were quiesced), then resumes — always: also when quiescing
 /// failed or timed out, and when `body` throws (then the exception propagates
 /// after resuming).
+///
+/// Ownership: before its first action the run claims its ownership record
+/// (journal_store::claim_run) as pace.ownership.owner; if it cannot, nothing
+/// is touched and quiesce.ok is false. A thread renews the record every
+/// renew_every until everything is back; the record is deleted once resume
+/// is ok (else it is left to expire, and recovery takes over). If the record
+/// was gone, another owner's, or not renewed within expiry while the body
+/// ran, another process may have released the workloads mid-body: quiesce.ok
+/// is then false, with why, even though the body ran.
 held_outcome with_quiesced(const engine::client& client, journal_store& journals,
                            const quiesce_run& run, std::chrono::milliseconds scale_down_timeout,
                            std::chrono::milliseconds scale_up_timeout,
@@ -79,11 +118,17 @@ held_outcome with_quiesced(const engine::client& client, journal_store& journals
 struct recovery_report {
   std::vector<std::string> recovered;  ///< runs whose workloads were brought back
   std::vector<std::string> failures;   ///< "run: reason"
+  std::vector<std::string> kept;       ///< "run: why it was left alone" (a live owner)
 };
 
-/// Brings back everything held by a run that is not in `active_runs`: services
-/// labelled held-by and containers in journals. Used at start-up, on every
-/// resync and by `lifeboat recover`.
+/// Brings back everything held (services labelled held-by, containers in
+/// journals) by a run that reconcilers::plan_recovery() releases, as process
+/// pace.ownership.owner with `active_runs` of its own, at
+/// pace.ownership.wall_now(): not active here, and its ownership record
+/// expired, missing, or this process's. A released run's record is deleted
+/// before its workloads are brought back; records of releasable runs that
+/// hold nothing are deleted. Used at start-up, on every resync and by
+/// `lifeboat recover`.
 recovery_report recover(const engine::client& client, journal_store& journals,
                         const std::set<std::string>& active_runs, std::chrono::milliseconds timeout,
                         const pacing& pace = {});

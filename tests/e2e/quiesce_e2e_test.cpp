@@ -5,8 +5,11 @@
 
 #include <sys/wait.h>
 #include <unistd.h>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <mutex>
+#include <thread>
 
 namespace lifeboat::e2e {
 namespace {
@@ -144,6 +147,62 @@ TEST_F(quiesce_e2e, plain_containers_are_stopped_and_started) {
   EXPECT_TRUE(c->running);
 }
 
+// A restore holds every writer of its volume, labelled or not: an unlabelled
+// service is scaled to zero and a `docker run` container stopped, and both
+// come back as they were.
+TEST_F(quiesce_e2e, workloads_selected_by_volume) {
+  const auto volume = create_volume(unique("data"));
+  const auto other = create_volume(unique("other"));
+  const auto mounting = create_service(unique("mounting"), volume, polite_loop, 2);
+  const auto elsewhere = create_service(unique("elsewhere"), other, polite_loop, 1);
+  const json::object body{
+      {"Image", test_image()},
+      {"Cmd", json::array{"sh", "-c", polite_loop}},
+      {"HostConfig", json::object{{"NetworkMode", "none"},
+                                  {"Mounts", json::array{json::object{{"Type", "volume"},
+                                                                      {"Source", volume},
+                                                                      {"Target", "/data"}}}}}}};
+  auto plain = engine().create_container(body, unique("plain"));
+  ASSERT_TRUE(plain) << plain.error().describe();
+  on_teardown([this, id = *plain] { (void)engine().remove_container(id, true); });
+  ASSERT_TRUE(engine().start_container(*plain));
+  // lifeboat's own volume container: created, never started, left alone.
+  const auto reader = create_container(volume, /*read_only=*/true);
+  ASSERT_TRUE(
+      eventually([&] { return running_tasks(mounting) == 2 && running_tasks(elsewhere) == 1; }));
+
+  const quiesce_run run{unique("restore"), "", {volume}};
+  bool checked = false;
+  const auto result = quiesce::with_quiesced(engine(), *journals_, run, 60s, 60s, [&](int) {
+    checked = true;
+    auto s = engine().inspect_service(mounting);
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->replicas, 0U);
+    EXPECT_EQ(s->service_labels["lifeboat.prior-replicas"], "2");
+    EXPECT_EQ(active_tasks(mounting), 0U) << "a task of the mounting service still runs";
+    auto c = engine().inspect_container(*plain);
+    ASSERT_TRUE(c);
+    EXPECT_FALSE(c->running) << "the plain container still runs";
+    EXPECT_EQ(running_tasks(elsewhere), 1U) << "a service of another volume was touched";
+  });
+  EXPECT_TRUE(checked);
+  EXPECT_TRUE(result.quiesce.ok) << result.quiesce.message;
+  EXPECT_TRUE(result.resume.ok) << result.resume.message;
+  EXPECT_EQ(result.quiesce.workloads, 2) << "one service scaled, one container stopped";
+
+  EXPECT_TRUE(eventually([&] { return running_tasks(mounting) == 2; }));
+  auto s = engine().inspect_service(mounting);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->replicas, 2U);
+  EXPECT_FALSE(has_lifeboat_label(mounting));
+  auto c = engine().inspect_container(*plain);
+  ASSERT_TRUE(c);
+  EXPECT_TRUE(c->running);
+  auto r = engine().inspect_container(reader);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, "created");
+}
+
 TEST_F(quiesce_e2e, refusals_touch_nothing) {
   // Restart policy `any` under a container label: Swarm would restart it.
   const auto any = service(unique("any"), 1, [](json::object& spec) {
@@ -245,6 +304,198 @@ TEST_F(quiesce_e2e, kill_9_while_held_then_recover) {
   auto journal = journals_->load(run.name);
   ASSERT_TRUE(journal);
   EXPECT_TRUE(journal->entries.empty());
+}
+
+// Run ownership, as two processes see it: "a" holds a run (in a thread here,
+// or a forked child), "b" runs recovery with an owner identity of its own.
+class ownership_e2e : public quiesce_e2e {
+ protected:
+  static quiesce::pacing as(const std::string& owner, std::chrono::milliseconds renew_every,
+                            std::chrono::milliseconds expiry) {
+    quiesce::pacing pace;
+    pace.ownership.owner = owner;
+    pace.ownership.renew_every = renew_every;
+    pace.ownership.expiry = expiry;
+    return pace;
+  }
+
+  std::string labelled_service(const std::string& group) {
+    return service(unique("owned"), 2, [&](json::object& spec) {
+      spec["Labels"] = json::object{{label, group}};
+    });
+  }
+
+  // The ownership record's heartbeat label, or empty when there is none.
+  std::string heartbeat_of(const std::string& run) {
+    auto c = engine().inspect_config("lifeboat-run." + run);
+    return c ? c->config_labels["lifeboat.owner.heartbeat"] : "";
+  }
+
+  bool record_exists(const std::string& run) {
+    return engine().inspect_config("lifeboat-run." + run).has_value();
+  }
+
+  static bool contains(const std::vector<std::string>& list, const std::string& prefix) {
+    return std::any_of(list.begin(), list.end(),
+                       [&](const auto& item) { return item.starts_with(prefix); });
+  }
+
+  void drop_on_teardown(const std::string& run) {
+    on_teardown([this, run] { (void)journals_->drop_run(run); });
+  }
+};
+
+TEST_F(ownership_e2e, recovery_leaves_a_live_run_of_another_process_alone) {
+  const auto group = unique("g-live");
+  const auto scaled = labelled_service(group);
+  ASSERT_TRUE(eventually([&] { return running_tasks(scaled) == 2; }));
+  const quiesce_run run{unique("live"), group};
+  drop_on_teardown(run.name);
+
+  const auto pace_a = as(unique("proc-a"), 200ms, 2s);
+  const auto pace_b = as(unique("proc-b"), 10s, 60s);
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool holding = false;
+  bool release = false;
+  quiesce::held_outcome result;
+  std::thread a([&] {
+    result = quiesce::with_quiesced(
+        engine(), *journals_, run, 60s, 60s,
+        [&](int) {
+          std::unique_lock lock(mutex);
+          holding = true;
+          cv.notify_all();
+          cv.wait(lock, [&] { return release; });
+        },
+        pace_a);
+  });
+  const auto finish_a = [&] {
+    {
+      std::lock_guard lock(mutex);
+      release = true;
+    }
+    cv.notify_all();
+    a.join();
+  };
+  {
+    std::unique_lock lock(mutex);
+    if (!cv.wait_for(lock, 60s, [&] { return holding; })) {
+      lock.unlock();
+      finish_a();
+      FAIL() << "a never quiesced: " << result.quiesce.message;
+    }
+  }
+
+  // b's recovery, as a controller's periodic one, finds a live owner.
+  auto report = quiesce::recover(engine(), *journals_, {}, 30s, pace_b);
+  EXPECT_TRUE(contains(report.kept, run.name + ": owned by " + pace_a.ownership.owner))
+      << "kept: " << ::testing::PrintToString(report.kept);
+  EXPECT_FALSE(contains(report.recovered, run.name));
+  EXPECT_TRUE(has_lifeboat_label(scaled)) << "b released a's run mid-body";
+
+  // a's heartbeat keeps the run alive for longer than its expiry.
+  const auto first = std::stoll(heartbeat_of(run.name));
+  EXPECT_TRUE(eventually([&] {
+    const auto beat = heartbeat_of(run.name);
+    return !beat.empty() && std::stoll(beat) > first + 2500;
+  }));
+  report = quiesce::recover(engine(), *journals_, {}, 30s, pace_b);
+  EXPECT_TRUE(contains(report.kept, run.name + ": owned by "));
+  EXPECT_TRUE(has_lifeboat_label(scaled));
+  EXPECT_EQ(active_tasks(scaled), 0U);
+
+  finish_a();
+  EXPECT_TRUE(result.quiesce.ok) << result.quiesce.message;
+  EXPECT_TRUE(result.resume.ok) << result.resume.message;
+  EXPECT_TRUE(eventually([&] { return running_tasks(scaled) == 2; }));
+  EXPECT_FALSE(record_exists(run.name)) << "the record outlived the run";
+}
+
+TEST_F(ownership_e2e, recovery_releases_a_dead_owner_once_its_heartbeat_expires) {
+  const auto group = unique("g-dead");
+  const auto scaled = labelled_service(group);
+  ASSERT_TRUE(eventually([&] { return running_tasks(scaled) == 2; }));
+  const quiesce_run run{unique("dead"), group};
+  drop_on_teardown(run.name);
+  const auto pace_b = as(unique("proc-b"), 10s, 60s);
+
+  std::fflush(nullptr);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // Process a: holds the run, renewing every 300 ms, until killed.
+    auto client = engine::client::connect();
+    if (!client) {
+      ::_exit(3);
+    }
+    auto store = quiesce::make_config_journal_store(*client);
+    quiesce::pacing pace;
+    pace.ownership.owner = "proc-a-child";
+    pace.ownership.renew_every = 300ms;
+    pace.ownership.expiry = 3s;
+    (void)quiesce::with_quiesced(
+        *client, *store, run, 60s, 60s, [](int) { ::pause(); }, pace);
+    ::_exit(4);
+  }
+  const bool held = eventually([&] {
+    return has_lifeboat_label(scaled) && active_tasks(scaled) == 0 && record_exists(run.name);
+  });
+  ::kill(child, SIGKILL);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ASSERT_TRUE(held) << "the child never quiesced";
+  EXPECT_TRUE(WIFSIGNALED(status)) << "the child exited early with " << WEXITSTATUS(status);
+
+  // Just dead: its record has not expired yet.
+  auto report = quiesce::recover(engine(), *journals_, {}, 30s, pace_b);
+  EXPECT_TRUE(contains(report.kept, run.name + ": owned by proc-a-child"))
+      << "kept: " << ::testing::PrintToString(report.kept);
+  EXPECT_TRUE(has_lifeboat_label(scaled));
+
+  // Expired: released, and the record goes with it.
+  EXPECT_TRUE(eventually(
+      [&] {
+        report = quiesce::recover(engine(), *journals_, {}, 60s, pace_b);
+        return contains(report.recovered, run.name);
+      },
+      30s))
+      << "failures: " << ::testing::PrintToString(report.failures);
+  EXPECT_TRUE(eventually([&] { return running_tasks(scaled) == 2; }));
+  EXPECT_FALSE(has_lifeboat_label(scaled));
+  EXPECT_FALSE(record_exists(run.name));
+}
+
+// A run whose record expired (its engine calls stalled, say) and was released
+// by another process learns it when its body ends, and fails.
+TEST_F(ownership_e2e, a_run_released_by_another_process_fails) {
+  const auto group = unique("g-lost");
+  const auto scaled = labelled_service(group);
+  ASSERT_TRUE(eventually([&] { return running_tasks(scaled) == 2; }));
+  const quiesce_run run{unique("lost"), group};
+  drop_on_teardown(run.name);
+  // Never renewed within the test, and expired after one second.
+  const auto pace_a = as(unique("proc-a"), 1h, 1s);
+  const auto pace_b = as(unique("proc-b"), 10s, 60s);
+
+  bool released = false;
+  const auto result = quiesce::with_quiesced(
+      engine(), *journals_, run, 60s, 60s,
+      [&](int) {
+        released = eventually(
+            [&] {
+              const auto report = quiesce::recover(engine(), *journals_, {}, 60s, pace_b);
+              return contains(report.recovered, run.name);
+            },
+            30s);
+      },
+      pace_a);
+  EXPECT_TRUE(released);
+  EXPECT_TRUE(result.body_ran);
+  EXPECT_FALSE(result.quiesce.ok);
+  EXPECT_NE(result.quiesce.message.find("is gone"), std::string::npos) << result.quiesce.message;
+  EXPECT_TRUE(result.resume.ok) << result.resume.message;
+  EXPECT_TRUE(eventually([&] { return running_tasks(scaled) == 2; }));
 }
 
 }  // namespace

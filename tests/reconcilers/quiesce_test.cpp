@@ -4,8 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <ostream>
+#include <set>
 #include <string>
 #include <utility>
 #include <variant>
@@ -86,6 +89,17 @@ observed_container task_container(const observed_service& s, const std::string& 
                                                    {std::string(swarm_task_id_label), task_id}});
   c.state = state;
   c.service_id = s.id;
+  c.volumes = s.volumes;  // Swarm mounts the template's volumes into every task
+  return c;
+}
+
+observed_service mounting(observed_service s, std::vector<std::string> volumes) {
+  s.volumes = std::move(volumes);
+  return s;
+}
+
+observed_container mounting(observed_container c, std::vector<std::string> volumes) {
+  c.volumes = std::move(volumes);
   return c;
 }
 
@@ -516,6 +530,140 @@ std::vector<scenario> scenarios() {
                  {},
                  {"the journal given for run \"nightly-1\" belongs to run \"nightly-0\""}});
 
+  // --- quiesced, selected by volume ----------------------------------------
+
+  const quiesce_run restore{"restore-1", "", {"app_data"}};
+  {
+    const auto app_db = mounting(replicated("app_db", 2), {"app_cache", "app_data"});
+    out.push_back(
+        {"volumes: an unlabelled replicated service mounting one is scaled to zero, its "
+         "task containers are left to the scale-down",
+         restore,
+         quiesce_goal::quiesced,
+         with_services({{app_db, 2}, {mounting(replicated("app_web", 1), {"web"}), 1}}),
+         {},
+         {scale_to_zero{"id-app_db", "app_db", 10, 2, "restore-1"}},
+         {}});
+  }
+  {
+    auto reader = mounting(plain_container("lifeboat-read-nightly-1",
+                                           {{"lifeboat.volume-container", "true"}}, "created"),
+                           {"app_data"});
+    out.push_back(
+        {"volumes: a running plain container mounting one is journaled and stopped; created "
+         "and exited ones, and other volumes, are left alone",
+         restore,
+         quiesce_goal::quiesced,
+         with_services({}, {mounting(plain_container("files", {}), {"app_data"}), reader,
+                            mounting(plain_container("old", {}, "exited"), {"app_data"}),
+                            mounting(plain_container("proxy", {}), {"other"})}),
+         {},
+         {record_journal{{"restore-1", {plain_entry("files")}}}, stop("files")},
+         {}});
+  }
+  out.push_back(
+      {"volumes: add to the label group",
+       {"restore-1", "true", {"app_data"}},
+       quiesce_goal::quiesced,
+       with_services({{mounting(replicated("app_db", 1), {"app_data"}), 1},
+                      {replicated("app_web", 2, stop_true), 2}},
+                     {mounting(plain_container("files", {}), {"app_data"}),
+                      plain_container("proxy", stop_true)}),
+       {},
+       {record_journal{{"restore-1", {plain_entry("files"), plain_entry("proxy")}}}, stop("files"),
+        stop("proxy"), scale_to_zero{"id-app_db", "app_db", 10, 1, "restore-1"},
+        scale_to_zero{"id-app_web", "app_web", 10, 2, "restore-1"}},
+       {}});
+  out.push_back(
+      {"volumes: a service scaled for its volume is not checked for its container labels",
+       {"restore-1", "true", {"app_data"}},
+       quiesce_goal::quiesced,
+       with_services({{mounting(replicated("app_db", 1, {}, stop_true, "any"), {"app_data"}), 1}}),
+       {},
+       {scale_to_zero{"id-app_db", "app_db", 10, 1, "restore-1"}},
+       {}});
+  out.push_back({"volumes: a replicated service at zero is left alone, its draining task too",
+                 restore,
+                 quiesce_goal::quiesced,
+                 with_services({{mounting(replicated("app_db", 0), {"app_data"}), 1}}),
+                 {},
+                 {},
+                 {}});
+  {
+    auto orphan =
+        task_container(mounting(replicated("gone", 1), {"app_data"}), "gone.1", "running");
+    out.push_back({"volumes: a task container whose service is gone is stopped",
+                   restore,
+                   quiesce_goal::quiesced,
+                   with_services({}, {orphan}),
+                   {},
+                   {record_journal{{"restore-1", {task_entry("gone", 1)}}}, stop("gone.1")},
+                   {}});
+  }
+  out.push_back(
+      {"volumes: a global service mounting one is refused once, not again for its containers",
+       restore,
+       quiesce_goal::quiesced,
+       with_services({{mounting(service("agent", service_mode::global, {}), {"app_data"}), 1},
+                      {mounting(replicated("app_db", 1), {"app_data"}), 1}},
+                     {mounting(plain_container("files", {}), {"app_data"})}),
+       {},
+       {},
+       {"service agent mounts volume app_data, which run restore-1 quiesces, but is a global "
+        "service: only replicated services can be scaled to zero, and Swarm restarts stopped "
+        "tasks; remove the service (or scale it down by hand) for the run"}});
+  {
+    observed_state state;
+    add_service(state, mounting(service("migrate", service_mode::replicated_job, 1), {"app_data"}),
+                1);
+    add_service(state, mounting(service("seed", service_mode::replicated_job, 1), {"app_data"}), 1,
+                "complete", "exited");
+    out.push_back({"volumes: a job that still runs is refused, a finished one is left alone",
+                   restore,
+                   quiesce_goal::quiesced,
+                   std::move(state),
+                   {},
+                   {},
+                   {"service migrate mounts volume app_data, which run restore-1 quiesces, but is "
+                    "a replicated-job service with 1 task still running: stopping a job's task "
+                    "ends the job; wait for it to complete"}});
+  }
+  {
+    // An update removed the mount; a task of the old spec still runs.
+    observed_state state;
+    const auto web = replicated("app_web", 1);
+    add_service(state, web, 0);
+    state.containers.push_back(mounting(task_container(web, "app_web.1", "running"), {"app_data"}));
+    out.push_back({"volumes: a task container of a service that does not mount it is refused",
+                   restore,
+                   quiesce_goal::quiesced,
+                   std::move(state),
+                   {},
+                   {},
+                   {"container app_web.1, a task of replicated service app_web, mounts volume "
+                    "app_data, which run restore-1 quiesces, but its service does not mount it "
+                    "(is an update under way?) or cannot be scaled to zero, and Swarm restarts "
+                    "stopped tasks"}});
+  }
+  out.push_back(
+      {"volumes: a service held by another run fails the run",
+       restore,
+       quiesce_goal::quiesced,
+       with_services(
+           {{mounting(replicated("app_db", 0, held("nightly-1", "2")), {"app_data"}), 0}}),
+       {},
+       {},
+       {"service app_db is held by run nightly-1 (scaled to zero for it); wait for that run to "
+        "finish, or recover it"}});
+  out.push_back({"an empty group selects nothing by label",
+                 {"restore-1", ""},
+                 quiesce_goal::quiesced,
+                 with_services({{replicated("app_db", 1, stop_label("")), 1}},
+                               {plain_container("files", stop_label(""))}),
+                 {},
+                 {},
+                 {}});
+
   // --- restored ---------------------------------------------------------
 
   out.push_back(
@@ -731,6 +879,37 @@ TEST(plan_quiesce, round_trip_brings_everything_back) {
   EXPECT_EQ(find_container(w, "c-files")->state, "running");
 }
 
+// A restore's run: an unlabelled service and a plain container that mount the
+// volume go down and come back as they were.
+TEST(plan_quiesce, volume_round_trip_brings_everything_back) {
+  const quiesce_run restore{"restore-1", "", {"app_data"}};
+  const auto app_db = mounting(replicated("app_db", 3), {"app_data"});
+  world w{with_services({{app_db, 3}}, {mounting(plain_container("files", {}), {"app_data"})}), {}};
+
+  const auto down = plan_quiesce(restore, quiesce_goal::quiesced, w.observed, w.recorded);
+  ASSERT_THAT(down.errors, testing::IsEmpty());
+  w = apply_all(w, down.actions);
+  EXPECT_EQ(describe(check_convergence(restore, quiesce_goal::quiesced, w.observed, w.recorded)),
+            "waiting for service app_db: 3 tasks still running; waiting for container app_db.1: "
+            "still running; waiting for container app_db.2: still running; waiting for "
+            "container app_db.3: still running");
+  settle(w);
+  EXPECT_TRUE(
+      check_convergence(restore, quiesce_goal::quiesced, w.observed, w.recorded).converged());
+
+  const auto up = plan_quiesce(restore, quiesce_goal::restored, w.observed, w.recorded);
+  ASSERT_THAT(up.errors, testing::IsEmpty());
+  EXPECT_EQ(up.actions, (actions{restore_replicas{"id-app_db", "app_db", 11, 3}, start("files"),
+                                 clear_journal{"restore-1"}}));
+  w = apply_all(w, up.actions);
+  settle(w);
+  EXPECT_TRUE(check_convergence(restore, quiesce_goal::restored, w.observed, w.recorded, up.actions)
+                  .converged());
+  EXPECT_EQ(w.observed.services.front().replicas, 3U);
+  EXPECT_EQ(w.observed.services.front().service_labels, label_map{});
+  EXPECT_EQ(find_container(w, "c-files")->state, "running");
+}
+
 // "update out of sequence" after the first redeploy: the re-plan redeploys
 // only the service that has not been, since the first one's counter moved.
 TEST(plan_quiesce, restore_resumes_after_a_partial_apply) {
@@ -880,6 +1059,143 @@ TEST(held_runs, lists_holders_of_services_and_journals_once_sorted) {
   EXPECT_EQ(held_runs(state, journals),
             (std::vector<std::string>{"nightly-1", "nightly-2", "restore-1"}));
   EXPECT_THAT(held_runs({}), testing::IsEmpty());
+}
+
+// ---------------------------------------------------------------------------
+// Recovery: which runs another process may release.
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using std::chrono::system_clock;
+
+const system_clock::time_point noon =
+    system_clock::time_point{} + std::chrono::hours{24 * 19844 + 12};
+const std::string self = "host-a/1/aa";
+
+run_owner owned(const std::string& run, const std::string& owner, system_clock::duration age,
+                milliseconds expiry = seconds{60}) {
+  return {run, owner, noon - age, expiry};
+}
+
+TEST(plan_recovery, table) {
+  struct recovery_case {
+    std::string name;
+    bool held = false;  // by a service's labels
+    std::optional<run_owner> record;
+    bool active = false;
+    recovery_plan expected;
+  };
+  const recovery_case cases[] = {
+      {"no record (an older lifeboat, or a lost record): released",
+       true,
+       std::nullopt,
+       false,
+       {{"r"}, {}, {}}},
+      {"another owner's live record: kept",
+       true,
+       owned("r", "host-b/7/bb", seconds{3}),
+       false,
+       {{}, {}, {"r: owned by host-b/7/bb, alive (renewed 3s ago, expires in 57s)"}}},
+      {"another owner's expired record: released",
+       true,
+       owned("r", "host-b/7/bb", seconds{61}),
+       false,
+       {{"r"}, {}, {}}},
+      {"expired at exactly heartbeat + expiry",
+       true,
+       owned("r", "host-b/7/bb", seconds{60}),
+       false,
+       {{"r"}, {}, {}}},
+      {"alive a millisecond before",
+       true,
+       owned("r", "host-b/7/bb", seconds{60} - milliseconds{1}),
+       false,
+       {{}, {}, {"r: owned by host-b/7/bb, alive (renewed 59s ago, expires in 0s)"}}},
+      {"the owner's own expiry counts, not a default",
+       true,
+       owned("r", "host-b/7/bb", seconds{100}, seconds{300}),
+       false,
+       {{}, {}, {"r: owned by host-b/7/bb, alive (renewed 100s ago, expires in 200s)"}}},
+      {"an unreadable record (zero heartbeat) counts as expired",
+       true,
+       run_owner{"r", "host-b/7/bb", {}, seconds{60}},
+       false,
+       {{"r"}, {}, {}}},
+      {"this process's record, run not active: released at once",
+       true,
+       owned("r", self, seconds{1}),
+       false,
+       {{"r"}, {}, {}}},
+      {"this process's record, run active: kept",
+       true,
+       owned("r", self, seconds{1}),
+       true,
+       {{}, {}, {"r: active in this process"}}},
+      {"active without a record (a run of this process before ownership): kept",
+       true,
+       std::nullopt,
+       true,
+       {{}, {}, {"r: active in this process"}}},
+      {"a live run that holds nothing yet (claimed, not acted): kept",
+       false,
+       owned("r", "host-b/7/bb", seconds{0}),
+       false,
+       {{}, {}, {"r: owned by host-b/7/bb, alive (renewed 0s ago, expires in 60s)"}}},
+      {"an expired record of a run that holds nothing: forgotten",
+       false,
+       owned("r", "host-b/7/bb", std::chrono::hours{2}),
+       false,
+       {{}, {"r"}, {}}},
+      {"this process's record of an inactive run that holds nothing: forgotten",
+       false,
+       owned("r", self, seconds{1}),
+       false,
+       {{}, {"r"}, {}}},
+      {"nothing held, no record: nothing to do", false, std::nullopt, false, {}},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    const auto state =
+        c.held ? with_services({{replicated("app_db", 0, held("r", "2")), 0}}) : observed_state{};
+    std::vector<run_owner> owners;
+    if (c.record) {
+      owners.push_back(*c.record);
+    }
+    const std::set<std::string> active =
+        c.active ? std::set<std::string>{"r"} : std::set<std::string>{};
+    EXPECT_EQ(plan_recovery(state, {}, owners, self, active, noon), c.expected);
+  }
+}
+
+TEST(plan_recovery, a_live_record_of_a_process_known_gone_is_released_at_once) {
+  const auto state = with_services({{replicated("app_db", 0, held("r", "2")), 0}});
+  const std::vector<run_owner> owners{{"r", "host-a/42/aa", noon, std::chrono::seconds{60}}};
+  EXPECT_EQ(plan_recovery(state, {}, owners, "host-a/7/bb", {}, noon, {"host-a/42/aa"}),
+            (recovery_plan{{"r"}, {}, {}}));
+  // Any other owner still alive is kept.
+  EXPECT_EQ(plan_recovery(state, {}, owners, "host-a/7/bb", {}, noon, {"host-a/43/cc"}).kept.size(),
+            1U);
+}
+
+TEST(plan_recovery, journals_count_as_holdings_and_lists_are_sorted) {
+  const auto state = with_services({{replicated("a", 0, held("nightly-3", "1")), 0},
+                                    {replicated("b", 0, held("nightly-1", "1")), 0},
+                                    {replicated("c", 0, held("backup-9", "1")), 0}});
+  const std::vector<journal> journals{{"restore-1", {plain_entry("files")}},
+                                      {"restore-2", {plain_entry("cache")}}};
+  const std::vector<run_owner> owners{
+      owned("restore-2", "host-b/7/bb", seconds{5}),    // alive: kept
+      owned("nightly-3", "host-b/7/bb", seconds{500}),  // expired: released
+      owned("old-1", "host-c/9/cc", seconds{500}),      // expired, holds nothing
+      owned("nightly-1", self, seconds{5}),             // ours, active
+  };
+  const auto plan = plan_recovery(state, journals, owners, self, {"nightly-1"}, noon);
+  EXPECT_EQ(plan.release, (std::vector<std::string>{"backup-9", "nightly-3", "restore-1"}));
+  EXPECT_EQ(plan.forget, (std::vector<std::string>{"old-1"}));
+  EXPECT_EQ(plan.kept,
+            (std::vector<std::string>{
+                "nightly-1: active in this process",
+                "restore-2: owned by host-b/7/bb, alive (renewed 5s ago, expires in 55s)"}));
 }
 
 TEST(scale_to_zero, labels_to_set_records_prior_and_holder) {

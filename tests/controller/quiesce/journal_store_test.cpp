@@ -2,8 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <thread>
+#include <vector>
 
 namespace lifeboat::quiesce {
 namespace {
@@ -70,6 +73,94 @@ TEST(file_journal_store, a_corrupt_file_is_reported_not_overwritten) {
   std::ifstream in(path);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_EQ(text, "{not json");
+}
+
+using std::chrono::milliseconds;
+using std::chrono::system_clock;
+
+// Millisecond precision, as stored.
+run_owner record(const std::string& run, const std::string& owner, std::int64_t heartbeat_ms) {
+  return {run, owner, system_clock::time_point{milliseconds{heartbeat_ms}}, milliseconds{60'000}};
+}
+
+TEST(file_journal_store, ownership_records_are_claimed_renewed_and_dropped) {
+  const auto path = temp_file("owners.json");
+  auto a = make_file_journal_store(path);
+  // Another process on the same state file.
+  auto b = make_file_journal_store(path);
+
+  ASSERT_TRUE(a->claim_run(record("r1", "proc-a", 1000)));
+  ASSERT_TRUE(a->claim_run(record("r1", "proc-a", 1500))) << "a retried claim is the owner's";
+  ASSERT_TRUE(b->claim_run(record("r2", "proc-b", 2000)));
+
+  auto owners = b->load_owners();
+  ASSERT_TRUE(owners) << owners.error().describe();
+  EXPECT_EQ(*owners,
+            (std::vector<run_owner>{record("r1", "proc-a", 1500), record("r2", "proc-b", 2000)}));
+
+  const auto taken = b->claim_run(record("r1", "proc-b", 3000));
+  ASSERT_FALSE(taken);
+  EXPECT_TRUE(taken.error().is(engine::errc::conflict));
+  EXPECT_NE(taken.error().message.find("proc-a"), std::string::npos) << taken.error().message;
+  const auto foreign = b->renew_run(record("r1", "proc-b", 3000));
+  ASSERT_FALSE(foreign);
+  EXPECT_TRUE(foreign.error().is(engine::errc::conflict));
+
+  ASSERT_TRUE(a->renew_run(record("r1", "proc-a", 4000)));
+  // Recovery in process b releases r1: a's next renewal learns it.
+  ASSERT_TRUE(b->drop_run("r1"));
+  ASSERT_TRUE(b->drop_run("r1")) << "dropping what is gone is no error";
+  const auto gone = a->renew_run(record("r1", "proc-a", 5000));
+  ASSERT_FALSE(gone);
+  EXPECT_TRUE(gone.error().is(engine::errc::not_found));
+
+  owners = a->load_owners();
+  ASSERT_TRUE(owners);
+  EXPECT_EQ(*owners, (std::vector<run_owner>{record("r2", "proc-b", 2000)}));
+  // Journals live in their own file and are untouched by all this.
+  auto journals = a->load_all();
+  ASSERT_TRUE(journals);
+  EXPECT_TRUE(journals->empty());
+}
+
+TEST(file_journal_store, an_unreadable_ownership_record_counts_as_expired) {
+  const auto path = temp_file("bad-owner.json");
+  std::ofstream(path + ".owners") << R"({"r1": {"owner": "proc-a", "heartbeat": "soon"}})";
+  auto store = make_file_journal_store(path);
+  auto owners = store->load_owners();
+  ASSERT_TRUE(owners);
+  ASSERT_EQ(owners->size(), 1U);
+  EXPECT_EQ(owners->front().heartbeat, system_clock::time_point{});
+  EXPECT_EQ(owners->front().expiry, milliseconds{0});
+}
+
+// Every read-modify-write holds the file lock: writers in several threads (or
+// processes), each with a store of its own, lose none of each other's writes.
+TEST(file_journal_store, concurrent_writers_lose_nothing) {
+  const auto path = temp_file("concurrent.json");
+  constexpr int writers = 4;
+  constexpr int runs_each = 25;
+  std::vector<std::thread> threads;
+  for (int w = 0; w < writers; ++w) {
+    threads.emplace_back([&, w] {
+      auto store = make_file_journal_store(path);
+      for (int i = 0; i < runs_each; ++i) {
+        const auto run = "w" + std::to_string(w) + "-" + std::to_string(i);
+        EXPECT_TRUE(store->save({run, {{"c", "", 0}}}));
+        EXPECT_TRUE(store->claim_run(record(run, "proc", i)));
+      }
+    });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  auto store = make_file_journal_store(path);
+  auto all = store->load_all();
+  ASSERT_TRUE(all);
+  EXPECT_EQ(all->size(), static_cast<std::size_t>(writers * runs_each));
+  auto owners = store->load_owners();
+  ASSERT_TRUE(owners);
+  EXPECT_EQ(owners->size(), static_cast<std::size_t>(writers * runs_each));
 }
 
 }  // namespace
