@@ -194,13 +194,30 @@ class controller_loop {
           break;
         }
         // Level-triggered: an event only says that something changed.
-        if (e->type == "config" || e->type == "service") {
+        if ((e->type == "config" || e->type == "service") && !own_bookkeeping(*e)) {
           queue_.add(std::string(resync_key));
         }
       }
       std::lock_guard lock(stream_mutex_);
       stream_.reset();
     }
+  }
+
+  // Configs the controller itself rewrites on a timer: the lease (every
+  // retry period) and the runs' ownership records and journals. Their changes
+  // hold no object to reconcile; reacting to them would re-list everything
+  // every 2 seconds.
+  bool own_bookkeeping(const engine::event& e) const {
+    if (e.type != "config") {
+      return false;
+    }
+    const auto it = e.attributes.find("name");
+    if (it == e.attributes.end()) {
+      return false;
+    }
+    const std::string& name = it->second;
+    return name == opts_.lease_name || name.starts_with("lifeboat-run.") ||
+           name.starts_with("lifeboat-journal.");
   }
 
   // --- workers

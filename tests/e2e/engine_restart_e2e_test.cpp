@@ -1,0 +1,218 @@
+// The engine restarts under a running controller: once while idle, once in the
+// middle of a run. The controller must reconnect and go on scheduling, nothing
+// may stay held, and the interrupted run must end Succeeded or Failed, never
+// stuck, with no partial archive visible.
+
+#include "tests/e2e/engine_fixture.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+namespace lifeboat::e2e {
+namespace {
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+std::string lifeboat(const std::string& args) { return std::string(LIFEBOAT_BINARY) + " " + args; }
+
+unsigned short free_port() {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  return a.local_endpoint().port();
+}
+
+/// Restarts the engine of hack/swarm-up.sh; false when it is not ours.
+bool restart_engine() {
+  const auto r = run_command(LIFEBOAT_SOURCE_DIR "/hack/engine-restart.sh >&2");
+  return r.status == 0;
+}
+
+class engine_restart_e2e : public engine_test {
+ protected:
+  void SetUp() override {
+    engine_test::SetUp();
+    if (!fs::exists("/tmp/lifeboat-engine/owned") &&
+        std::getenv("LIFEBOAT_ENGINE_DIR") == nullptr) {
+      GTEST_SKIP() << "the engine was not started by hack/swarm-up.sh: not restarting it";
+    }
+    dir_ = fs::temp_directory_path() / unique("restart");
+    fs::create_directories(dir_ / "archive");
+    on_teardown([dir = dir_] { fs::remove_all(dir); });
+  }
+
+  /// Starts `lifeboat controller` as a child process logging to dir_/controller.log.
+  void start_controller() {
+    const std::string log = (dir_ / "controller.log").string();
+    const std::string metrics = "127.0.0.1:" + std::to_string(free_port());
+    const std::string lease = unique("lease");
+    std::fflush(nullptr);
+    controller_ = ::fork();
+    ASSERT_GE(controller_, 0);
+    if (controller_ == 0) {
+      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      ::execl(LIFEBOAT_BINARY, LIFEBOAT_BINARY, "controller", "--metrics-addr", metrics.c_str(),
+              "--lease-name", lease.c_str(), "--helper-image", test_image().c_str(),
+              // Held for the whole compression, so that a restart lands while
+              // the workload is down.
+              "--spool-limit", "0", nullptr);
+      ::_exit(127);
+    }
+    on_teardown([this, lease] {
+      stop_controller();
+      run_command("docker config rm " + lease + " >/dev/null 2>&1");
+    });
+  }
+
+  void stop_controller() {
+    if (controller_ > 0) {
+      ::kill(controller_, SIGTERM);
+      int status = 0;
+      ::waitpid(controller_, &status, 0);
+      controller_ = -1;
+    }
+  }
+
+  std::string controller_log() const {
+    std::ifstream in(dir_ / "controller.log");
+    return {std::istreambuf_iterator<char>(in), {}};
+  }
+
+  /// name -> phase of this test's Backups, from `lifeboat get backups`.
+  std::map<std::string, std::string> backups(const std::string& schedule) {
+    std::map<std::string, std::string> out;
+    const auto listed = run_command(lifeboat("get backups -o json 2>/dev/null"));
+    if (listed.status != 0) {
+      return out;
+    }
+    boost::system::error_code ec;
+    const auto doc = json::parse(listed.out, ec);
+    if (ec || !doc.is_array()) {
+      return out;
+    }
+    for (const auto& b : doc.as_array()) {
+      const auto& o = b.as_object();
+      if (o.contains("scheduleRef") && o.at("scheduleRef").as_string() == schedule) {
+        out[std::string(o.at("name").as_string())] = std::string(o.at("phase").as_string());
+      }
+    }
+    return out;
+  }
+
+  std::size_t archives() const {
+    std::size_t n = 0;
+    for (const auto& e : fs::recursive_directory_iterator(dir_ / "archive")) {
+      n += e.path().extension() == ".gz" ? 1 : 0;
+    }
+    return n;
+  }
+
+  bool partials_visible() const {
+    for (const auto& e : fs::recursive_directory_iterator(dir_ / "archive")) {
+      if (e.path().extension() == ".partial") {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  bool held(const std::string& service) {
+    auto s = engine().inspect_service(service);
+    return s && (s->replicas == 0 || s->service_labels.contains("lifeboat.held-by"));
+  }
+
+  fs::path dir_;
+  pid_t controller_ = -1;
+};
+
+TEST_F(engine_restart_e2e, idle_and_mid_run) {
+  // A labelled workload on a volume with 512 MiB that compresses slowly
+  // enough (gzip 9) for a run to be caught in the middle.
+  const auto group = unique("grp");
+  const auto volume = create_volume(unique("data"));
+  {
+    auto v = engine().inspect_volume(volume);
+    ASSERT_TRUE(v);
+    const auto filled = run_command("cd '" + v->mountpoint +
+                                    "' && head -c 268435456 /dev/urandom > random && "
+                                    "seq 1 40000000 | head -c 268435456 > numbers");
+    ASSERT_EQ(filled.status, 0);
+  }
+  const auto app = create_service(unique("app"), volume,
+                                  "trap 'exit 0' TERM; while true; do date >> /data/log; "
+                                  "sleep 1; done",
+                                  1);
+  {
+    auto s = engine().inspect_service(app);
+    ASSERT_TRUE(s);
+    auto spec = s->spec;
+    spec["Labels"].as_object()["docker-volume-backup.stop-during-backup"] = group;
+    ASSERT_TRUE(engine().update_service(app, s->version, spec));
+  }
+  ASSERT_TRUE(eventually([&] { return running_tasks(app) == 1; }));
+
+  const auto schedule = unique("every");
+  const fs::path file = dir_ / "schedule.yaml";
+  std::ofstream(file) << "apiVersion: lifeboat/v1\nkind: BackupSchedule\nmetadata:\n  name: "
+                      << schedule << "\nspec:\n  schedule: '@every 20s'\n  volumes: [" << volume
+                      << "]\n  stopDuringBackup: " << group
+                      << "\n  archive:\n    compression: gzip\n    level: 9\n"
+                         "  destinations:\n    - local: {path: "
+                      << (dir_ / "archive").string() << "}\n";
+  ASSERT_EQ(run_command(lifeboat("apply -f " + file.string())).status, 0);
+  on_teardown([schedule] {
+    run_command("docker config ls -q --filter label=lifeboat.name=" + schedule +
+                " | xargs -r docker config rm >/dev/null 2>&1");
+  });
+  start_controller();
+
+  // 1. Idle restart: after the first archive, restart the engine between runs;
+  // the controller reconnects and the next run lands.
+  ASSERT_TRUE(eventually([&] { return archives() >= 1 && !held(app); }, 180s)) << controller_log();
+  ASSERT_TRUE(restart_engine());
+  const auto before = archives();
+  EXPECT_TRUE(eventually([&] { return archives() > before; }, 180s))
+      << "no run after the engine restarted\n"
+      << controller_log();
+  EXPECT_TRUE(eventually([&] { return !held(app) && running_tasks(app) == 1; }, 120s));
+
+  // 2. Restart in the middle of a run: wait until the workload is held.
+  ASSERT_TRUE(eventually([&] { return held(app); }, 120s)) << controller_log();
+  ASSERT_TRUE(restart_engine());
+  // Nothing stays held, and every Backup reaches an end.
+  EXPECT_TRUE(eventually([&] { return !held(app) && running_tasks(app) == 1; }, 300s))
+      << controller_log();
+  EXPECT_TRUE(eventually(
+      [&] {
+        const auto phases = backups(schedule);
+        int unfinished = 0;
+        for (const auto& [name, phase] : phases) {
+          unfinished += phase == "Succeeded" || phase == "Failed" || phase == "Skipped" ? 0 : 1;
+        }
+        return !phases.empty() && unfinished <= 1 && !held(app);  // the next may be starting
+      },
+      300s))
+      << controller_log();
+  stop_controller();
+  // Stopping the controller resumes anything a run held and removes partials.
+  EXPECT_FALSE(held(app));
+  EXPECT_FALSE(partials_visible());
+  // The controller never crashed: one start, one orderly stop.
+  const auto log = controller_log();
+  EXPECT_NE(log.find("event=stopped"), std::string::npos) << log;
+  EXPECT_NE(log.find("event=watch_restart"), std::string::npos)
+      << "the restart was never noticed:\n"
+      << log;
+}
+
+}  // namespace
+}  // namespace lifeboat::e2e
