@@ -28,6 +28,7 @@ using sys_seconds = std::chrono::sys_seconds;
 constexpr std::string_view resync_key = "resync";
 constexpr std::string_view schedule_prefix = "schedule/";
 constexpr std::string_view backup_prefix = "backup/";
+constexpr std::string_view restore_prefix = "restore/";
 
 // Labels the controller writes beyond discovery's.
 constexpr std::string_view last_scheduled_label = "lifeboat.status.last-scheduled";
@@ -82,10 +83,12 @@ struct active_run {
 class controller_loop {
  public:
   controller_loop(const engine::client& client, const options& opts, backup::backup_runner& runner,
-                  quiesce::journal_store& journals, metrics::registry& metrics)
+                  restore::restore_runner& restorer, quiesce::journal_store& journals,
+                  metrics::registry& metrics)
       : client_(client),
         opts_(opts),
         runner_(runner),
+        restorer_(restorer),
         journals_(journals),
         metrics_(metrics),
         queue_(clock_),
@@ -238,6 +241,9 @@ class controller_loop {
         } else if (key->starts_with(backup_prefix)) {
           reconciler = "backup";
           ok = reconcile_backup(key->substr(backup_prefix.size()));
+        } else if (key->starts_with(restore_prefix)) {
+          reconciler = "restore";
+          ok = reconcile_restore(key->substr(restore_prefix.size()));
         }
       } catch (const std::exception& e) {
         // A bug, not a user's object: count it, log it, retry later.
@@ -260,6 +266,7 @@ class controller_loop {
   struct cache {
     std::map<std::string, objects::catalog_entry> schedules;
     std::map<std::string, objects::catalog_entry> backups;
+    std::map<std::string, objects::catalog_entry> restores;
   };
 
   bool resync() {
@@ -289,6 +296,8 @@ class controller_loop {
         fresh.schedules.emplace(s->metadata.name, e);
       } else if (const auto* b = std::get_if<api::backup>(e.object())) {
         fresh.backups.emplace(b->metadata.name, e);
+      } else if (const auto* r = std::get_if<api::restore>(e.object())) {
+        fresh.restores.emplace(r->metadata.name, e);
       }
     }
     metrics_.set_invalid_objects(invalid);
@@ -314,6 +323,11 @@ class controller_loop {
     for (const auto& [name, e] : fresh.backups) {
       if (!backup::is_terminal(label_of(e, objects::label::phase))) {
         queue_.add(std::string(backup_prefix) + name);
+      }
+    }
+    for (const auto& [name, e] : fresh.restores) {
+      if (!restore::is_terminal(label_of(e, objects::label::phase))) {
+        queue_.add(std::string(restore_prefix) + name);
       }
     }
     recover();
@@ -387,6 +401,7 @@ class controller_loop {
   bool reconcile_schedule(const std::string& name) {
     objects::catalog_entry entry;
     std::set<std::string> backups;
+    bool unfinished_backup = false;
     {
       std::lock_guard lock(cache_mutex_);
       const auto it = cache_.schedules.find(name);
@@ -397,7 +412,14 @@ class controller_loop {
       for (const auto& [bname, b] : cache_.backups) {
         if (std::get<api::backup>(*b.object()).spec.schedule_ref == name) {
           backups.insert(bname);
+          if (!backup::is_terminal(label_of(b, objects::label::phase))) {
+            unfinished_backup = true;
+          }
         }
+      }
+      // Created by this controller but not yet seen by a resync.
+      if (const auto c = created_.find(name); c != created_.end() && !backups.contains(c->second)) {
+        unfinished_backup = true;
       }
     }
     const auto& schedule = std::get<api::backup_schedule>(*entry.object());
@@ -407,7 +429,10 @@ class controller_loop {
     if (const auto created = parse_utc(entry.source.created_at.substr(0, 19) + "Z")) {
       state.since = *created;
     }
-    state.run_active = run_active_for(name);
+    // A Backup of this schedule that has not ended (running, or created and
+    // not yet started) makes a new firing Skipped, not a second Backup: after
+    // an outage, only one catch-up run.
+    state.run_active = run_active_for(name) || unfinished_backup;
     state.backups = backups;
     const auto now = now_seconds();
     const auto decision = reconcilers::plan_schedule(schedule, state, now, opts_.starting_deadline);
@@ -440,6 +465,10 @@ class controller_loop {
         return false;
       }
       spdlog::info("event=backup_created schedule={} backup={}", name, *decision.create_backup);
+      {
+        std::lock_guard lock(cache_mutex_);
+        created_[name] = *decision.create_backup;
+      }
       queue_.add(std::string(resync_key));
     }
     if (decision.skipped) {
@@ -509,6 +538,111 @@ class controller_loop {
     }
     start_run(name, entry.source.id, std::get<api::backup_schedule>(*schedule_entry->object()));
     return true;
+  }
+
+  // The run name a Restore quiesces under (lifeboat.held-by, journals): its
+  // own namespace, so that a Restore never shares a name with a Backup.
+  static std::string restore_run_name(const std::string& name) { return "restore-" + name; }
+
+  bool reconcile_restore(const std::string& name) {
+    objects::catalog_entry entry;
+    std::optional<objects::catalog_entry> backup_entry;
+    {
+      std::lock_guard lock(cache_mutex_);
+      const auto it = cache_.restores.find(name);
+      if (it == cache_.restores.end()) {
+        return true;
+      }
+      entry = it->second;
+      const auto& ref = std::get<api::restore>(*entry.object()).spec.backup_ref;
+      if (ref) {
+        if (const auto b = cache_.backups.find(*ref); b != cache_.backups.end()) {
+          backup_entry = b->second;
+        }
+      }
+    }
+    const auto phase = label_of(entry, objects::label::phase);
+    if (restore::is_terminal(phase)) {
+      return true;
+    }
+    const std::string run_name = restore_run_name(name);
+    {
+      std::lock_guard lock(runs_mutex_);
+      if (runs_.contains(run_name)) {
+        return true;  // running here
+      }
+    }
+    auto fail = [&](const std::string& why) {
+      write_phase(entry.source.id, restore::phase::failed, why,
+                  {{std::string(finished_label), objects::format_utc(now_seconds())}});
+      metrics_.restore_finished(std::string(phase.empty() || phase == restore::phase::pending
+                                                ? restore::outcome::invalid
+                                                : "interrupted"));
+      spdlog::warn("event=restore_failed restore={} msg=\"{}\"", name, why);
+      return true;
+    };
+    if (!phase.empty() && phase != restore::phase::pending) {
+      // Mid-run but not running here: its controller died. Recovery brings
+      // the workloads back; a restore is never started over by itself (the
+      // volume may be half written: the user decides).
+      return fail("controller restarted during " + phase +
+                  (phase == restore::phase::verifying
+                       ? std::string("; nothing was written: apply the Restore again")
+                       : std::string("; the target volumes may be partly restored: apply a new "
+                                     "Restore (with wipe) to start over")));
+    }
+    api::restore restore = std::get<api::restore>(*entry.object());
+    if (restore.spec.backup_ref) {
+      const std::string& ref = *restore.spec.backup_ref;
+      if (!backup_entry) {
+        return fail("backup " + ref + " does not exist");
+      }
+      const auto backup_phase = label_of(*backup_entry, objects::label::phase);
+      const auto archive = label_of(*backup_entry, archive_label);
+      if (backup_phase != backup::phase::succeeded || archive.empty()) {
+        return fail("backup " + ref + " has no archive (phase " +
+                    (backup_phase.empty() ? std::string("unknown") : backup_phase) + ")");
+      }
+      restore.spec.archive = archive;
+      restore.spec.backup_ref.reset();
+    }
+    start_restore(name, run_name, entry.source.id, restore);
+    return true;
+  }
+
+  void start_restore(const std::string& name, const std::string& run_name,
+                     const std::string& config_id, const api::restore& restore) {
+    auto r = std::make_unique<active_run>();
+    auto* run = r.get();
+    {
+      std::lock_guard lock(runs_mutex_);
+      runs_.emplace(run_name, std::move(r));
+    }
+    spdlog::info("event=restore_started restore={} archive={}", name,
+                 restore.spec.archive.value_or(""));
+    write_phase(config_id, restore::phase::pending, "",
+                {{std::string(started_label), objects::format_utc(now_seconds())}});
+    run->thread = std::thread([this, run, name, run_name, config_id, restore] {
+      const auto result = restorer_.run(
+          restore, run_name,
+          [&](std::string_view phase, const std::string& message) {
+            write_phase(config_id, phase, message);
+          },
+          [&](int workloads) {
+            run->held = workloads;
+            update_held();
+          },
+          run->cancel);
+      metrics_.restore_finished(std::string(result.outcome));
+      write_phase(config_id, result.ok ? restore::phase::succeeded : restore::phase::failed,
+                  result.message,
+                  {{std::string(finished_label), objects::format_utc(now_seconds())},
+                   {std::string(archive_label), result.archive}});
+      spdlog::info("event=restore_finished restore={} ok={} result={} msg=\"{}\"", name, result.ok,
+                   result.outcome, result.message);
+      run->finished = true;
+      queue_.add(std::string(resync_key));
+    });
   }
 
   void write_phase(const std::string& config_id, std::string_view phase, const std::string& message,
@@ -607,6 +741,7 @@ class controller_loop {
   const options opts_;
   std::string identity_;
   backup::backup_runner& runner_;
+  restore::restore_runner& restorer_;
   quiesce::journal_store& journals_;
   metrics::registry& metrics_;
   runtime::real_clock clock_;
@@ -622,6 +757,7 @@ class controller_loop {
 
   std::mutex cache_mutex_;
   cache cache_;
+  std::map<std::string, std::string> created_;  // schedule -> the last Backup created for it
 
   std::mutex runs_mutex_;
   std::map<std::string, std::unique_ptr<active_run>> runs_;
@@ -634,10 +770,10 @@ class controller_loop {
 }  // namespace
 
 int run(const engine::client& client, const options& opts, backup::backup_runner& runner,
-        quiesce::journal_store& journals, metrics::registry& metrics, const std::atomic<bool>& stop,
-        std::atomic<bool>& ready) {
+        restore::restore_runner& restorer, quiesce::journal_store& journals,
+        metrics::registry& metrics, const std::atomic<bool>& stop, std::atomic<bool>& ready) {
   try {
-    controller_loop loop(client, opts, runner, journals, metrics);
+    controller_loop loop(client, opts, runner, restorer, journals, metrics);
     return loop.run(stop, ready);
   } catch (const std::invalid_argument& e) {
     spdlog::critical("event=startup_failed error=\"{}\"", e.what());

@@ -4,6 +4,7 @@
 #include "controller/engine/client.hpp"
 #include "controller/metrics/metrics.hpp"
 #include "controller/quiesce/journal_store.hpp"
+#include "controller/restore/runner.hpp"
 #include "controller/runtime/clock.hpp"
 
 #include <atomic>
@@ -21,7 +22,8 @@
 // what dead runs hold, enforce history limits, queue every object),
 // "schedule/<name>" (start a run when due, then wait until the next firing),
 // "backup/<name>" (start a pending Backup; fail one left behind by a dead
-// controller).
+// controller), "restore/<name>" (the same for a Restore, once: a Restore that
+// ended, or was interrupted by a dead controller, is never run again).
 namespace lifeboat::controller {
 
 struct options {
@@ -40,7 +42,7 @@ struct options {
 /// waits for them to resume their workloads, releases the lease and returns 0.
 /// Returns non-zero for start-up errors (invalid options).
 int run(const engine::client& client, const options& opts, backup::backup_runner& runner,
-        quiesce::journal_store& journals, metrics::registry& metrics, const std::atomic<bool>& stop,
-        std::atomic<bool>& ready);
+        restore::restore_runner& restorer, quiesce::journal_store& journals,
+        metrics::registry& metrics, const std::atomic<bool>& stop, std::atomic<bool>& ready);
 
 }  // namespace lifeboat::controller

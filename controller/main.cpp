@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
                       "seconds to wait for each run's workloads to come back");
 
   lifeboat::cli::controller_options controller_options;
-  std::string resync = "60s";
+  int resync_seconds = 60;
   auto* controller = app.add_subcommand("controller", "run the reconciliation controller");
   controller->add_option("--metrics-addr", controller_options.metrics_addr,
                          "where /metrics, /healthz and /readyz are served (host:port)");
@@ -101,6 +101,11 @@ int main(int argc, char** argv) {
   controller->add_option("--identity", controller_options.loop.identity,
                          "lease identity (default: host name and PID)");
   controller->add_option("--workers", controller_options.loop.workers, "reconcile workers");
+  controller
+      ->add_option("--resync", resync_seconds,
+                   "seconds between full re-lists of objects and workloads (events "
+                   "trigger one at once; this catches anything missed)")
+      ->check(CLI::Range(1, 86400));
   controller->add_option("--lease-name", controller_options.loop.lease_name,
                          "the config that holds the leader lease; controllers sharing it "
                          "elect one leader");
@@ -126,6 +131,7 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   if (controller->parsed()) {
+    controller_options.loop.resync = std::chrono::seconds{resync_seconds};
     return lifeboat::cli::controller(options, controller_options);
   }
   if (backup_now->parsed()) {

@@ -6,6 +6,7 @@
 #include "controller/metrics/http_server.hpp"
 #include "controller/objects/catalog.hpp"
 #include "controller/objects/swarm_objects.hpp"
+#include "controller/restore/engine_runner.hpp"
 #include "reconcilers/schedule.hpp"
 
 #include <fmt/core.h>
@@ -77,8 +78,11 @@ int controller(const engine::client_options& engine_options, const controller_op
   runner_options.spool_limit = options.spool_limit;
   backup::engine_runner runner(*client, **journals, backup::local_archive_steps(),
                                std::move(runner_options));
-  return controller::run(*client, options.loop, runner, **journals, registry, stop_requested,
-                         ready);
+  restore::runner_options restore_options;
+  restore_options.helper_image = options.helper_image;
+  restore::engine_runner restorer(*client, **journals, std::move(restore_options));
+  return controller::run(*client, options.loop, runner, restorer, **journals, registry,
+                         stop_requested, ready);
 }
 
 int backup_once(const engine::client_options& engine_options, const backup_once_options& options) {

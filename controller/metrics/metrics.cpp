@@ -85,6 +85,10 @@ struct registry::impl {
                                  .Help("Services and containers held by runs right now.")
                                  .Register(*reg)
                                  .Add({});
+  p::Family<p::Counter>& restores = p::BuildCounter()
+                                        .Name("lifeboat_restores_total")
+                                        .Help("Restore runs by result.")
+                                        .Register(*reg);
   p::Counter& recoveries = p::BuildCounter()
                                .Name("lifeboat_recoveries_total")
                                .Help("Runs whose held workloads were brought back by recovery.")
@@ -200,6 +204,9 @@ void registry::set_next_run(const std::string& schedule, std::chrono::system_clo
 
 void registry::set_workloads_held(double n) { impl_->workloads_held.Set(n); }
 void registry::add_recovery() { impl_->recoveries.Increment(); }
+void registry::restore_finished(const std::string& result) {
+  impl_->restores.Add({{"result", result}}).Increment();
+}
 void registry::set_invalid_objects(double n) { impl_->invalid_objects.Set(n); }
 
 void registry::reconciled(const std::string& reconciler, bool ok,

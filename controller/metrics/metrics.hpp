@@ -38,6 +38,10 @@ class registry {
                        std::chrono::system_clock::time_point finished_at);
   void set_next_run(const std::string& schedule, std::chrono::system_clock::time_point at);
 
+  /// lifeboat_restores_total{result}: one per finished Restore, `result` as
+  /// restore::outcome spells it (succeeded, refused, corrupt...).
+  void restore_finished(const std::string& result);
+
   void set_workloads_held(double n);
   void add_recovery();
   void set_invalid_objects(double n);

@@ -135,15 +135,15 @@ class engine_restart_e2e : public engine_test {
 };
 
 TEST_F(engine_restart_e2e, idle_and_mid_run) {
-  // A labelled workload on a volume with 512 MiB that compresses slowly
-  // enough (gzip 9) for a run to be caught in the middle.
+  // A labelled workload on a volume with 384 MiB that compresses slowly
+  // enough (gzip 6, no spool) for a run to be caught in the middle.
   const auto group = unique("grp");
   const auto volume = create_volume(unique("data"));
   {
     auto v = engine().inspect_volume(volume);
     ASSERT_TRUE(v);
     const auto filled = run_command("cd '" + v->mountpoint +
-                                    "' && head -c 268435456 /dev/urandom > random && "
+                                    "' && head -c 134217728 /dev/urandom > random && "
                                     "seq 1 40000000 | head -c 268435456 > numbers");
     ASSERT_EQ(filled.status, 0);
   }
@@ -165,7 +165,7 @@ TEST_F(engine_restart_e2e, idle_and_mid_run) {
   std::ofstream(file) << "apiVersion: lifeboat/v1\nkind: BackupSchedule\nmetadata:\n  name: "
                       << schedule << "\nspec:\n  schedule: '@every 20s'\n  volumes: [" << volume
                       << "]\n  stopDuringBackup: " << group
-                      << "\n  archive:\n    compression: gzip\n    level: 9\n"
+                      << "\n  archive:\n    compression: gzip\n    level: 6\n"
                          "  destinations:\n    - local: {path: "
                       << (dir_ / "archive").string() << "}\n";
   ASSERT_EQ(run_command(lifeboat("apply -f " + file.string())).status, 0);
