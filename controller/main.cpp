@@ -1,5 +1,6 @@
 // lifeboat: one binary, one subcommand per job (ARCHITECTURE.md, "Process").
 #include "controller/cli/commands.hpp"
+#include "controller/cli/restore_command.hpp"
 #include "controller/engine/client.hpp"
 
 #include <fmt/core.h>
@@ -129,7 +130,43 @@ int main(int argc, char** argv) {
   auto* backup_now = backup->add_subcommand("now", "create a Backup object for the controller");
   backup_now->add_option("schedule", now_schedule, "the BackupSchedule's name")->required();
 
+  lifeboat::cli::restore_options restore_options;
+  auto* restore = app.add_subcommand(
+      "restore", "verify an archive, then put it back into volumes with their workloads held");
+  restore->add_option("--archive", restore_options.archive, "the archive (.tar, .tar.gz, .tar.zst)")
+      ->required();
+  restore
+      ->add_option("--volume", restore_options.volumes,
+                   "FROM[=TO]: the archive's folder FROM (a volume name, a path, or . for the "
+                   "archive's root) into volume TO (default FROM); repeatable")
+      ->required();
+  restore->add_flag("--wipe", restore_options.wipe,
+                    "empty each target volume first (only after the archive is verified)");
+  restore->add_flag("--allow-devices", restore_options.allow_devices,
+                    "accept character and block device entries");
+  restore->add_flag("--allow-absolute-symlinks", restore_options.allow_absolute_symlinks,
+                    "accept symlinks to absolute paths (they resolve in the workload's container)");
+  restore->add_flag("--dry-run", restore_options.dry_run,
+                    "verify the archive (checksum, every entry, readable to the end) and stop");
+  restore
+      ->add_option("--path", restore_options.path,
+                   "auto (direct when the mountpoints are writable here), engine or direct")
+      ->check(CLI::IsMember({"auto", "engine", "direct"}));
+  restore->add_option(
+      "--stop-group", restore_options.stop_group,
+      "also hold the workloads of this stop-during-backup group (default: only those "
+      "that mount a target volume)");
+  restore->add_option("--helper-image", restore_options.helper_image,
+                      "image for the restore and wipe containers (default: lifeboat's own)");
+  restore->add_option("--state-file", restore_options.state_file,
+                      "journal file, used when the engine is not a swarm manager");
+  restore->add_option("--into-directory", restore_options.into_directory,
+                      "extract into DIR/TO instead of volumes, without an engine");
+
   CLI11_PARSE(app, argc, argv);
+  if (restore->parsed()) {
+    return lifeboat::cli::restore(options, restore_options);
+  }
   if (controller->parsed()) {
     controller_options.loop.resync = std::chrono::seconds{resync_seconds};
     return lifeboat::cli::controller(options, controller_options);

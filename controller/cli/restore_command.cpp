@@ -1,0 +1,205 @@
+#include "controller/cli/restore_command.hpp"
+
+#include "controller/cli/commands.hpp"
+#include "controller/restore/engine_runner.hpp"
+#include "controller/restore/unpack.hpp"
+#include "reconcilers/schedule.hpp"
+
+#include <fmt/core.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <filesystem>
+
+namespace lifeboat::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+using clock = std::chrono::steady_clock;
+
+std::atomic<bool> cancel_requested{false};
+
+extern "C" void request_cancel(int /*signal*/) { cancel_requested = true; }
+
+void install_cancel_handlers() {
+  struct sigaction action {};
+  action.sa_handler = request_cancel;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+}
+
+// A one-line display on a terminal, at most 4 times a second; nothing when
+// stderr is a file or a pipe (logs stay clean).
+class progress_line {
+ public:
+  progress_line() : enabled_(::isatty(STDERR_FILENO) == 1) {}
+
+  void show(std::string_view phase, const restore::progress& p) {
+    if (!enabled_) {
+      return;
+    }
+    const auto now = clock::now();
+    if (phase != phase_) {
+      phase_ = std::string(phase);
+      phase_start_ = now;
+    } else if (now - last_ < std::chrono::milliseconds{250}) {
+      return;
+    }
+    last_ = now;
+    const std::chrono::duration<double> t = now - phase_start_;
+    const double mib = static_cast<double>(p.content_bytes) / (1 << 20);
+    const double pct = p.archive_size == 0 ? 100.0
+                                           : 100.0 * static_cast<double>(p.archive_bytes) /
+                                                 static_cast<double>(p.archive_size);
+    fmt::print(stderr, "\r\033[K  {} {:5.1f}%  {} entries  {:.0f} MiB  {:.0f} MiB/s", phase_, pct,
+               p.entries, mib, t.count() > 0 ? mib / t.count() : 0.0);
+    shown_ = true;
+  }
+
+  void clear() {
+    if (shown_) {
+      fmt::print(stderr, "\r\033[K");
+      shown_ = false;
+    }
+  }
+
+ private:
+  bool enabled_;
+  bool shown_ = false;
+  std::string phase_;
+  clock::time_point phase_start_{};
+  clock::time_point last_{};
+};
+
+int into_directory(const restore::archive_file& archive,
+                   const std::vector<restore::mapping>& mappings, const restore::read_options& read,
+                   const cli::restore_options& options) {
+  const auto started = clock::now();
+  auto verified = restore::verify(archive, mappings, read);
+  if (!verified) {
+    fmt::print(stderr, "restore failed: {}\n", verified.error().describe());
+    return 1;
+  }
+  std::vector<fs::path> roots;
+  for (const auto& m : mappings) {
+    roots.push_back(fs::path(options.into_directory) / m.to);
+    std::error_code ec;
+    fs::create_directories(roots.back(), ec);
+    if (ec) {
+      fmt::print(stderr, "error: creating {}: {}\n", roots.back().string(), ec.message());
+      return 1;
+    }
+    if (options.wipe) {
+      if (auto w = restore::wipe_directory(roots.back()); !w) {
+        fmt::print(stderr, "restore failed: {}\n", w.error().describe());
+        return 1;
+      }
+    }
+  }
+  const auto verified_at = clock::now();
+  if (options.dry_run) {
+    fmt::print("verified {} ({}{})\n", archive.path().string(), verified->compression,
+               verified->checksum_verified ? ", checksum verified" : "");
+    return 0;
+  }
+  auto unpacked = restore::extract_to_directories(archive, mappings, roots, read);
+  if (!unpacked) {
+    fmt::print(stderr, "restore failed: {}\n", unpacked.error().describe());
+    return 1;
+  }
+  const std::chrono::duration<double> verify_s = verified_at - started;
+  const std::chrono::duration<double> unpack_s = clock::now() - verified_at;
+  fmt::print("restored {} entries, {:.1f} MiB into {} (verify {:.2f}s, unpack {:.2f}s{})\n",
+             unpacked->entries, static_cast<double>(unpacked->content_bytes) / (1 << 20),
+             options.into_directory, verify_s.count(), unpack_s.count(),
+             verified->checksum_verified ? ", checksum verified" : "");
+  return 0;
+}
+
+}  // namespace
+
+int restore(const engine::client_options& engine_options, const restore_options& options) {
+  if (options.archive.empty() || options.volumes.empty()) {
+    fmt::print(stderr, "error: restore needs --archive PATH and at least one --volume FROM[=TO]\n");
+    return 2;
+  }
+  std::vector<restore::mapping> mappings;
+  api::restore object;
+  object.spec.archive = fs::absolute(options.archive).string();
+  object.spec.wipe = options.wipe;
+  object.spec.stop_during_backup = options.stop_group;
+  for (const auto& text : options.volumes) {
+    auto m = restore::parse_mapping(text);
+    if (!m) {
+      fmt::print(stderr, "error: --volume {}\n", m.error().message);
+      return 2;
+    }
+    mappings.push_back(*m);
+    object.spec.volumes.push_back(api::volume_mapping{m->from, m->to});
+  }
+  install_cancel_handlers();
+  progress_line line;
+  restore::read_options read;
+  read.allow_devices = options.allow_devices;
+  read.allow_absolute_symlinks = options.allow_absolute_symlinks;
+  read.cancel = &cancel_requested;
+
+  if (!options.into_directory.empty()) {
+    auto archive = restore::archive_file::open(options.archive);
+    if (!archive) {
+      fmt::print(stderr, "error: {}\n", archive.error().message);
+      return 1;
+    }
+    read.on_progress = [&](const restore::progress& p) { line.show("unpacking", p); };
+    const int rc = into_directory(*archive, mappings, read, options);
+    line.clear();
+    return rc;
+  }
+
+  auto client = connect_or_report(engine_options);
+  if (!client) {
+    return 1;
+  }
+  auto journals = open_journals(*client, options.state_file);
+  if (!journals) {
+    fmt::print(stderr, "error: {}\n", journals.error().describe());
+    return 1;
+  }
+  restore::runner_options runner_options;
+  runner_options.helper_image = options.helper_image;
+  runner_options.path = options.path == "engine"   ? restore::data_path::engine
+                        : options.path == "direct" ? restore::data_path::direct
+                                                   : restore::data_path::automatic;
+  runner_options.allow_devices = options.allow_devices;
+  runner_options.allow_absolute_symlinks = options.allow_absolute_symlinks;
+  runner_options.verify_only = options.dry_run;
+  runner_options.on_progress = [&](std::string_view phase, const restore::progress& p) {
+    line.show(phase, p);
+  };
+  restore::engine_runner runner(*client, **journals, runner_options);
+  const auto name = reconcilers::backup_name(
+      "restore", std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()));
+  object.metadata.name = name;
+  const auto started = clock::now();
+  const auto result = runner.run(
+      object, name,
+      [&](std::string_view phase, const std::string& message) {
+        line.clear();
+        const std::chrono::duration<double> t = clock::now() - started;
+        fmt::print("{:7.1f}s  {:<10} {}\n", t.count(), phase, message);
+        std::fflush(stdout);
+      },
+      [](int) {}, cancel_requested);
+  line.clear();
+  if (!result.ok) {
+    fmt::print(stderr, "restore {} failed: {}\n", name, result.message);
+    return 1;
+  }
+  fmt::print("restore {} {}: {}\n", name, result.outcome, result.message);
+  return 0;
+}
+
+}  // namespace lifeboat::cli

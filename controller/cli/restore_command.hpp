@@ -1,0 +1,34 @@
+#pragma once
+
+#include "controller/engine/client.hpp"
+
+#include <string>
+#include <vector>
+
+// `lifeboat restore`: one restore now, without a controller.
+namespace lifeboat::cli {
+
+struct restore_options {
+  std::string archive;               ///< the archive file
+  std::vector<std::string> volumes;  ///< FROM[=TO], at least one
+  bool wipe = false;
+  bool allow_devices = false;
+  bool allow_absolute_symlinks = false;
+  bool dry_run = false;       ///< verify only: nothing is held or written
+  std::string path = "auto";  ///< auto | engine | direct
+  std::string stop_group;     ///< empty: only the workloads that mount a target volume
+  std::string helper_image;   ///< image of the restore and wipe containers
+  std::string state_file = "/var/lib/lifeboat/state.json";
+  /// Extract into <dir>/<TO> instead of volumes, without an engine (for
+  /// benchmarks and for looking into an archive).
+  std::string into_directory;
+};
+
+/// Verifies the archive in full, then quiesces every workload that mounts a
+/// target volume, writes the volumes and resumes the workloads; progress on
+/// stderr when it is a terminal, phases on stdout. 0 on success, 1 on any
+/// failure (the message names the refused entry or what failed), 2 for bad
+/// arguments. SIGTERM and SIGINT cancel the run, which still resumes.
+int restore(const engine::client_options& engine, const restore_options& options);
+
+}  // namespace lifeboat::cli

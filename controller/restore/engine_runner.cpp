@@ -1,0 +1,398 @@
+#include "controller/restore/engine_runner.hpp"
+
+#include "controller/quiesce/quiesce.hpp"
+
+#include <fmt/core.h>
+#include <unistd.h>
+
+#include <array>
+#include <filesystem>
+#include <optional>
+
+namespace lifeboat::restore {
+
+namespace {
+
+namespace json = boost::json;
+namespace fs = std::filesystem;
+using clock = std::chrono::steady_clock;
+
+// Mounted here, so that one PUT at the parent writes every target volume.
+constexpr std::string_view mount_root = "/lifeboat";
+
+std::string human_bytes(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024 && u < 4) {
+    bytes /= 1024;
+    ++u;
+  }
+  return fmt::format("{:.1f} {}", bytes, units[u]);
+}
+
+std::string_view outcome_of(const error& e) {
+  switch (e.code) {
+    case errc::refused:
+      return outcome::refused;
+    case errc::checksum_mismatch:
+      return outcome::checksum_mismatch;
+    case errc::corrupt:
+      return outcome::corrupt;
+    case errc::cancelled:
+      return outcome::cancelled;
+    case errc::io_error:
+    case errc::engine:
+    case errc::internal:
+      return outcome::write_failed;
+    case errc::invalid_argument:
+    case errc::missing_volume:
+      return outcome::invalid;
+  }
+  return outcome::invalid;
+}
+
+error engine_failure(const std::string& what, const engine::error& e) {
+  return make_error(errc::engine, what + ": " + e.describe());
+}
+
+// The image of the container this process runs in (Docker makes the host
+// name the container's ID): lifeboat's own, always present on the node.
+std::optional<std::string> own_image(const engine::client& client) {
+  std::array<char, 256> host{};
+  if (::gethostname(host.data(), host.size() - 1) != 0) {
+    return std::nullopt;
+  }
+  auto self = client.inspect_container(host.data());
+  if (!self || !self->id.starts_with(host.data())) {
+    return std::nullopt;
+  }
+  return self->image;
+}
+
+json::array mounts_of(const std::vector<std::string>& volumes) {
+  json::array mounts;
+  for (const auto& v : volumes) {
+    mounts.push_back(json::object{
+        {"Type", "volume"}, {"Source", v}, {"Target", restore_mount_path(v)}, {"ReadOnly", false}});
+  }
+  return mounts;
+}
+
+// A container of this run, removed (forced) when the guard goes.
+class container_guard {
+ public:
+  container_guard(const engine::client& client, std::string id)
+      : client_(client), id_(std::move(id)) {}
+  container_guard(const container_guard&) = delete;
+  container_guard& operator=(const container_guard&) = delete;
+  ~container_guard() { (void)client_.remove_container(id_, true); }
+  const std::string& id() const { return id_; }
+
+ private:
+  const engine::client& client_;
+  std::string id_;
+};
+
+// Created under a fixed name per run: a container left by a run that was
+// killed is replaced by its retry.
+engine::result<std::string> create_container(const engine::client& client, const std::string& name,
+                                             json::object body) {
+  (void)client.remove_container(name, true);
+  return client.create_container(body, name);
+}
+
+// Empties the volumes by running busybox's find and rm in a short-lived container of
+// the helper image (lifeboat's image carries /bin/busybox): nothing on the
+// host is needed.
+result<void> wipe_through_engine(const engine::client& client, const std::string& image,
+                                 const std::string& run_name,
+                                 const std::vector<std::string>& volumes) {
+  json::array cmd{"find"};
+  for (const auto& v : volumes) {
+    cmd.emplace_back(restore_mount_path(v));
+  }
+  // Debian's busybox find has no -delete; rm -rf removes symlinks, never
+  // what they point to.
+  for (const char* arg :
+       {"-mindepth", "1", "-maxdepth", "1", "-exec", "/bin/busybox", "rm", "-rf", "{}", "+"}) {
+    cmd.emplace_back(arg);
+  }
+  json::object body{
+      {"Image", image},
+      {"Entrypoint", json::array{"/bin/busybox"}},
+      {"Cmd", std::move(cmd)},
+      {"Labels", json::object{{"lifeboat.volume-container", "true"}}},
+      {"HostConfig", json::object{{"NetworkMode", "none"}, {"Mounts", mounts_of(volumes)}}}};
+  auto id = create_container(client, "lifeboat-wipe-" + run_name, std::move(body));
+  if (!id) {
+    return engine_failure("creating the wipe container", id.error());
+  }
+  container_guard guard(client, *id);
+  if (auto started = client.start_container(*id); !started) {
+    return engine_failure("starting the wipe container", started.error());
+  }
+  auto code = client.wait_container(*id, std::chrono::hours{1});
+  if (!code) {
+    return engine_failure("waiting for the wipe container", code.error());
+  }
+  if (*code != 0) {
+    return make_error(errc::io_error,
+                      fmt::format("wiping the volumes failed: find exited with {} (does the image "
+                                  "{} have /bin/busybox?)",
+                                  *code, image));
+  }
+  return {};
+}
+
+result<unpack_report> unpack_through_engine(const engine::client& client, const std::string& image,
+                                            const std::string& run_name,
+                                            const archive_file& archive,
+                                            const std::vector<mapping>& mappings,
+                                            const read_options& options) {
+  std::vector<std::string> volumes;
+  for (const auto& m : mappings) {
+    volumes.push_back(m.to);
+  }
+  // Never started: the engine writes into its mounts without running anything.
+  json::object body{
+      {"Image", image},
+      {"Cmd", json::array{"true"}},
+      {"Labels", json::object{{"lifeboat.volume-container", "true"}}},
+      {"HostConfig", json::object{{"NetworkMode", "none"}, {"Mounts", mounts_of(volumes)}}}};
+  auto id = create_container(client, "lifeboat-restore-" + run_name, std::move(body));
+  if (!id) {
+    return engine_failure("creating the restore container", id.error());
+  }
+  container_guard guard(client, *id);
+  auto stream = tar_restream::open(archive, mappings, options);
+  if (!stream) {
+    return stream.error();
+  }
+  // The stream's own error is kept: the engine only sees a broken upload.
+  std::optional<error> stream_error;
+  auto put =
+      client.put_archive(*id, mount_root, [&](std::span<char> into) -> engine::result<std::size_t> {
+        auto n = stream->pull(into);
+        if (!n) {
+          stream_error = n.error();
+          return engine::make_error(engine::errc::cancelled, n.error().describe());
+        }
+        return *n;
+      });
+  if (stream_error) {
+    return *stream_error;
+  }
+  if (!put) {
+    return engine_failure("unpacking through the engine", put.error());
+  }
+  return stream->report();
+}
+
+// A mountpoint this process can write into as the engine would.
+bool writable_folder(const std::string& path) {
+  std::error_code ec;
+  return !path.empty() && fs::is_directory(path, ec) &&
+         ::access(path.c_str(), R_OK | W_OK | X_OK) == 0;
+}
+
+}  // namespace
+
+std::string restore_mount_path(const std::string& volume) {
+  return std::string(mount_root) + "/" + volume;
+}
+
+std::vector<std::string> target_volumes(const api::restore_spec& spec) {
+  std::vector<std::string> out;
+  for (const auto& v : spec.volumes) {
+    out.push_back(v.to.empty() ? v.from : v.to);
+  }
+  return out;
+}
+
+reconcilers::quiesce_run quiesce_run_for(const std::string& run_name,
+                                         const api::restore_spec& spec) {
+  return reconcilers::quiesce_run{run_name, spec.stop_during_backup, target_volumes(spec)};
+}
+
+engine_runner::engine_runner(const engine::client& client, quiesce::journal_store& journals,
+                             runner_options options)
+    : client_(client), journals_(journals), options_(std::move(options)) {}
+
+run_result engine_runner::run(const api::restore& restore, const std::string& run_name,
+                              const phase_reporter& report, const held_reporter& holding,
+                              const std::atomic<bool>& cancel) {
+  const auto start = clock::now();
+  run_result result;
+  auto fail = [&](std::string_view outcome, std::string message) {
+    result.ok = false;
+    result.outcome = outcome;
+    result.message = std::move(message);
+    result.duration = clock::now() - start;
+    return result;
+  };
+  const auto& spec = restore.spec;
+
+  // Which archive.
+  if (spec.archive) {
+    result.archive = *spec.archive;
+  } else if (spec.backup_ref && options_.locate_backup) {
+    auto located = options_.locate_backup(*spec.backup_ref);
+    if (!located) {
+      return fail(outcome::invalid, "finding the archive of Backup " + *spec.backup_ref + ": " +
+                                        located.error().describe());
+    }
+    result.archive = *located;
+  } else {
+    return fail(outcome::invalid, "spec.backupRef cannot be resolved here; give spec.archive");
+  }
+  std::vector<mapping> mappings;
+  for (const auto& v : spec.volumes) {
+    mappings.push_back(mapping{v.from, v.to.empty() ? v.from : v.to});
+  }
+  read_options read;
+  read.allow_devices = options_.allow_devices;
+  read.allow_absolute_symlinks = options_.allow_absolute_symlinks;
+  read.cancel = &cancel;
+
+  // Verifying: before anything is held or written.
+  report(phase::verifying, result.archive);
+  auto archive = archive_file::open(result.archive);
+  if (!archive) {
+    return fail(outcome::invalid, archive.error().message);
+  }
+  if (options_.on_progress) {
+    read.on_progress = [&](const progress& p) { options_.on_progress(phase::verifying, p); };
+  }
+  auto verified = verify(*archive, mappings, read);
+  if (!verified) {
+    return fail(outcome_of(verified.error()), verified.error().describe());
+  }
+  const std::string checked = fmt::format(
+      "{} entries, {} of data, {}{}",
+      [&] {
+        std::uint64_t n = 0;
+        for (const auto e : verified->entries) {
+          n += e;
+        }
+        return n;
+      }(),
+      human_bytes(static_cast<double>(verified->content_bytes)), verified->compression,
+      verified->checksum_verified ? ", checksum verified" : ", no checksum file");
+  if (options_.verify_only) {
+    result.ok = true;
+    result.outcome = outcome::verified;
+    result.message = "verified: " + checked;
+    result.duration = clock::now() - start;
+    return result;
+  }
+
+  // Target volumes, created when missing.
+  std::vector<std::string> mountpoints;
+  for (const auto& m : mappings) {
+    auto existing = client_.inspect_volume(m.to);
+    if (!existing && !existing.error().is(engine::errc::not_found)) {
+      return fail(outcome::write_failed,
+                  "inspecting volume " + m.to + ": " + existing.error().describe());
+    }
+    if (!existing) {
+      std::string driver = "local";
+      engine::labels labels;
+      if (m.from != m.to) {
+        // Renamed: the new volume is made like the source, when it exists here.
+        if (auto source = client_.inspect_volume(m.from); source) {
+          driver = source->driver;
+          labels = source->volume_labels;
+        }
+      }
+      existing = client_.create_volume(m.to, driver, labels);
+      if (!existing) {
+        return fail(outcome::write_failed,
+                    "creating volume " + m.to + ": " + existing.error().describe());
+      }
+    }
+    mountpoints.push_back(existing->mountpoint);
+  }
+
+  // Which path.
+  bool direct = options_.path == data_path::direct;
+  if (options_.path != data_path::engine) {
+    bool all = true;
+    for (const auto& mp : mountpoints) {
+      all = all && writable_folder(mp);
+    }
+    if (direct && !all) {
+      return fail(outcome::invalid, "--path direct: a target's mountpoint cannot be written here");
+    }
+    direct = all;
+  }
+  result.path = direct ? "direct" : "engine";
+  std::string image = options_.helper_image;
+  if (!direct && image.empty()) {
+    image = own_image(client_).value_or("");
+    if (image.empty()) {
+      return fail(outcome::invalid,
+                  "no image for the restore container: run lifeboat in a container, or pass "
+                  "--helper-image");
+    }
+  }
+  if (options_.on_progress) {
+    read.on_progress = [&](const progress& p) { options_.on_progress(phase::restoring, p); };
+  }
+
+  std::optional<restore::result<unpack_report>> written;
+  const auto targets = target_volumes(spec);
+  report(phase::quiescing, "verified: " + checked);
+  const auto held = quiesce::with_quiesced(
+      client_, journals_, quiesce_run_for(run_name, spec), spec.timeouts.scale_down,
+      spec.timeouts.scale_up, [&](int workloads) {
+        holding(workloads);
+        report(phase::restoring, fmt::format("{} volume(s) {}, {} workload(s) held", targets.size(),
+                                             result.path, workloads));
+        // The archive was verified: only now may the volumes be emptied.
+        if (spec.wipe) {
+          restore::result<void> wiped;
+          if (direct) {
+            for (const auto& mp : mountpoints) {
+              if (wiped) {
+                wiped = wipe_directory(mp);
+              }
+            }
+          } else {
+            wiped = wipe_through_engine(client_, image, run_name, targets);
+          }
+          if (!wiped) {
+            written = wiped.error();
+            report(phase::resuming, "");
+            return;
+          }
+        }
+        if (direct) {
+          std::vector<fs::path> roots(mountpoints.begin(), mountpoints.end());
+          written = extract_to_directories(*archive, mappings, roots, read);
+        } else {
+          written = unpack_through_engine(client_, image, run_name, *archive, mappings, read);
+        }
+        report(phase::resuming, "");
+      });
+  holding(0);
+  result.downtime = held.held;
+  const std::string resume_note = held.resume.ok ? "" : "; resuming failed: " + held.resume.message;
+  if (!held.quiesce.ok) {
+    return fail(outcome::quiesce_failed, "quiescing failed: " + held.quiesce.message + resume_note);
+  }
+  if (!written || !*written) {
+    const error why = written ? written->error() : make_error(errc::internal, "nothing written");
+    return fail(outcome_of(why),
+                "restoring failed (" + result.path + "): " + why.describe() + resume_note);
+  }
+  result.ok = held.resume.ok;
+  result.outcome = held.resume.ok ? outcome::succeeded : outcome::quiesce_failed;
+  result.bytes = static_cast<double>((*written)->content_bytes);
+  result.duration = clock::now() - start;
+  result.message = fmt::format("{} volume(s), {} entries, {}, {}, held {:.1f}s{}", targets.size(),
+                               (*written)->entries, human_bytes(result.bytes), result.path,
+                               result.downtime.count(), resume_note);
+  return result;
+}
+
+}  // namespace lifeboat::restore

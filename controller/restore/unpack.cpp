@@ -1,0 +1,634 @@
+#include "controller/restore/unpack.hpp"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <nettle/sha2.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace lifeboat::restore {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::size_t read_buffer_size = 1 << 20;
+constexpr std::uint64_t progress_every = 8 << 20;
+
+struct archive_deleter {
+  void operator()(archive* a) const {
+    if (a != nullptr) {
+      archive_free(a);  // closes first when still open
+    }
+  }
+};
+using archive_handle = std::unique_ptr<archive, archive_deleter>;
+
+std::string to_hex(std::span<const std::uint8_t> bytes) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (const auto b : bytes) {
+    out += digits[b >> 4];
+    out += digits[b & 0xf];
+  }
+  return out;
+}
+
+std::string library_error(archive* a) {
+  const char* s = archive_error_string(a);
+  return s != nullptr ? s : "unknown libarchive error";
+}
+
+// The archive file fed to libarchive by pread from offset 0 (so pass 1 and
+// pass 2 share one descriptor), hashed on the way when asked.
+struct file_feed {
+  int fd = -1;
+  std::uint64_t offset = 0;
+  std::uint64_t size = 0;
+  std::vector<char> buffer = std::vector<char>(read_buffer_size);
+  std::optional<sha256_ctx> hash;
+
+  static la_ssize_t on_read(archive* a, void* self, const void** out) {
+    auto& f = *static_cast<file_feed*>(self);
+    const ssize_t n = ::pread(f.fd, f.buffer.data(), f.buffer.size(), static_cast<off_t>(f.offset));
+    if (n < 0) {
+      archive_set_error(a, errno, "reading the archive: %s", std::strerror(errno));
+      return -1;
+    }
+    f.consume(static_cast<std::size_t>(n));
+    *out = f.buffer.data();
+    return n;
+  }
+
+  void consume(std::size_t n) {
+    if (hash) {
+      sha256_update(&*hash, n, reinterpret_cast<const std::uint8_t*>(buffer.data()));
+    }
+    offset += n;
+  }
+
+  // Hashes what libarchive did not need (padding after the end-of-archive
+  // blocks): the checksum covers the whole file.
+  bool drain() {
+    for (;;) {
+      const ssize_t n = ::pread(fd, buffer.data(), buffer.size(), static_cast<off_t>(offset));
+      if (n < 0) {
+        return false;
+      }
+      if (n == 0) {
+        return true;
+      }
+      consume(static_cast<std::size_t>(n));
+    }
+  }
+};
+
+result<archive_handle> open_reader(file_feed& feed) {
+  archive_handle a(archive_read_new());
+  if (!a) {
+    return make_error(errc::internal, "archive_read_new failed");
+  }
+  archive_read_support_filter_gzip(a.get());
+  archive_read_support_filter_zstd(a.get());
+  archive_read_support_filter_none(a.get());
+  archive_read_support_format_tar(a.get());
+  if (archive_read_open2(a.get(), &feed, nullptr, &file_feed::on_read, nullptr, nullptr) !=
+      ARCHIVE_OK) {
+    return make_error(errc::corrupt,
+                      "not a tar archive (plain, gzip or zstd): " + library_error(a.get()));
+  }
+  return a;
+}
+
+entry_info info_of(archive_entry* e) {
+  entry_info info;
+  const char* path = archive_entry_pathname(e);
+  info.path = path != nullptr ? path : "";
+  if (const char* link = archive_entry_hardlink(e); link != nullptr) {
+    info.type = entry_type::hardlink;
+    info.target = link;
+    return info;
+  }
+  switch (archive_entry_filetype(e)) {
+    case AE_IFREG:
+      info.type = entry_type::file;
+      break;
+    case AE_IFDIR:
+      info.type = entry_type::directory;
+      break;
+    case AE_IFLNK: {
+      info.type = entry_type::symlink;
+      const char* target = archive_entry_symlink(e);
+      info.target = target != nullptr ? target : "";
+      break;
+    }
+    case AE_IFIFO:
+      info.type = entry_type::fifo;
+      break;
+    case AE_IFCHR:
+      info.type = entry_type::char_device;
+      break;
+    case AE_IFBLK:
+      info.type = entry_type::block_device;
+      break;
+    default:
+      info.type = entry_type::other;
+  }
+  return info;
+}
+
+// The state both passes share: the reader, the checker, progress and cancel.
+struct reading {
+  read_options options;
+  file_feed feed;
+  archive_handle reader;
+  std::optional<entry_checker> checker;
+  progress at;
+  std::uint64_t next_report = progress_every;
+  std::string current;  // the entry being read, for messages
+
+  static result<reading> start(const archive_file& file, const std::vector<mapping>& mappings,
+                               const read_options& options, bool hash) {
+    reading r;
+    r.options = options;
+    r.feed.fd = file.fd();
+    r.feed.size = file.size();
+    if (hash) {
+      r.feed.hash.emplace();
+      sha256_init(&*r.feed.hash);
+    }
+    r.at.archive_size = file.size();
+    auto checker =
+        entry_checker::create(mappings, options.allow_devices, options.allow_absolute_symlinks);
+    if (!checker) {
+      return checker.error();
+    }
+    r.checker.emplace(std::move(*checker));
+    return r;
+  }
+
+  // Opened only once `this` has its final address: libarchive keeps &feed.
+  result<void> open() {
+    auto a = open_reader(feed);
+    if (!a) {
+      return a.error();
+    }
+    reader = std::move(*a);
+    return {};
+  }
+
+  bool cancelled() const { return options.cancel != nullptr && options.cancel->load(); }
+
+  void tick(std::uint64_t content) {
+    at.content_bytes += content;
+    at.archive_bytes = feed.offset;
+    if (options.on_progress && (content == 0 || at.archive_bytes >= next_report)) {
+      next_report = at.archive_bytes + progress_every;
+      options.on_progress(at);
+    }
+  }
+
+  error broken(const std::string& why) const {
+    return make_error(
+        errc::corrupt,
+        (current.empty() ? std::string("at the first entry") : "at entry " + current) + ": " + why);
+  }
+
+  // The next entry the checker accepts and maps, skipping the others; nullopt
+  // at the end of the archive.
+  result<std::optional<std::pair<archive_entry*, placed_entry>>> next() {
+    for (;;) {
+      if (cancelled()) {
+        return make_error(errc::cancelled, "cancelled");
+      }
+      archive_entry* e = nullptr;
+      const int rc = archive_read_next_header(reader.get(), &e);
+      if (rc == ARCHIVE_EOF) {
+        return std::optional<std::pair<archive_entry*, placed_entry>>{};
+      }
+      if (rc < ARCHIVE_WARN) {
+        return broken(library_error(reader.get()));
+      }
+      auto info = info_of(e);
+      if (info.path.empty()) {
+        return make_error(errc::refused, "an entry after " + current + " has no readable name");
+      }
+      current = info.path;
+      auto placed = checker->check(info);
+      if (!placed) {
+        return placed.error();
+      }
+      if (*placed) {
+        ++at.entries;
+        tick(0);
+        return std::optional{std::pair{e, std::move(**placed)}};
+      }
+    }
+  }
+};
+
+bool carries_data(archive_entry* e) {
+  return archive_entry_filetype(e) == AE_IFREG && archive_entry_hardlink(e) == nullptr &&
+         archive_entry_size(e) > 0;
+}
+
+}  // namespace
+
+// archive_file --------------------------------------------------------------
+
+result<archive_file> archive_file::open(const fs::path& path) {
+  archive_file f;
+  f.path_ = path;
+  f.fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (f.fd_ < 0) {
+    return make_error(errc::invalid_argument,
+                      "cannot open " + path.string() + ": " + std::strerror(errno));
+  }
+  struct stat st {};
+  if (::fstat(f.fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
+    return make_error(errc::invalid_argument, path.string() + " is not a regular file");
+  }
+  f.size_ = static_cast<std::uint64_t>(st.st_size);
+  const fs::path checksum = path.string() + ".sha256";
+  std::ifstream in(checksum);
+  if (in) {
+    std::string hex;
+    in >> hex;
+    std::transform(hex.begin(), hex.end(), hex.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (hex.size() != 64 || hex.find_first_not_of("0123456789abcdef") != std::string::npos) {
+      return make_error(errc::invalid_argument,
+                        checksum.string() + " does not start with a SHA-256 in hex");
+    }
+    f.expected_sha256_ = std::move(hex);
+  }
+  return f;
+}
+
+archive_file::archive_file(archive_file&& o) noexcept
+    : path_(std::move(o.path_)),
+      fd_(std::exchange(o.fd_, -1)),
+      size_(o.size_),
+      expected_sha256_(std::move(o.expected_sha256_)) {}
+
+archive_file& archive_file::operator=(archive_file&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) {
+      ::close(fd_);
+    }
+    path_ = std::move(o.path_);
+    fd_ = std::exchange(o.fd_, -1);
+    size_ = o.size_;
+    expected_sha256_ = std::move(o.expected_sha256_);
+  }
+  return *this;
+}
+
+archive_file::~archive_file() {
+  if (fd_ >= 0) {
+    ::close(fd_);
+  }
+}
+
+// Pass 1 ---------------------------------------------------------------------
+
+result<verify_report> verify(const archive_file& archive, const std::vector<mapping>& mappings,
+                             const read_options& options) {
+  auto started = reading::start(archive, mappings, options, /*hash=*/true);
+  if (!started) {
+    return started.error();
+  }
+  reading& r = *started;
+  if (auto opened = r.open(); !opened) {
+    return opened.error();
+  }
+  verify_report report;
+  std::optional<error> damage;
+  for (;;) {
+    auto next = r.next();
+    if (!next) {
+      if (!next.error().is(errc::corrupt)) {
+        return next.error();
+      }
+      damage = next.error();
+      break;
+    }
+    if (!*next) {
+      break;
+    }
+    // Every block is decompressed, so a damaged or cut stream shows here,
+    // at the entry it belongs to.
+    const void* block = nullptr;
+    std::size_t size = 0;
+    la_int64_t offset = 0;
+    int rc = ARCHIVE_OK;
+    while ((rc = archive_read_data_block(r.reader.get(), &block, &size, &offset)) == ARCHIVE_OK) {
+      if (r.cancelled()) {
+        return make_error(errc::cancelled, "cancelled");
+      }
+      r.tick(size);
+    }
+    if (rc != ARCHIVE_EOF) {
+      damage = r.broken(library_error(r.reader.get()));
+      break;
+    }
+  }
+  report.compression = archive_filter_name(r.reader.get(), 0);
+  if (const char* f = archive_format_name(r.reader.get()); f != nullptr) {
+    report.format = f;
+  }
+  if (!r.feed.drain()) {
+    return make_error(errc::io_error,
+                      "reading " + archive.path().string() + ": " + std::strerror(errno));
+  }
+  std::array<std::uint8_t, SHA256_DIGEST_SIZE> digest{};
+  sha256_digest(&*r.feed.hash, digest.size(), digest.data());
+  report.sha256 = to_hex(digest);
+  if (archive.expected_sha256()) {
+    if (*archive.expected_sha256() != report.sha256) {
+      return make_error(errc::checksum_mismatch,
+                        archive.path().string() + " has SHA-256 " + report.sha256 + ", " +
+                            archive.path().filename().string() + ".sha256 says " +
+                            *archive.expected_sha256() +
+                            (damage ? " (reading broke " + damage->message + ")" : ""));
+    }
+    report.checksum_verified = true;
+  }
+  if (damage) {
+    return *damage;
+  }
+  if (auto finished = r.checker->finish(); !finished) {
+    return finished.error();
+  }
+  report.entries = r.checker->entries();
+  report.content_bytes = r.at.content_bytes;
+  return report;
+}
+
+// Pass 2, direct -------------------------------------------------------------
+
+result<unpack_report> extract_to_directories(const archive_file& archive,
+                                             const std::vector<mapping>& mappings,
+                                             const std::vector<fs::path>& roots,
+                                             const read_options& options) {
+  if (roots.size() != mappings.size()) {
+    return make_error(errc::invalid_argument, "one folder per mapping is needed");
+  }
+  // Symlinks in the folders' own paths would trip the secure-symlink check.
+  std::vector<std::string> bases;
+  for (const auto& root : roots) {
+    std::error_code ec;
+    const auto canonical = fs::canonical(root, ec);
+    if (ec || !fs::is_directory(canonical)) {
+      return make_error(errc::io_error, root.string() + " is not a folder");
+    }
+    bases.push_back(canonical.string());
+  }
+  auto started = reading::start(archive, mappings, options, /*hash=*/false);
+  if (!started) {
+    return started.error();
+  }
+  reading& r = *started;
+  if (auto opened = r.open(); !opened) {
+    return opened.error();
+  }
+  archive_handle disk(archive_write_disk_new());
+  int flags = ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_ACL |
+              ARCHIVE_EXTRACT_FFLAGS | ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_SPARSE |
+              ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT;
+  if (::geteuid() == 0) {
+    flags |= ARCHIVE_EXTRACT_OWNER;
+  }
+  archive_write_disk_set_options(disk.get(), flags);
+  // Numeric ids, not names: the volume is used by containers with their own
+  // user databases.
+  unpack_report report;
+  const auto on_disk = [&](std::size_t m, const std::string& rel) {
+    return rel.empty() ? bases[m] : bases[m] + "/" + rel;
+  };
+  for (;;) {
+    auto next = r.next();
+    if (!next) {
+      return next.error();
+    }
+    if (!*next) {
+      break;
+    }
+    auto& [e, placed] = **next;
+    archive_entry_copy_pathname(e, on_disk(placed.mapping, placed.relative).c_str());
+    if (archive_entry_hardlink(e) != nullptr) {
+      archive_entry_copy_hardlink(e, on_disk(placed.mapping, placed.link).c_str());
+      archive_entry_set_size(e, 0);
+    }
+    if (archive_write_header(disk.get(), e) < ARCHIVE_WARN) {
+      return make_error(errc::io_error, "entry " + r.current + ": " + library_error(disk.get()));
+    }
+    if (carries_data(e)) {
+      const void* block = nullptr;
+      std::size_t size = 0;
+      la_int64_t offset = 0;
+      int rc = ARCHIVE_OK;
+      while ((rc = archive_read_data_block(r.reader.get(), &block, &size, &offset)) == ARCHIVE_OK) {
+        if (r.cancelled()) {
+          return make_error(errc::cancelled, "cancelled");
+        }
+        if (archive_write_data_block(disk.get(), block, size, offset) < ARCHIVE_OK) {
+          return make_error(errc::io_error,
+                            "entry " + r.current + ": " + library_error(disk.get()));
+        }
+        r.tick(size);
+      }
+      if (rc != ARCHIVE_EOF) {
+        return r.broken(library_error(r.reader.get()));
+      }
+    }
+    if (archive_write_finish_entry(disk.get()) < ARCHIVE_WARN) {
+      return make_error(errc::io_error, "entry " + r.current + ": " + library_error(disk.get()));
+    }
+    ++report.entries;
+  }
+  // Folders' modes and times are set last, once nothing more is written in them.
+  if (archive_write_close(disk.get()) < ARCHIVE_WARN) {
+    return make_error(errc::io_error, library_error(disk.get()));
+  }
+  report.content_bytes = r.at.content_bytes;
+  return report;
+}
+
+// Pass 2, through the engine -----------------------------------------------------
+
+struct tar_restream::impl {
+  explicit impl(reading started) : r(std::move(started)) {}
+
+  reading r;
+  archive_handle writer;
+  std::vector<std::string> prefixes;  // "<to>" per mapping
+  std::string out;                    // produced and not yet pulled
+  std::size_t out_pos = 0;
+  bool in_data = false;
+  bool finished = false;
+  std::int64_t written = 0;  // of the current entry's data
+  std::int64_t size = 0;
+  unpack_report report;
+  std::optional<error> failed;
+
+  static la_ssize_t on_write(archive*, void* self, const void* data, std::size_t n) {
+    static_cast<impl*>(self)->out.append(static_cast<const char*>(data), n);
+    return static_cast<la_ssize_t>(n);
+  }
+
+  result<void> write_zeros(std::int64_t count) {
+    static const std::array<char, 64 * 1024> zeros{};
+    while (count > 0) {
+      const auto n = static_cast<std::size_t>(std::min<std::int64_t>(count, zeros.size()));
+      if (archive_write_data(writer.get(), zeros.data(), n) < 0) {
+        return make_error(errc::internal, library_error(writer.get()));
+      }
+      count -= static_cast<std::int64_t>(n);
+    }
+    return {};
+  }
+
+  // One header or one block of data: keeps `out` to about one block.
+  result<void> step() {
+    if (!in_data) {
+      auto next = r.next();
+      if (!next) {
+        return next.error();
+      }
+      if (!*next) {
+        if (archive_write_close(writer.get()) != ARCHIVE_OK) {
+          return make_error(errc::internal, library_error(writer.get()));
+        }
+        finished = true;
+        return {};
+      }
+      auto& [e, placed] = **next;
+      const std::string& to = prefixes[placed.mapping];
+      archive_entry_copy_pathname(
+          e, (placed.relative.empty() ? to : to + "/" + placed.relative).c_str());
+      if (archive_entry_hardlink(e) != nullptr) {
+        archive_entry_copy_hardlink(e, (to + "/" + placed.link).c_str());
+        archive_entry_set_size(e, 0);
+      }
+      archive_entry_sparse_clear(e);
+      if (archive_write_header(writer.get(), e) < ARCHIVE_WARN) {
+        return make_error(errc::internal,
+                          "entry " + r.current + ": " + library_error(writer.get()));
+      }
+      ++report.entries;
+      in_data = carries_data(e);
+      written = 0;
+      size = archive_entry_size(e);
+      return {};
+    }
+    const void* block = nullptr;
+    std::size_t n = 0;
+    la_int64_t offset = 0;
+    const int rc = archive_read_data_block(r.reader.get(), &block, &n, &offset);
+    if (rc == ARCHIVE_EOF) {
+      in_data = false;
+      return write_zeros(size - written);  // a hole at the end
+    }
+    if (rc != ARCHIVE_OK) {
+      return r.broken(library_error(r.reader.get()));
+    }
+    if (offset > written) {
+      if (auto z = write_zeros(offset - written); !z) {
+        return z;
+      }
+    }
+    if (n > 0 && archive_write_data(writer.get(), block, n) < 0) {
+      return make_error(errc::internal, library_error(writer.get()));
+    }
+    written = offset + static_cast<std::int64_t>(n);
+    r.tick(n);
+    return {};
+  }
+};
+
+tar_restream::tar_restream(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+tar_restream::tar_restream(tar_restream&&) noexcept = default;
+tar_restream& tar_restream::operator=(tar_restream&&) noexcept = default;
+tar_restream::~tar_restream() = default;
+
+result<tar_restream> tar_restream::open(const archive_file& file,
+                                        const std::vector<mapping>& mappings,
+                                        const read_options& options) {
+  auto started = reading::start(file, mappings, options, /*hash=*/false);
+  if (!started) {
+    return started.error();
+  }
+  auto p = std::make_unique<impl>(std::move(*started));
+  if (auto opened = p->r.open(); !opened) {
+    return opened.error();
+  }
+  for (const auto& m : mappings) {
+    p->prefixes.push_back(m.to);
+  }
+  p->writer.reset(archive_write_new());
+  archive* w = p->writer.get();
+  // pax only where ustar cannot say it (long names, big files, xattrs).
+  if (archive_write_set_format_pax_restricted(w) != ARCHIVE_OK ||
+      archive_write_add_filter_none(w) != ARCHIVE_OK ||
+      archive_write_set_bytes_per_block(w, 64 * 1024) != ARCHIVE_OK ||
+      archive_write_set_bytes_in_last_block(w, 1) != ARCHIVE_OK ||
+      archive_write_open2(w, p.get(), nullptr, &impl::on_write, nullptr, nullptr) != ARCHIVE_OK) {
+    return make_error(errc::internal, library_error(w));
+  }
+  return tar_restream(std::move(p));
+}
+
+result<std::size_t> tar_restream::pull(std::span<char> into) {
+  impl& p = *impl_;
+  if (p.failed) {
+    return *p.failed;
+  }
+  while (p.out_pos == p.out.size() && !p.finished) {
+    p.out.clear();
+    p.out_pos = 0;
+    if (auto s = p.step(); !s) {
+      p.failed = s.error();
+      return s.error();
+    }
+  }
+  const std::size_t n = std::min(into.size(), p.out.size() - p.out_pos);
+  std::memcpy(into.data(), p.out.data() + p.out_pos, n);
+  p.out_pos += n;
+  return n;
+}
+
+unpack_report tar_restream::report() const {
+  auto r = impl_->report;
+  r.content_bytes = impl_->r.at.content_bytes;
+  return r;
+}
+
+// Wipe --------------------------------------------------------------------------
+
+result<void> wipe_directory(const fs::path& root) {
+  std::error_code ec;
+  fs::directory_iterator it(root, ec);
+  if (ec) {
+    return make_error(errc::io_error, "listing " + root.string() + ": " + ec.message());
+  }
+  for (const auto& child : it) {
+    // remove_all removes a symlink itself, never what it points to.
+    fs::remove_all(child.path(), ec);
+    if (ec) {
+      return make_error(errc::io_error, "removing " + child.path().string() + ": " + ec.message());
+    }
+  }
+  return {};
+}
+
+}  // namespace lifeboat::restore

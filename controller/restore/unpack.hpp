@@ -1,0 +1,137 @@
+#pragma once
+
+#include "controller/restore/entry_check.hpp"
+#include "controller/restore/error.hpp"
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+// Reading an archive back: verify it completely without writing anything,
+// then unpack it into folders (the direct path) or re-stream it as the tar
+// that the engine's PUT /containers/{id}/archive takes (the engine path).
+// gzip, zstd and uncompressed tar (pax, ustar, GNU, as GNU tar, bsdtar and
+// lifeboat write them) are read; the compression is recognised, not guessed
+// from the name. Memory stays at a few MiB whatever the archive's size.
+namespace lifeboat::restore {
+
+/// An archive opened for reading, with the checksum recorded beside it. The
+/// file stays open, so the verified archive is the unpacked one even if its
+/// path is replaced in between.
+class archive_file {
+ public:
+  /// Opens `path` and reads "<path>.sha256" when it exists (sha256sum's
+  /// format, as local destinations write it). errc::invalid_argument when the
+  /// archive cannot be opened or the checksum file is malformed.
+  static result<archive_file> open(const std::filesystem::path& path);
+
+  archive_file(archive_file&&) noexcept;
+  archive_file& operator=(archive_file&&) noexcept;
+  archive_file(const archive_file&) = delete;
+  archive_file& operator=(const archive_file&) = delete;
+  ~archive_file();
+
+  const std::filesystem::path& path() const { return path_; }
+  std::uint64_t size() const { return size_; }
+  /// Lower-case hex, when a checksum file was found.
+  const std::optional<std::string>& expected_sha256() const { return expected_sha256_; }
+  int fd() const { return fd_; }
+
+ private:
+  archive_file() = default;
+  std::filesystem::path path_;
+  int fd_ = -1;
+  std::uint64_t size_ = 0;
+  std::optional<std::string> expected_sha256_;
+};
+
+/// Where a read stands, for progress displays.
+struct progress {
+  std::uint64_t archive_bytes = 0;  ///< of the archive file read so far
+  std::uint64_t archive_size = 0;
+  std::uint64_t entries = 0;        ///< mapped entries so far
+  std::uint64_t content_bytes = 0;  ///< mapped file data so far
+};
+
+struct read_options {
+  bool allow_devices = false;
+  bool allow_absolute_symlinks = false;
+  /// Checked before every block; a set flag fails with errc::cancelled.
+  const std::atomic<bool>* cancel = nullptr;
+  /// Called on the reading thread every few MiB; should return quickly.
+  std::function<void(const progress&)> on_progress;
+};
+
+struct verify_report {
+  bool checksum_verified = false;      ///< a .sha256 was found and matched
+  std::string sha256;                  ///< of the whole file, lower-case hex
+  std::string compression;             ///< libarchive's filter name: "gzip", "zstd", "none"
+  std::string format;                  ///< e.g. "POSIX pax interchange format"
+  std::vector<std::uint64_t> entries;  ///< per mapping
+  std::uint64_t content_bytes = 0;     ///< file data of the mapped entries
+  std::uint64_t skipped_entries = 0;   ///< outside every mapping
+};
+
+/// Pass 1: reads the whole archive and writes nothing. Fails with
+/// errc::checksum_mismatch when a checksum file exists and differs (also when
+/// the archive is damaged besides: the message then says where it broke),
+/// errc::refused for an unsafe entry (entry_checker), errc::missing_volume
+/// when a mapping's `from` has no entry, errc::corrupt naming the entry where
+/// reading broke (a truncated or damaged archive without checksum).
+result<verify_report> verify(const archive_file& archive, const std::vector<mapping>& mappings,
+                             const read_options& options);
+
+struct unpack_report {
+  std::uint64_t entries = 0;
+  std::uint64_t content_bytes = 0;
+};
+
+/// Pass 2, direct: extracts mapping i into roots[i] (existing folders) with
+/// owners (when root), modes, times, ACLs, xattrs and holes of sparse files,
+/// refusing again every entry the checker refuses and, as defence in depth,
+/// anything libarchive's secure-extraction flags refuse (writing through a
+/// symlink already in the folder). Existing files are replaced; others stay.
+result<unpack_report> extract_to_directories(const archive_file& archive,
+                                             const std::vector<mapping>& mappings,
+                                             const std::vector<std::filesystem::path>& roots,
+                                             const read_options& options);
+
+/// Pass 2, through the engine: the mapped entries re-streamed as one
+/// uncompressed pax tar whose paths are "<to>/<path in the volume>" (the
+/// volume's root as "<to>"), for PUT .../archive?path=<folder holding the
+/// volumes' mounts>. Produced on demand by pull(); holes of sparse files are
+/// sent as zeros (the engine's extraction writes files densely anyway).
+class tar_restream {
+ public:
+  static result<tar_restream> open(const archive_file& archive,
+                                   const std::vector<mapping>& mappings,
+                                   const read_options& options);
+
+  tar_restream(tar_restream&&) noexcept;
+  tar_restream& operator=(tar_restream&&) noexcept;
+  ~tar_restream();
+
+  /// Fills a prefix of `into`; 0 at the end of the stream. After an error
+  /// the stream is unusable. Not thread-safe.
+  result<std::size_t> pull(std::span<char> into);
+
+  unpack_report report() const;
+
+  struct impl;
+
+ private:
+  explicit tar_restream(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
+/// Removes everything inside `root` (not `root` itself), never following
+/// symlinks. errc::io_error naming the path that could not be removed.
+result<void> wipe_directory(const std::filesystem::path& root);
+
+}  // namespace lifeboat::restore

@@ -1,0 +1,196 @@
+#include "controller/restore/entry_check.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace lifeboat::restore {
+namespace {
+
+using t = entry_type;
+
+struct check_case {
+  check_case(std::string n, std::vector<mapping> m, std::vector<entry_info> e, std::string err,
+             errc c = errc::refused)
+      : name(std::move(n)),
+        mappings(std::move(m)),
+        entries(std::move(e)),
+        error(std::move(err)),
+        code(c) {}
+
+  std::string name;
+  std::vector<mapping> mappings;
+  std::vector<entry_info> entries;
+  std::string error;  ///< a substring of the refusal; empty: accepted
+  errc code = errc::refused;
+};
+
+const std::vector<mapping> app_db = {{"app_db", "app_db_new"}};
+
+std::vector<check_case> cases() {
+  return {
+      {"plain tree",
+       app_db,
+       {{"app_db/", t::directory, ""},
+        {"app_db/a", t::file, ""},
+        {"app_db/d/", t::directory, ""},
+        {"app_db/d/b", t::hardlink, "app_db/a"},
+        {"app_db/l", t::symlink, "d/../a"},
+        {"app_db/p", t::fifo, ""}},
+       ""},
+      {"absolute path", app_db, {{"/etc/passwd", t::file, ""}}, "entry /etc/passwd: absolute"},
+      {"dot dot anywhere",
+       app_db,
+       {{"app_db/", t::directory, ""}, {"other/../../x", t::file, ""}},
+       "entry other/../../x: path has a '..'"},
+      {"symlink out of the volume",
+       app_db,
+       {{"app_db/", t::directory, ""}, {"app_db/d/up", t::symlink, "../../etc"}},
+       "entry app_db/d/up: symlink to ../../etc escapes"},
+      {"absolute symlink",
+       app_db,
+       {{"app_db/", t::directory, ""}, {"app_db/abs", t::symlink, "/etc/shadow"}},
+       "entry app_db/abs: symlink to the absolute path /etc/shadow"},
+      // x -> . and b -> x/x look harmless; b/.. then is the volume's parent.
+      {"symlink escaping through another symlink",
+       app_db,
+       {{"app_db/", t::directory, ""},
+        {"app_db/x", t::symlink, "."},
+        {"app_db/b", t::symlink, "x"},
+        {"app_db/a", t::symlink, "b/.."}},
+       "entry app_db/a: symlink to b/.. escapes"},
+      {"symlink loop",
+       app_db,
+       {{"app_db/", t::directory, ""}, {"app_db/a", t::symlink, "a/x"}},
+       "entry app_db/a: symlink to a/x loops"},
+      {"entry through a symlink",
+       app_db,
+       {{"app_db/", t::directory, ""},
+        {"app_db/s", t::symlink, "d"},
+        {"app_db/s/passwd", t::file, ""}},
+       "entry app_db/s/passwd: goes through the symlink s -> d"},
+      {"hard link to another volume",
+       {{"a", "a"}, {"b", "b"}},
+       {{"a/f", t::file, ""}, {"b/h", t::hardlink, "a/f"}},
+       "entry b/h: hard link to a/f escapes"},
+      {"hard link with dot dot",
+       app_db,
+       {{"app_db/h", t::hardlink, "app_db/../etc/passwd"}},
+       "entry app_db/h: hard link to app_db/../etc/passwd escapes"},
+      {"hard link to an absolute path",
+       app_db,
+       {{"app_db/h", t::hardlink, "/etc/passwd"}},
+       "entry app_db/h: hard link to /etc/passwd escapes"},
+      {"hard link to no earlier file",
+       app_db,
+       {{"app_db/h", t::hardlink, "app_db/later"}, {"app_db/later", t::file, ""}},
+       "entry app_db/h: hard link to app_db/later, which is not an earlier file"},
+      {"device node",
+       app_db,
+       {{"app_db/sda", t::block_device, ""}},
+       "entry app_db/sda: device node"},
+      {"character device",
+       app_db,
+       {{"app_db/null", t::char_device, ""}},
+       "entry app_db/null: device node"},
+      {"root is not a folder",
+       app_db,
+       {{"app_db", t::file, ""}},
+       "entry app_db: the volume's root must be a directory"},
+      {"unmapped entries are skipped",
+       app_db,
+       {{"other/x", t::symlink, "/etc"}, {"app_db/a", t::file, ""}},
+       ""},
+      {"missing volume",
+       app_db,
+       {{"other/x", t::file, ""}},
+       "the archive has no entry app_db",
+       errc::missing_volume},
+      {"archive root with ./",
+       {{".", "vol"}},
+       {{"./", t::directory, ""}, {"./a", t::file, ""}, {"./h", t::hardlink, "./a"}},
+       ""},
+  };
+}
+
+TEST(entry_checker, table) {
+  for (const auto& c : cases()) {
+    SCOPED_TRACE(c.name);
+    auto checker = entry_checker::create(c.mappings, false, false);
+    ASSERT_TRUE(checker) << checker.error().describe();
+    std::optional<error> failure;
+    for (const auto& e : c.entries) {
+      auto placed = checker->check(e);
+      if (!placed) {
+        failure = placed.error();
+        break;
+      }
+    }
+    if (!failure) {
+      if (auto f = checker->finish(); !f) {
+        failure = f.error();
+      }
+    }
+    if (c.error.empty()) {
+      EXPECT_FALSE(failure) << failure->describe();
+    } else {
+      ASSERT_TRUE(failure) << "accepted";
+      EXPECT_EQ(failure->code, c.code) << failure->describe();
+      EXPECT_NE(failure->message.find(c.error), std::string::npos) << failure->message;
+    }
+  }
+}
+
+TEST(entry_checker, places_entries_relative_to_the_volume) {
+  auto checker = entry_checker::create({{"./data/", "vol"}}, false, false);
+  ASSERT_TRUE(checker);
+  auto root = checker->check({"./data/", t::directory, ""});
+  ASSERT_TRUE(root && *root);
+  EXPECT_EQ((*root)->relative, "");
+  ASSERT_TRUE(checker->check({"data/f", t::file, ""}));
+  auto link = checker->check({"data/sub/h", t::hardlink, "./data/f"});
+  ASSERT_TRUE(link && *link);
+  EXPECT_EQ((*link)->relative, "sub/h");
+  EXPECT_EQ((*link)->link, "f");
+  auto outside = checker->check({"database/x", t::file, ""});
+  ASSERT_TRUE(outside);
+  EXPECT_FALSE(*outside);
+}
+
+TEST(entry_checker, options_accept_devices_and_absolute_symlinks) {
+  auto checker = entry_checker::create(app_db, true, true);
+  ASSERT_TRUE(checker);
+  EXPECT_TRUE(checker->check({"app_db/", t::directory, ""}));
+  EXPECT_TRUE(checker->check({"app_db/null", t::char_device, ""}));
+  EXPECT_TRUE(checker->check({"app_db/tz", t::symlink, "/usr/share/zoneinfo/UTC"}));
+  EXPECT_TRUE(checker->finish());
+}
+
+TEST(entry_checker, refuses_overlapping_or_duplicate_mappings) {
+  EXPECT_FALSE(entry_checker::create({{"a", "x"}, {"a/b", "y"}}, false, false));
+  EXPECT_FALSE(entry_checker::create({{".", "x"}, {"b", "y"}}, false, false));
+  EXPECT_FALSE(entry_checker::create({{"a", "x"}, {"b", "x"}}, false, false));
+  EXPECT_FALSE(entry_checker::create({}, false, false));
+}
+
+TEST(parse_mapping, forms) {
+  auto same = parse_mapping("app_db");
+  ASSERT_TRUE(same);
+  EXPECT_EQ(*same, (mapping{"app_db", "app_db"}));
+  auto renamed = parse_mapping("app_db=app_db_restored");
+  ASSERT_TRUE(renamed);
+  EXPECT_EQ(*renamed, (mapping{"app_db", "app_db_restored"}));
+  auto root = parse_mapping(".=vol");
+  ASSERT_TRUE(root);
+  EXPECT_EQ(*root, (mapping{".", "vol"}));
+  EXPECT_FALSE(parse_mapping("."));         // "." is no volume name
+  EXPECT_FALSE(parse_mapping("a/b"));       // neither is a path
+  EXPECT_FALSE(parse_mapping("../x=vol"));  // no way out
+  EXPECT_FALSE(parse_mapping("/x=vol"));
+  EXPECT_FALSE(parse_mapping("=vol"));
+  EXPECT_FALSE(parse_mapping("a=b/c"));
+}
+
+}  // namespace
+}  // namespace lifeboat::restore

@@ -1,0 +1,396 @@
+#include "controller/restore/unpack.hpp"
+
+#include "controller/archive/local_destination.hpp"
+#include "tests/controller/archive/test_support.hpp"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace lifeboat::restore {
+namespace {
+
+namespace fs = std::filesystem;
+using archive::test::compare;
+using archive::test::run;
+using archive::test::scratch_dir;
+using archive::test::shell_quote;
+using archive::test::take_manifest;
+
+// Archives as lifeboat's writer makes them: each volume under its name, and
+// a .sha256 beside the archive.
+fs::path write_lifeboat_archive(const fs::path& dir, const std::string& name,
+                                std::vector<archive::volume_source> sources,
+                                api::compression_kind kind) {
+  archive::write_options options;
+  options.compression.kind = kind;
+  archive::local_target target{dir, name, std::nullopt};
+  auto written = archive::write_local_archive(sources, options, target);
+  EXPECT_TRUE(written) << written.error().describe();
+  return dir / name;
+}
+
+// One entry of a hand-made (hostile) archive.
+struct raw_entry {
+  raw_entry(std::string p, unsigned t = AE_IFREG, std::string d = {}, std::string s = {},
+            std::string h = {})
+      : path(std::move(p)),
+        type(t),
+        data(std::move(d)),
+        symlink(std::move(s)),
+        hardlink(std::move(h)) {}
+
+  std::string path;
+  unsigned type = AE_IFREG;
+  std::string data;
+  std::string symlink;
+  std::string hardlink;
+};
+
+void write_raw_tar(const fs::path& file, const std::vector<raw_entry>& entries) {
+  ::archive* a = archive_write_new();
+  archive_write_set_format_pax_restricted(a);
+  archive_write_add_filter_gzip(a);
+  ASSERT_EQ(archive_write_open_filename(a, file.c_str()), ARCHIVE_OK);
+  for (const auto& e : entries) {
+    archive_entry* entry = archive_entry_new();
+    archive_entry_set_pathname(entry, e.path.c_str());
+    archive_entry_set_filetype(entry, e.type);
+    archive_entry_set_perm(entry, e.type == AE_IFDIR ? 0755 : 0644);
+    if (!e.symlink.empty()) {
+      archive_entry_set_symlink(entry, e.symlink.c_str());
+    }
+    if (!e.hardlink.empty()) {
+      archive_entry_set_hardlink(entry, e.hardlink.c_str());
+    }
+    if (e.type == AE_IFCHR) {
+      archive_entry_set_rdevmajor(entry, 1);
+      archive_entry_set_rdevminor(entry, 3);
+    }
+    archive_entry_set_size(entry, static_cast<la_int64_t>(e.data.size()));
+    ASSERT_EQ(archive_write_header(a, entry), ARCHIVE_OK) << archive_error_string(a);
+    if (!e.data.empty()) {
+      archive_write_data(a, e.data.data(), e.data.size());
+    }
+    archive_entry_free(entry);
+  }
+  archive_write_close(a);
+  archive_write_free(a);
+}
+
+read_options with_abs_symlinks() {
+  read_options o;
+  o.allow_absolute_symlinks = true;  // make_tree has /etc/hostname as a link target
+  return o;
+}
+
+result<unpack_report> verify_and_extract(const fs::path& file, const std::vector<mapping>& m,
+                                         const std::vector<fs::path>& roots,
+                                         const read_options& options = with_abs_symlinks()) {
+  auto a = archive_file::open(file);
+  if (!a) {
+    return a.error();
+  }
+  auto v = verify(*a, m, options);
+  if (!v) {
+    return v.error();
+  }
+  return extract_to_directories(*a, m, roots, options);
+}
+
+class round_trip : public ::testing::TestWithParam<api::compression_kind> {};
+
+TEST_P(round_trip, writer_then_direct_extraction_gives_the_same_tree) {
+  scratch_dir src, out, dst;
+  archive::test::make_tree(src.path(), /*sparse_mib=*/16, /*small_files=*/200);
+  const auto file = write_lifeboat_archive(
+      out.path(), "a.tar", {archive::directory_source{"app_db", src.path()}}, GetParam());
+  auto a = archive_file::open(file);
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(a->expected_sha256());
+  auto v = verify(*a, {{"app_db", "new"}}, with_abs_symlinks());
+  ASSERT_TRUE(v) << v.error().describe();
+  EXPECT_TRUE(v->checksum_verified);
+  EXPECT_EQ(v->sha256, *a->expected_sha256());
+  EXPECT_GT(v->entries.at(0), 200u);
+  auto x = extract_to_directories(*a, {{"app_db", "new"}}, {dst.path()}, with_abs_symlinks());
+  ASSERT_TRUE(x) << x.error().describe();
+  EXPECT_EQ(compare(take_manifest(src.path()), take_manifest(dst.path())),
+            std::vector<std::string>{});
+}
+
+TEST_P(round_trip, restream_unpacked_by_gnu_tar_gives_the_same_tree) {
+  scratch_dir src, out, dst;
+  archive::test::make_tree(src.path(), 16, 200);
+  const auto file = write_lifeboat_archive(
+      out.path(), "a.tar", {archive::directory_source{"app_db", src.path()}}, GetParam());
+  auto a = archive_file::open(file);
+  ASSERT_TRUE(a);
+  auto stream = tar_restream::open(*a, {{"app_db", "vol"}}, with_abs_symlinks());
+  ASSERT_TRUE(stream);
+  {
+    std::ofstream tar(out / "restream.tar", std::ios::binary);
+    std::vector<char> buf(100'000);  // not a multiple of any block size
+    for (;;) {
+      auto n = stream->pull(buf);
+      ASSERT_TRUE(n) << n.error().describe();
+      if (*n == 0) {
+        break;
+      }
+      tar.write(buf.data(), static_cast<std::streamsize>(*n));
+    }
+  }
+  // What the engine's PUT does with it, as near as a host tool gets.
+  const auto untar =
+      run("tar --numeric-owner -xpf " + shell_quote((out / "restream.tar").string()) + " -C " +
+          shell_quote(dst.path().string()));
+  ASSERT_EQ(untar.status, 0) << untar.output;
+  auto expected = take_manifest(src.path());
+  auto actual = take_manifest(dst / "vol");
+  EXPECT_EQ(compare(expected, actual), std::vector<std::string>{});
+  EXPECT_GT(stream->report().entries, 200u);
+}
+
+INSTANTIATE_TEST_SUITE_P(compressions, round_trip,
+                         ::testing::Values(api::compression_kind::gzip, api::compression_kind::zstd,
+                                           api::compression_kind::none));
+
+TEST(restore, several_volumes_each_into_its_own_folder) {
+  scratch_dir a_src, b_src, out, a_dst, b_dst;
+  archive::test::make_tree(a_src.path(), 1, 10);
+  std::ofstream(b_src / "only-b") << "b";
+  const auto file = write_lifeboat_archive(
+      out.path(), "two.tar.gz",
+      {archive::directory_source{"a", a_src.path()}, archive::directory_source{"b", b_src.path()}},
+      api::compression_kind::gzip);
+  auto x = verify_and_extract(file, {{"b", "b2"}, {"a", "a2"}}, {b_dst.path(), a_dst.path()});
+  ASSERT_TRUE(x) << x.error().describe();
+  EXPECT_EQ(compare(take_manifest(a_src.path()), take_manifest(a_dst.path())),
+            std::vector<std::string>{});
+  EXPECT_EQ(compare(take_manifest(b_src.path()), take_manifest(b_dst.path())),
+            std::vector<std::string>{});
+}
+
+// Archives made by other tools: GNU tar and bsdtar, each compression, with the
+// archive's root (".") or a folder in it as the source.
+TEST(restore, accepts_archives_of_gnu_tar_and_bsdtar) {
+  scratch_dir parent, out;
+  const fs::path src = parent / "data";
+  fs::create_directories(src);
+  archive::test::make_tree(src, 4, 50);
+  const std::string p = shell_quote(parent.path().string());
+  const std::string s = shell_quote(src.string());
+  struct made {
+    std::string command;
+    std::string name;
+    mapping map;
+  };
+  const std::vector<made> archives = {
+      {"tar -C " + s + " -czf {} .", "gnu-root.tar.gz", {".", "v"}},
+      {"tar -C " + p + " --zstd -cf {} data", "gnu-data.tar.zst", {"data", "v"}},
+      {"tar -C " + p + " --format=gnu -cf {} data", "gnu-format.tar", {"data", "v"}},
+      {"tar -C " + p + " --format=posix -cf {} data", "gnu-posix.tar", {"data", "v"}},
+      {"bsdtar -C " + s + " -czf {} .", "bsd-root.tar.gz", {".", "v"}},
+      {"bsdtar -C " + p + " --zstd -cf {} data", "bsd-data.tar.zst", {"data", "v"}},
+      {"bsdtar -C " + p + " --format=ustar -cf {} data/a", "bsd-ustar.tar", {"data/a", "v"}},
+  };
+  for (const auto& m : archives) {
+    SCOPED_TRACE(m.name);
+    const fs::path file = out / m.name;
+    std::string cmd = m.command;
+    cmd.replace(cmd.find("{}"), 2, shell_quote(file.string()));
+    const auto made = run(cmd);
+    ASSERT_EQ(made.status, 0) << made.output;
+    scratch_dir dst;
+    auto x = verify_and_extract(file, {m.map}, {dst.path()});
+    ASSERT_TRUE(x) << x.error().describe();
+    const fs::path expected_root = m.map.from == "." ? src : parent / m.map.from;
+    auto expected = take_manifest(expected_root);
+    auto actual = take_manifest(dst.path());
+    if (m.map.from.find('/') != std::string::npos) {
+      // A subfolder's files may be linked with files outside it.
+      for (auto* mf : {&expected, &actual}) {
+        for (auto& [path, e] : *mf) {
+          e.link_group.clear();
+        }
+      }
+    }
+    EXPECT_EQ(compare(expected, actual), std::vector<std::string>{});
+  }
+}
+
+struct hostile_case {
+  hostile_case(std::string n, std::vector<raw_entry> e, std::string en)
+      : name(std::move(n)), entries(std::move(e)), entry(std::move(en)) {}
+
+  std::string name;
+  std::vector<raw_entry> entries;
+  std::string entry;  ///< the entry the message must name
+  errc code = errc::refused;
+};
+
+TEST(restore, refuses_hostile_archives_before_writing_anything) {
+  const raw_entry root{"app_db/", AE_IFDIR};
+  const raw_entry file{"app_db/file", AE_IFREG, "data"};
+  const std::vector<hostile_case> cases = {
+      {"absolute path", {root, file, {"/tmp/evil", AE_IFREG, "x"}}, "/tmp/evil"},
+      {"dot dot", {root, file, {"app_db/../../evil", AE_IFREG, "x"}}, "app_db/../../evil"},
+      {"escaping symlink", {root, file, {"app_db/up", AE_IFLNK, "", "../../../etc"}}, "app_db/up"},
+      {"absolute symlink", {root, file, {"app_db/etc", AE_IFLNK, "", "/etc"}}, "app_db/etc"},
+      {"write through a symlink",
+       {root, {"app_db/d", AE_IFLNK, "", "file"}, {"app_db/d/x", AE_IFREG, "x"}},
+       "app_db/d/x"},
+      {"escaping hard link",
+       {root, file, {"app_db/h", AE_IFREG, "", "", "etc/passwd"}},
+       "app_db/h"},
+      {"hard link with dot dot",
+       {root, file, {"app_db/h", AE_IFREG, "", "", "app_db/../x"}},
+       "app_db/h"},
+      {"device node", {root, file, {"app_db/null", AE_IFCHR}}, "app_db/null"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    scratch_dir out, dst;
+    std::ofstream(dst / "existing") << "keep me";
+    const auto before = take_manifest(dst.path());
+    write_raw_tar(out / "evil.tar.gz", c.entries);
+    auto a = archive_file::open(out / "evil.tar.gz");
+    ASSERT_TRUE(a);
+    auto v = verify(*a, {{"app_db", "v"}}, {});
+    ASSERT_FALSE(v) << "accepted";
+    EXPECT_EQ(v.error().code, c.code) << v.error().describe();
+    EXPECT_NE(v.error().message.find("entry " + c.entry + ":"), std::string::npos)
+        << v.error().message;
+    EXPECT_EQ(compare(before, take_manifest(dst.path())), std::vector<std::string>{});
+    // Pass 2 on its own (an archive swapped after verification) refuses too,
+    // at the same entry, having written only the entries before it.
+    auto x = extract_to_directories(*a, {{"app_db", "v"}}, {dst.path()}, {});
+    ASSERT_FALSE(x);
+    EXPECT_EQ(x.error().code, c.code) << x.error().describe();
+    EXPECT_FALSE(fs::exists("/tmp/evil"));
+    EXPECT_FALSE(fs::exists(dst.path().parent_path() / "evil"));
+  }
+}
+
+TEST(restore, devices_are_accepted_when_allowed) {
+  scratch_dir out;
+  write_raw_tar(out / "dev.tar.gz", {{"app_db/", AE_IFDIR}, {"app_db/null", AE_IFCHR}});
+  auto a = archive_file::open(out / "dev.tar.gz");
+  ASSERT_TRUE(a);
+  read_options o;
+  o.allow_devices = true;
+  EXPECT_TRUE(verify(*a, {{"app_db", "v"}}, o));
+}
+
+// A lifeboat archive cut in the middle of a file, with and without its checksum.
+TEST(restore, truncated_archive_fails_naming_the_entry_or_the_checksum) {
+  for (const auto kind :
+       {api::compression_kind::gzip, api::compression_kind::zstd, api::compression_kind::none}) {
+    SCOPED_TRACE(std::string(api::to_string(kind)));
+    scratch_dir src, out, dst;
+    std::string big(4 << 20, '\0');
+    for (std::size_t i = 0; i < big.size(); ++i) {
+      big[i] = static_cast<char>((i * 2654435761u) >> 13);
+    }
+    std::ofstream(src / "big.bin", std::ios::binary) << big;
+    std::ofstream(src / "after") << "after";
+    const auto file = write_lifeboat_archive(
+        out.path(), "t.tar", {archive::directory_source{"app_db", src.path()}}, kind);
+    fs::resize_file(file, fs::file_size(file) / 2);
+
+    auto a = archive_file::open(file);
+    ASSERT_TRUE(a);
+    auto v = verify(*a, {{"app_db", "v"}}, {});
+    ASSERT_FALSE(v);
+    EXPECT_EQ(v.error().code, errc::checksum_mismatch) << v.error().describe();
+    EXPECT_NE(v.error().message.find("app_db/big.bin"), std::string::npos) << v.error().message;
+
+    fs::remove(file.string() + ".sha256");
+    auto without = archive_file::open(file);
+    ASSERT_TRUE(without);
+    v = verify(*without, {{"app_db", "v"}}, {});
+    ASSERT_FALSE(v);
+    EXPECT_EQ(v.error().code, errc::corrupt) << v.error().describe();
+    EXPECT_NE(v.error().message.find("entry app_db/big.bin"), std::string::npos)
+        << v.error().message;
+    EXPECT_TRUE(fs::is_empty(dst.path()));
+  }
+}
+
+TEST(restore, bad_checksum_file) {
+  scratch_dir src, out;
+  std::ofstream(src / "f") << "content";
+  const auto file = write_lifeboat_archive(out.path(), "c.tar.gz",
+                                           {archive::directory_source{"app_db", src.path()}},
+                                           api::compression_kind::gzip);
+  std::ofstream(file.string() + ".sha256") << std::string(64, 'a') << "  c.tar.gz\n";
+  auto a = archive_file::open(file);
+  ASSERT_TRUE(a);
+  auto v = verify(*a, {{"app_db", "v"}}, {});
+  ASSERT_FALSE(v);
+  EXPECT_EQ(v.error().code, errc::checksum_mismatch);
+
+  std::ofstream(file.string() + ".sha256") << "not a checksum\n";
+  auto malformed = archive_file::open(file);
+  ASSERT_FALSE(malformed);
+  EXPECT_EQ(malformed.error().code, errc::invalid_argument);
+}
+
+TEST(restore, missing_volume_and_not_an_archive) {
+  scratch_dir src, out;
+  std::ofstream(src / "f") << "content";
+  const auto file = write_lifeboat_archive(out.path(), "m.tar.gz",
+                                           {archive::directory_source{"app_db", src.path()}},
+                                           api::compression_kind::gzip);
+  auto a = archive_file::open(file);
+  ASSERT_TRUE(a);
+  auto v = verify(*a, {{"app_uploads", "v"}}, {});
+  ASSERT_FALSE(v);
+  EXPECT_EQ(v.error().code, errc::missing_volume);
+  EXPECT_NE(v.error().message.find("app_uploads"), std::string::npos);
+
+  std::ofstream(out / "junk.tar") << std::string(2000, 'x');
+  auto junk = archive_file::open(out / "junk.tar");
+  ASSERT_TRUE(junk);
+  v = verify(*junk, {{"app_db", "v"}}, {});
+  ASSERT_FALSE(v);
+  EXPECT_EQ(v.error().code, errc::corrupt) << v.error().describe();
+}
+
+TEST(restore, cancel_stops_the_read) {
+  scratch_dir src, out;
+  std::ofstream(src / "f") << "content";
+  const auto file = write_lifeboat_archive(out.path(), "x.tar.gz",
+                                           {archive::directory_source{"app_db", src.path()}},
+                                           api::compression_kind::gzip);
+  auto a = archive_file::open(file);
+  ASSERT_TRUE(a);
+  std::atomic<bool> cancel{true};
+  read_options o;
+  o.cancel = &cancel;
+  auto v = verify(*a, {{"app_db", "v"}}, o);
+  ASSERT_FALSE(v);
+  EXPECT_EQ(v.error().code, errc::cancelled);
+}
+
+TEST(restore, wipe_empties_the_folder_without_following_symlinks) {
+  scratch_dir dir, outside;
+  std::ofstream(outside / "precious") << "x";
+  fs::create_directories(dir / "a/b");
+  std::ofstream(dir / "a/b/f") << "x";
+  std::ofstream(dir / ".hidden") << "x";
+  fs::create_directory_symlink(outside.path(), dir / "link");
+  ASSERT_TRUE(wipe_directory(dir.path()));
+  EXPECT_TRUE(fs::is_empty(dir.path()));
+  EXPECT_TRUE(fs::exists(outside / "precious"));
+}
+
+}  // namespace
+}  // namespace lifeboat::restore
