@@ -1,0 +1,261 @@
+// The controller process driving objects end to end: a Restore of a Backup's
+// archive (by backupRef), a Restore interrupted by kill -9 of its controller,
+// and two controllers sharing one lease.
+
+#include "tests/e2e/controller_process.hpp"
+
+#include <gmock/gmock.h>
+
+#include <regex>
+#include <set>
+
+namespace lifeboat::e2e {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+class controller_objects_e2e : public engine_test {
+ protected:
+  void SetUp() override {
+    engine_test::SetUp();
+    dir_ = fs::temp_directory_path() / unique("objects");
+    fs::create_directories(dir_ / "archive");
+    on_teardown([this] {
+      remove_objects(unique(""));
+      fs::remove_all(dir_);
+    });
+  }
+
+  /// Applies `yaml` as objects.
+  void apply(const std::string& yaml) {
+    const fs::path file = dir_ / ("apply-" + std::to_string(applied_++) + ".yaml");
+    std::ofstream(file) << yaml;
+    const auto r = run_command(lifeboat_command("apply -f " + file.string() + " 2>&1"));
+    ASSERT_EQ(r.status, 0) << r.out;
+  }
+
+  std::string schedule_yaml(const std::string& name, const std::string& cron,
+                            const std::string& volume) const {
+    return "apiVersion: lifeboat/v1\nkind: BackupSchedule\nmetadata:\n  name: " + name +
+           "\nspec:\n  schedule: '" + cron + "'\n  volumes: [" + volume +
+           "]\n  stopDuringBackup: " + unique("nogroup") +
+           "\n  destinations:\n    - local: {path: " + (dir_ / "archive").string() + "}\n";
+  }
+
+  std::optional<listed_object> find(const std::string& what, const std::string& name) {
+    for (auto& o : get_objects(what)) {
+      if (o.name == name) {
+        return o;
+      }
+    }
+    return std::nullopt;
+  }
+
+  std::string mountpoint(const std::string& volume) {
+    auto v = engine().inspect_volume(volume);
+    return v ? v->mountpoint : std::string();
+  }
+
+  std::unique_ptr<controller_process> start_controller(const std::string& name,
+                                                       const std::string& lease) {
+    on_teardown([lease] { run_command("docker config rm " + lease + " >/dev/null 2>&1"); });
+    return std::make_unique<controller_process>(
+        dir_ / (name + ".log"), std::vector<std::string>{"--lease-name", lease, "--identity", name,
+                                                         "--helper-image", test_image()});
+  }
+
+  fs::path dir_;
+  int applied_ = 0;
+};
+
+TEST_F(controller_objects_e2e, restore_object_puts_a_backups_archive_into_a_new_volume) {
+  const auto volume = create_volume(unique("src"));
+  ASSERT_EQ(run_command("cd '" + mountpoint(volume) +
+                        "' && mkdir -p db && seq 1 200000 > db/rows && ln -s db/rows latest && "
+                        "chown 999:999 db/rows && chmod 0640 db/rows")
+                .status,
+            0);
+  const auto schedule = unique("nightly");
+  apply(schedule_yaml(schedule, "0 3 1 1 *", volume));
+  auto controller = start_controller("a", unique("lease"));
+
+  ASSERT_EQ(run_command(lifeboat_command("backup now " + schedule)).status, 0);
+  std::string backup;
+  ASSERT_TRUE(eventually(
+      [&] {
+        for (const auto& b : get_objects("backups")) {
+          if (b.schedule_ref == schedule && b.phase == "Succeeded") {
+            backup = b.name;
+            return true;
+          }
+        }
+        return false;
+      },
+      120s))
+      << controller->log();
+
+  const auto target = unique("restored");
+  on_teardown([this, target] {
+    eventually([&] {
+      auto r = engine().remove_volume(target, true);
+      return r || r.error().is(engine::errc::not_found);
+    });
+  });
+  const auto restore = unique("restore");
+  apply("apiVersion: lifeboat/v1\nkind: Restore\nmetadata:\n  name: " + restore +
+        "\nspec:\n  backupRef: " + backup + "\n  volumes:\n    - from: " + volume +
+        "\n      to: " + target + "\n");
+  std::optional<listed_object> r;
+  ASSERT_TRUE(eventually(
+      [&] {
+        r = find("restores", restore);
+        return r && (r->phase == "Succeeded" || r->phase == "Failed");
+      },
+      120s))
+      << controller->log();
+  EXPECT_EQ(r->phase, "Succeeded") << r->message;
+
+  // The new volume holds the same tree.
+  const auto diff =
+      run_command("diff -r --no-dereference '" + mountpoint(volume) + "' '" + mountpoint(target) +
+                  "' && stat -c '%u:%g %a' '" + mountpoint(target) + "/db/rows'");
+  EXPECT_EQ(diff.status, 0) << diff.out;
+  EXPECT_THAT(diff.out, ::testing::HasSubstr("999:999 640"));
+  // A Restore runs once: it stays Succeeded across resyncs.
+  EXPECT_EQ(controller->stop(), 0);
+  EXPECT_EQ(find("restores", restore)->phase, "Succeeded");
+}
+
+TEST_F(controller_objects_e2e, kill_9_during_a_restore_fails_it_and_brings_the_workload_back) {
+  // An archive big enough that unpacking takes a while (made by `lifeboat
+  // backup`, reading directly).
+  const auto volume = create_volume(unique("big"));
+  ASSERT_EQ(run_command("cd '" + mountpoint(volume) +
+                        "' && for i in 1 2 3 4; do head -c 134217728 /dev/urandom > part$i; done")
+                .status,
+            0);
+  const auto schedule = unique("once");
+  const fs::path schedule_file = dir_ / "schedule.yaml";
+  std::ofstream(schedule_file) << schedule_yaml(schedule, "0 3 1 1 *", volume);
+  const auto made = run_command(lifeboat_command("backup --schedule " + schedule_file.string() +
+                                                 " --helper-image " + test_image() + " 2>&1"));
+  ASSERT_EQ(made.status, 0) << made.out;
+  std::string archive;
+  for (const auto& e : fs::directory_iterator(dir_ / "archive")) {
+    if (e.path().string().ends_with(".tar.gz")) {
+      archive = e.path().string();
+    }
+  }
+  ASSERT_FALSE(archive.empty());
+
+  // The target is in use by a service that carries no label: a restore holds
+  // it all the same.
+  const auto target = create_volume(unique("target"));
+  const auto app = create_service(unique("app"), target,
+                                  "trap 'exit 0' TERM; while true; do date >> /data/log; "
+                                  "sleep 1; done",
+                                  1);
+  ASSERT_TRUE(eventually([&] { return running_tasks(app) == 1; }));
+
+  const auto lease = unique("lease");
+  auto first = start_controller("first", lease);
+  const auto restore = unique("restore");
+  apply("apiVersion: lifeboat/v1\nkind: Restore\nmetadata:\n  name: " + restore +
+        "\nspec:\n  archive: " + archive + "\n  wipe: true\n  volumes:\n    - from: " + volume +
+        "\n      to: " + target + "\n");
+  ASSERT_TRUE(eventually(
+      [&] {
+        const auto r = find("restores", restore);
+        return r && r->phase == "Restoring";
+      },
+      120s))
+      << first->log();
+  EXPECT_EQ(running_tasks(app), 0U) << "the service ran during the restore";
+  first->kill();
+
+  // The next controller ends the Restore as Failed, with the reason, and
+  // brings the service back (the dead process's run is released at once: its
+  // PID is gone).
+  auto second = start_controller("second", lease);
+  std::optional<listed_object> r;
+  EXPECT_TRUE(eventually(
+      [&] {
+        r = find("restores", restore);
+        return r && r->phase == "Failed";
+      },
+      120s))
+      << second->log();
+  EXPECT_THAT(r->message, ::testing::HasSubstr("controller restarted during Restoring"));
+  EXPECT_TRUE(eventually([&] { return running_tasks(app) == 1; }, 120s)) << second->log();
+  auto s = engine().inspect_service(app);
+  ASSERT_TRUE(s);
+  EXPECT_FALSE(s->service_labels.contains("lifeboat.held-by"));
+  EXPECT_EQ(second->stop(), 0);
+}
+
+TEST_F(controller_objects_e2e, two_controllers_one_leader_and_a_takeover_after_kill_9) {
+  const auto volume = create_volume(unique("data"));
+  ASSERT_EQ(run_command("echo hello > '" + mountpoint(volume) + "/file'").status, 0);
+  const auto schedule = unique("often");
+  apply(schedule_yaml(schedule, "@every 10s", volume));
+  const auto lease = unique("lease");
+  auto a = start_controller("a", lease);
+  auto b = start_controller("b", lease);
+
+  auto succeeded = [&] {
+    int n = 0;
+    for (const auto& o : get_objects("backups")) {
+      n += o.schedule_ref == schedule && o.phase == "Succeeded" ? 1 : 0;
+    }
+    return n;
+  };
+  ASSERT_TRUE(eventually([&] { return succeeded() >= 2; }, 120s)) << a->log() << b->log();
+
+  // Exactly one of them leads and runs backups.
+  const std::regex started("event=run_started schedule=" + schedule + " backup=([^ \\n]+)");
+  auto runs_in = [&](const std::string& log) {
+    std::vector<std::string> runs;
+    for (auto it = std::sregex_iterator(log.begin(), log.end(), started);
+         it != std::sregex_iterator(); ++it) {
+      runs.push_back((*it)[1]);
+    }
+    return runs;
+  };
+  const auto a_runs = runs_in(a->log());
+  const auto b_runs = runs_in(b->log());
+  ASSERT_TRUE(a_runs.empty() != b_runs.empty())
+      << "runs by a: " << a_runs.size() << ", by b: " << b_runs.size();
+  auto& leader = a_runs.empty() ? b : a;
+  auto& follower = a_runs.empty() ? a : b;
+
+  // kill -9 of the leader: the follower takes over within the lease's
+  // expiry (15 s) plus one retry period, and goes on running backups.
+  const auto before = succeeded();
+  const std::string leader_log = leader->log();
+  leader->kill();
+  const auto killed_at = std::chrono::steady_clock::now();
+  ASSERT_TRUE(eventually(
+      [&] { return follower->log().find("event=leadership leading=true") != std::string::npos; },
+      60s));
+  const auto takeover = std::chrono::steady_clock::now() - killed_at;
+  EXPECT_LT(takeover, 15s + 2s + 3s)
+      << "takeover took " << std::chrono::duration<double>(takeover).count() << " s";
+  std::cout << "takeover after kill -9: " << std::chrono::duration<double>(takeover).count()
+            << " s\n";
+  EXPECT_TRUE(eventually([&] { return succeeded() >= before + 2; }, 120s)) << follower->log();
+
+  // No Backup was run twice: the names started by both processes are distinct.
+  const auto first_runs = runs_in(leader_log);
+  const auto second_runs = runs_in(follower->log());
+  std::multiset<std::string> all(first_runs.begin(), first_runs.end());
+  all.insert(second_runs.begin(), second_runs.end());
+  for (const auto& name : all) {
+    EXPECT_EQ(all.count(name), 1U) << name << " was run twice";
+  }
+  EXPECT_FALSE(second_runs.empty());
+  EXPECT_EQ(follower->stop(), 0);
+}
+
+}  // namespace
+}  // namespace lifeboat::e2e
