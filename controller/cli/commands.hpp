@@ -5,6 +5,7 @@
 #include "controller/engine/client.hpp"
 #include "controller/quiesce/journal_store.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -45,6 +46,11 @@ std::optional<engine::client> connect_or_report(const engine::client_options& en
 /// JSON state file at `state_file`.
 engine::result<std::unique_ptr<quiesce::journal_store>> open_journals(
     const engine::client& client, const std::string& state_file);
+
+/// Makes SIGTERM and SIGINT set the returned flag instead of ending the
+/// process, so that a run can resume its workloads and clean up first.
+/// Idempotent.
+const std::atomic<bool>& stop_on_signals();
 
 /// `lifeboat recover`: brings back every workload held by a run (services
 /// scaled to zero, containers stopped), as the controller does at start-up.

@@ -21,18 +21,6 @@ namespace lifeboat::cli {
 
 namespace {
 
-std::atomic<bool> stop_requested{false};
-
-extern "C" void request_stop(int /*signal*/) { stop_requested = true; }
-
-void install_signal_handlers() {
-  struct sigaction action {};
-  action.sa_handler = request_stop;
-  sigemptyset(&action.sa_mask);
-  sigaction(SIGTERM, &action, nullptr);
-  sigaction(SIGINT, &action, nullptr);
-}
-
 void configure_logging(const std::string& format) {
   auto logger = spdlog::stdout_logger_mt("lifeboat");
   if (format == "json") {
@@ -48,7 +36,7 @@ void configure_logging(const std::string& format) {
 
 int controller(const engine::client_options& engine_options, const controller_options& options) {
   configure_logging(options.log_format);
-  install_signal_handlers();
+  const auto& stop_requested = stop_on_signals();
   auto client = engine::client::connect(engine_options);
   if (!client) {
     spdlog::critical("event=startup_failed error=\"cannot reach the engine: {}\"",
@@ -125,7 +113,7 @@ int backup_once(const engine::client_options& engine_options, const backup_once_
     fmt::print(stderr, "error: {}\n", journals.error().describe());
     return 1;
   }
-  install_signal_handlers();
+  const auto& stop_requested = stop_on_signals();
   const auto name = reconcilers::backup_name(
       schedule->metadata.name,
       std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()));

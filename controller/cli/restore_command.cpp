@@ -19,18 +19,6 @@ namespace {
 namespace fs = std::filesystem;
 using clock = std::chrono::steady_clock;
 
-std::atomic<bool> cancel_requested{false};
-
-extern "C" void request_cancel(int /*signal*/) { cancel_requested = true; }
-
-void install_cancel_handlers() {
-  struct sigaction action {};
-  action.sa_handler = request_cancel;
-  sigemptyset(&action.sa_mask);
-  sigaction(SIGTERM, &action, nullptr);
-  sigaction(SIGINT, &action, nullptr);
-}
-
 // A one-line display on a terminal, at most 4 times a second; nothing when
 // stderr is a file or a pipe (logs stay clean).
 class progress_line {
@@ -140,7 +128,7 @@ int restore(const engine::client_options& engine_options, const restore_options&
     mappings.push_back(*m);
     object.spec.volumes.push_back(api::volume_mapping{m->from, m->to});
   }
-  install_cancel_handlers();
+  const auto& cancel_requested = stop_on_signals();
   progress_line line;
   restore::read_options read;
   read.allow_devices = options.allow_devices;

@@ -3,7 +3,26 @@
 
 #include <fmt/core.h>
 
+#include <csignal>
+
 namespace lifeboat::cli {
+
+namespace {
+
+std::atomic<bool> stop_requested{false};
+
+extern "C" void request_stop(int /*signal*/) { stop_requested = true; }
+
+}  // namespace
+
+const std::atomic<bool>& stop_on_signals() {
+  struct sigaction action {};
+  action.sa_handler = request_stop;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+  return stop_requested;
+}
 
 std::optional<engine::client> connect_or_report(const engine::client_options& engine_options) {
   auto client = engine::client::connect(engine_options);

@@ -181,6 +181,71 @@ TEST_F(controller_e2e, stack_runs_scheduled_and_on_demand_backups) {
                         std::to_string(port) + "/readyz")
                 .out,
             "200");
+
+  // 2 GiB through the engine (the controller's container cannot see the
+  // host's volume folder) under the stack's 25M memory limit: the run
+  // succeeds and the controller is never killed.
+  const auto big = create_volume(unique("big"));
+  {
+    auto v = engine().inspect_volume(big);
+    ASSERT_TRUE(v);
+    const auto filled = run_command("cd '" + v->mountpoint +
+                                    "' && head -c 1073741824 /dev/urandom > random && "
+                                    "seq 1 300000000 | head -c 1073741824 > numbers");
+    ASSERT_EQ(filled.status, 0);
+  }
+  const auto big_schedule = unique("big");
+  const auto big_file = std::filesystem::path(testing::TempDir()) / (big_schedule + ".yaml");
+  std::ofstream(big_file) << "apiVersion: lifeboat/v1\nkind: BackupSchedule\nmetadata: {name: "
+                          << big_schedule << "}\nspec:\n  schedule: \"0 3 1 1 *\"\n  volumes: ["
+                          << big << "]\n  stopDuringBackup: \"" << unique("nobody")
+                          << "\"\n  destinations: [{local: {path: /archive/" << big_schedule
+                          << "}}]\n";
+  ASSERT_EQ(run_command(lifeboat("apply -f " + big_file.string())).status, 0);
+  on_teardown([this, big_schedule] {
+    auto configs = engine().list_configs({{"label", {"lifeboat.object"}}});
+    for (const auto& c : configs ? *configs : std::vector<engine::config>{}) {
+      if (c.name.starts_with(big_schedule)) {
+        (void)engine().remove_config(c.id);
+      }
+    }
+  });
+  ASSERT_EQ(run_command(lifeboat("backup now " + big_schedule)).status, 0);
+  std::string big_phase;
+  EXPECT_TRUE(eventually(
+      [&] {
+        boost::system::error_code ec;
+        const auto v = json::parse(run_command(lifeboat("get backups -o json")).out, ec);
+        for (const auto& b : ec ? json::array{} : v.as_array()) {
+          if (b.at("scheduleRef").as_string() == big_schedule) {
+            big_phase = b.at("phase").as_string();
+          }
+        }
+        return big_phase == "Succeeded" || big_phase == "Failed";
+      },
+      300s))
+      << big_phase;
+  EXPECT_EQ(big_phase, "Succeeded")
+      << run_command("docker service logs " + stack + "_controller 2>&1 | tail -30").out;
+  std::uintmax_t big_bytes = 0;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(archive_dir / big_schedule, listing)) {
+    if (entry.path().extension() == ".gz") {
+      big_bytes = entry.file_size();
+    }
+  }
+  EXPECT_GT(big_bytes, std::uintmax_t{1} << 30);
+  // One task ever: the controller was not OOM-killed and restarted.
+  const auto tasks = run_command("docker service ps -q " + stack + "_controller | wc -l").out;
+  EXPECT_EQ(tasks, "1\n")
+      << run_command("docker service ps --no-trunc " + stack + "_controller").out;
+  // cgroup v1 (cgroupfs) or v2: the peak of the controller's container.
+  const auto rss = run_command(
+      "id=$(docker ps -q --no-trunc --filter label=com.docker.swarm.service.name=" + stack +
+      "_controller); cat /sys/fs/cgroup/memory/docker/$id/memory.max_usage_in_bytes "
+      "/sys/fs/cgroup/docker/$id/memory.peak 2>/dev/null");
+  std::cout << "2 GiB through the engine: archive " << (big_bytes >> 20)
+            << " MiB; controller peak memory (bytes) " << rss.out << "\n";
 }
 
 }  // namespace

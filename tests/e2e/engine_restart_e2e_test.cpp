@@ -3,13 +3,7 @@
 // may stay held, and the interrupted run must end Succeeded or Failed, never
 // stuck, with no partial archive visible.
 
-#include "tests/e2e/engine_fixture.hpp"
-
-#include <fcntl.h>
-#include <signal.h>
-#include <unistd.h>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/json.hpp>
+#include "tests/e2e/controller_process.hpp"
 
 #include <filesystem>
 #include <fstream>
@@ -18,16 +12,7 @@ namespace lifeboat::e2e {
 namespace {
 
 namespace fs = std::filesystem;
-namespace json = boost::json;
 using namespace std::chrono_literals;
-
-std::string lifeboat(const std::string& args) { return std::string(LIFEBOAT_BINARY) + " " + args; }
-
-unsigned short free_port() {
-  boost::asio::io_context io;
-  boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
-  return a.local_endpoint().port();
-}
 
 /// Restarts the engine of hack/swarm-up.sh; false when it is not ours.
 bool restart_engine() {
@@ -50,59 +35,27 @@ class engine_restart_e2e : public engine_test {
 
   /// Starts `lifeboat controller` as a child process logging to dir_/controller.log.
   void start_controller() {
-    const std::string log = (dir_ / "controller.log").string();
-    const std::string metrics = "127.0.0.1:" + std::to_string(free_port());
     const std::string lease = unique("lease");
-    std::fflush(nullptr);
-    controller_ = ::fork();
-    ASSERT_GE(controller_, 0);
-    if (controller_ == 0) {
-      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-      ::execl(LIFEBOAT_BINARY, LIFEBOAT_BINARY, "controller", "--metrics-addr", metrics.c_str(),
-              "--lease-name", lease.c_str(), "--helper-image", test_image().c_str(),
-              // Held for the whole compression, so that a restart lands while
-              // the workload is down.
-              "--spool-limit", "0", nullptr);
-      ::_exit(127);
-    }
+    controller_ = std::make_unique<controller_process>(
+        dir_ / "controller.log",
+        std::vector<std::string>{"--lease-name", lease, "--helper-image", test_image(),
+                                 // Held for the whole compression, so that a restart
+                                 // lands while the workload is down.
+                                 "--spool-limit", "0"});
     on_teardown([this, lease] {
-      stop_controller();
+      controller_.reset();
       run_command("docker config rm " + lease + " >/dev/null 2>&1");
     });
   }
 
-  void stop_controller() {
-    if (controller_ > 0) {
-      ::kill(controller_, SIGTERM);
-      int status = 0;
-      ::waitpid(controller_, &status, 0);
-      controller_ = -1;
-    }
-  }
-
-  std::string controller_log() const {
-    std::ifstream in(dir_ / "controller.log");
-    return {std::istreambuf_iterator<char>(in), {}};
-  }
+  std::string controller_log() const { return controller_ ? controller_->log() : std::string(); }
 
   /// name -> phase of this test's Backups, from `lifeboat get backups`.
   std::map<std::string, std::string> backups(const std::string& schedule) {
     std::map<std::string, std::string> out;
-    const auto listed = run_command(lifeboat("get backups -o json 2>/dev/null"));
-    if (listed.status != 0) {
-      return out;
-    }
-    boost::system::error_code ec;
-    const auto doc = json::parse(listed.out, ec);
-    if (ec || !doc.is_array()) {
-      return out;
-    }
-    for (const auto& b : doc.as_array()) {
-      const auto& o = b.as_object();
-      if (o.contains("scheduleRef") && o.at("scheduleRef").as_string() == schedule) {
-        out[std::string(o.at("name").as_string())] = std::string(o.at("phase").as_string());
+    for (const auto& b : get_objects("backups")) {
+      if (b.schedule_ref == schedule) {
+        out[b.name] = b.phase;
       }
     }
     return out;
@@ -131,7 +84,7 @@ class engine_restart_e2e : public engine_test {
   }
 
   fs::path dir_;
-  pid_t controller_ = -1;
+  std::unique_ptr<controller_process> controller_;
 };
 
 TEST_F(engine_restart_e2e, idle_and_mid_run) {
@@ -168,7 +121,7 @@ TEST_F(engine_restart_e2e, idle_and_mid_run) {
                       << "\n  archive:\n    compression: gzip\n    level: 6\n"
                          "  destinations:\n    - local: {path: "
                       << (dir_ / "archive").string() << "}\n";
-  ASSERT_EQ(run_command(lifeboat("apply -f " + file.string())).status, 0);
+  ASSERT_EQ(run_command(lifeboat_command("apply -f " + file.string())).status, 0);
   on_teardown([schedule] {
     run_command("docker config ls -q --filter label=lifeboat.name=" + schedule +
                 " | xargs -r docker config rm >/dev/null 2>&1");
@@ -202,11 +155,12 @@ TEST_F(engine_restart_e2e, idle_and_mid_run) {
       },
       300s))
       << controller_log();
-  stop_controller();
+  EXPECT_EQ(controller_->stop(), 0);
   // Stopping the controller resumes anything a run held and removes partials.
   EXPECT_FALSE(held(app));
   EXPECT_FALSE(partials_visible());
-  // The controller never crashed: one start, one orderly stop.
+  // The controller never crashed: it stopped in order, having seen the
+  // restarts.
   const auto log = controller_log();
   EXPECT_NE(log.find("event=stopped"), std::string::npos) << log;
   EXPECT_NE(log.find("event=watch_restart"), std::string::npos)
