@@ -122,10 +122,8 @@ TEST_F(engine_restart_e2e, idle_and_mid_run) {
                          "  destinations:\n    - local: {path: "
                       << (dir_ / "archive").string() << "}\n";
   ASSERT_EQ(run_command(lifeboat_command("apply -f " + file.string())).status, 0);
-  on_teardown([schedule] {
-    run_command("docker config ls -q --filter label=lifeboat.name=" + schedule +
-                " | xargs -r docker config rm >/dev/null 2>&1");
-  });
+  // The schedule and its Backups (named after it).
+  on_teardown([schedule] { remove_objects(schedule); });
   start_controller();
 
   // 1. Idle restart: after the first archive, restart the engine between runs;
