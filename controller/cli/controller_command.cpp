@@ -13,6 +13,8 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <malloc.h>
+
 #include <csignal>
 #include <fstream>
 #include <sstream>
@@ -35,6 +37,13 @@ void configure_logging(const std::string& format) {
 }  // namespace
 
 int controller(const engine::client_options& engine_options, const controller_options& options) {
+  // One malloc arena for all threads, before any thread starts: glibc gives
+  // each thread that allocates an arena of its own, and their unreturned
+  // free space is what pushed the peak near the stack's 25M limit. Measured
+  // with hack/bench-controller.sh (1 000 services, 200 schedules): peak RSS
+  // 24.4 -> 18.3 MiB, CPU per resync unchanged (68 ms); the threads mostly
+  // wait on the engine, so they rarely contend for the arena.
+  ::mallopt(M_ARENA_MAX, 1);
   configure_logging(options.log_format);
   const auto& stop_requested = stop_on_signals();
   auto client = engine::client::connect(engine_options);
