@@ -1111,7 +1111,9 @@ void emit_spec(YAML::Emitter& out, const restore_spec& s) {
   }
   out << YAML::EndSeq;
   out << YAML::Key << "wipe" << YAML::Value << s.wipe;
-  emit(out, "stopDuringBackup", s.stop_during_backup);
+  if (!s.stop_during_backup.empty()) {
+    emit(out, "stopDuringBackup", s.stop_during_backup);
+  }
   emit_timeouts(out, s.timeouts);
 }
 

@@ -162,7 +162,10 @@ struct restore_spec {
   std::optional<std::string> archive;     // an absolute path
   std::vector<volume_mapping> volumes;    // not empty; no two share a `to`
   bool wipe = false;                      // empty each target volume before extracting
-  std::string stop_during_backup = "true";
+  /// A label group to hold as well. Empty (the default): only the workloads
+  /// that mount a target volume are held — a restore of one volume must not
+  /// take down every labelled service of the swarm.
+  std::string stop_during_backup;
   timeouts_spec timeouts;
 
   bool operator==(const restore_spec&) const = default;

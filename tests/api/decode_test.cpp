@@ -151,7 +151,7 @@ spec:
                                           volume_mapping{"app_logs", "logs_old"},
                                           volume_mapping{"app_cache", "app_cache"}));
   EXPECT_FALSE(r.spec.wipe);
-  EXPECT_EQ(r.spec.stop_during_backup, "true");
+  EXPECT_EQ(r.spec.stop_during_backup, "");  // only the workloads mounting the targets
   EXPECT_EQ(r.spec.timeouts, timeouts_spec{});
 }
 
