@@ -5,6 +5,11 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 if [[ ! -f "$LIFEBOAT_BUILD_DIR/build.ninja" ]]; then
-  cmake -S "$LIFEBOAT_ROOT" -B "$LIFEBOAT_BUILD_DIR" -G Ninja "$@" >/dev/null
+  launcher=()
+  # ccache, where installed, lets several checkouts share compiled objects.
+  command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  cmake -S "$LIFEBOAT_ROOT" -B "$LIFEBOAT_BUILD_DIR" -G Ninja "${launcher[@]}" "$@" >/dev/null
 fi
+# Paths relative to the checkout, so a second checkout hits the same cache entries.
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$LIFEBOAT_ROOT}
 cmake --build "$LIFEBOAT_BUILD_DIR" -j "$(nproc)"

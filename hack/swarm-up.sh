@@ -58,7 +58,10 @@ state=$(docker info --format '{{.Swarm.LocalNodeState}}')
 if [[ "$state" != "active" ]]; then
   log "initialising a single-node swarm on 127.0.0.1"
   # Overlay subnets come from a range of our own, so nothing lands in other ranges.
-  docker swarm init --advertise-addr 127.0.0.1 --listen-addr 127.0.0.1:2377 \
+  # LIFEBOAT_SWARM_PORT lets several engines (one per worktree) run side by side.
+  port=${LIFEBOAT_SWARM_PORT:-2377}
+  docker swarm init --advertise-addr "127.0.0.1:$port" --listen-addr "127.0.0.1:$port" \
+    --data-path-port "$((port + 2412))" \
     --default-addr-pool 10.231.64.0/18 --default-addr-pool-mask-length 24 >/dev/null
 fi
 [[ $(docker info --format '{{.Swarm.ControlAvailable}}') == "true" ]] ||
