@@ -94,6 +94,12 @@ struct registry::impl {
                                .Help("Runs whose held workloads were brought back by recovery.")
                                .Register(*reg)
                                .Add({});
+  p::Counter& run_exceptions =
+      p::BuildCounter()
+          .Name("lifeboat_run_exceptions_total")
+          .Help("Runs that ended by an unexpected exception (a bug): the run failed with it.")
+          .Register(*reg)
+          .Add({});
   p::Gauge& invalid_objects = p::BuildGauge()
                                   .Name("lifeboat_invalid_objects")
                                   .Help("Object configs that do not decode or validate.")
@@ -204,6 +210,7 @@ void registry::set_next_run(const std::string& schedule, std::chrono::system_clo
 
 void registry::set_workloads_held(double n) { impl_->workloads_held.Set(n); }
 void registry::add_recovery() { impl_->recoveries.Increment(); }
+void registry::add_run_exception() { impl_->run_exceptions.Increment(); }
 void registry::restore_finished(const std::string& result) {
   impl_->restores.Add({{"result", result}}).Increment();
 }

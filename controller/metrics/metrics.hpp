@@ -44,6 +44,7 @@ class registry {
 
   void set_workloads_held(double n);
   void add_recovery();
+  void add_run_exception();
   void set_invalid_objects(double n);
   void reconciled(const std::string& reconciler, bool ok, std::chrono::duration<double> took);
   void set_workqueue_depth(double n);

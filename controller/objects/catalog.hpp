@@ -1,6 +1,7 @@
 #pragma once
 
 #include "api/decode.hpp"
+#include "api/labels.hpp"
 #include "api/objects.hpp"
 
 #include <chrono>
@@ -18,18 +19,8 @@ namespace lifeboat::objects {
 
 using label_map = std::map<std::string, std::string>;
 
-/// Labels lifeboat reads and writes on object configs.
-namespace label {
-inline constexpr std::string_view object = "lifeboat.object";  ///< marks an object config
-inline constexpr std::string_view kind = "lifeboat.kind";      ///< set by `lifeboat apply`
-inline constexpr std::string_view name = "lifeboat.name";      ///< set by `lifeboat apply`
-inline constexpr std::string_view status_prefix = "lifeboat.status.";
-inline constexpr std::string_view phase = "lifeboat.status.phase";
-inline constexpr std::string_view message = "lifeboat.status.message";
-inline constexpr std::string_view observed = "lifeboat.status.observed";
-inline constexpr std::string_view last_run = "lifeboat.status.last-run";
-inline constexpr std::string_view next_run = "lifeboat.status.next-run";
-}  // namespace label
+/// Label keys (api/labels.hpp), under the name discovery has always used.
+namespace label = api::label;
 
 /// Where one object's text came from: a Swarm config, or a file (then `id` is
 /// the path and `version` 0).
