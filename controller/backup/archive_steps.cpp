@@ -98,6 +98,13 @@ engine::result<archive_written> write_archive(const archive_request& req) {
   w.warning_count = report->warning_count;
   for (const auto& source : report->sources) {
     w.read_paths.push_back(source.prefix + ": " + std::string(archive::to_string(source.path)));
+    // Only the volume's own folder: either it is empty, or its data was not
+    // there to read (a mount that was not mounted). Said first, loudly: an
+    // archive without the data must never pass for a good backup silently.
+    if (source.entries <= 1 && source.excluded == 0) {
+      w.warnings.insert(w.warnings.begin(), "volume " + source.prefix + " holds no files");
+      ++w.warning_count;
+    }
   }
   w.pending = std::move(pending);
   return w;

@@ -62,7 +62,7 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
   for (const auto& v : *volumes) {
     names.push_back(v.name);
     volume_input input{v.name, {}};
-    if (options_.direct_read && readable_directory(v.mountpoint)) {
+    if (options_.direct_read && !engine::data_is_a_mount(v) && readable_directory(v.mountpoint)) {
       input.directory = v.mountpoint;
     } else {
       through_engine.push_back(v.name);

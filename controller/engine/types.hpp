@@ -149,6 +149,13 @@ struct volume {
   labels options;
 };
 
+/// True when the volume's data is a mount that dockerd makes only while a
+/// container uses the volume (the local driver with options: bind, NFS, CIFS,
+/// tmpfs; or any other driver). Its Mountpoint is an empty folder whenever no
+/// container runs, so such a volume is read and written only through a
+/// container that mounts it, never at its Mountpoint.
+inline bool data_is_a_mount(const volume& v) { return v.driver != "local" || !v.options.empty(); }
+
 /// One message of GET /events.
 struct event {
   std::string type;    ///< "service", "config", "container", "volume", "node", ...

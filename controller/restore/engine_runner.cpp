@@ -288,6 +288,7 @@ run_result engine_runner::run(const api::restore& restore, const std::string& ru
 
   // Target volumes, created when missing.
   std::vector<std::string> mountpoints;
+  std::vector<std::string> mounted;  // volumes whose data is a mount: engine only
   for (const auto& m : mappings) {
     auto existing = client_.inspect_volume(m.to);
     if (!existing && !existing.error().is(engine::errc::not_found)) {
@@ -311,12 +312,21 @@ run_result engine_runner::run(const api::restore& restore, const std::string& ru
       }
     }
     mountpoints.push_back(existing->mountpoint);
+    if (engine::data_is_a_mount(*existing)) {
+      mounted.push_back(m.to);
+    }
   }
 
   // Which path.
   bool direct = options_.path == data_path::direct;
   if (options_.path != data_path::engine) {
-    bool all = true;
+    if (direct && !mounted.empty()) {
+      return fail(outcome::invalid,
+                  "--path direct: volume " + mounted.front() +
+                      " is a mount that exists only while a container uses it; restore it "
+                      "through the engine");
+    }
+    bool all = mounted.empty();
     for (const auto& mp : mountpoints) {
       all = all && writable_folder(mp);
     }
