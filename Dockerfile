@@ -42,5 +42,8 @@ COPY --from=build /build/controller/lifeboat /usr/local/bin/lifeboat
 # Fails the build if a library is missing from the list above.
 RUN ! ldd /usr/local/bin/lifeboat | grep 'not found'
 # Swarm's /var/run/docker.sock is root's; so is the process that reads it.
+# Tells lifeboat it runs in its own image: a local destination on this
+# container's root file system is refused (archives would die with it).
+ENV LIFEBOAT_IN_IMAGE=1
 ENTRYPOINT ["/usr/local/bin/lifeboat"]
 CMD ["controller"]

@@ -16,6 +16,10 @@ const char* to_string(errc e) noexcept {
       return "bad source";
     case errc::io_error:
       return "io error";
+    case errc::no_space:
+      return "no space";
+    case errc::refused:
+      return "destination refused";
     case errc::cancelled:
       return "cancelled";
     case errc::internal:

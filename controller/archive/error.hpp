@@ -12,6 +12,8 @@ enum class errc {
   source_failed,         ///< a tar stream could not be read (the engine broke off, say)
   bad_source,            ///< a tar stream is not a tar archive, or a directory cannot be read
   io_error,              ///< the destination could not be written, synced or renamed
+  no_space,              ///< the destination is full (ENOSPC, EDQUOT)
+  refused,               ///< the destination refused: missing, not a mount, no permission
   cancelled,             ///< the caller's stop token was triggered
   internal,              ///< a library call failed in a way that cannot be blamed on the input
 };

@@ -19,8 +19,11 @@ constexpr std::string_view partial_suffix = ".partial";
 constexpr std::string_view checksum_suffix = ".sha256";
 
 error io_failure(std::string_view doing, const std::filesystem::path& path, int err) {
-  return make_error(errc::io_error,
-                    std::string(doing) + " " + path.string() + ": " + std::strerror(err));
+  // The kinds a run's status and metrics must tell apart.
+  const errc kind = err == ENOSPC || err == EDQUOT                  ? errc::no_space
+                    : err == EACCES || err == EPERM || err == EROFS ? errc::refused
+                                                                    : errc::io_error;
+  return make_error(kind, std::string(doing) + " " + path.string() + ": " + std::strerror(err));
 }
 
 bool valid_file_name(std::string_view name) {
@@ -63,7 +66,11 @@ result<void> sync_directory(const std::filesystem::path& directory) {
 result<void> write_file_atomically(const std::filesystem::path& path, std::string_view content) {
   std::filesystem::path temporary = path;
   temporary += partial_suffix;
-  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (::unlink(temporary.c_str()) != 0 && errno != ENOENT) {
+    return io_failure("removing the leftover", temporary, errno);
+  }
+  const int fd =
+      ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) {
     return io_failure("creating", temporary, errno);
   }
@@ -157,7 +164,14 @@ result<local_archive_file> local_archive_file::create(const std::filesystem::pat
   p->partial_path += partial_suffix;
   p->file_name = std::move(file_name);
   sha256_init(&p->hash);
-  p->fd = ::open(p->partial_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  // A leftover of an interrupted run goes first, then the file is created
+  // afresh: O_EXCL|O_NOFOLLOW, so a symlink planted under the partial name
+  // (unlink removes the link, not its target) can never redirect this write.
+  if (::unlink(p->partial_path.c_str()) != 0 && errno != ENOENT) {
+    return io_failure("removing the leftover", p->partial_path, errno);
+  }
+  p->fd =
+      ::open(p->partial_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (p->fd < 0) {
     return io_failure("creating", p->partial_path, errno);
   }

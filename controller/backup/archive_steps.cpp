@@ -1,9 +1,9 @@
 #include "controller/backup/archive_steps.hpp"
 
 #include "controller/archive/engine_source.hpp"
-#include "controller/archive/local_destination.hpp"
 #include "controller/archive/name_pattern.hpp"
 #include "controller/archive/retention.hpp"
+#include "controller/archive/transforms.hpp"
 #include "controller/archive/writer.hpp"
 
 #include <filesystem>
@@ -11,32 +11,18 @@
 
 namespace lifeboat::backup {
 
-namespace fs = std::filesystem;
-
 namespace {
 
-engine::error failure(std::string message) {
-  return engine::make_error(engine::errc::server_error, std::move(message));
-}
-
 // Streams the volumes through the archive writer (pax tar; gzip in parallel
-// blocks, zstd on every core, or none) into "<name>.partial", hashed on the
-// way; publish() makes it visible.
-engine::result<archive_written> write_archive(const archive_request& req) {
-  const std::string file_name =
-      req.file_stem + std::string(api::archive_extension(req.spec.compression));
-  // A destination folder per schedule (e.g. /archive/<schedule>) is made on
-  // first use.
-  std::error_code ec;
-  fs::create_directories(req.directory, ec);
-  if (ec) {
-    return failure("creating " + req.directory + ": " + ec.message());
+// blocks, zstd on every core, or none) into an upload of the destination,
+// hashed on the way; publish() makes it visible.
+archive::result<archive_written> write_archive(const archive_request& req) {
+  auto begun = req.destination->begin(req.file_name);
+  if (!begun) {
+    return begun.error();
   }
-  auto file = archive::local_archive_file::create(req.directory, file_name);
-  if (!file) {
-    return failure(file.error().describe());
-  }
-  auto pending = std::make_shared<archive::local_archive_file>(std::move(*file));
+  // Without commit, the partial upload goes when the last handle does.
+  std::shared_ptr<destinations::upload> pending = std::move(*begun);
 
   std::vector<archive::volume_source> sources;
   for (const auto& volume : req.volumes) {
@@ -76,8 +62,8 @@ engine::result<archive_written> write_archive(const archive_request& req) {
   options.compression.level = req.spec.level;
   options.exclude = req.spec.exclude;
   options.stop = stop.get_token();
-  if (req.spool_limit > 0) {
-    options.spool = archive::spool_options{req.directory, req.spool_limit};
+  if (const auto folder = req.destination->spool_folder(); req.spool_limit > 0 && !folder.empty()) {
+    options.spool = archive::spool_options{folder, req.spool_limit};
   }
   options.on_progress = [&](const archive::progress& p) {
     check_cancel();
@@ -87,12 +73,14 @@ engine::result<archive_written> write_archive(const archive_request& req) {
   };
   options.on_sources_read = req.on_sources_read;
   check_cancel();
-  auto report = archive::write_archive(sources, options, pending->sink());
+  auto report = archive::write_archive(
+      sources, options, [&pending](std::span<const char> bytes) { return pending->write(bytes); });
   if (!report) {
-    return failure(report.error().describe());
+    pending->abandon();
+    return report.error();
   }
   archive_written w;
-  w.final_path = (fs::path(req.directory) / file_name).string();
+  w.file_name = req.file_name;
   w.bytes = pending->bytes_written();
   w.warnings = report->warnings;
   w.warning_count = report->warning_count;
@@ -110,45 +98,43 @@ engine::result<archive_written> write_archive(const archive_request& req) {
   return w;
 }
 
-// Checksum, rename, folder fsync (local_archive_file::commit), then `latest`.
-engine::result<void> publish_archive(const archive_written& w) {
-  auto* file = static_cast<archive::local_archive_file*>(w.pending.get());
-  auto committed = file->commit();
+// Checksum, rename, folder fsync (the upload's commit), then `latest`, whose
+// failure is a warning: the archive is safe by then, and pruning must go on.
+archive::result<std::pair<destinations::published_archive, std::string>> publish_archive(
+    const archive_written& w, destinations::destination& destination) {
+  auto committed = w.pending->commit();
   if (!committed) {
-    return failure(committed.error().describe());
+    return committed.error();
   }
-  const fs::path path(w.final_path);
-  auto linked = archive::update_latest_link(path.parent_path(), "latest", path.filename().string());
-  if (!linked) {
-    return failure(linked.error().describe());
-  }
-  return {};
+  return std::pair{*committed, destination.point_latest(w.file_name)};
 }
 
 // Leftovers of interrupted runs of this schedule, then retention among its
 // own archives only.
-engine::result<std::string> prune_directory(const api::backup_schedule& schedule,
-                                            const std::string& directory) {
+archive::result<std::string> prune_destination(const api::backup_schedule& schedule,
+                                               destinations::destination& destination) {
   const auto& spec = schedule.spec;
-  const archive::archive_name_pattern pattern(spec.archive.name, schedule.metadata.name,
-                                              api::archive_extension(spec.archive.compression));
-  auto leftovers = archive::remove_leftovers(directory, pattern);
+  const archive::archive_name_pattern pattern(
+      spec.archive.name, schedule.metadata.name,
+      archive::archive_extension(archive::transform_chain(spec.archive)));
+  auto leftovers = destination.remove_leftovers(pattern);
   if (!leftovers) {
-    return failure(leftovers.error().describe());
+    return leftovers.error();
   }
   std::size_t pruned = 0;
   if (spec.retention) {
-    auto files = archive::list_archive_files(directory);
+    auto files = destination.list();
     if (!files) {
-      return failure(files.error().describe());
+      return files.error();
     }
     const auto plan =
         archive::plan_retention(*files, pattern, *spec.retention, std::chrono::system_clock::now());
-    auto removed = archive::remove_archives(directory, plan.remove);
-    if (!removed) {
-      return failure(removed.error().describe());
+    for (const auto& name : plan.remove) {
+      if (auto removed = destination.remove(name); !removed) {
+        return removed.error();
+      }
+      ++pruned;
     }
-    pruned = plan.remove.size();
   }
   return "pruned " + std::to_string(pruned) + " archive(s)" +
          (leftovers->empty() ? ""
@@ -157,6 +143,8 @@ engine::result<std::string> prune_directory(const api::backup_schedule& schedule
 
 }  // namespace
 
-archive_steps local_archive_steps() { return {write_archive, publish_archive, prune_directory}; }
+archive_steps standard_archive_steps() {
+  return {write_archive, publish_archive, prune_destination};
+}
 
 }  // namespace lifeboat::backup

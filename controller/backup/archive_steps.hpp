@@ -4,9 +4,10 @@
 
 namespace lifeboat::backup {
 
-/// The archive steps on local directories: the pipeline of controller/archive
-/// (pax tar, gzip on all cores / zstd / none, exclude), `.partial` then rename,
-/// a `.sha256` beside it, retention among this schedule's files only.
-archive_steps local_archive_steps();
+/// The archive steps of every run: the pipeline of controller/archive (pax
+/// tar, gzip on all cores / zstd / none, exclude) into an upload of the first
+/// destination (visible only once complete, with a `.sha256` beside it), and
+/// retention among this schedule's archives only, in each destination.
+archive_steps standard_archive_steps();
 
 }  // namespace lifeboat::backup

@@ -1,5 +1,6 @@
 #include "controller/backup/engine_runner.hpp"
 
+#include "controller/archive/transforms.hpp"
 #include "controller/backup/volumes.hpp"
 #include "controller/quiesce/quiesce.hpp"
 
@@ -30,6 +31,11 @@ bool readable_directory(const std::string& path) {
   return std::filesystem::is_directory(path, ec) && ::access(path.c_str(), R_OK | X_OK) == 0;
 }
 
+// The kind of an engine failure, for the run's status and metrics.
+std::string_view engine_failure_kind(const engine::error& e) {
+  return e.is(engine::errc::unavailable) ? "engine unavailable" : "engine error";
+}
+
 }  // namespace
 
 engine_runner::engine_runner(const engine::client& client, quiesce::journal_store& journals,
@@ -52,8 +58,20 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
   };
   const auto& spec = schedule.spec;
 
+  // Every destination can take archives, or nothing is held: a missing
+  // mount fails the run here, naming the path.
+  std::vector<std::unique_ptr<destinations::destination>> targets;
+  for (const auto& d : spec.destinations) {
+    targets.push_back(destinations::make_destination(d));
+    if (auto ok = targets.back()->check(); !ok) {
+      result.failure = archive::to_string(ok.error().code);
+      return fail(ok.error().message);
+    }
+  }
+
   auto volumes = resolve_volumes(client_, spec);
   if (!volumes) {
+    result.failure = engine_failure_kind(volumes.error());
     return fail(volumes.error().message);
   }
   std::vector<std::string> names;
@@ -101,23 +119,19 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
   const std::string stem =
       api::expand_archive_name(spec.archive.name, schedule.metadata.name,
                                std::chrono::local_seconds{local_now.time_since_epoch()});
-  std::vector<std::string> directories;
-  for (const auto& d : spec.destinations) {
-    directories.push_back(std::get<api::local_destination>(d).path);
-  }
   // The first destination is written while held; the others are copies.
   archive_request request;
   request.volumes = inputs;
   request.open = [&](const std::string& v) { return reader->read(v); };
   request.spec = spec.archive;
-  request.directory = directories.front();
-  request.file_stem = stem;
+  request.destination = targets.front().get();
+  request.file_name = archive::archive_file_name(stem, spec.archive);
   request.cancel = &cancel;
   request.on_progress = options_.on_progress;
   request.spool_limit = options_.spool_limit;
 
   const quiesce::quiesce_run run{run_name, spec.stop_during_backup};
-  std::optional<engine::result<archive_written>> written;
+  std::optional<archive::result<archive_written>> written;
   // Downtime first: the workloads resume as soon as the volumes have been
   // read, on a thread of their own, while the writer compresses and writes
   // the rest. with_quiesced() resumes again afterwards, which finds nothing
@@ -158,11 +172,13 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
       resumed_at ? std::chrono::duration_cast<std::chrono::milliseconds>(*resumed_at - held_from)
                  : held.held;
   if (!held.quiesce.ok) {
+    result.failure = "quiesce failed";
     return fail("quiescing failed: " + held.quiesce.message +
                 (held.resume.ok ? "" : "; resuming failed: " + held.resume.message));
   }
   if (!written || !*written) {
-    // The write step removes its own partial file when it fails.
+    // The write step abandons its own upload when it fails.
+    result.failure = written ? archive::to_string(written->error().code) : "internal error";
     const std::string why = written ? written->error().message : "the archive was not written";
     return fail("archiving failed: " + why +
                 (held.resume.ok ? "" : "; resuming failed: " + held.resume.message));
@@ -170,43 +186,44 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
   const auto& archive = **written;
 
   report(phase::shipping, "");
-  if (auto published = steps_.publish(archive); !published) {
-    return fail("publishing the archive failed: " + published.error().message);
+  auto published = steps_.publish(archive, *targets.front());
+  if (!published) {
+    result.failure = archive::to_string(published.error().code);
+    return fail("publishing the archive in " + targets.front()->describe() +
+                " failed: " + published.error().message);
   }
-  for (std::size_t i = 1; i < directories.size(); ++i) {
-    const auto target = std::filesystem::path(directories[i]) /
-                        std::filesystem::path(archive.final_path).filename();
-    std::error_code ec;
-    std::filesystem::create_directories(directories[i], ec);
-    // The checksum first, then the archive, each under a temporary name: a
-    // visible archive always has its checksum beside it.
-    for (const std::string suffix : {".sha256", ""}) {
-      const std::string to = target.string() + suffix;
-      if (!ec) {
-        std::filesystem::copy_file(archive.final_path + suffix, to + ".partial",
-                                   std::filesystem::copy_options::overwrite_existing, ec);
-      }
-      if (!ec) {
-        std::filesystem::rename(to + ".partial", to, ec);
-      }
+  std::vector<std::string> warnings;
+  if (!published->second.empty()) {
+    warnings.push_back(published->second);
+  }
+  for (std::size_t i = 1; i < targets.size(); ++i) {
+    auto copied = destinations::copy_archive(*targets.front(), *targets[i], archive.file_name);
+    if (!copied) {
+      result.failure = archive::to_string(copied.error().code);
+      return fail("copying to " + targets[i]->describe() + " failed: " + copied.error().message);
     }
-    if (ec) {
-      return fail("copying to " + directories[i] + " failed: " + ec.message());
+    if (auto w = targets[i]->point_latest(archive.file_name); !w.empty()) {
+      warnings.push_back(w);
     }
   }
 
   report(phase::pruning, "");
   std::string pruned;
-  for (const auto& dir : directories) {
-    auto p = steps_.prune(schedule, dir);
+  for (const auto& target : targets) {
+    auto p = steps_.prune(schedule, *target);
     if (!p) {
-      return fail("pruning " + dir + " failed: " + p.error().message);
+      result.failure = archive::to_string(p.error().code);
+      return fail("pruning " + target->describe() + " failed: " + p.error().message);
     }
     pruned += pruned.empty() ? *p : "; " + *p;
   }
+  for (std::size_t i = 0; i < archive.warnings.size() && warnings.size() < 100; ++i) {
+    warnings.push_back(archive.warnings[i]);
+  }
+  const auto warning_count = archive.warning_count + (published->second.empty() ? 0 : 1);
 
   result.ok = true;
-  result.archive = archive.final_path;
+  result.archive = published->first.location;
   result.size_bytes = static_cast<double>(archive.bytes);
   result.duration = clock::now() - start;
   std::string read_paths;
@@ -217,10 +234,9 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
       fmt::format("{} volume(s) ({}), {}, held {:.1f}s{}{}", names.size(), read_paths,
                   human_bytes(result.size_bytes), result.downtime.count(),
                   held.resume.ok ? "" : "; resuming: " + held.resume.message,
-                  archive.warning_count == 0
-                      ? ""
-                      : fmt::format("; {} warning(s), first: {}", archive.warning_count,
-                                    archive.warnings.empty() ? "" : archive.warnings.front()));
+                  warning_count == 0 ? ""
+                                     : fmt::format("; {} warning(s), first: {}", warning_count,
+                                                   warnings.empty() ? "" : warnings.front()));
   return result;
 }
 

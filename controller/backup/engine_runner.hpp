@@ -1,6 +1,7 @@
 #pragma once
 
 #include "controller/backup/runner.hpp"
+#include "controller/destinations/destination.hpp"
 #include "controller/engine/client.hpp"
 #include "controller/quiesce/journal_store.hpp"
 
@@ -17,9 +18,6 @@ namespace lifeboat::backup {
 /// "<volume>/".
 using volume_opener = std::function<engine::result<engine::http::body_reader>(const std::string&)>;
 
-/// What the archive step is asked to do: read every volume while the
-/// workloads are held and write one archive into `directory` as
-/// `<file_stem><extension>.partial`.
 /// One volume to archive.
 struct volume_input {
   std::string name;
@@ -35,12 +33,15 @@ struct archive_progress {
   std::uint64_t output_bytes = 0;   ///< archive bytes written
 };
 
+/// What the archive step is asked to do: read every volume while the
+/// workloads are held and write one archive named `file_name` into an upload
+/// of `destination`.
 struct archive_request {
   std::vector<volume_input> volumes;
   volume_opener open;
   api::archive_spec spec;
-  std::string directory;
-  std::string file_stem;  ///< the expanded name template
+  destinations::destination* destination = nullptr;
+  std::string file_name;  ///< the expanded name template plus the chain's extension
   const std::atomic<bool>* cancel = nullptr;
   /// Called once every volume has been read to its end, while compression
   /// and writing may still go on: the moment the workloads may resume.
@@ -49,13 +50,14 @@ struct archive_request {
   /// Called on the writing thread after every entry and every few MiB.
   std::function<void(const archive_progress&)> on_progress;
   /// Up to this many bytes of the uncompressed stream may wait in a spool
-  /// file in `directory` for the compressor, so that the workloads resume
-  /// when reading ends rather than when compression does; 0: no spool.
+  /// file beside the archive (destinations with a local folder) for the
+  /// compressor, so that the workloads resume when reading ends rather than
+  /// when compression does; 0: no spool.
   std::uint64_t spool_limit = 0;
 };
 
 struct archive_written {
-  std::string final_path;  ///< where publish() puts it
+  std::string file_name;
   std::uint64_t bytes = 0;
   std::vector<std::string> warnings;  ///< files that changed or could not be read, by path
   std::uint64_t warning_count = 0;    ///< all of them; `warnings` keeps the first 100
@@ -63,18 +65,23 @@ struct archive_written {
   std::vector<std::string> read_paths;
   /// The complete archive, not yet visible: published by publish(), removed
   /// when the last copy of this handle goes without it.
-  std::shared_ptr<void> pending;
+  std::shared_ptr<destinations::upload> pending;
 };
 
 /// The archive steps, so the runner does not depend on how archives are made.
+/// Their errors keep their kind (archive::errc: no space, refused, ...).
 struct archive_steps {
   /// Reads and writes the archive (workloads held meanwhile).
-  std::function<engine::result<archive_written>(const archive_request&)> write;
-  /// Makes it visible: checksum file, rename, `latest` link.
-  std::function<engine::result<void>(const archive_written&)> publish;
+  std::function<archive::result<archive_written>(const archive_request&)> write;
+  /// Makes it visible (checksum, rename) and points `latest` at it; returns
+  /// the published archive and a warning when `latest` could not be updated.
+  std::function<archive::result<std::pair<destinations::published_archive, std::string>>(
+      const archive_written&, destinations::destination&)>
+      publish;
   /// Removes leftovers of interrupted runs and applies retention; returns a
   /// summary ("pruned 2 archives").
-  std::function<engine::result<std::string>(const api::backup_schedule&, const std::string& dir)>
+  std::function<archive::result<std::string>(const api::backup_schedule&,
+                                             destinations::destination&)>
       prune;
 };
 

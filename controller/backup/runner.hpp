@@ -35,6 +35,10 @@ struct run_result {
   bool ok = false;
   std::string message;  ///< the failure, or a summary ("3 volumes, 1.2 GiB, held 2.1 s")
   std::string archive;  ///< where the archive landed
+  /// What kind of failure ended the run, for metrics and alerts: "no space",
+  /// "destination refused", "io error", "source failed", "engine unavailable",
+  /// "quiesce failed", ... Empty when it succeeded.
+  std::string_view failure;
   double size_bytes = 0;
   std::chrono::duration<double> downtime{0};
   std::chrono::duration<double> duration{0};

@@ -73,7 +73,7 @@ int controller(const engine::client_options& engine_options, const controller_op
   runner_options.helper_image = options.helper_image;
   runner_options.direct_read = options.direct_read;
   runner_options.spool_limit = options.spool_limit;
-  backup::engine_runner runner(*client, **journals, backup::local_archive_steps(),
+  backup::engine_runner runner(*client, **journals, backup::standard_archive_steps(),
                                std::move(runner_options));
   restore::runner_options restore_options;
   restore_options.helper_image = options.helper_image;
@@ -136,7 +136,7 @@ int backup_once(const engine::client_options& engine_options, const backup_once_
       progress.update(p.content_bytes, p.output_bytes);
     };
   }
-  backup::engine_runner runner(*client, **journals, backup::local_archive_steps(),
+  backup::engine_runner runner(*client, **journals, backup::standard_archive_steps(),
                                std::move(runner_options));
   const auto started = std::chrono::steady_clock::now();
   const auto result = runner.run(

@@ -313,7 +313,7 @@ class archive_e2e : public engine_test {
   backup::run_result backup_holding(const api::backup_schedule& s, bool direct_read,
                                     std::map<std::string, std::string>& held_manifest,
                                     bool& was_held) {
-    auto steps = backup::local_archive_steps();
+    auto steps = backup::standard_archive_steps();
     auto write = steps.write;
     steps.write = [&, write](const backup::archive_request& request) {
       was_held = service_held();

@@ -53,7 +53,11 @@ class mounted_volume_e2e : public engine_test {
 
   api::backup_schedule schedule() const {
     const std::string yaml =
-        "apiVersion: lifeboat/v1\nkind: BackupSchedule\nmetadata: {name: mounted}\nspec:\n"
+        "apiVersion: lifeboat/v1\nkind: BackupSchedule\nmetadata: {name: " +
+        // Unique: a run removes its schedule's leftover volume containers,
+        // and these tests run side by side.
+        unique("mounted") +
+        "}\nspec:\n"
         "  schedule: '@every 1h'\n  volumes: [" +
         volume_ + "]\n  destinations:\n    - local: {path: " + archives_.string() + "}\n";
     const auto decoded = api::decode(yaml);
@@ -72,7 +76,7 @@ TEST_F(mounted_volume_e2e, item1_backup_of_a_bind_mounted_volume_reads_its_data)
   backup::runner_options options;
   options.helper_image = test_image();
   options.direct_read = true;  // allowed, and must not be used for this volume
-  backup::engine_runner runner(engine(), *journals_, backup::local_archive_steps(), options);
+  backup::engine_runner runner(engine(), *journals_, backup::standard_archive_steps(), options);
   const std::atomic<bool> cancel{false};
   const auto result = runner.run(
       schedule(), unique("run"), [](std::string_view, const std::string&) {}, [](int) {}, cancel);
@@ -120,7 +124,7 @@ TEST_F(mounted_volume_e2e, item1_a_volume_that_yields_no_files_is_a_warning) {
   fs::remove(device_ / "db.dat");
   backup::runner_options options;
   options.helper_image = test_image();
-  backup::engine_runner runner(engine(), *journals_, backup::local_archive_steps(), options);
+  backup::engine_runner runner(engine(), *journals_, backup::standard_archive_steps(), options);
   const std::atomic<bool> cancel{false};
   const auto result = runner.run(
       schedule(), unique("run"), [](std::string_view, const std::string&) {}, [](int) {}, cancel);
