@@ -6,6 +6,7 @@
 #include <array>
 #include <cerrno>
 #include <charconv>
+#include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
@@ -101,6 +102,40 @@ engine::result<void> update_service(const engine::client& client, const std::str
   auto spec = current->spec;
   change(spec);
   return client.update_service(id, version, spec);
+}
+
+// How long a stop waits before it kills: for a Swarm task, its service's
+// stop_grace_period (Swarm's own default when unset), the time the user gave
+// the process and the time Swarm itself gives it on a scale-down; 30 s for
+// any other container. A process that ignores SIGTERM is then killed no later
+// than Swarm would, and its task's end is seen (check_restarted_tasks) soon.
+std::chrono::seconds stop_grace(const engine::client& client, const std::string& container_id) {
+  constexpr std::chrono::seconds plain{30};
+  constexpr std::chrono::seconds swarm_default{10};
+  auto c = client.inspect_container(container_id);
+  if (!c) {
+    return plain;
+  }
+  const auto service_id =
+      c->container_labels.find(std::string(reconcilers::swarm_service_id_label));
+  if (service_id == c->container_labels.end()) {
+    return plain;
+  }
+  auto s = client.inspect_service(service_id->second);
+  if (!s) {
+    return swarm_default;
+  }
+  const auto* tt = s->spec.if_contains("TaskTemplate");
+  const auto* cs =
+      tt != nullptr && tt->is_object() ? tt->as_object().if_contains("ContainerSpec") : nullptr;
+  const auto* grace =
+      cs != nullptr && cs->is_object() ? cs->as_object().if_contains("StopGracePeriod") : nullptr;
+  if (grace == nullptr || !grace->is_number()) {
+    return swarm_default;
+  }
+  // Nanoseconds, rounded up to whole seconds (the stop API's unit).
+  const auto ns = grace->to_number<double>();
+  return std::chrono::seconds{static_cast<std::int64_t>(std::max(0.0, std::ceil(ns / 1e9)))};
 }
 
 void wait(const pacing& pace, std::chrono::milliseconds d) {
@@ -280,7 +315,8 @@ engine::result<observed_state> observe(const engine::client& client) {
     out.services.push_back(to_observed(s));
   }
   for (auto& t : *tasks) {
-    out.tasks.push_back({t.id, t.service_id, t.state, t.desired_state, t.container_id});
+    out.tasks.push_back(
+        {t.id, t.service_id, t.state, t.desired_state, t.container_id, t.exit_code});
   }
   for (const auto& c : *containers) {
     out.containers.push_back(to_observed(c));
@@ -351,7 +387,7 @@ engine::result<void> apply(const engine::client& client, journal_store& journals
         } else if constexpr (std::is_same_v<T, reconcilers::clear_journal>) {
           return journals.save(reconcilers::journal{a.run, {}});
         } else if constexpr (std::is_same_v<T, reconcilers::stop_container>) {
-          auto stopped = client.stop_container(a.container_id, 30s);
+          auto stopped = client.stop_container(a.container_id, stop_grace(client, a.container_id));
           if (!stopped && stopped.error().is(engine::errc::not_found)) {
             return {};  // gone already: nothing left to stop
           }

@@ -252,6 +252,45 @@ TEST_F(quiesce_e2e, refusals_touch_nothing) {
   EXPECT_EQ(running_tasks(both), 1U);
 }
 
+// Issue 12, item 7: a task container whose process ignores SIGTERM exits
+// 137 when stopped, and Swarm's on-failure policy starts a replacement at
+// once. The run used to stop each replacement in turn until its timeout; it
+// must fail within seconds, say why and how to fix it, and resume.
+TEST_F(quiesce_e2e, stopped_containers_that_swarm_restarts) {
+  const auto group = unique("g-restarted");
+  const auto name = unique("deaf");
+  const auto deaf = service(name, 1, [&](json::object& spec) {
+    auto& tt = spec["TaskTemplate"].as_object();
+    auto& cs = tt["ContainerSpec"].as_object();
+    // PID 1 without a handler ignores SIGTERM: only the kill ends it.
+    cs["Command"] = json::array{"sh", "-c", "while true; do sleep 1; done"};
+    cs["StopGracePeriod"] = 1'000'000'000;
+    cs["Labels"] = json::object{{label, group}};
+    tt["RestartPolicy"] = json::object{{"Condition", "on-failure"}, {"Delay", 0}};
+  });
+  ASSERT_TRUE(eventually([&] { return running_tasks(deaf) == 1; }));
+
+  const quiesce_run run{unique("restarted"), group};
+  const auto started = std::chrono::steady_clock::now();
+  bool body_ran = false;
+  const auto result =
+      quiesce::with_quiesced(engine(), *journals_, run, 120s, 60s, [&](int) { body_ran = true; });
+  const auto took = std::chrono::steady_clock::now() - started;
+  EXPECT_FALSE(body_ran) << "the body ran while Swarm restarted the container";
+  EXPECT_FALSE(result.quiesce.ok);
+  EXPECT_LT(took, 30s) << "the run waited for its timeout: " << result.quiesce.message;
+  for (const std::string& expected :
+       std::vector<std::string>{name, "137", "exit 0 on SIGTERM", "deploy"}) {
+    EXPECT_NE(result.quiesce.message.find(expected), std::string::npos)
+        << "no \"" << expected << "\" in: " << result.quiesce.message;
+  }
+  EXPECT_TRUE(result.resume.ok) << result.resume.message;
+  EXPECT_TRUE(eventually([&] { return running_tasks(deaf) == 1; }));
+  auto journal = journals_->load(run.name);
+  ASSERT_TRUE(journal);
+  EXPECT_TRUE(journal->entries.empty());
+}
+
 TEST_F(quiesce_e2e, kill_9_while_held_then_recover) {
   const auto scaled = service(unique("held"), 2, [](json::object& spec) {
     spec["Labels"] = json::object{{label, "g-kill"}};
