@@ -96,6 +96,8 @@ struct observed_task {
   std::string state;          ///< Status.State
   std::string desired_state;  ///< DesiredState: "running", "shutdown", ...
   std::string container_id;   ///< Status.ContainerStatus.ContainerID; may be empty
+  /// Status.ContainerStatus.ExitCode, once the container has ended.
+  std::optional<int> exit_code = {};
 
   bool operator==(const observed_task&) const = default;
 };

@@ -274,6 +274,57 @@ std::optional<std::string> check_volume_service(const quiesce_run& run, const ob
   return std::nullopt;
 }
 
+// The error for task containers of `s` that this run stopped (its journal
+// says so) and whose tasks then failed: a process that does not exit 0 on
+// SIGTERM is killed, exits non-zero, and under restart condition on-failure
+// Swarm starts a replacement at once, which would write during the backup.
+// Stopping each replacement in turn only repeats this until the timeout.
+std::optional<std::string> check_restarted_tasks(const quiesce_run& run, const observed_service& s,
+                                                 const journal& recorded,
+                                                 const observed_index& index) {
+  if (s.restart_condition != "on-failure") {
+    return std::nullopt;
+  }
+  std::vector<std::string> containers;
+  std::set<int> exit_codes;
+  for (const auto& e : recorded.entries) {
+    if (e.service_id != s.id) {
+      continue;
+    }
+    for (const auto* t : index.tasks_of(s.id)) {
+      if (t->container_id != e.container_id || t->state != "failed") {
+        continue;
+      }
+      const auto* c = index.container(e.container_id);
+      containers.push_back(c != nullptr ? c->name : e.container_id);
+      if (t->exit_code) {
+        exit_codes.insert(*t->exit_code);
+      }
+    }
+  }
+  if (containers.empty()) {
+    return std::nullopt;
+  }
+  std::sort(containers.begin(), containers.end());
+  std::vector<std::string> codes;
+  for (const int code : exit_codes) {
+    codes.push_back(std::to_string(code));
+  }
+  const bool one = containers.size() == 1;
+  return std::string(one ? "container " : "containers ") +
+         join_names({containers.begin(), containers.end()}, " and ") + " of service " + s.name +
+         " exited" +
+         (codes.empty() ? std::string(" with a non-zero code")
+                        : " with code " + join_names({codes.begin(), codes.end()}, " and ")) +
+         " when stopped for run " + run.name +
+         ", and under the service's restart condition \"on-failure\" Swarm starts a "
+         "replacement at once, which would write during the run: make the container's process "
+         "exit 0 on SIGTERM, or move " +
+         selector_text(run) +
+         " from the container labels to the service's deploy.labels, so that the service is "
+         "scaled to zero instead";
+}
+
 quiesce_plan plan_quiesced(const quiesce_run& run, const observed_index& index,
                            const journal& recorded, std::vector<std::string> errors) {
   // Running task containers the run selects by label, per service, in name
@@ -337,6 +388,9 @@ quiesce_plan plan_quiesced(const quiesce_run& run, const observed_index& index,
       } else if (selects(s->container_labels, run.group)) {
         check_container_quiesce(run, *s, {}, errors);
       }
+    }
+    if (auto error = check_restarted_tasks(run, *s, recorded, index)) {
+      errors.push_back(std::move(*error));
     }
     if (errors.size() > errors_before) {
       refused.insert(s->id);
@@ -550,6 +604,23 @@ void add_quiesced_observations(pending_set& pending, const quiesce_run& run,
         (journaled.contains(c->id) || selects(c->container_labels, run.group) ||
          targeted_volume(run, c->volumes))) {
       pending.add(workload_kind::container, c->id, c->name, "still " + c->state);
+    }
+  }
+  // A stopped task container counts once Swarm has recorded how its task
+  // ended: a task that failed may be replaced (see check_restarted_tasks).
+  for (const auto& e : recorded.entries) {
+    if (e.service_id.empty()) {
+      continue;
+    }
+    const auto* c = index.container(e.container_id);
+    if (c == nullptr || is_running_container_state(c->state)) {
+      continue;  // not on this node, or pending above
+    }
+    for (const auto* t : index.tasks_of(e.service_id)) {
+      if (t->container_id == e.container_id && is_active_task_state(t->state)) {
+        pending.add(workload_kind::container, c->id, c->name,
+                    "stopped, but its task is still " + t->state + " in Swarm");
+      }
     }
   }
 }

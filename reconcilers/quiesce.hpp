@@ -171,6 +171,10 @@ struct quiesce_plan {
 ///   service is selected by its service labels too (conflict); its restart
 ///   condition is "any" or unset (Swarm would restart the container at once);
 ///   it is a job (stopping a job's task ends the job, a redeploy reruns it).
+/// - Error: a task container in the journal whose task then failed (its
+///   process did not exit 0 on SIGTERM and was killed) under restart
+///   condition "on-failure": Swarm starts a replacement at once, so stopping
+///   cannot hold the service. The message names the exit code and the fix.
 ///   Plain containers are never refused: Docker does not restart a container
 ///   that was stopped by hand, whatever its restart policy.
 ///
@@ -246,7 +250,8 @@ std::string describe(const convergence& c);
 /// quiesced: every action plan_quiesce would still plan is pending; a service
 /// held by this run, or selected and at zero replicas, is pending while any of
 /// its tasks is in a state from `new` to `running`; a selected or journaled
-/// container is pending while it runs.
+/// container is pending while it runs, and a journaled task container also
+/// until Swarm records its task's end (complete, or failed: then refused).
 ///
 /// restored: every action plan_quiesce would still plan is pending, and so is
 /// a service still held by this run. A restored workload carries no mark of

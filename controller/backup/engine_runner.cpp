@@ -140,9 +140,15 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
   std::optional<quiesce::outcome> early_resume;
   std::optional<clock::time_point> resumed_at;
   std::jthread resumer;
+  // Whether everything stayed held while the volumes were read, checked
+  // before anything is resumed: an archive read while a writer ran is never
+  // published.
+  const quiesce::hold_baseline* baseline = nullptr;
+  std::optional<engine::result<void>> still_held;
   request.on_sources_read = [&] {
     report(phase::resuming, "volumes read; resuming the workloads while the archive is finished");
     resumer = std::jthread([&] {
+      still_held = quiesce::holds_still_hold(client_, journals_, run, *baseline);
       early_resume = quiesce::reach(client_, journals_, run, quiesce::quiesce_goal::restored,
                                     spec.timeouts.scale_up);
       if (early_resume->ok) {
@@ -156,14 +162,18 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
   const auto held_from = clock::now();
   const auto held = quiesce::with_quiesced(
       client_, journals_, run, spec.timeouts.scale_down, spec.timeouts.scale_up,
-      [&](int workloads) {
-        holding(workloads);
-        report(phase::archiving,
-               fmt::format("reading {} volume(s), {} workload(s) held", names.size(), workloads));
+      [&](const quiesce::holding& hold) {
+        baseline = &hold.baseline;
+        holding(hold.workloads);
+        report(phase::archiving, fmt::format("reading {} volume(s), {} workload(s) held",
+                                             names.size(), hold.workloads));
         written = steps_.write(request);
         if (resumer.joinable()) {
           resumer.join();
         } else {
+          if (written && *written) {
+            still_held = quiesce::holds_still_hold(client_, journals_, run, hold.baseline);
+          }
           report(phase::resuming, "");
         }
       });
@@ -184,6 +194,10 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
                 (held.resume.ok ? "" : "; resuming failed: " + held.resume.message));
   }
   const auto& archive = **written;
+  if (still_held && !*still_held) {
+    return fail("the archive was not published: " + still_held->error().describe() +
+                (held.resume.ok ? "" : "; resuming failed: " + held.resume.message));
+  }
 
   report(phase::shipping, "");
   auto published = steps_.publish(archive, *targets.front());

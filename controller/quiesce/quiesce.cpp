@@ -3,12 +3,16 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <charconv>
+#include <cmath>
 #include <condition_variable>
 #include <cstdio>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <span>
@@ -101,6 +105,54 @@ engine::result<void> update_service(const engine::client& client, const std::str
   auto spec = current->spec;
   change(spec);
   return client.update_service(id, version, spec);
+}
+
+// Swarm keeps the spec an update replaced as PreviousSpec, and `docker
+// service rollback` returns to it: after the restoring update that is the
+// held spec, at zero replicas and labelled as held by a run that is over. The
+// same spec sent once more makes the restored spec the previous one too, so a
+// rollback changes nothing. Best effort: the restore itself succeeded; should
+// this fail, a rollback brings back the held spec, which recovery (the
+// controller's resync, `lifeboat recover`) then restores as a finished run's.
+void forget_held_spec(const engine::client& client, const std::string& service_id) {
+  auto current = client.inspect_service(service_id);
+  if (current) {
+    (void)client.update_service(service_id, current->version, current->spec);
+  }
+}
+
+// How long a stop waits before it kills: for a Swarm task, its service's
+// stop_grace_period (Swarm's own default when unset), the time the user gave
+// the process and the time Swarm itself gives it on a scale-down; 30 s for
+// any other container. A process that ignores SIGTERM is then killed no later
+// than Swarm would, and its task's end is seen (check_restarted_tasks) soon.
+std::chrono::seconds stop_grace(const engine::client& client, const std::string& container_id) {
+  constexpr std::chrono::seconds plain{30};
+  constexpr std::chrono::seconds swarm_default{10};
+  auto c = client.inspect_container(container_id);
+  if (!c) {
+    return plain;
+  }
+  const auto service_id =
+      c->container_labels.find(std::string(reconcilers::swarm_service_id_label));
+  if (service_id == c->container_labels.end()) {
+    return plain;
+  }
+  auto s = client.inspect_service(service_id->second);
+  if (!s) {
+    return swarm_default;
+  }
+  const auto* tt = s->spec.if_contains("TaskTemplate");
+  const auto* cs =
+      tt != nullptr && tt->is_object() ? tt->as_object().if_contains("ContainerSpec") : nullptr;
+  const auto* grace =
+      cs != nullptr && cs->is_object() ? cs->as_object().if_contains("StopGracePeriod") : nullptr;
+  if (grace == nullptr || !grace->is_number()) {
+    return swarm_default;
+  }
+  // Nanoseconds, rounded up to whole seconds (the stop API's unit).
+  const auto ns = grace->to_number<double>();
+  return std::chrono::seconds{static_cast<std::int64_t>(std::max(0.0, std::ceil(ns / 1e9)))};
 }
 
 void wait(const pacing& pace, std::chrono::milliseconds d) {
@@ -280,7 +332,8 @@ engine::result<observed_state> observe(const engine::client& client) {
     out.services.push_back(to_observed(s));
   }
   for (auto& t : *tasks) {
-    out.tasks.push_back({t.id, t.service_id, t.state, t.desired_state, t.container_id});
+    out.tasks.push_back(
+        {t.id, t.service_id, t.state, t.desired_state, t.container_id, t.exit_code});
   }
   for (const auto& c : *containers) {
     out.containers.push_back(to_observed(c));
@@ -336,12 +389,16 @@ engine::result<void> apply(const engine::client& client, journal_store& journals
             }
           });
         } else if constexpr (std::is_same_v<T, reconcilers::restore_replicas>) {
-          return update_service(client, a.service_id, a.version, [&](json::object& spec) {
+          auto restored = update_service(client, a.service_id, a.version, [&](json::object& spec) {
             child(child(spec, "Mode"), "Replicated")["Replicas"] = a.replicas;
             auto& labels = child(spec, "Labels");
             labels.erase(reconcilers::prior_replicas_label);
             labels.erase(reconcilers::held_by_label);
           });
+          if (restored) {
+            forget_held_spec(client, a.service_id);
+          }
+          return restored;
         } else if constexpr (std::is_same_v<T, reconcilers::redeploy_service>) {
           return update_service(client, a.service_id, a.version, [&](json::object& spec) {
             child(spec, "TaskTemplate")["ForceUpdate"] = a.force_update;
@@ -351,7 +408,7 @@ engine::result<void> apply(const engine::client& client, journal_store& journals
         } else if constexpr (std::is_same_v<T, reconcilers::clear_journal>) {
           return journals.save(reconcilers::journal{a.run, {}});
         } else if constexpr (std::is_same_v<T, reconcilers::stop_container>) {
-          auto stopped = client.stop_container(a.container_id, 30s);
+          auto stopped = client.stop_container(a.container_id, stop_grace(client, a.container_id));
           if (!stopped && stopped.error().is(engine::errc::not_found)) {
             return {};  // gone already: nothing left to stop
           }
@@ -364,8 +421,14 @@ engine::result<void> apply(const engine::client& client, journal_store& journals
       action);
 }
 
-outcome reach(const engine::client& client, journal_store& journals, const quiesce_run& run,
-              quiesce_goal goal, std::chrono::milliseconds timeout, const pacing& pace) {
+namespace {
+
+// reach(), also giving the observation and journal on which the goal was
+// found converged (when it was).
+outcome reach_observed(const engine::client& client, journal_store& journals,
+                       const quiesce_run& run, quiesce_goal goal, std::chrono::milliseconds timeout,
+                       const pacing& pace, observed_state* converged_on,
+                       journal* converged_journal) {
   const auto deadline = pace.now() + timeout;
   std::vector<quiesce_action> applied;
   std::string last_problem;
@@ -380,6 +443,12 @@ outcome reach(const engine::client& client, journal_store& journals, const quies
       if (plan.actions.empty()) {
         const auto conv = reconcilers::check_convergence(run, goal, *observed, *recorded, applied);
         if (conv.converged()) {
+          if (converged_on != nullptr) {
+            *converged_on = std::move(*observed);
+          }
+          if (converged_journal != nullptr) {
+            *converged_journal = std::move(*recorded);
+          }
           return {plan.errors.empty(), join(plan.errors), count_workloads(applied)};
         }
         last_problem = reconcilers::describe(conv);
@@ -406,10 +475,210 @@ outcome reach(const engine::client& client, journal_store& journals, const quies
   }
 }
 
+std::string label_of(const reconcilers::observed_service& s, std::string_view key) {
+  const auto it = s.service_labels.find(std::string(key));
+  return it == s.service_labels.end() ? std::string() : it->second;
+}
+
+std::optional<std::uint64_t> count_of(std::string_view text) {
+  std::uint64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc{} || end != text.data() + text.size()) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+// The services whose tasks tell whether `run` holds its workloads: those it
+// holds, those whose containers it stopped (in `recorded`), and those it
+// selects that are at zero (emptied, or left at zero by their owner).
+std::set<std::string> watched_services(const quiesce_run& run, const observed_state& observed,
+                                       const journal& recorded) {
+  std::set<std::string> out;
+  for (const auto& e : recorded.entries) {
+    if (!e.service_id.empty()) {
+      out.insert(e.service_id);
+    }
+  }
+  const auto mounts_target = [&](const reconcilers::observed_service& s) {
+    return std::any_of(s.volumes.begin(), s.volumes.end(), [&](const std::string& v) {
+      return std::find(run.volumes.begin(), run.volumes.end(), v) != run.volumes.end();
+    });
+  };
+  for (const auto& s : observed.services) {
+    const bool selected =
+        (!run.group.empty() && label_of(s, reconcilers::stop_during_backup_label) == run.group) ||
+        mounts_target(s);
+    if (label_of(s, reconcilers::held_by_label) == run.name ||
+        (selected && s.replicas.value_or(1) == 0)) {
+      out.insert(s.id);
+    }
+  }
+  return out;
+}
+
+hold_baseline baseline_of(const quiesce_run& run, const observed_state& observed,
+                          journal recorded) {
+  hold_baseline b;
+  b.run = run.name;
+  for (const auto& s : observed.services) {
+    if (label_of(s, reconcilers::held_by_label) == run.name) {
+      b.services.push_back(
+          {s.id, s.name, count_of(label_of(s, reconcilers::prior_replicas_label)).value_or(0)});
+    }
+  }
+  b.watched_services = watched_services(run, observed, recorded);
+  b.stopped = std::move(recorded);
+  for (const auto& t : observed.tasks) {
+    if (b.watched_services.contains(t.service_id)) {
+      b.task_ids.insert(t.id);
+    }
+  }
+  return b;
+}
+
+// Gives a service of the baseline that lost lifeboat's labels while at zero
+// (removed by hand, or by a deploy that kept the count) its labels back, so
+// that resuming brings back its prior count rather than leaving it at zero
+// with no record of that count. Best effort: what fails is reported.
+std::string reclaim_released(const engine::client& client, const quiesce_run& run,
+                             const hold_baseline& baseline) {
+  std::vector<std::string> problems;
+  for (const auto& held : baseline.services) {
+    auto s = client.inspect_service(held.id);
+    if (!s) {
+      if (!s.error().is(engine::errc::not_found)) {
+        problems.push_back("service " + held.name + ": " + s.error().describe());
+      }
+      continue;
+    }
+    const auto holder = s->service_labels.find(std::string(reconcilers::held_by_label));
+    if (holder != s->service_labels.end() || s->mode != engine::service_mode::replicated ||
+        s->replicas.value_or(1) != 0 || held.prior_replicas == 0) {
+      continue;  // still labelled (ours or another run's), or running: not lost
+    }
+    auto relabelled = update_service(client, s->id, s->version, [&](json::object& spec) {
+      auto& labels = child(spec, "Labels");
+      labels[reconcilers::prior_replicas_label] = std::to_string(held.prior_replicas);
+      labels[reconcilers::held_by_label] = run.name;
+    });
+    if (!relabelled) {
+      problems.push_back("service " + held.name + " lost its labels while held at zero; giving " +
+                         "them back: " + relabelled.error().describe() + "; scale it to " +
+                         std::to_string(held.prior_replicas) + " by hand");
+    }
+  }
+  return join(problems);
+}
+
+}  // namespace
+
+outcome reach(const engine::client& client, journal_store& journals, const quiesce_run& run,
+              quiesce_goal goal, std::chrono::milliseconds timeout, const pacing& pace) {
+  return reach_observed(client, journals, run, goal, timeout, pace, nullptr, nullptr);
+}
+
+engine::result<void> holds_still_hold(const engine::client& client, journal_store& journals,
+                                      const quiesce_run& run, const hold_baseline& baseline) {
+  auto observed = observe(client);
+  if (!observed) {
+    return observed.error();
+  }
+  auto recorded = journals.load(run.name);
+  if (!recorded) {
+    return recorded.error();
+  }
+  // One line per workload, the first reason found.
+  std::map<std::string, std::string> problems;
+  const auto problem = [&](const std::string& workload, std::string what) {
+    problems.try_emplace(workload, workload + " " + std::move(what));
+  };
+  std::map<std::string_view, const reconcilers::observed_service*> by_id;
+  for (const auto& s : observed->services) {
+    by_id.emplace(s.id, &s);
+  }
+  for (const auto& held : baseline.services) {
+    const auto found = by_id.find(held.id);
+    if (found == by_id.end()) {
+      continue;  // removed, and its tasks with it: nothing of it writes
+    }
+    const auto& s = *found->second;
+    const auto replicas = s.replicas.value_or(0);
+    if (label_of(s, reconcilers::held_by_label) != run.name) {
+      problem("service " + s.name,
+              "is no longer held by run " + run.name + ": its label " +
+                  std::string(reconcilers::held_by_label) +
+                  " was changed or removed (by docker stack deploy, docker service rollback or "
+                  "by hand); it has " +
+                  std::to_string(replicas) + " replica(s) now and had " +
+                  std::to_string(held.prior_replicas) + " before the run" +
+                  (replicas == 0 ? " (it gets them back when the run resumes)" : ""));
+    } else if (replicas > 0) {
+      problem("service " + s.name, "was scaled to " + std::to_string(replicas) +
+                                       " replica(s) while held by run " + run.name +
+                                       " (it gets its " + std::to_string(held.prior_replicas) +
+                                       " back when the run resumes)");
+    }
+  }
+  // A task that started since the baseline, even one that ended again, ran
+  // while the volumes were read; one of a service watched only now (selected
+  // and at zero since) counts while it runs.
+  const auto watched_now = watched_services(run, *observed, *recorded);
+  for (const auto& t : observed->tasks) {
+    const bool started =
+        baseline.watched_services.contains(t.service_id) && !baseline.task_ids.contains(t.id);
+    const bool running = watched_now.contains(t.service_id) &&
+                         reconcilers::is_active_task_state(t.state) &&
+                         !baseline.task_ids.contains(t.id);
+    if (!started && !running) {
+      continue;
+    }
+    const auto found = by_id.find(t.service_id);
+    const std::string name = found != by_id.end() ? found->second->name : t.service_id;
+    problem("service " + name, "started task " + t.id + " (now " + t.state +
+                                   ") while its workloads were held by run " + run.name);
+  }
+  for (const auto& e : baseline.stopped.entries) {
+    for (const auto& c : observed->containers) {
+      if (c.id == e.container_id && reconcilers::is_running_container_state(c.state)) {
+        problem("container " + c.name, "runs again, stopped by run " + run.name);
+      }
+    }
+  }
+  // Anything else the run selects that would have to be quiesced again.
+  const auto plan = reconcilers::plan_quiesce(run, quiesce_goal::quiesced, *observed, *recorded);
+  for (const auto& error : plan.errors) {
+    problems.try_emplace(error, error);
+  }
+  for (const auto& action : plan.actions) {
+    std::visit(
+        [&](const auto& a) {
+          using T = std::decay_t<decltype(a)>;
+          if constexpr (std::is_same_v<T, reconcilers::scale_to_zero>) {
+            problem("service " + a.service_name, "runs " + std::to_string(a.prior_replicas) +
+                                                     " replica(s), selected by run " + run.name);
+          } else if constexpr (std::is_same_v<T, reconcilers::stop_container>) {
+            problem("container " + a.container_name, "runs, selected by run " + run.name);
+          }
+        },
+        action);
+  }
+  if (problems.empty()) {
+    return {};
+  }
+  std::vector<std::string> lines;
+  for (auto& [workload, line] : problems) {
+    lines.push_back(std::move(line));
+  }
+  return engine::make_error(engine::errc::conflict,
+                            "run " + run.name + " no longer holds its workloads: " + join(lines));
+}
+
 held_outcome with_quiesced(const engine::client& client, journal_store& journals,
                            const quiesce_run& run, std::chrono::milliseconds scale_down_timeout,
                            std::chrono::milliseconds scale_up_timeout,
-                           const std::function<void(int workloads)>& body, const pacing& pace) {
+                           const std::function<void(const holding& held)>& body,
+                           const pacing& pace) {
   held_outcome result;
   const auto& own = pace.ownership;
   // Before the first action: recovery elsewhere must find the record as soon
@@ -425,19 +694,30 @@ held_outcome with_quiesced(const engine::client& client, journal_store& journals
   }
   const auto start = pace.now();
   heartbeat beat(journals, record, own);
+  holding held;
   const auto resume = [&] {
+    const auto reclaimed = reclaim_released(client, run, held.baseline);
     result.resume = reach(client, journals, run, quiesce_goal::restored, scale_up_timeout, pace);
+    if (!reclaimed.empty()) {
+      result.resume.ok = false;
+      result.resume.message += (result.resume.message.empty() ? "" : "; ") + reclaimed;
+    }
     beat.stop();
     if (result.resume.ok) {
       // If this fails, the record expires and recovery forgets it.
       (void)journals.drop_run(run.name);
     }
   };
-  result.quiesce = reach(client, journals, run, quiesce_goal::quiesced, scale_down_timeout, pace);
+  observed_state converged_on;
+  journal converged_journal;
+  result.quiesce = reach_observed(client, journals, run, quiesce_goal::quiesced, scale_down_timeout,
+                                  pace, &converged_on, &converged_journal);
   if (result.quiesce.ok) {
+    held.workloads = result.quiesce.workloads;
+    held.baseline = baseline_of(run, converged_on, std::move(converged_journal));
     try {
       result.body_ran = true;
-      body(result.quiesce.workloads);
+      body(held);
     } catch (...) {
       resume();
       throw;
@@ -451,6 +731,15 @@ held_outcome with_quiesced(const engine::client& client, journal_store& journals
   resume();
   result.held = std::chrono::duration_cast<std::chrono::milliseconds>(pace.now() - start);
   return result;
+}
+
+held_outcome with_quiesced(const engine::client& client, journal_store& journals,
+                           const quiesce_run& run, std::chrono::milliseconds scale_down_timeout,
+                           std::chrono::milliseconds scale_up_timeout,
+                           const std::function<void(int workloads)>& body, const pacing& pace) {
+  return with_quiesced(
+      client, journals, run, scale_down_timeout, scale_up_timeout,
+      [&](const holding& held) { body(held.workloads); }, pace);
 }
 
 recovery_report recover(const engine::client& client, journal_store& journals,

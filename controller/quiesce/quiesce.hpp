@@ -90,6 +90,45 @@ struct pacing {
 outcome reach(const engine::client& client, journal_store& journals, const quiesce_run& run,
               quiesce_goal goal, std::chrono::milliseconds timeout, const pacing& pace = {});
 
+/// What a run held when quiescing converged: holds_still_hold() compares the
+/// engine with it, and resuming uses it to bring back a service whose labels
+/// were removed while it was held.
+struct hold_baseline {
+  struct service {
+    std::string id;
+    std::string name;
+    std::uint64_t prior_replicas = 0;  ///< its lifeboat.prior-replicas
+  };
+  std::string run;
+  std::vector<service> services;  ///< held by the run: scaled to zero, labelled held-by
+  /// The services whose tasks the run watches: those it held, those whose
+  /// containers it stopped, and those it selects that were at zero.
+  std::set<std::string> watched_services;
+  /// Every task of those services then: one not among them started while the
+  /// run held its workloads.
+  std::set<std::string> task_ids;
+  reconcilers::journal stopped;  ///< the containers the run had stopped
+};
+
+/// What the body of with_quiesced() is given.
+struct holding {
+  int workloads = 0;  ///< services and containers quiesced
+  hold_baseline baseline;
+};
+
+/// Whether `run` still holds everything it held at `baseline`, judged from
+/// the engine now: every service it scaled to zero is still at zero and
+/// labelled as held by it, no task of a held, emptied or stopped workload
+/// started since (a `docker service scale`, a rollback, `docker stack deploy`
+/// dropping lifeboat's labels, an on-failure restart, even one that ended
+/// again), no stopped container runs, and nothing the run selects needs to be
+/// quiesced again. The error (errc::conflict) names each workload that came
+/// back and how; other engine errors are returned as they are (the caller
+/// cannot tell, and must not publish either). Call it while the workloads are
+/// still held, after reading and before publishing what was read.
+engine::result<void> holds_still_hold(const engine::client& client, journal_store& journals,
+                                      const quiesce_run& run, const hold_baseline& baseline);
+
 struct held_outcome {
   outcome quiesce;  ///< scaling down and stopping
   bool body_ran = false;
@@ -98,9 +137,11 @@ struct held_outcome {
 };
 
 /// Quiesces, runs `body` while the workloads are held (with how many services
-/// and containers were quiesced), then resumes — always: also when quiescing
-/// failed or timed out, and when `body` throws (then the exception propagates
-/// after resuming).
+/// and containers were quiesced, and the baseline for holds_still_hold()),
+/// then resumes — always: also when quiescing failed or timed out, and when
+/// `body` throws (then the exception propagates after resuming). Resuming
+/// first gives a service of the baseline that lost its lifeboat labels while
+/// at zero replicas its labels back, so that its prior count is restored.
 ///
 /// Ownership: before its first action the run claims its ownership record
 /// (journal_store::claim_run) as pace.ownership.owner; if it cannot, nothing
@@ -110,6 +151,12 @@ struct held_outcome {
 /// was gone, another owner's, or not renewed within expiry while the body
 /// ran, another process may have released the workloads mid-body: quiesce.ok
 /// is then false, with why, even though the body ran.
+held_outcome with_quiesced(const engine::client& client, journal_store& journals,
+                           const quiesce_run& run, std::chrono::milliseconds scale_down_timeout,
+                           std::chrono::milliseconds scale_up_timeout,
+                           const std::function<void(const holding& held)>& body,
+                           const pacing& pace = {});
+/// The same, for a body that needs only the count of workloads.
 held_outcome with_quiesced(const engine::client& client, journal_store& journals,
                            const quiesce_run& run, std::chrono::milliseconds scale_down_timeout,
                            std::chrono::milliseconds scale_up_timeout,

@@ -352,9 +352,13 @@ run_result engine_runner::run(const api::restore& restore, const std::string& ru
   std::optional<restore::result<unpack_report>> written;
   const auto targets = target_volumes(spec);
   report(phase::quiescing, "verified: " + checked);
+  const auto quiesce_run = quiesce_run_for(run_name, spec);
+  // Set when a held workload came back while the volumes were written.
+  std::optional<std::string> disturbed;
   const auto held = quiesce::with_quiesced(
-      client_, journals_, quiesce_run_for(run_name, spec), spec.timeouts.scale_down,
-      spec.timeouts.scale_up, [&](int workloads) {
+      client_, journals_, quiesce_run, spec.timeouts.scale_down, spec.timeouts.scale_up,
+      [&](const quiesce::holding& hold) {
+        const int workloads = hold.workloads;
         holding(workloads);
         report(phase::restoring, fmt::format("{} volume(s) {}, {} workload(s) held", targets.size(),
                                              result.path, workloads));
@@ -382,6 +386,13 @@ run_result engine_runner::run(const api::restore& restore, const std::string& ru
         } else {
           written = unpack_through_engine(client_, image, run_name, *archive, mappings, read);
         }
+        if (written && *written) {
+          if (auto still =
+                  quiesce::holds_still_hold(client_, journals_, quiesce_run, hold.baseline);
+              !still) {
+            disturbed = still.error().describe();
+          }
+        }
         report(phase::resuming, "");
       });
   holding(0);
@@ -394,6 +405,12 @@ run_result engine_runner::run(const api::restore& restore, const std::string& ru
     const error why = written ? written->error() : make_error(errc::internal, "nothing written");
     return fail(outcome_of(why),
                 "restoring failed (" + result.path + "): " + why.describe() + resume_note);
+  }
+  if (disturbed) {
+    return fail(outcome::quiesce_failed,
+                "the volumes were written, but a workload ran meanwhile, so they may be "
+                "inconsistent; restore again: " +
+                    *disturbed + resume_note);
   }
   result.ok = held.resume.ok;
   result.outcome = held.resume.ok ? outcome::succeeded : outcome::quiesce_failed;

@@ -252,6 +252,170 @@ TEST_F(quiesce_e2e, refusals_touch_nothing) {
   EXPECT_EQ(running_tasks(both), 1U);
 }
 
+// Issue 12, item 7: a task container whose process ignores SIGTERM exits
+// 137 when stopped, and Swarm's on-failure policy starts a replacement at
+// once. The run used to stop each replacement in turn until its timeout; it
+// must fail within seconds, say why and how to fix it, and resume.
+TEST_F(quiesce_e2e, stopped_containers_that_swarm_restarts) {
+  const auto group = unique("g-restarted");
+  const auto name = unique("deaf");
+  const auto deaf = service(name, 1, [&](json::object& spec) {
+    auto& tt = spec["TaskTemplate"].as_object();
+    auto& cs = tt["ContainerSpec"].as_object();
+    // PID 1 without a handler ignores SIGTERM: only the kill ends it.
+    cs["Command"] = json::array{"sh", "-c", "while true; do sleep 1; done"};
+    cs["StopGracePeriod"] = 1'000'000'000;
+    cs["Labels"] = json::object{{label, group}};
+    tt["RestartPolicy"] = json::object{{"Condition", "on-failure"}, {"Delay", 0}};
+  });
+  ASSERT_TRUE(eventually([&] { return running_tasks(deaf) == 1; }));
+
+  const quiesce_run run{unique("restarted"), group};
+  const auto started = std::chrono::steady_clock::now();
+  bool body_ran = false;
+  const auto result =
+      quiesce::with_quiesced(engine(), *journals_, run, 120s, 60s, [&](int) { body_ran = true; });
+  const auto took = std::chrono::steady_clock::now() - started;
+  EXPECT_FALSE(body_ran) << "the body ran while Swarm restarted the container";
+  EXPECT_FALSE(result.quiesce.ok);
+  EXPECT_LT(took, 30s) << "the run waited for its timeout: " << result.quiesce.message;
+  for (const std::string& expected :
+       std::vector<std::string>{name, "137", "exit 0 on SIGTERM", "deploy"}) {
+    EXPECT_NE(result.quiesce.message.find(expected), std::string::npos)
+        << "no \"" << expected << "\" in: " << result.quiesce.message;
+  }
+  EXPECT_TRUE(result.resume.ok) << result.resume.message;
+  EXPECT_TRUE(eventually([&] { return running_tasks(deaf) == 1; }));
+  auto journal = journals_->load(run.name);
+  ASSERT_TRUE(journal);
+  EXPECT_TRUE(journal->entries.empty());
+}
+
+// Issue 12, item 8: holds are re-checked while held. Each disturbance brings
+// a held service back (or takes lifeboat's record of it away) during the
+// body; holds_still_hold() must say so, naming the service, and the run must
+// still end with the service at the count it should have.
+TEST_F(quiesce_e2e, holds_are_rechecked_while_held) {
+  struct disturbance {
+    std::string name;
+    std::function<void(const std::string& id, const std::string& group)> act;
+    std::string expected;          // in the check's message
+    std::uint64_t replicas_after;  // once the run has resumed
+  };
+  const auto update = [this](const std::string& id,
+                             const std::function<void(json::object&)>& change) {
+    ASSERT_TRUE(eventually([&] {
+      auto s = engine().inspect_service(id);
+      if (!s) {
+        return false;
+      }
+      auto spec = s->spec;
+      change(spec);
+      return engine().update_service(id, s->version, spec).has_value();
+    }));
+  };
+  const auto replicas = [](std::uint64_t n) {
+    return [n](json::object& spec) {
+      spec["Mode"] = json::object{{"Replicated", json::object{{"Replicas", n}}}};
+    };
+  };
+  const std::vector<disturbance> cases = {
+      {"docker service scale",
+       [&](const std::string& id, const std::string&) {
+         update(id, replicas(3));
+         ASSERT_TRUE(eventually([&] { return active_tasks(id) > 0; }));
+       },
+       "was scaled to 3 replica(s)", 2},
+      {"docker service rollback",
+       [&](const std::string& id, const std::string&) {
+         ASSERT_EQ(run_command("docker service rollback -d " + id + " >/dev/null").status, 0);
+         ASSERT_TRUE(eventually([&] { return active_tasks(id) > 0; }));
+       },
+       "is no longer held", 2},
+      {"docker stack deploy dropping lifeboat's labels",
+       [&](const std::string& id, const std::string& group) {
+         // What a deploy of a stack file without `replicas` sends.
+         update(id, [&](json::object& spec) {
+           spec["Labels"] = json::object{{label, group}};
+           replicas(1)(spec);
+         });
+         ASSERT_TRUE(eventually([&] { return active_tasks(id) > 0; }));
+       },
+       "is no longer held", 1},
+      {"labels removed while at zero",
+       [&](const std::string& id, const std::string& group) {
+         update(id, [&](json::object& spec) { spec["Labels"] = json::object{{label, group}}; });
+       },
+       "is no longer held", 2},
+      {"scaled up and down again during the read",
+       [&](const std::string& id, const std::string&) {
+         update(id, replicas(1));
+         ASSERT_TRUE(eventually([&] { return running_tasks(id) == 1; }));
+         update(id, replicas(0));
+         ASSERT_TRUE(eventually([&] { return active_tasks(id) == 0; }));
+       },
+       "started task", 2},
+  };
+  int n = 0;
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    const auto group = unique("g-recheck" + std::to_string(n));
+    const auto name = unique("recheck" + std::to_string(n++));
+    const auto id = service(name, 2, [&](json::object& spec) {
+      spec["Labels"] = json::object{{label, group}};
+    });
+    ASSERT_TRUE(eventually([&] { return running_tasks(id) == 2; }));
+
+    const quiesce_run run{unique("recheck-run" + std::to_string(n)), group};
+    std::optional<engine::result<void>> before;
+    std::optional<engine::result<void>> after;
+    const auto result = quiesce::with_quiesced(
+        engine(), *journals_, run, 60s, 60s, [&](const quiesce::holding& held) {
+          before = quiesce::holds_still_hold(engine(), *journals_, run, held.baseline);
+          c.act(id, group);
+          after = quiesce::holds_still_hold(engine(), *journals_, run, held.baseline);
+        });
+    EXPECT_TRUE(result.resume.ok) << result.resume.message;
+    ASSERT_TRUE(before && after);
+    EXPECT_TRUE(*before) << "undisturbed, yet: " << before->error().describe();
+    EXPECT_FALSE(*after) << "the disturbance went unnoticed";
+    if (!*after) {
+      EXPECT_NE(after->error().message.find("service " + name), std::string::npos)
+          << after->error().message;
+      EXPECT_NE(after->error().message.find(c.expected), std::string::npos)
+          << after->error().message;
+    }
+
+    EXPECT_TRUE(eventually([&] {
+      auto s = engine().inspect_service(id);
+      return s && s->replicas == c.replicas_after && running_tasks(id) == c.replicas_after;
+    })) << "the service did not end at "
+        << c.replicas_after << " replica(s)";
+    EXPECT_FALSE(has_lifeboat_label(id));
+  }
+}
+
+// Issue 12, item 8: `docker service rollback` after a backup returns to the
+// spec before the restoring update; that must not be the held one (at zero).
+TEST_F(quiesce_e2e, rollback_after_a_backup_does_not_return_to_zero) {
+  const auto group = unique("g-rollback");
+  const auto id = service(unique("rollback"), 2, [&](json::object& spec) {
+    spec["Labels"] = json::object{{label, group}};
+  });
+  ASSERT_TRUE(eventually([&] { return running_tasks(id) == 2; }));
+  const quiesce_run run{unique("rollback-run"), group};
+  const auto result = quiesce::with_quiesced(engine(), *journals_, run, 60s, 60s, [](int) {});
+  ASSERT_TRUE(result.quiesce.ok) << result.quiesce.message;
+  ASSERT_TRUE(result.resume.ok) << result.resume.message;
+  ASSERT_TRUE(eventually([&] { return running_tasks(id) == 2; }));
+
+  const auto rolled = run_command("docker service rollback -d " + id + " 2>&1");
+  auto s = engine().inspect_service(id);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->replicas, 2U) << "rollback returned the service to the held spec: " << rolled.out;
+  EXPECT_FALSE(has_lifeboat_label(id));
+}
+
 TEST_F(quiesce_e2e, kill_9_while_held_then_recover) {
   const auto scaled = service(unique("held"), 2, [](json::object& spec) {
     spec["Labels"] = json::object{{label, "g-kill"}};

@@ -333,6 +333,32 @@ std::vector<scenario> scenarios() {
          {record_journal{{"nightly-1", {task_entry("app_worker", 1, 4)}}}, stop("app_worker.1")},
          {}});
   }
+  {
+    // Issue 12, item 7: the stopped process ignored SIGTERM and was killed;
+    // Swarm already runs a replacement, which must not be stopped in turn.
+    const auto worker = replicated("app_worker", 1, {}, stop_true, "on-failure");
+    auto state = with_services({{worker, 1}});
+    state.tasks.front().state = "failed";
+    state.tasks.front().exit_code = 137;
+    state.containers.front().state = "exited";
+    state.tasks.push_back(
+        {"app_worker.2", "id-app_worker", "running", "running", "c-app_worker.2"});
+    state.containers.push_back(task_container(worker, "app_worker.2", "running"));
+    out.push_back(
+        {"a stopped task container that failed under on-failure is refused, naming the fix",
+         nightly,
+         quiesce_goal::quiesced,
+         state,
+         {"nightly-1", {task_entry("app_worker", 1)}},
+         {},
+         {"container app_worker.1 of service app_worker exited with code 137 when stopped for run "
+          "nightly-1, and under the service's restart condition \"on-failure\" Swarm starts a "
+          "replacement at once, which would write during the run: make the container's process "
+          "exit 0 on SIGTERM, or move " +
+          selector +
+          " from the container labels to the service's deploy.labels, so that the service is "
+          "scaled to zero instead"}});
+  }
   out.push_back({"only the workloads labelled with the run's group are selected",
                  {"db-1", "db"},
                  quiesce_goal::quiesced,
@@ -996,6 +1022,19 @@ TEST(check_convergence, quiesce_waits_for_planned_actions_and_running_containers
   state.services.front().replicas = 0;  // the user's own doing: no longer ours to scale
   EXPECT_EQ(describe(check_convergence(nightly, quiesce_goal::quiesced, state, recorded)),
             "waiting for service app_db: 2 tasks still running");
+}
+
+// Issue 12, item 7: until Swarm has recorded how a stopped task ended, the
+// run cannot tell whether a replacement is coming.
+TEST(check_convergence, a_stopped_task_container_waits_for_its_task_to_end) {
+  auto state = with_services({{replicated("app_worker", 1, {}, stop_label(), "on-failure"), 1}});
+  state.containers.front().state = "exited";
+  const journal recorded{"nightly-1", {task_entry("app_worker", 1)}};
+  EXPECT_EQ(describe(check_convergence(nightly, quiesce_goal::quiesced, state, recorded)),
+            "waiting for container app_worker.1: stopped, but its task is still running in Swarm");
+  state.tasks.front().state = "complete";
+  state.tasks.front().exit_code = 0;
+  EXPECT_TRUE(check_convergence(nightly, quiesce_goal::quiesced, state, recorded).converged());
 }
 
 TEST(check_convergence, scale_up_counts_running_tasks) {
