@@ -169,8 +169,14 @@ result<std::optional<placed_entry>> entry_checker::check(const entry_info& entry
   if (rel.empty() && entry.type != entry_type::directory) {
     return refuse(raw, "the volume's root must be a directory");
   }
-  // A later entry replaces an earlier one at the same path.
+  // A later entry replaces an earlier one at the same path. A hard link to a
+  // path that is no longer a file would give the new name whatever is there
+  // now (link(2) does not follow symlinks): a symlink this checker does not
+  // know by that name, whose relative target then reads from another folder.
   links.erase(rel);
+  if (entry.type != entry_type::file && entry.type != entry_type::hardlink) {
+    files_[m].erase(std::hash<std::string>{}(rel));
+  }
 
   switch (entry.type) {
     case entry_type::file:
