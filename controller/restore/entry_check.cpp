@@ -58,19 +58,19 @@ error refuse(std::string_view entry, std::string_view why) {
 }  // namespace
 
 std::string normalize_entry_path(std::string_view path) {
-  while (path.starts_with("./")) {
-    path.remove_prefix(2);
-    while (path.starts_with('/')) {
-      path.remove_prefix(1);
+  // Every rule compares paths, so each path has one spelling: "a//b", "a/./b"
+  // and "./a/b/" are all "a/b" (and slipped past the symlink rule otherwise).
+  std::string out = path.starts_with('/') ? "/" : "";
+  for (const auto c : components(path)) {
+    if (c == ".") {
+      continue;
     }
+    if (!out.empty() && out != "/") {
+      out += '/';
+    }
+    out += c;
   }
-  while (path.size() > 1 && path.ends_with('/')) {
-    path.remove_suffix(1);
-  }
-  if (path.empty() || path == ".") {
-    return ".";
-  }
-  return std::string(path);
+  return out.empty() ? "." : out;
 }
 
 result<mapping> parse_mapping(std::string_view text) {

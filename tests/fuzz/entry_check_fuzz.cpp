@@ -174,6 +174,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::vector<mapping> mappings;
   std::vector<entry_info> entries;
   for (const std::string_view line : lines_of(text)) {
+    if (line.find('\0') != std::string_view::npos) {
+      continue;  // neither archive paths nor command-line arguments hold NUL
+    }
     if (line == "opt devices") {
       allow_devices = true;
     } else if (line == "opt absolute") {
