@@ -12,6 +12,7 @@ packages=(
   libarchive-dev libssl-dev libyaml-cpp-dev prometheus-cpp-dev libgtest-dev libgmock-dev
   libspdlog-dev libfmt-dev libcli11-dev libhowardhinnant-date-dev tzdata
   docker.io busybox-static
+  faketime  # hack/chaos.sh: `lifeboat recover` as if a dead run's record had expired
   libdeflate-dev libisal-dev libzstd-dev nettle-dev pigz zstd libarchive-tools
   prometheus  # the server and promtool, for tests/e2e/prometheus_e2e_test.cpp
 )
