@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages lifeboat builds, tests and runs with.
 # Idempotent and quiet when everything is already there.
+#   hack/setup.sh          what the build, the tests and the engine need
+#   hack/setup.sh --fuzz   also clang and libFuzzer, for hack/fuzz.sh only
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -10,9 +12,14 @@ packages=(
   libarchive-dev libssl-dev libyaml-cpp-dev prometheus-cpp-dev libgtest-dev libgmock-dev
   libspdlog-dev libfmt-dev libcli11-dev libhowardhinnant-date-dev tzdata
   docker.io busybox-static
+  faketime  # hack/chaos.sh: `lifeboat recover` as if a dead run's record had expired
   libdeflate-dev libisal-dev libzstd-dev nettle-dev pigz zstd libarchive-tools
   prometheus  # the server and promtool, for tests/e2e/prometheus_e2e_test.cpp
 )
+if [[ "${1:-}" == "--fuzz" ]]; then
+  # libFuzzer's runtime is in libclang-rt-14-dev, apart from the compiler.
+  packages+=(clang libclang-rt-14-dev)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -58,19 +58,19 @@ error refuse(std::string_view entry, std::string_view why) {
 }  // namespace
 
 std::string normalize_entry_path(std::string_view path) {
-  while (path.starts_with("./")) {
-    path.remove_prefix(2);
-    while (path.starts_with('/')) {
-      path.remove_prefix(1);
+  // Every rule compares paths, so each path has one spelling: "a//b", "a/./b"
+  // and "./a/b/" are all "a/b" (and slipped past the symlink rule otherwise).
+  std::string out = path.starts_with('/') ? "/" : "";
+  for (const auto c : components(path)) {
+    if (c == ".") {
+      continue;
     }
+    if (!out.empty() && out != "/") {
+      out += '/';
+    }
+    out += c;
   }
-  while (path.size() > 1 && path.ends_with('/')) {
-    path.remove_suffix(1);
-  }
-  if (path.empty() || path == ".") {
-    return ".";
-  }
-  return std::string(path);
+  return out.empty() ? "." : out;
 }
 
 result<mapping> parse_mapping(std::string_view text) {
@@ -169,8 +169,14 @@ result<std::optional<placed_entry>> entry_checker::check(const entry_info& entry
   if (rel.empty() && entry.type != entry_type::directory) {
     return refuse(raw, "the volume's root must be a directory");
   }
-  // A later entry replaces an earlier one at the same path.
+  // A later entry replaces an earlier one at the same path. A hard link to a
+  // path that is no longer a file would give the new name whatever is there
+  // now (link(2) does not follow symlinks): a symlink this checker does not
+  // know by that name, whose relative target then reads from another folder.
   links.erase(rel);
+  if (entry.type != entry_type::file && entry.type != entry_type::hardlink) {
+    files_[m].erase(std::hash<std::string>{}(rel));
+  }
 
   switch (entry.type) {
     case entry_type::file:

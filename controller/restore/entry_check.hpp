@@ -102,8 +102,9 @@ class entry_checker {
   std::vector<std::unordered_set<std::uint64_t>> files_;
 };
 
-/// The archive path without a leading "./" (repeated) or trailing "/"; "."
-/// for the root. Exposed for tests.
+/// The archive path reduced to its components: no empty or "." ones (so no
+/// leading "./", "//" or trailing "/"); ".." kept (the checker refuses it);
+/// "." for the root. Exposed for tests.
 std::string normalize_entry_path(std::string_view path);
 
 }  // namespace lifeboat::restore

@@ -86,6 +86,57 @@ std::vector<check_case> cases() {
        app_db,
        {{"app_db/h", t::hardlink, "app_db/later"}, {"app_db/later", t::file, ""}},
        "entry app_db/h: hard link to app_db/later, which is not an earlier file"},
+      // Found by entry_check_fuzz: link(2) on a path that a later entry made a
+      // symlink gives the new name that symlink, unknown to the checker, so
+      // entries went through it, and its relative target, read from another
+      // folder, left the volume.
+      {"hard link to a file that a later entry replaced by a symlink",
+       app_db,
+       {{"app_db/", t::directory, ""},
+        {"app_db/x/y/a", t::file, ""},
+        {"app_db/x/y/a", t::symlink, "../../z"},
+        {"app_db/b", t::hardlink, "app_db/x/y/a"},
+        {"app_db/b/evil", t::file, ""}},
+       "entry app_db/b: hard link to app_db/x/y/a, which is not an earlier file"},
+      {"hard link to a file that a later entry replaced by a folder",
+       app_db,
+       {{"app_db/", t::directory, ""},
+        {"app_db/a", t::file, ""},
+        {"app_db/a", t::directory, ""},
+        {"app_db/b", t::hardlink, "app_db/a"}},
+       "entry app_db/b: hard link to app_db/a, which is not an earlier file"},
+      {"hard link to a file that replaced a symlink",
+       app_db,
+       {{"app_db/", t::directory, ""},
+        {"app_db/a", t::symlink, "c"},
+        {"app_db/a", t::file, ""},
+        {"app_db/b", t::hardlink, "app_db/a"}},
+       ""},
+      // Found by entry_check_fuzz (and issue 12, item 14): the rules
+      // compared paths as written, so "//" and "/./" slipped past them.
+      {"entry through a symlink, path with a double slash",
+       app_db,
+       {{"app_db/", t::directory, ""},
+        {"app_db/s", t::symlink, "d"},
+        {"app_db//s/passwd", t::file, ""}},
+       "entry app_db//s/passwd: goes through the symlink s -> d"},
+      {"entry through a symlink, path with a dot folder",
+       app_db,
+       {{"app_db/", t::directory, ""},
+        {"app_db/s", t::symlink, "d"},
+        {"app_db/./s/passwd", t::file, ""}},
+       "entry app_db/./s/passwd: goes through the symlink s -> d"},
+      {"symlink at the volume's root written as a dot",
+       app_db,
+       {{"app_db/", t::directory, ""}, {"app_db/.", t::symlink, "d"}},
+       "entry app_db/.: the volume's root must be a directory"},
+      {"hard link to a non-canonical path of an earlier file",
+       app_db,
+       {{"app_db/", t::directory, ""},
+        {"app_db/./a", t::file, ""},
+        {"app_db/b", t::hardlink, "app_db/./a"},
+        {"app_db/c", t::hardlink, "app_db//a"}},
+       ""},
       {"device node",
        app_db,
        {{"app_db/sda", t::block_device, ""}},
@@ -153,6 +204,9 @@ TEST(entry_checker, places_entries_relative_to_the_volume) {
   ASSERT_TRUE(link && *link);
   EXPECT_EQ((*link)->relative, "sub/h");
   EXPECT_EQ((*link)->link, "f");
+  auto dotted = checker->check({"data//sub/./g", t::file, ""});
+  ASSERT_TRUE(dotted && *dotted);
+  EXPECT_EQ((*dotted)->relative, "sub/g");
   auto outside = checker->check({"database/x", t::file, ""});
   ASSERT_TRUE(outside);
   EXPECT_FALSE(*outside);
@@ -172,6 +226,14 @@ TEST(entry_checker, refuses_overlapping_or_duplicate_mappings) {
   EXPECT_FALSE(entry_checker::create({{".", "x"}, {"b", "y"}}, false, false));
   EXPECT_FALSE(entry_checker::create({{"a", "x"}, {"b", "x"}}, false, false));
   EXPECT_FALSE(entry_checker::create({}, false, false));
+}
+
+TEST(normalize_entry_path, reduces_to_components) {
+  EXPECT_EQ(normalize_entry_path("./a//b/./c/"), "a/b/c");
+  EXPECT_EQ(normalize_entry_path(".//./"), ".");
+  EXPECT_EQ(normalize_entry_path(""), ".");
+  EXPECT_EQ(normalize_entry_path("a/.."), "a/..");  // ".." is refused, not resolved
+  EXPECT_EQ(normalize_entry_path("//etc/./passwd"), "/etc/passwd");
 }
 
 TEST(parse_mapping, forms) {
