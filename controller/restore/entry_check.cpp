@@ -55,33 +55,49 @@ error refuse(std::string_view entry, std::string_view why) {
   return make_error(errc::refused, "entry " + std::string(entry) + ": " + std::string(why));
 }
 
+// The archive symlink that `rel` (canonical) lies below, if any.
+const std::pair<const std::string, std::string>* symlink_above(
+    const std::map<std::string, std::string>& links, std::string_view rel) {
+  if (links.empty()) {
+    return nullptr;
+  }
+  for (std::string_view dir = parent_of(rel); !dir.empty(); dir = parent_of(dir)) {
+    if (auto it = links.find(std::string(dir)); it != links.end()) {
+      return &*it;
+    }
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 std::string normalize_entry_path(std::string_view path) {
-  while (path.starts_with("./")) {
-    path.remove_prefix(2);
-    while (path.starts_with('/')) {
-      path.remove_prefix(1);
+  // Tar stores names as they were given: "vol//l/x", "vol/./l/x" and "vol/l/"
+  // name what the kernel resolves as "vol/l/x" and "vol/l", and every rule
+  // compares names, so all of them see only this form.
+  std::string out;
+  for (const auto c : components(path)) {
+    if (c == ".") {
+      continue;
     }
+    if (!out.empty()) {
+      out += '/';
+    }
+    out += c;
   }
-  while (path.size() > 1 && path.ends_with('/')) {
-    path.remove_suffix(1);
-  }
-  if (path.empty() || path == ".") {
-    return ".";
-  }
-  return std::string(path);
+  return out.empty() ? "." : out;
 }
 
 result<mapping> parse_mapping(std::string_view text) {
   const auto eq = text.find('=');
+  const auto raw_from = text.substr(0, eq);
   mapping m;
-  m.from = normalize_entry_path(text.substr(0, eq));
+  m.from = normalize_entry_path(raw_from);
   m.to = eq == std::string_view::npos ? m.from : std::string(text.substr(eq + 1));
-  if (text.substr(0, eq).empty()) {
+  if (raw_from.empty()) {
     return make_error(errc::invalid_argument, "mapping '" + std::string(text) + "' has no FROM");
   }
-  if (m.from.starts_with('/') || has_dot_dot(m.from)) {
+  if (raw_from.starts_with('/') || has_dot_dot(raw_from)) {
     return make_error(errc::invalid_argument, "mapping '" + std::string(text) +
                                                   "': FROM must be a relative path without ..");
   }
@@ -108,6 +124,10 @@ result<entry_checker> entry_checker::create(std::vector<mapping> mappings, bool 
     return make_error(errc::invalid_argument, "no volume to restore");
   }
   for (auto& m : mappings) {
+    if (m.from.starts_with('/') || has_dot_dot(m.from)) {
+      return make_error(errc::invalid_argument,
+                        "mapping of " + m.from + ": FROM must be a relative path without ..");
+    }
     m.from = normalize_entry_path(m.from);
   }
   for (std::size_t i = 0; i < mappings.size(); ++i) {
@@ -159,18 +179,16 @@ result<std::optional<placed_entry>> entry_checker::check(const entry_info& entry
 
   // Writing through a symlink the archive made would put the entry wherever
   // the link points; tar never stores a path below a symlink it archived.
-  if (!links.empty()) {
-    for (std::string_view dir = parent_of(rel); !dir.empty(); dir = parent_of(dir)) {
-      if (auto it = links.find(std::string(dir)); it != links.end()) {
-        return refuse(raw, "goes through the symlink " + it->first + " -> " + it->second);
-      }
-    }
+  if (const auto* link = symlink_above(links, rel)) {
+    return refuse(raw, "goes through the symlink " + link->first + " -> " + link->second);
   }
   if (rel.empty() && entry.type != entry_type::directory) {
     return refuse(raw, "the volume's root must be a directory");
   }
-  // A later entry replaces an earlier one at the same path.
+  // A later entry replaces an earlier one at the same path: a hard link to
+  // the path then no longer links to the file that was there.
   links.erase(rel);
+  files_[m].erase(std::hash<std::string>{}(rel));
 
   switch (entry.type) {
     case entry_type::file:
@@ -214,7 +232,11 @@ result<std::optional<placed_entry>> entry_checker::check(const entry_info& entry
       } else {
         return refuse(raw, "hard link to " + entry.target + " escapes the volume");
       }
-      if (!files_[m].contains(std::hash<std::string>{}(target_rel))) {
+      if (const auto* link = symlink_above(links, target_rel)) {
+        return refuse(raw, "hard link to " + entry.target + " goes through the symlink " +
+                               link->first + " -> " + link->second);
+      }
+      if (target_rel.empty() || !files_[m].contains(std::hash<std::string>{}(target_rel))) {
         return refuse(raw, "hard link to " + entry.target + ", which is not an earlier file");
       }
       files_[m].insert(std::hash<std::string>{}(rel));

@@ -19,7 +19,7 @@ namespace lifeboat::restore {
 /// Entries under the archive path `from` go to the root of the volume `to`.
 /// `from` is a volume name for lifeboat's archives (each volume is a top-level
 /// folder), any relative path for other tools' archives, or "." for the
-/// archive's root. A leading "./" and a trailing "/" are ignored.
+/// archive's root. Compared in canonical form (normalize_entry_path).
 struct mapping {
   std::string from;
   std::string to;
@@ -56,8 +56,10 @@ struct placed_entry {
   std::string link;         ///< a hard link's target, relative to the same volume
 };
 
-/// Applies the safety rules to entries in archive order. Refused (errc::refused,
-/// the message naming the entry):
+/// Applies the safety rules to entries in archive order, each path taken in
+/// canonical form (normalize_entry_path), so "vol//l/x" and "vol/./l/x" are
+/// "vol/l/x" to every rule. Refused (errc::refused, the message naming the
+/// entry as stored):
 /// - absolute paths and paths with a ".." component, anywhere in the archive;
 /// - in a mapped entry: a symlink whose target is absolute (unless
 ///   `allow_absolute_symlinks`: such a link resolves in the workload's
@@ -65,7 +67,9 @@ struct placed_entry {
 ///   volume when resolved from the link's folder (following the archive's own
 ///   symlinks, checked by finish() once they are all known); an entry whose
 ///   path goes through a symlink of the archive; a hard link to another
-///   volume, or to a path that is not an earlier file entry of the archive;
+///   volume, through a symlink of the archive, or to a path that does not
+///   hold an earlier file entry of the archive (a later entry at that path
+///   replaced it);
 ///   character and block devices unless `allow_devices`; unknown entry types.
 /// FIFOs are accepted (they hold no data and tar trees commonly have them).
 ///
@@ -73,8 +77,9 @@ struct placed_entry {
 /// hard links), so a million files cost tens of MiB, not their names.
 class entry_checker {
  public:
-  /// `mappings` must be non-empty with distinct, non-nested `from`s and
-  /// distinct `to`s (errc::invalid_argument otherwise).
+  /// `mappings` must be non-empty with relative `from`s without "..",
+  /// distinct and non-nested once canonical, and distinct `to`s
+  /// (errc::invalid_argument otherwise).
   static result<entry_checker> create(std::vector<mapping> mappings, bool allow_devices,
                                       bool allow_absolute_symlinks);
 
@@ -102,8 +107,9 @@ class entry_checker {
   std::vector<std::unordered_set<std::uint64_t>> files_;
 };
 
-/// The archive path without a leading "./" (repeated) or trailing "/"; "."
-/// for the root. Exposed for tests.
+/// The canonical form of an archive path: its components without empty ones
+/// and ".", joined by "/" ("./a//b/./c/" -> "a/b/c"); "." for the root. A
+/// ".." stays (the checker refuses it before). Exposed for tests.
 std::string normalize_entry_path(std::string_view path);
 
 }  // namespace lifeboat::restore
