@@ -1,3 +1,4 @@
+#include "api/validate.hpp"
 #include "controller/backup/archive_steps.hpp"
 #include "controller/backup/engine_runner.hpp"
 #include "controller/cli/commands.hpp"
@@ -31,6 +32,11 @@ int controller(const engine::client_options& engine_options, const controller_op
   ::mallopt(M_ARENA_MAX, 1);
   // main() accepts only the formats parse_format knows.
   logging::install(logging::parse_format(options.log_format).value_or(logging::format::text));
+  // The lease is a config: Swarm would refuse the name only at the first write.
+  if (const auto why = api::check_config_name(options.loop.lease_name)) {
+    spdlog::critical("event=startup_failed error={}", logging::value("--lease-name: " + *why));
+    return 2;
+  }
   const auto& stop_requested = stop_on_signals();
   auto client = engine::client::connect(engine_options);
   if (!client) {
@@ -145,6 +151,11 @@ int backup_once(const engine::client_options& engine_options, const backup_once_
 }
 
 int backup_now(const engine::client_options& engine_options, const std::string& schedule) {
+  // The Backup's name, <schedule>-<yyyymmddhhmmss>, must itself be valid.
+  if (const auto why = api::check_object_name(schedule, api::max_schedule_name_length)) {
+    fmt::print(stderr, "error: backup now: the schedule name {}: {}\n", api::quote(schedule), *why);
+    return 2;
+  }
   auto client = connect_or_report(engine_options);
   if (!client) {
     return 1;
