@@ -122,6 +122,25 @@ std::optional<std::string> check_object_name(std::string_view name, std::size_t 
   return std::nullopt;
 }
 
+std::optional<std::string> check_config_name(std::string_view name) {
+  if (name.empty()) {
+    return "must not be empty";
+  }
+  if (name.size() > max_config_name_length) {
+    return too_long(max_config_name_length, name.size());
+  }
+  bool valid = is_alnum(name.front()) && is_alnum(name.back());
+  for (const char c : name) {
+    valid = valid && (is_alnum(c) || c == '_' || c == '.' || c == '-');
+  }
+  if (!valid) {
+    return quote(name) +
+           " is not a valid config name: use letters, digits, '_', '.' and '-', and start and "
+           "end with a letter or digit";
+  }
+  return std::nullopt;
+}
+
 std::optional<std::string> check_volume_name(std::string_view name) {
   if (name.size() > max_volume_name_length) {
     return too_long(max_volume_name_length, name.size());

@@ -27,6 +27,14 @@ inline constexpr std::size_t max_exclude_pattern_length = 512;
 std::optional<std::string> check_object_name(std::string_view name,
                                              std::size_t max_length = max_name_length);
 
+/// Swarm refuses config (and secret) names longer than this.
+inline constexpr std::size_t max_config_name_length = 64;
+
+/// Swarm's rule for config names, [a-zA-Z0-9]([a-zA-Z0-9_.-]*[a-zA-Z0-9])?, at
+/// most max_config_name_length characters: for names lifeboat gives configs
+/// from outside an object (`--lease-name`).
+std::optional<std::string> check_config_name(std::string_view name);
+
 /// Docker's rule for local volume names, [a-zA-Z0-9][a-zA-Z0-9_.-]+ (so at
 /// least two characters; the engine refuses one-character names), at most
 /// max_volume_name_length characters.

@@ -1,5 +1,6 @@
 #include "controller/controller.hpp"
 
+#include "controller/logging/log.hpp"
 #include "controller/loop/object_store.hpp"
 #include "controller/loop/reconciler.hpp"
 #include "controller/quiesce/quiesce.hpp"
@@ -47,16 +48,17 @@ class metrics_and_logs final : public run_listener {
   }
   void schedule_removed(const std::string& schedule) override {
     metrics_.remove_schedule(schedule);
-    spdlog::info("event=schedule_removed schedule={}", schedule);
+    spdlog::info("event=schedule_removed schedule={}", logging::value(schedule));
   }
   void backup_created(const std::string& schedule, const std::string& backup) override {
-    spdlog::info("event=backup_created schedule={} backup={}", schedule, backup);
+    spdlog::info("event=backup_created schedule={} backup={}", logging::value(schedule),
+                 logging::value(backup));
   }
   void backup_skipped(const std::string& schedule) override {
     metrics_.backup_finished(schedule, metrics::backup_result::skipped, 0s, 0s, 0,
                              std::chrono::system_clock::now());
     spdlog::warn("event=run_skipped schedule={} msg=\"the previous run is still active\"",
-                 schedule);
+                 logging::value(schedule));
   }
   void backup_finished(const std::string& schedule, const std::string& backup,
                        const backup::run_result& result,
@@ -64,18 +66,20 @@ class metrics_and_logs final : public run_listener {
     metrics_.backup_finished(
         schedule, result.ok ? metrics::backup_result::success : metrics::backup_result::failure,
         result.duration, result.downtime, result.size_bytes, finished);
-    spdlog::info("event=run_finished schedule={} backup={} ok={} msg=\"{}\"", schedule, backup,
-                 result.ok, result.message);
+    spdlog::info("event=run_finished schedule={} backup={} ok={} msg={}", logging::value(schedule),
+                 logging::value(backup), result.ok, logging::value(result.message));
   }
   void restore_finished(const std::string& restore, const restore::run_result& result) override {
     metrics_.restore_finished(std::string(result.outcome));
-    spdlog::info("event=restore_finished restore={} ok={} result={} msg=\"{}\"", restore, result.ok,
-                 result.outcome, result.message);
+    spdlog::info("event=restore_finished restore={} ok={} result={} msg={}",
+                 logging::value(restore), result.ok, logging::value(result.outcome),
+                 logging::value(result.message));
   }
   void restore_refused(const std::string& restore, const std::string& outcome,
                        const std::string& why) override {
     metrics_.restore_finished(outcome);
-    spdlog::warn("event=restore_failed restore={} msg=\"{}\"", restore, why);
+    spdlog::warn("event=restore_failed restore={} msg={}", logging::value(restore),
+                 logging::value(why));
   }
   void invalid_objects(int count) override { metrics_.set_invalid_objects(count); }
   void engine_call(bool ok) override { metrics_.engine_request(ok); }
@@ -136,8 +140,8 @@ class run_threads final : public run_launcher {
   }
 
   void start_backup(const backup_launch& launch) override {
-    spdlog::info("event=run_started schedule={} backup={}", launch.schedule.metadata.name,
-                 launch.name);
+    spdlog::info("event=run_started schedule={} backup={}",
+                 logging::value(launch.schedule.metadata.name), logging::value(launch.name));
     start(launch.name, launch.schedule.metadata.name, [this, launch](run& r) {
       backup::run_result result;
       try {
@@ -156,8 +160,8 @@ class run_threads final : public run_launcher {
   }
 
   void start_restore(const restore_launch& launch) override {
-    spdlog::info("event=restore_started restore={} archive={}", launch.name,
-                 launch.restore.spec.archive.value_or(""));
+    spdlog::info("event=restore_started restore={} archive={}", logging::value(launch.name),
+                 logging::value(launch.restore.spec.archive.value_or("")));
     start(launch.run_name, "", [this, launch](run& r) {
       restore::run_result result;
       try {
@@ -217,7 +221,8 @@ class run_threads final : public run_launcher {
 
   std::string internal_error(const std::string& run_name, const char* what) {
     metrics_.add_run_exception();
-    spdlog::error("event=run_exception run={} error=\"{}\"", run_name, what);
+    spdlog::error("event=run_exception run={} error={}", logging::value(run_name),
+                  logging::value(what));
     return fmt::format("internal error: {} (workloads were resumed by the run or are by recovery)",
                        what);
   }
@@ -327,7 +332,7 @@ class controller_loop {
     o.duration = opts_.lease_duration;
     o.renew_deadline = opts_.renew_deadline;
     o.on_change = [this](bool leading) {
-      spdlog::info("event=leadership leading={} identity={}", leading, identity_);
+      spdlog::info("event=leadership leading={} identity={}", leading, logging::value(identity_));
       if (leading) {
         queue_.add(std::string(resync_key));
       } else {
@@ -357,10 +362,10 @@ class controller_loop {
     const auto report = quiesce::recover(client_, journals_, active, 5min);
     for (const auto& run : report.recovered) {
       metrics_.add_recovery();
-      spdlog::warn("event=recovered run={}", run);
+      spdlog::warn("event=recovered run={}", logging::value(run));
     }
     for (const auto& f : report.failures) {
-      spdlog::error("event=recovery_failed detail=\"{}\"", f);
+      spdlog::error("event=recovery_failed detail={}", logging::value(f));
     }
   }
 
@@ -380,7 +385,7 @@ class controller_loop {
       auto stream = client_.events({{"type", {"config", "service"}}});
       if (!stream) {
         metrics_.engine_request(false);
-        spdlog::warn("event=watch_failed error=\"{}\"", stream.error().describe());
+        spdlog::warn("event=watch_failed error={}", logging::value(stream.error().describe()));
         sleep_unless(stop, backoff);
         backoff = std::min(backoff * 2, std::chrono::milliseconds{30s});
         continue;
@@ -400,7 +405,7 @@ class controller_loop {
         if (!e) {
           if (!e.error().is(engine::errc::cancelled)) {
             metrics_.add_watch_restart();
-            spdlog::warn("event=watch_restart error=\"{}\"", e.error().describe());
+            spdlog::warn("event=watch_restart error={}", logging::value(e.error().describe()));
           }
           break;
         }
@@ -448,7 +453,8 @@ class controller_loop {
         // Not leading: not ours to act on; becoming leader queues a resync.
       } catch (const std::exception& e) {
         // A bug, not a user's object: count it, log it, retry later.
-        spdlog::error("event=reconcile_exception key={} error=\"{}\"", *key, e.what());
+        spdlog::error("event=reconcile_exception key={} error={}", logging::value(*key),
+                      logging::value(e.what()));
         ok = false;
       }
       metrics_.reconciled(reconciler_name, ok, std::chrono::duration<double>(clock_.now() - start));
@@ -493,7 +499,7 @@ int run(const engine::client& client, const options& opts, backup::backup_runner
     controller_loop loop(client, opts, runner, restorer, journals, metrics);
     return loop.run(stop, ready);
   } catch (const std::invalid_argument& e) {
-    spdlog::critical("event=startup_failed error=\"{}\"", e.what());
+    spdlog::critical("event=startup_failed error={}", logging::value(e.what()));
     return 2;
   }
 }

@@ -1,4 +1,5 @@
 #include "api/decode.hpp"
+#include "api/text.hpp"
 #include "controller/cli/commands.hpp"
 #include "controller/objects/catalog.hpp"
 #include "controller/objects/status.hpp"
@@ -93,7 +94,14 @@ row make_row(const catalog_entry& e, std::chrono::sys_seconds now) {
   return r;
 }
 
-void print_table(const std::vector<std::vector<std::string>>& rows) {
+// Cells hold names and messages from outside (file names from volumes among
+// them): a control character in one must not break or rewrite the table.
+void print_table(std::vector<std::vector<std::string>> rows) {
+  for (auto& r : rows) {
+    for (auto& cell : r) {
+      cell = api::escape_controls(cell);
+    }
+  }
   std::vector<std::size_t> width;
   for (const auto& r : rows) {
     width.resize(std::max(width.size(), r.size()));
@@ -250,7 +258,7 @@ int get(const engine::client_options& engine_options, const get_options& options
     fmt::print(stderr, "no {} found\n", options.what);
     return 0;
   }
-  print_table(table);
+  print_table(std::move(table));
   return 0;
 }
 

@@ -3,6 +3,7 @@
 #include "api/decode.hpp"
 #include "api/labels.hpp"
 #include "api/overloaded.hpp"
+#include "api/text.hpp"
 #include "controller/objects/status.hpp"
 #include "controller/objects/swarm_objects.hpp"
 #include "reconcilers/history.hpp"
@@ -65,7 +66,7 @@ void set_phase(label_map& labels, std::string_view phase, const std::string& mes
   if (message.empty()) {
     labels.erase(std::string(api::label::message));
   } else {
-    labels[std::string(api::label::message)] = message.substr(0, 1000);
+    labels[std::string(api::label::message)] = api::escape_controls(message).substr(0, 1000);
   }
   for (const auto& [k, v] : extra) {
     labels[k] = v;

@@ -1,6 +1,7 @@
 #include "controller/objects/status.hpp"
 
 #include "api/cron.hpp"
+#include "api/text.hpp"
 
 #include <date/tz.h>
 
@@ -10,7 +11,9 @@ namespace {
 
 constexpr std::size_t max_label_value = 1000;
 
-std::string cut(std::string text) {
+// A label value for people to read: on one line, at most max_label_value bytes.
+std::string cut(std::string_view raw) {
+  std::string text = api::escape_controls(raw);
   if (text.size() <= max_label_value) {
     return text;
   }

@@ -1,5 +1,7 @@
 #include "controller/quiesce/journal_store.hpp"
 
+#include "api/validate.hpp"
+
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -75,7 +77,7 @@ class config_store final : public journal_store {
   explicit config_store(const engine::client& client) : client_(client) {}
 
   engine::result<journal> load(std::string_view run) override {
-    auto config = client_.inspect_config(std::string(config_prefix) + std::string(run));
+    auto config = client_.inspect_config(journal_config_name(run));
     if (!config) {
       if (config.error().is(engine::errc::not_found)) {
         return journal{std::string(run), {}};
@@ -104,7 +106,7 @@ class config_store final : public journal_store {
   }
 
   engine::result<void> save(const journal& j) override {
-    const std::string name = std::string(config_prefix) + j.run;
+    const std::string name = journal_config_name(j.run);
     if (j.entries.empty()) {
       auto removed = client_.remove_config(name);
       if (!removed && !removed.error().is(engine::errc::not_found)) {
@@ -129,7 +131,7 @@ class config_store final : public journal_store {
   }
 
   engine::result<void> claim_run(const run_owner& o) override {
-    const std::string name = std::string(owner_prefix) + o.run;
+    const std::string name = run_record_config_name(o.run);
     auto current = client_.inspect_config(name);
     if (!current) {
       if (!current.error().is(engine::errc::not_found)) {
@@ -152,7 +154,7 @@ class config_store final : public journal_store {
   }
 
   engine::result<void> renew_run(const run_owner& o) override {
-    auto current = client_.inspect_config(std::string(owner_prefix) + o.run);
+    auto current = client_.inspect_config(run_record_config_name(o.run));
     if (!current) {
       return current.error().is(engine::errc::not_found) ? record_gone(o.run) : current.error();
     }
@@ -160,7 +162,7 @@ class config_store final : public journal_store {
   }
 
   engine::result<void> drop_run(std::string_view run) override {
-    auto removed = client_.remove_config(std::string(owner_prefix) + std::string(run));
+    auto removed = client_.remove_config(run_record_config_name(run));
     if (!removed && !removed.error().is(engine::errc::not_found)) {
       return removed.error();
     }
@@ -408,6 +410,36 @@ class file_store final : public journal_store {
 };
 
 }  // namespace
+
+namespace {
+
+// `prefix` + `run` when Swarm takes that as a config name (at most 64
+// characters); else cut to fit with "-" and 8 hex digits of a hash of the
+// whole run name, so that runs whose names share a long start keep configs
+// of their own. The run's full name is in the config's labels either way.
+std::string config_name(std::string_view prefix, std::string_view run) {
+  if (prefix.size() + run.size() <= api::max_config_name_length) {
+    return std::string(prefix) + std::string(run);
+  }
+  // FNV-1a: the same in every build, as names must be across upgrades.
+  std::uint64_t hash = 14695981039346656037ULL;
+  for (const char c : run) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 1099511628211ULL;
+  }
+  char suffix_text[16];
+  std::snprintf(suffix_text, sizeof suffix_text, "-%08llx",
+                static_cast<unsigned long long>(hash & 0xFFFFFFFFULL));
+  const std::string suffix = suffix_text;
+  const std::size_t kept = api::max_config_name_length - prefix.size() - suffix.size();
+  return std::string(prefix) + std::string(run.substr(0, kept)) + suffix;
+}
+
+}  // namespace
+
+std::string journal_config_name(std::string_view run) { return config_name(config_prefix, run); }
+
+std::string run_record_config_name(std::string_view run) { return config_name(owner_prefix, run); }
 
 std::string encode_entries(const journal& j) { return json::serialize(entries_to_json(j)); }
 

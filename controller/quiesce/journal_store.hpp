@@ -45,10 +45,10 @@ class journal_store {
 };
 
 /// Journals in Swarm: one config per run holding stopped containers, named
-/// "lifeboat-journal.<run>" and labelled `lifeboat.journal.run=<run>`, with the
+/// journal_config_name(run) and labelled `lifeboat.journal.run=<run>`, with the
 /// journal as JSON in the label `lifeboat.journal`. Configs are Raft-replicated,
 /// so the journal survives the controller's node. Ownership records are
-/// configs too, named "lifeboat-run.<run>", with the labels lifeboat.owner.run,
+/// configs too, named run_record_config_name(run), with the labels lifeboat.owner.run,
 /// lifeboat.owner (the owner), lifeboat.owner.heartbeat (Unix milliseconds)
 /// and lifeboat.owner.expiry (milliseconds); renewals update the labels.
 std::unique_ptr<journal_store> make_config_journal_store(const engine::client& client);
@@ -59,6 +59,12 @@ std::unique_ptr<journal_store> make_config_journal_store(const engine::client& c
 /// a torn one; every read-modify-write holds an flock on `<path>.lock`, so
 /// processes sharing the file do not lose each other's writes.
 std::unique_ptr<journal_store> make_file_journal_store(std::string path);
+
+/// The config names of a run's journal and ownership record: "lifeboat-journal.<run>"
+/// and "lifeboat-run.<run>", or, when that is longer than Swarm allows (64),
+/// cut to 64 with a hash of the run name at the end (exposed for tests).
+std::string journal_config_name(std::string_view run);
+std::string run_record_config_name(std::string_view run);
 
 /// JSON codec of a journal's entries (exposed for tests).
 std::string encode_entries(const journal& j);

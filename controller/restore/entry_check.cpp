@@ -75,13 +75,14 @@ std::string normalize_entry_path(std::string_view path) {
 
 result<mapping> parse_mapping(std::string_view text) {
   const auto eq = text.find('=');
+  const auto raw_from = text.substr(0, eq);
   mapping m;
-  m.from = normalize_entry_path(text.substr(0, eq));
+  m.from = normalize_entry_path(raw_from);
   m.to = eq == std::string_view::npos ? m.from : std::string(text.substr(eq + 1));
-  if (text.substr(0, eq).empty()) {
+  if (raw_from.empty()) {
     return make_error(errc::invalid_argument, "mapping '" + std::string(text) + "' has no FROM");
   }
-  if (m.from.starts_with('/') || has_dot_dot(m.from)) {
+  if (raw_from.starts_with('/') || has_dot_dot(raw_from)) {
     return make_error(errc::invalid_argument, "mapping '" + std::string(text) +
                                                   "': FROM must be a relative path without ..");
   }
@@ -108,6 +109,12 @@ result<entry_checker> entry_checker::create(std::vector<mapping> mappings, bool 
     return make_error(errc::invalid_argument, "no volume to restore");
   }
   for (auto& m : mappings) {
+    // Checked before normalizing: "/data" and "a/../.." must not pass as
+    // "data" and "..".
+    if (m.from.starts_with('/') || has_dot_dot(m.from)) {
+      return make_error(errc::invalid_argument,
+                        "mapping of " + m.from + ": FROM must be a relative path without ..");
+    }
     m.from = normalize_entry_path(m.from);
   }
   for (std::size_t i = 0; i < mappings.size(); ++i) {

@@ -456,6 +456,11 @@ result<unpack_report> extract_to_directories(const archive_file& archive,
     }
     ++report.entries;
   }
+  // The rules that need the whole archive hold here too, not only in pass 1:
+  // the file may have been rewritten in place since it was verified.
+  if (auto finished = r.checker->finish(); !finished) {
+    return finished.error();
+  }
   // Folders' modes and times are set last, once nothing more is written in them.
   if (archive_write_close(disk.get()) < ARCHIVE_WARN) {
     return make_error(errc::io_error, library_error(disk.get()));
@@ -506,6 +511,11 @@ struct tar_restream::impl {
         return next.error();
       }
       if (!*next) {
+        // As in pass 1, before the tar's end is written: a failure here
+        // leaves the engine a broken upload rather than a complete one.
+        if (auto whole = r.checker->finish(); !whole) {
+          return whole.error();
+        }
         if (archive_write_close(writer.get()) != ARCHIVE_OK) {
           return make_error(errc::internal, library_error(writer.get()));
         }

@@ -94,7 +94,10 @@ struct unpack_report {
 
 /// Pass 2, direct: extracts mapping i into roots[i] (existing folders) with
 /// owners (when root), modes, times, ACLs, xattrs and holes of sparse files,
-/// refusing again every entry the checker refuses and, as defence in depth,
+/// refusing again every entry the checker refuses, and the archive as a whole
+/// by the checker's finish() once its last entry is read (the file may have
+/// changed since verify(): the error comes after the entries before it were
+/// written, and the run fails), and, as defence in depth,
 /// anything libarchive's secure-extraction flags refuse (writing through a
 /// symlink already in the folder). Existing files are replaced; others stay.
 result<unpack_report> extract_to_directories(const archive_file& archive,
@@ -105,7 +108,9 @@ result<unpack_report> extract_to_directories(const archive_file& archive,
 /// Pass 2, through the engine: the mapped entries re-streamed as one
 /// uncompressed pax tar whose paths are "<to>/<path in the volume>" (the
 /// volume's root as "<to>"), for PUT .../archive?path=<folder holding the
-/// volumes' mounts>. Produced on demand by pull(); holes of sparse files are
+/// volumes' mounts>. The same checks as extract_to_directories(), finish()
+/// before the tar's end is written, so a refusal leaves the engine a broken
+/// upload. Produced on demand by pull(); holes of sparse files are
 /// sent as zeros (the engine's extraction writes files densely anyway).
 class tar_restream {
  public:

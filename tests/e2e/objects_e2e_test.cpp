@@ -158,5 +158,20 @@ TEST_F(objects_e2e, apply_is_content_addressed_and_newest_wins) {
   EXPECT_EQ(after->size(), 2U);
 }
 
+// Issue 12, item 4 (Names): names given on the command line that would make
+// configs Swarm refuses are refused first, with the limit in the message.
+TEST_F(objects_e2e, Issue12Item4NamesCliRefusesNamesThatDoNotFit) {
+  const auto now = run_command(lifeboat("backup now " + std::string(49, 's')) + " 2>&1");
+  EXPECT_EQ(now.status, 2) << now.out;
+  EXPECT_NE(now.out.find("at most 48 characters, got 49"), std::string::npos) << now.out;
+  const auto lease = run_command(
+      lifeboat("controller --metrics-addr 127.0.0.1:0 --lease-name " + std::string(65, 'l')) +
+      " 2>&1");
+  EXPECT_EQ(lease.status, 2) << lease.out;
+  EXPECT_NE(lease.out.find("--lease-name: must be at most 64 characters, got 65"),
+            std::string::npos)
+      << lease.out;
+}
+
 }  // namespace
 }  // namespace lifeboat::e2e

@@ -1,10 +1,12 @@
 // Quiesce and resume against the real swarm: the two service shapes of
 // docker-volume-backup's Swarm mode, the refusals, and recovery after kill -9.
+#include "api/objects.hpp"
 #include "controller/quiesce/quiesce.hpp"
 #include "tests/e2e/engine_fixture.hpp"
 
 #include <sys/wait.h>
 #include <unistd.h>
+#include <algorithm>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
@@ -660,6 +662,47 @@ TEST_F(ownership_e2e, a_run_released_by_another_process_fails) {
   EXPECT_NE(result.quiesce.message.find("is gone"), std::string::npos) << result.quiesce.message;
   EXPECT_TRUE(result.resume.ok) << result.resume.message;
   EXPECT_TRUE(eventually([&] { return running_tasks(scaled) == 2; }));
+}
+
+// Issue 12, item 4 (Names): the journal and the ownership record of runs with
+// the longest names lifeboat makes (a Backup or a Restore of 63 characters,
+// the Restore's run "restore-<name>") are configs Swarm accepts.
+TEST_F(quiesce_e2e, Issue12Item4NamesLongestRunsKeepJournalsAndRecordsInSwarm) {
+  const auto padded = [](std::string name, std::size_t length) {
+    name += "-";
+    name.resize(length, 'n');
+    return name;
+  };
+  const std::string backup_run = padded(unique("b"), api::max_name_length);
+  const std::string restore_run = "restore-" + padded(unique("r"), api::max_name_length);
+  for (const auto& run : {backup_run, restore_run}) {
+    SCOPED_TRACE(run);
+    on_teardown([this, run] {
+      (void)journals_->save({run, {}});
+      (void)journals_->drop_run(run);
+    });
+    const reconcilers::run_owner owner{run, "names-test", std::chrono::system_clock::now(), 60s};
+    const auto claimed = journals_->claim_run(owner);
+    ASSERT_TRUE(claimed) << claimed.error().describe();
+    EXPECT_TRUE(journals_->renew_run(owner));
+    const auto owners = journals_->load_owners();
+    ASSERT_TRUE(owners) << owners.error().describe();
+    EXPECT_NE(
+        std::find_if(owners->begin(), owners->end(), [&](const auto& o) { return o.run == run; }),
+        owners->end());
+
+    const reconcilers::journal j{run, {{"no-such-container", "", 0}}};
+    const auto saved = journals_->save(j);
+    ASSERT_TRUE(saved) << saved.error().describe();
+    const auto loaded = journals_->load(run);
+    ASSERT_TRUE(loaded) << loaded.error().describe();
+    EXPECT_EQ(*loaded, j);
+    ASSERT_TRUE(journals_->save({run, {}}));
+    const auto emptied = journals_->load(run);
+    ASSERT_TRUE(emptied);
+    EXPECT_TRUE(emptied->entries.empty());
+    EXPECT_TRUE(journals_->drop_run(run));
+  }
 }
 
 }  // namespace

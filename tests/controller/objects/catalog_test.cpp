@@ -158,6 +158,17 @@ TEST(status_labels, long_messages_are_cut_at_a_character_boundary) {
   EXPECT_EQ(cut.size() % 2, 1U) << "an é was split";
 }
 
+// Issue 12, item 13: a message naming a file from a volume stays one line.
+TEST(Issue12Item13Labels, StatusMessageLabelHasNoControlCharacters) {
+  const auto now = sys_days{std::chrono::year{2026} / 1 / 1};
+  const auto labels = status_labels(
+      {}, {"Invalid", "1:1: archive.exclude: bad\nlifeboat.status.phase=Ready\x1b", std::nullopt},
+      now);
+  ASSERT_TRUE(labels);
+  EXPECT_EQ(labels->at("lifeboat.status.message"),
+            "1:1: archive.exclude: bad\\nlifeboat.status.phase=Ready\\x1b");
+}
+
 TEST(load_directory, one_source_per_document_keeping_line_numbers) {
   const auto dir = std::filesystem::temp_directory_path() /
                    ("lifeboat-catalog-test-" + std::to_string(::getpid()));

@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace lifeboat::restore {
@@ -252,6 +254,158 @@ TEST(parse_mapping, forms) {
   EXPECT_FALSE(parse_mapping("/x=vol"));
   EXPECT_FALSE(parse_mapping("=vol"));
   EXPECT_FALSE(parse_mapping("a=b/c"));
+}
+
+// Issue 12, item 14 (Restore paths): tar stores paths as written, so "vol//l/x",
+// "vol/./l/x" and "vol/l/" name the same files as their canonical forms, and
+// every rule must see them so.
+
+// Runs `entries` through a checker of `mappings`, finish() included; the
+// first refusal, or nullopt when all were accepted.
+std::optional<error> first_refusal(const std::vector<mapping>& mappings,
+                                   const std::vector<entry_info>& entries,
+                                   bool allow_absolute_symlinks = false) {
+  auto checker = entry_checker::create(mappings, false, allow_absolute_symlinks);
+  EXPECT_TRUE(checker) << checker.error().describe();
+  if (!checker) {
+    return std::nullopt;
+  }
+  for (const auto& e : entries) {
+    auto placed = checker->check(e);
+    if (!placed) {
+      return placed.error();
+    }
+  }
+  if (auto f = checker->finish(); !f) {
+    return f.error();
+  }
+  return std::nullopt;
+}
+
+TEST(Issue12Item14RestorePaths, NonCanonicalPathsCannotWriteThroughAnArchiveSymlink) {
+  const std::vector<std::string> symlink_paths = {"app_db/l",    "app_db//l",  "app_db/./l",
+                                                  "app_db/l/",   "./app_db/l", "app_db/l//",
+                                                  "app_db/./l/."};
+  const std::vector<std::string> entry_paths = {
+      "app_db/l/x",  "app_db//l/x",   "app_db/./l/x",  "app_db/l/./x",     "app_db/l//x",
+      "app_db/l/x/", "./app_db//l/x", ".//app_db/l/x", "app_db/./l/./y/z/"};
+  for (const bool absolute : {false, true}) {
+    for (const auto& link : symlink_paths) {
+      for (const auto& entry : entry_paths) {
+        for (const auto type : {t::file, t::directory, t::symlink}) {
+          SCOPED_TRACE(link + " then " + entry + (absolute ? " (absolute target)" : ""));
+          const auto refused = first_refusal(app_db,
+                                             {{"app_db/", t::directory, ""},
+                                              {"app_db/d/", t::directory, ""},
+                                              {link, t::symlink, absolute ? "/etc" : "d"},
+                                              {entry, type, type == t::symlink ? "." : ""}},
+                                             /*allow_absolute_symlinks=*/absolute);
+          ASSERT_TRUE(refused) << "accepted";
+          EXPECT_EQ(refused->code, errc::refused);
+          EXPECT_NE(refused->message.find("goes through the symlink l -> "), std::string::npos)
+              << refused->message;
+        }
+      }
+    }
+  }
+}
+
+TEST(Issue12Item14RestorePaths, NonCanonicalPathsArePlacedCanonically) {
+  auto checker = entry_checker::create({{"app_db", "v"}}, false, false);
+  ASSERT_TRUE(checker);
+  for (const auto& [path, relative] :
+       std::vector<std::pair<std::string, std::string>>{{"app_db/.", ""},
+                                                        {"./app_db//", ""},
+                                                        {"app_db//d", "d"},
+                                                        {"app_db/./d/./e//", "d/e"},
+                                                        {"./app_db/d//e/./f", "d/e/f"}}) {
+    SCOPED_TRACE(path);
+    auto placed = checker->check({path, t::directory, ""});
+    ASSERT_TRUE(placed) << placed.error().describe();
+    ASSERT_TRUE(*placed);
+    EXPECT_EQ((*placed)->relative, relative);
+  }
+  const auto root_file = checker->check({"app_db/./", t::file, ""});
+  ASSERT_FALSE(root_file);
+  EXPECT_NE(root_file.error().message.find("the volume's root must be a directory"),
+            std::string::npos);
+}
+
+TEST(Issue12Item14RestorePaths, HardLinksToNonCanonicalPathsResolve) {
+  for (const auto& [target, linked] :
+       std::vector<std::pair<std::string, std::string>>{{"app_db/./a", "a"},
+                                                        {"app_db//a", "a"},
+                                                        {"./app_db/a", "a"},
+                                                        {"app_db/d/../a", ""},
+                                                        {"app_db/./d//b/.", "d/b"}}) {
+    SCOPED_TRACE(target);
+    auto checker = entry_checker::create(app_db, false, false);
+    ASSERT_TRUE(checker);
+    ASSERT_TRUE(checker->check({"app_db/", t::directory, ""}));
+    ASSERT_TRUE(checker->check({"app_db/./a", t::file, ""}));
+    ASSERT_TRUE(checker->check({"app_db/d//b", t::file, ""}));
+    auto link = checker->check({"app_db/h", t::hardlink, target});
+    if (target.find("..") != std::string::npos) {
+      ASSERT_FALSE(link) << "a '..' in a hard link's target is refused";
+      continue;
+    }
+    ASSERT_TRUE(link) << link.error().describe();
+    ASSERT_TRUE(*link);
+    EXPECT_EQ((*link)->link, linked);
+    EXPECT_TRUE(checker->finish());
+  }
+}
+
+TEST(Issue12Item14RestorePaths, HardLinkThroughAnArchiveSymlinkIsRefused) {
+  const auto refused = first_refusal(app_db, {{"app_db/", t::directory, ""},
+                                              {"app_db/d/", t::directory, ""},
+                                              {"app_db/d/f", t::file, ""},
+                                              {"app_db/l", t::symlink, "d"},
+                                              {"app_db/h", t::hardlink, "app_db/l/f"}});
+  ASSERT_TRUE(refused) << "accepted";
+  EXPECT_NE(refused->message.find("entry app_db/h: hard link to app_db/l/f"), std::string::npos)
+      << refused->message;
+}
+
+TEST(Issue12Item14RestorePaths, HardLinkToAPathAFileNoLongerHoldsIsRefused) {
+  // The file at app_db/a was replaced by a symlink: linking to "a" would link
+  // to whatever that symlink is, not to a file of the archive.
+  const auto refused = first_refusal(app_db,
+                                     {{"app_db/", t::directory, ""},
+                                      {"app_db/a", t::file, ""},
+                                      {"app_db/a", t::symlink, "/etc/shadow"},
+                                      {"app_db/h", t::hardlink, "app_db/a"}},
+                                     /*allow_absolute_symlinks=*/true);
+  ASSERT_TRUE(refused) << "accepted";
+  EXPECT_NE(refused->message.find("which is not an earlier file"), std::string::npos)
+      << refused->message;
+}
+
+TEST(Issue12Item14RestorePaths, NonCanonicalSymlinksAreResolvedByFinish) {
+  // x -> . and b -> x/x look harmless; b/.. then is the volume's parent, with
+  // each link stored under a non-canonical name.
+  const auto refused = first_refusal(app_db, {{"app_db/", t::directory, ""},
+                                              {"app_db/./x", t::symlink, "."},
+                                              {"app_db//b/", t::symlink, "x//x"},
+                                              {"./app_db/a", t::symlink, "./b/.."}});
+  ASSERT_TRUE(refused) << "accepted";
+  EXPECT_NE(refused->message.find("entry app_db/a: symlink to ./b/.. escapes"), std::string::npos)
+      << refused->message;
+}
+
+TEST(Issue12Item14RestorePaths, MappingsAreCanonicalAndRelative) {
+  auto checker = entry_checker::create({{"./data//sub/", "vol"}}, false, false);
+  ASSERT_TRUE(checker);
+  auto placed = checker->check({"data/sub/./f", t::file, ""});
+  ASSERT_TRUE(placed && *placed);
+  EXPECT_EQ((*placed)->relative, "f");
+  EXPECT_FALSE(entry_checker::create({{"/data", "vol"}}, false, false));
+  EXPECT_FALSE(entry_checker::create({{"data/../..", "vol"}}, false, false));
+  EXPECT_FALSE(entry_checker::create({{"a/./b", "x"}, {"a//b/c", "y"}}, false, false));
+  EXPECT_FALSE(parse_mapping("//x=vol"));
+  auto mapped = parse_mapping("./a//b/=vol");
+  ASSERT_TRUE(mapped);
+  EXPECT_EQ(mapped->from, "a/b");
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -390,6 +391,124 @@ TEST(restore, wipe_empties_the_folder_without_following_symlinks) {
   ASSERT_TRUE(wipe_directory(dir.path()));
   EXPECT_TRUE(fs::is_empty(dir.path()));
   EXPECT_TRUE(fs::exists(outside / "precious"));
+}
+
+// Issue 12, item 14 (Restore paths) --------------------------------------------
+
+// Pulls a restream to its end; the error that stopped it, or nullopt when it
+// reached its end.
+std::optional<error> restream_failure(const archive_file& a, const std::vector<mapping>& m,
+                                      const fs::path& into) {
+  auto stream = tar_restream::open(a, m, {});
+  if (!stream) {
+    return stream.error();
+  }
+  std::ofstream tar(into, std::ios::binary);
+  std::vector<char> buf(64 * 1024);
+  for (;;) {
+    auto n = stream->pull(buf);
+    if (!n) {
+      return n.error();
+    }
+    if (*n == 0) {
+      return std::nullopt;
+    }
+    tar.write(buf.data(), static_cast<std::streamsize>(*n));
+  }
+}
+
+TEST(Issue12Item14RestorePaths, NonCanonicalPathsThroughAnArchiveSymlinkAreRefusedByEveryPass) {
+  for (const std::string path : {"app_db//d/x", "app_db/./d/x", "./app_db/d//x"}) {
+    SCOPED_TRACE(path);
+    scratch_dir out, dst;
+    write_raw_tar(out / "evil.tar.gz", {{"app_db/", AE_IFDIR},
+                                        {"app_db/sub/", AE_IFDIR},
+                                        {"app_db/d", AE_IFLNK, "", "sub"},
+                                        {path, AE_IFREG, "x"}});
+    auto a = archive_file::open(out / "evil.tar.gz");
+    ASSERT_TRUE(a);
+    auto v = verify(*a, {{"app_db", "v"}}, {});
+    ASSERT_FALSE(v) << "verify accepted";
+    EXPECT_NE(v.error().message.find("entry " + path + ": goes through the symlink d -> sub"),
+              std::string::npos)
+        << v.error().message;
+    auto x = extract_to_directories(*a, {{"app_db", "v"}}, {dst.path()}, {});
+    ASSERT_FALSE(x) << "extraction accepted";
+    EXPECT_EQ(x.error().code, errc::refused) << x.error().describe();
+    EXPECT_FALSE(fs::exists(dst / "sub/x"));
+    const auto r = restream_failure(*a, {{"app_db", "v"}}, out / "restream.tar");
+    ASSERT_TRUE(r) << "restream accepted";
+    EXPECT_EQ(r->code, errc::refused) << r->describe();
+  }
+}
+
+TEST(Issue12Item14RestorePaths, HardLinkToADotSlashPathIsRestoredAsAHardLink) {
+  scratch_dir out, dst, untarred;
+  write_raw_tar(out / "h.tar.gz", {{"app_db/", AE_IFDIR},
+                                   {"app_db/./a", AE_IFREG, "content"},
+                                   {"app_db/h", AE_IFREG, "", "", "app_db/./a"},
+                                   {"app_db//h2", AE_IFREG, "", "", "./app_db//a"}});
+  auto a = archive_file::open(out / "h.tar.gz");
+  ASSERT_TRUE(a);
+  auto v = verify(*a, {{"app_db", "v"}}, {});
+  ASSERT_TRUE(v) << v.error().describe();
+  auto x = extract_to_directories(*a, {{"app_db", "v"}}, {dst.path()}, {});
+  ASSERT_TRUE(x) << x.error().describe();
+  struct stat file {
+  }, link{}, link2{};
+  ASSERT_EQ(::stat((dst / "a").c_str(), &file), 0);
+  ASSERT_EQ(::stat((dst / "h").c_str(), &link), 0);
+  ASSERT_EQ(::stat((dst / "h2").c_str(), &link2), 0);
+  EXPECT_EQ(file.st_ino, link.st_ino);
+  EXPECT_EQ(file.st_ino, link2.st_ino);
+
+  ASSERT_EQ(restream_failure(*a, {{"app_db", "v"}}, out / "restream.tar"), std::nullopt);
+  const auto untar = run("tar -xpf " + shell_quote((out / "restream.tar").string()) + " -C " +
+                         shell_quote(untarred.path().string()));
+  ASSERT_EQ(untar.status, 0) << untar.output;
+  ASSERT_EQ(::stat((untarred / "v/a").c_str(), &file), 0);
+  ASSERT_EQ(::stat((untarred / "v/h").c_str(), &link), 0);
+  EXPECT_EQ(file.st_ino, link.st_ino);
+}
+
+// An archive that changed after verification (the second pass reads the same
+// descriptor, but the file can be rewritten in place): the rules that need
+// the whole archive hold in the second pass too.
+TEST(Issue12Item14RestorePaths, SecondPassAppliesTheWholeArchiveRules) {
+  scratch_dir out;
+  // x -> . and b -> x/x look harmless one by one; a -> b/.. is the volume's parent.
+  write_raw_tar(out / "chain.tar.gz", {{"app_db/", AE_IFDIR},
+                                       {"app_db/x", AE_IFLNK, "", "."},
+                                       {"app_db/b", AE_IFLNK, "", "x/x"},
+                                       {"app_db/a", AE_IFLNK, "", "b/.."}});
+  auto chain = archive_file::open(out / "chain.tar.gz");
+  ASSERT_TRUE(chain);
+  {
+    scratch_dir dst;
+    auto x = extract_to_directories(*chain, {{"app_db", "v"}}, {dst.path()}, {});
+    ASSERT_FALSE(x) << "extraction accepted";
+    EXPECT_EQ(x.error().code, errc::refused);
+    EXPECT_NE(x.error().message.find("entry app_db/a: symlink to b/.. escapes"), std::string::npos)
+        << x.error().message;
+  }
+  const auto r = restream_failure(*chain, {{"app_db", "v"}}, out / "restream.tar");
+  ASSERT_TRUE(r) << "restream accepted";
+  EXPECT_NE(r->message.find("entry app_db/a: symlink to b/.. escapes"), std::string::npos)
+      << r->message;
+
+  // A mapping with no entry at all: a wipe followed by nothing restored.
+  write_raw_tar(out / "other.tar.gz", {{"other/", AE_IFDIR}, {"other/f", AE_IFREG, "x"}});
+  auto other = archive_file::open(out / "other.tar.gz");
+  ASSERT_TRUE(other);
+  {
+    scratch_dir dst;
+    auto x = extract_to_directories(*other, {{"app_db", "v"}}, {dst.path()}, {});
+    ASSERT_FALSE(x) << "extraction accepted";
+    EXPECT_EQ(x.error().code, errc::missing_volume) << x.error().describe();
+  }
+  const auto missing = restream_failure(*other, {{"app_db", "v"}}, out / "restream.tar");
+  ASSERT_TRUE(missing) << "restream accepted";
+  EXPECT_EQ(missing->code, errc::missing_volume) << missing->describe();
 }
 
 }  // namespace
