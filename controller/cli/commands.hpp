@@ -47,10 +47,16 @@ std::optional<engine::client> connect_or_report(const engine::client_options& en
 engine::result<std::unique_ptr<quiesce::journal_store>> open_journals(
     const engine::client& client, const std::string& state_file);
 
-/// Makes SIGTERM and SIGINT set the returned flag instead of ending the
-/// process, so that a run can resume its workloads and clean up first.
-/// Idempotent.
+/// Makes SIGTERM, SIGINT and SIGHUP set the returned flag instead of ending
+/// the process, so that a run can resume its workloads and clean up first,
+/// and ignores SIGPIPE (a reader that went away must not kill a run; see
+/// cli/output.hpp). Idempotent.
 const std::atomic<bool>& stop_on_signals();
+
+/// The first signal stop_on_signals() caught, 0 when none: a run it stopped
+/// exits with 128 + that number, like a process the signal ended, but only
+/// after its workloads are back.
+int stop_signal();
 
 /// `lifeboat recover`: brings back every workload held by a run (services
 /// scaled to zero, containers stopped), as the controller does at start-up.

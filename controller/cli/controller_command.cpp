@@ -1,7 +1,9 @@
+#include "api/text.hpp"
 #include "api/validate.hpp"
 #include "controller/backup/archive_steps.hpp"
 #include "controller/backup/engine_runner.hpp"
 #include "controller/cli/commands.hpp"
+#include "controller/cli/output.hpp"
 #include "controller/cli/progress.hpp"
 #include "controller/controller.hpp"
 #include "controller/logging/log.hpp"
@@ -79,7 +81,7 @@ int backup_once(const engine::client_options& engine_options, const backup_once_
   const std::string& schedule_file = options.schedule_file;
   std::ifstream in(schedule_file);
   if (!in) {
-    fmt::print(stderr, "{}: cannot read the file\n", schedule_file);
+    say(stderr, "{}: cannot read the file\n", schedule_file);
     return 1;
   }
   std::stringstream text;
@@ -87,7 +89,7 @@ int backup_once(const engine::client_options& engine_options, const backup_once_
   const auto decoded = api::decode(text.str());
   if (!decoded.ok()) {
     for (const auto& e : decoded.errors()) {
-      fmt::print(stderr, "{}:{}\n", schedule_file, api::format_error(e));
+      say(stderr, "{}:{}\n", schedule_file, api::format_error(e));
     }
     return 1;
   }
@@ -96,14 +98,14 @@ int backup_once(const engine::client_options& engine_options, const backup_once_
   for (const auto& o : objects_in_file) {
     if (const auto* s = std::get_if<api::backup_schedule>(&o)) {
       if (schedule != nullptr) {
-        fmt::print(stderr, "{}: holds more than one BackupSchedule\n", schedule_file);
+        say(stderr, "{}: holds more than one BackupSchedule\n", schedule_file);
         return 1;
       }
       schedule = s;
     }
   }
   if (schedule == nullptr) {
-    fmt::print(stderr, "{}: holds no BackupSchedule\n", schedule_file);
+    say(stderr, "{}: holds no BackupSchedule\n", schedule_file);
     return 1;
   }
   auto client = connect_or_report(engine_options);
@@ -112,7 +114,7 @@ int backup_once(const engine::client_options& engine_options, const backup_once_
   }
   auto journals = open_journals(*client, options.state_file);
   if (!journals) {
-    fmt::print(stderr, "error: {}\n", journals.error().describe());
+    say(stderr, "error: {}\n", journals.error().describe());
     return 1;
   }
   const auto& stop_requested = stop_on_signals();
@@ -137,23 +139,28 @@ int backup_once(const engine::client_options& engine_options, const backup_once_
       [&](std::string_view phase, const std::string& message) {
         const std::chrono::duration<double> t = std::chrono::steady_clock::now() - started;
         progress.clear();
-        fmt::print("{:7.1f}s  {:<10} {}\n", t.count(), phase, message);
-        std::fflush(stdout);
+        say(stdout, "{:7.1f}s  {:<10} {}\n", t.count(), phase, api::escape_controls(message));
       },
       [](int) {}, stop_requested);
   progress.clear();
   if (!result.ok) {
-    fmt::print(stderr, "backup {} failed: {}\n", name, result.message);
-    return 1;
+    say(stderr, "backup {} failed: {}\n", name, api::escape_controls(result.message));
+  } else {
+    say(stdout, "backup {} succeeded: {}\n  {}\n", name, api::escape_controls(result.message),
+        api::escape_controls(result.archive));
   }
-  fmt::print("backup {} succeeded: {}\n  {}\n", name, result.message, result.archive);
-  return 0;
+  // Stopped by a signal (SIGTERM, SIGINT, a hang-up): the workloads are back
+  // by now; the exit says what ended the run.
+  if (const int signal = stop_signal(); signal != 0) {
+    return 128 + signal;
+  }
+  return result.ok ? 0 : 1;
 }
 
 int backup_now(const engine::client_options& engine_options, const std::string& schedule) {
   // The Backup's name, <schedule>-<yyyymmddhhmmss>, must itself be valid.
   if (const auto why = api::check_object_name(schedule, api::max_schedule_name_length)) {
-    fmt::print(stderr, "error: backup now: the schedule name {}: {}\n", api::quote(schedule), *why);
+    say(stderr, "error: backup now: the schedule name {}: {}\n", api::quote(schedule), *why);
     return 2;
   }
   auto client = connect_or_report(engine_options);
@@ -170,10 +177,10 @@ int backup_now(const engine::client_options& engine_options, const std::string& 
                                         {std::string(objects::label::kind), "Backup"},
                                         {std::string(objects::label::name), b.metadata.name}});
   if (!created) {
-    fmt::print(stderr, "error: {}\n", created.error().describe());
+    say(stderr, "error: {}\n", created.error().describe());
     return 1;
   }
-  fmt::print("Backup/{} created; the controller runs it\n", b.metadata.name);
+  say(stdout, "Backup/{} created; the controller runs it\n", b.metadata.name);
   return 0;
 }
 

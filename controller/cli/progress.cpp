@@ -1,5 +1,7 @@
 #include "controller/cli/progress.hpp"
 
+#include "controller/cli/output.hpp"
+
 #include "controller/backup/runner.hpp"
 
 #include <fmt/core.h>
@@ -27,10 +29,9 @@ void terminal_progress::update(std::uint64_t read_bytes, std::uint64_t written_b
   const std::chrono::duration<double> elapsed = now - started_;
   const double rate = elapsed.count() > 0 ? static_cast<double>(read_bytes) / elapsed.count() : 0;
   // \x1b[K clears the rest of a longer previous line.
-  fmt::print(stderr, "\r  read {} at {}/s, wrote {}\x1b[K",
-             backup::human_bytes(static_cast<double>(read_bytes)), backup::human_bytes(rate),
-             backup::human_bytes(static_cast<double>(written_bytes)));
-  std::fflush(stderr);
+  say(stderr, "\r  read {} at {}/s, wrote {}\x1b[K",
+      backup::human_bytes(static_cast<double>(read_bytes)), backup::human_bytes(rate),
+      backup::human_bytes(static_cast<double>(written_bytes)));
 }
 
 void terminal_progress::clear() {
@@ -39,8 +40,7 @@ void terminal_progress::clear() {
   }
   const std::lock_guard lock(mutex_);
   if (drawn_) {
-    fmt::print(stderr, "\r\x1b[K");
-    std::fflush(stderr);
+    say(stderr, "\r\x1b[K");
     drawn_ = false;
   }
 }

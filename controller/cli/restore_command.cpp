@@ -1,6 +1,8 @@
 #include "controller/cli/restore_command.hpp"
 
+#include "api/text.hpp"
 #include "controller/cli/commands.hpp"
+#include "controller/cli/output.hpp"
 #include "controller/restore/engine_runner.hpp"
 #include "controller/restore/unpack.hpp"
 #include "reconcilers/schedule.hpp"
@@ -42,14 +44,14 @@ class progress_line {
     const double pct = p.archive_size == 0 ? 100.0
                                            : 100.0 * static_cast<double>(p.archive_bytes) /
                                                  static_cast<double>(p.archive_size);
-    fmt::print(stderr, "\r\033[K  {} {:5.1f}%  {} entries  {:.0f} MiB  {:.0f} MiB/s", phase_, pct,
-               p.entries, mib, t.count() > 0 ? mib / t.count() : 0.0);
+    say(stderr, "\r\033[K  {} {:5.1f}%  {} entries  {:.0f} MiB  {:.0f} MiB/s", phase_, pct,
+        p.entries, mib, t.count() > 0 ? mib / t.count() : 0.0);
     shown_ = true;
   }
 
   void clear() {
     if (shown_) {
-      fmt::print(stderr, "\r\033[K");
+      say(stderr, "\r\033[K");
       shown_ = false;
     }
   }
@@ -68,7 +70,7 @@ int into_directory(const restore::archive_file& archive,
   const auto started = clock::now();
   auto verified = restore::verify(archive, mappings, read);
   if (!verified) {
-    fmt::print(stderr, "restore failed: {}\n", verified.error().describe());
+    say(stderr, "restore failed: {}\n", api::escape_controls(verified.error().describe()));
     return 1;
   }
   std::vector<fs::path> roots;
@@ -77,33 +79,33 @@ int into_directory(const restore::archive_file& archive,
     std::error_code ec;
     fs::create_directories(roots.back(), ec);
     if (ec) {
-      fmt::print(stderr, "error: creating {}: {}\n", roots.back().string(), ec.message());
+      say(stderr, "error: creating {}: {}\n", roots.back().string(), ec.message());
       return 1;
     }
     if (options.wipe) {
       if (auto w = restore::wipe_directory(roots.back()); !w) {
-        fmt::print(stderr, "restore failed: {}\n", w.error().describe());
+        say(stderr, "restore failed: {}\n", api::escape_controls(w.error().describe()));
         return 1;
       }
     }
   }
   const auto verified_at = clock::now();
   if (options.dry_run) {
-    fmt::print("verified {} ({}{})\n", archive.path().string(), verified->compression,
-               verified->checksum_verified ? ", checksum verified" : "");
+    say(stdout, "verified {} ({}{})\n", archive.path().string(), verified->compression,
+        verified->checksum_verified ? ", checksum verified" : "");
     return 0;
   }
   auto unpacked = restore::extract_to_directories(archive, mappings, roots, read);
   if (!unpacked) {
-    fmt::print(stderr, "restore failed: {}\n", unpacked.error().describe());
+    say(stderr, "restore failed: {}\n", api::escape_controls(unpacked.error().describe()));
     return 1;
   }
   const std::chrono::duration<double> verify_s = verified_at - started;
   const std::chrono::duration<double> unpack_s = clock::now() - verified_at;
-  fmt::print("restored {} entries, {:.1f} MiB into {} (verify {:.2f}s, unpack {:.2f}s{})\n",
-             unpacked->entries, static_cast<double>(unpacked->content_bytes) / (1 << 20),
-             options.into_directory, verify_s.count(), unpack_s.count(),
-             verified->checksum_verified ? ", checksum verified" : "");
+  say(stdout, "restored {} entries, {:.1f} MiB into {} (verify {:.2f}s, unpack {:.2f}s{})\n",
+      unpacked->entries, static_cast<double>(unpacked->content_bytes) / (1 << 20),
+      options.into_directory, verify_s.count(), unpack_s.count(),
+      verified->checksum_verified ? ", checksum verified" : "");
   return 0;
 }
 
@@ -111,7 +113,7 @@ int into_directory(const restore::archive_file& archive,
 
 int restore(const engine::client_options& engine_options, const restore_options& options) {
   if (options.archive.empty() || options.volumes.empty()) {
-    fmt::print(stderr, "error: restore needs --archive PATH and at least one --volume FROM[=TO]\n");
+    say(stderr, "error: restore needs --archive PATH and at least one --volume FROM[=TO]\n");
     return 2;
   }
   std::vector<restore::mapping> mappings;
@@ -122,7 +124,7 @@ int restore(const engine::client_options& engine_options, const restore_options&
   for (const auto& text : options.volumes) {
     auto m = restore::parse_mapping(text);
     if (!m) {
-      fmt::print(stderr, "error: --volume {}\n", m.error().message);
+      say(stderr, "error: --volume {}\n", m.error().message);
       return 2;
     }
     mappings.push_back(*m);
@@ -138,7 +140,7 @@ int restore(const engine::client_options& engine_options, const restore_options&
   if (!options.into_directory.empty()) {
     auto archive = restore::archive_file::open(options.archive);
     if (!archive) {
-      fmt::print(stderr, "error: {}\n", archive.error().message);
+      say(stderr, "error: {}\n", archive.error().message);
       return 1;
     }
     read.on_progress = [&](const restore::progress& p) { line.show("unpacking", p); };
@@ -153,7 +155,7 @@ int restore(const engine::client_options& engine_options, const restore_options&
   }
   auto journals = open_journals(*client, options.state_file);
   if (!journals) {
-    fmt::print(stderr, "error: {}\n", journals.error().describe());
+    say(stderr, "error: {}\n", journals.error().describe());
     return 1;
   }
   restore::runner_options runner_options;
@@ -177,17 +179,21 @@ int restore(const engine::client_options& engine_options, const restore_options&
       [&](std::string_view phase, const std::string& message) {
         line.clear();
         const std::chrono::duration<double> t = clock::now() - started;
-        fmt::print("{:7.1f}s  {:<10} {}\n", t.count(), phase, message);
-        std::fflush(stdout);
+        say(stdout, "{:7.1f}s  {:<10} {}\n", t.count(), phase, api::escape_controls(message));
       },
       [](int) {}, cancel_requested);
   line.clear();
   if (!result.ok) {
-    fmt::print(stderr, "restore {} failed: {}\n", name, result.message);
-    return 1;
+    say(stderr, "restore {} failed: {}\n", name, api::escape_controls(result.message));
+  } else {
+    say(stdout, "restore {} {}: {}\n", name, result.outcome, api::escape_controls(result.message));
   }
-  fmt::print("restore {} {}: {}\n", name, result.outcome, result.message);
-  return 0;
+  // Stopped by a signal (SIGTERM, SIGINT, a hang-up): the workloads are back
+  // by now; the exit says what ended the run.
+  if (const int signal = stop_signal(); signal != 0) {
+    return 128 + signal;
+  }
+  return result.ok ? 0 : 1;
 }
 
 }  // namespace lifeboat::cli

@@ -10,8 +10,13 @@ namespace lifeboat::cli {
 namespace {
 
 std::atomic<bool> stop_requested{false};
+std::atomic<int> stop_signal_number{0};
 
-extern "C" void request_stop(int /*signal*/) { stop_requested = true; }
+extern "C" void request_stop(int signal) {
+  int none = 0;
+  stop_signal_number.compare_exchange_strong(none, signal);
+  stop_requested = true;
+}
 
 }  // namespace
 
@@ -21,8 +26,18 @@ const std::atomic<bool>& stop_on_signals() {
   sigemptyset(&action.sa_mask);
   sigaction(SIGTERM, &action, nullptr);
   sigaction(SIGINT, &action, nullptr);
+  // A closed terminal ends the run as SIGTERM does: workloads resumed first.
+  sigaction(SIGHUP, &action, nullptr);
+  // A reader that went away (`| head -1`) must not kill a run that holds
+  // workloads: writes fail with EPIPE instead, and output is dropped.
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  sigemptyset(&ignore.sa_mask);
+  sigaction(SIGPIPE, &ignore, nullptr);
   return stop_requested;
 }
+
+int stop_signal() { return stop_signal_number.load(); }
 
 std::optional<engine::client> connect_or_report(const engine::client_options& engine_options) {
   auto client = engine::client::connect(engine_options);
