@@ -87,7 +87,7 @@ class config_store final : public journal_store {
     return from_config(*config);
   }
 
-  engine::result<std::vector<journal>> load_all() override {
+  engine::result<std::vector<journal>> load_all(std::vector<std::string>& skipped) override {
     auto configs = client_.list_configs({{"label", {std::string(run_label)}}});
     if (!configs) {
       return configs.error();
@@ -96,7 +96,13 @@ class config_store final : public journal_store {
     for (const auto& c : *configs) {
       auto j = from_config(c);
       if (!j) {
-        return j.error();
+        skipped.push_back("journal config " + c.name + " skipped: " + j.error().describe());
+        continue;
+      }
+      if (c.name != journal_config_name(j->run)) {
+        skipped.push_back("journal config " + c.name + " skipped: it names run " + j->run +
+                          ", whose journal is " + journal_config_name(j->run));
+        continue;
       }
       if (!j->entries.empty()) {
         out.push_back(std::move(*j));
@@ -169,13 +175,19 @@ class config_store final : public journal_store {
     return {};
   }
 
-  engine::result<std::vector<run_owner>> load_owners() override {
+  engine::result<std::vector<run_owner>> load_owners(std::vector<std::string>& skipped) override {
     auto configs = client_.list_configs({{"label", {std::string(owner_run_label)}}});
     if (!configs) {
       return configs.error();
     }
     std::vector<run_owner> out;
     for (const auto& c : *configs) {
+      const auto run = label(c, owner_run_label);
+      if (c.name != run_record_config_name(run)) {
+        skipped.push_back("ownership record " + c.name + " skipped: it names run " + run +
+                          ", whose record is " + run_record_config_name(run));
+        continue;
+      }
       out.push_back(owner_from(label(c, owner_run_label), label(c, owner_label),
                                parse_ms(label(c, heartbeat_label)),
                                parse_ms(label(c, expiry_label))));
@@ -263,7 +275,7 @@ class file_store final : public journal_store {
     return journal{std::string(run), {}};
   }
 
-  engine::result<std::vector<journal>> load_all() override {
+  engine::result<std::vector<journal>> load_all(std::vector<std::string>& skipped) override {
     auto all = read(path_);
     if (!all) {
       return all.error();
@@ -272,7 +284,9 @@ class file_store final : public journal_store {
     for (const auto& [run, entries] : *all) {
       auto j = decode_entries(run, json::serialize(entries));
       if (!j) {
-        return j.error();
+        skipped.push_back("journal of run " + std::string(run) + " in " + path_ +
+                          " skipped: " + j.error().describe());
+        continue;
       }
       if (!j->entries.empty()) {
         out.push_back(std::move(*j));
@@ -325,7 +339,8 @@ class file_store final : public journal_store {
     });
   }
 
-  engine::result<std::vector<run_owner>> load_owners() override {
+  engine::result<std::vector<run_owner>> load_owners(
+      std::vector<std::string>& /*skipped: keyed by run, a record cannot name another*/) override {
     auto all = read(owners_path_);
     if (!all) {
       return all.error();

@@ -26,8 +26,11 @@ class journal_store {
 
   /// The run's journal; empty entries when there is none.
   virtual engine::result<journal> load(std::string_view run) = 0;
-  /// Every journal with entries, for recovery.
-  virtual engine::result<std::vector<journal>> load_all() = 0;
+  /// Every journal with entries, for recovery. One that cannot be read (bad
+  /// JSON, stored under another run's name) is skipped with a line in
+  /// `skipped` naming it, and left where it is: it may be the only record of
+  /// stopped containers, for a person to read.
+  virtual engine::result<std::vector<journal>> load_all(std::vector<std::string>& skipped) = 0;
   virtual engine::result<void> save(const journal& j) = 0;
 
   /// Creates the ownership record of `o.run`. One that exists already is
@@ -40,8 +43,10 @@ class journal_store {
   /// Deletes `run`'s record; one that does not exist is no error.
   virtual engine::result<void> drop_run(std::string_view run) = 0;
   /// Every ownership record. A record whose heartbeat or expiry cannot be read
-  /// comes with a zero one, so it counts as expired.
-  virtual engine::result<std::vector<run_owner>> load_owners() = 0;
+  /// comes with a zero one, so it counts as expired. A record stored under
+  /// another run's name is skipped with a line in `skipped`: trusted, it
+  /// would keep the run it names held for as long as it claims.
+  virtual engine::result<std::vector<run_owner>> load_owners(std::vector<std::string>& skipped) = 0;
 };
 
 /// Journals in Swarm: one config per run holding stopped containers, named

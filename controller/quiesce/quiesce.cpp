@@ -432,9 +432,18 @@ outcome reach_observed(const engine::client& client, journal_store& journals,
   const auto deadline = pace.now() + timeout;
   std::vector<quiesce_action> applied;
   std::string last_problem;
+  std::string unreadable_journal;
   for (;;) {
     auto observed = observe(client);
     auto recorded = observed ? journals.load(run.name) : engine::result<journal>(observed.error());
+    if (observed && !recorded && goal == quiesce_goal::restored &&
+        recorded.error().is(engine::errc::protocol_error)) {
+      // A journal that cannot be read must not keep the run's services down:
+      // their labels say what they had. Its containers cannot be known; the
+      // journal is left for a person, and the outcome says so.
+      unreadable_journal = recorded.error().describe();
+      recorded = journal{run.name, {}};
+    }
     if (observed && recorded) {
       const auto plan = reconcilers::plan_quiesce(run, goal, *observed, *recorded);
       if (goal == quiesce_goal::quiesced && !plan.errors.empty()) {
@@ -448,6 +457,16 @@ outcome reach_observed(const engine::client& client, journal_store& journals,
           }
           if (converged_journal != nullptr) {
             *converged_journal = std::move(*recorded);
+          }
+          if (!unreadable_journal.empty()) {
+            auto errors = plan.errors;
+            errors.push_back(
+                "services brought back, but the journal of stopped containers "
+                "could not be read (" +
+                unreadable_journal +
+                "); start any container it held by hand, then remove the "
+                "journal config");
+            return {false, join(errors), count_workloads(applied)};
           }
           return {plan.errors.empty(), join(plan.errors), count_workloads(applied)};
         }
@@ -751,13 +770,15 @@ recovery_report recover(const engine::client& client, journal_store& journals,
     report.failures.push_back("observing the engine: " + observed.error().describe());
     return report;
   }
-  auto all = journals.load_all();
+  // One unreadable journal or record is reported and skipped: the others'
+  // workloads still come back.
+  auto all = journals.load_all(report.failures);
   if (!all) {
     report.failures.push_back("reading journals: " + all.error().describe());
     return report;
   }
   // After observing: a run claims its record before it holds anything.
-  auto owners = journals.load_owners();
+  auto owners = journals.load_owners(report.failures);
   if (!owners) {
     report.failures.push_back("reading ownership records: " + owners.error().describe());
     return report;

@@ -21,6 +21,7 @@ std::string temp_file(const std::string& name) {
 }
 
 TEST(journal_codec, round_trips_entries) {
+  std::vector<std::string> skipped;
   const journal j{"nightly-1", {{"c1", "s1", 4}, {"c2", "", 0}}};
   const auto decoded = decode_entries("nightly-1", encode_entries(j));
   ASSERT_TRUE(decoded) << decoded.error().describe();
@@ -28,6 +29,7 @@ TEST(journal_codec, round_trips_entries) {
 }
 
 TEST(journal_codec, malformed_text_is_an_error_naming_the_run) {
+  std::vector<std::string> skipped;
   for (const char* text : {"", "{}", "[1]", "[{\"service\":\"s\"}]", "[{\"container\":5}]"}) {
     const auto decoded = decode_entries("run-x", text);
     ASSERT_FALSE(decoded) << text;
@@ -36,6 +38,7 @@ TEST(journal_codec, malformed_text_is_an_error_naming_the_run) {
 }
 
 TEST(file_journal_store, saves_loads_and_clears) {
+  std::vector<std::string> skipped;
   const auto path = temp_file("state.json");
   auto store = make_file_journal_store(path);
 
@@ -47,14 +50,14 @@ TEST(file_journal_store, saves_loads_and_clears) {
   ASSERT_TRUE(store->save({"b", {{"c2", "s2", 1}, {"c3", "s2", 1}}}));
   // A new store on the same file sees what the first one wrote: it is durable.
   auto reopened = make_file_journal_store(path);
-  auto all = reopened->load_all();
+  auto all = reopened->load_all(skipped);
   ASSERT_TRUE(all);
   ASSERT_EQ(all->size(), 2U);
   EXPECT_EQ((*all)[0].run, "a");
   EXPECT_EQ((*all)[1].entries.size(), 2U);
 
   ASSERT_TRUE(reopened->save({"a", {}}));
-  auto after = store->load_all();
+  auto after = store->load_all(skipped);
   ASSERT_TRUE(after);
   ASSERT_EQ(after->size(), 1U);
   EXPECT_EQ(after->front().run, "b");
@@ -62,10 +65,11 @@ TEST(file_journal_store, saves_loads_and_clears) {
 }
 
 TEST(file_journal_store, a_corrupt_file_is_reported_not_overwritten) {
+  std::vector<std::string> skipped;
   const auto path = temp_file("corrupt.json");
   std::ofstream(path) << "{not json";
   auto store = make_file_journal_store(path);
-  const auto loaded = store->load_all();
+  const auto loaded = store->load_all(skipped);
   ASSERT_FALSE(loaded);
   EXPECT_NE(loaded.error().message.find(path), std::string::npos);
   // Saving must not replace what may be the only record of stopped containers.
@@ -84,6 +88,7 @@ run_owner record(const std::string& run, const std::string& owner, std::int64_t 
 }
 
 TEST(file_journal_store, ownership_records_are_claimed_renewed_and_dropped) {
+  std::vector<std::string> skipped;
   const auto path = temp_file("owners.json");
   auto a = make_file_journal_store(path);
   // Another process on the same state file.
@@ -93,7 +98,7 @@ TEST(file_journal_store, ownership_records_are_claimed_renewed_and_dropped) {
   ASSERT_TRUE(a->claim_run(record("r1", "proc-a", 1500))) << "a retried claim is the owner's";
   ASSERT_TRUE(b->claim_run(record("r2", "proc-b", 2000)));
 
-  auto owners = b->load_owners();
+  auto owners = b->load_owners(skipped);
   ASSERT_TRUE(owners) << owners.error().describe();
   EXPECT_EQ(*owners,
             (std::vector<run_owner>{record("r1", "proc-a", 1500), record("r2", "proc-b", 2000)}));
@@ -114,20 +119,21 @@ TEST(file_journal_store, ownership_records_are_claimed_renewed_and_dropped) {
   ASSERT_FALSE(gone);
   EXPECT_TRUE(gone.error().is(engine::errc::not_found));
 
-  owners = a->load_owners();
+  owners = a->load_owners(skipped);
   ASSERT_TRUE(owners);
   EXPECT_EQ(*owners, (std::vector<run_owner>{record("r2", "proc-b", 2000)}));
   // Journals live in their own file and are untouched by all this.
-  auto journals = a->load_all();
+  auto journals = a->load_all(skipped);
   ASSERT_TRUE(journals);
   EXPECT_TRUE(journals->empty());
 }
 
 TEST(file_journal_store, an_unreadable_ownership_record_counts_as_expired) {
+  std::vector<std::string> skipped;
   const auto path = temp_file("bad-owner.json");
   std::ofstream(path + ".owners") << R"({"r1": {"owner": "proc-a", "heartbeat": "soon"}})";
   auto store = make_file_journal_store(path);
-  auto owners = store->load_owners();
+  auto owners = store->load_owners(skipped);
   ASSERT_TRUE(owners);
   ASSERT_EQ(owners->size(), 1U);
   EXPECT_EQ(owners->front().heartbeat, system_clock::time_point{});
@@ -137,6 +143,7 @@ TEST(file_journal_store, an_unreadable_ownership_record_counts_as_expired) {
 // Every read-modify-write holds the file lock: writers in several threads (or
 // processes), each with a store of its own, lose none of each other's writes.
 TEST(file_journal_store, concurrent_writers_lose_nothing) {
+  std::vector<std::string> skipped;
   const auto path = temp_file("concurrent.json");
   constexpr int writers = 4;
   constexpr int runs_each = 25;
@@ -155,12 +162,26 @@ TEST(file_journal_store, concurrent_writers_lose_nothing) {
     t.join();
   }
   auto store = make_file_journal_store(path);
-  auto all = store->load_all();
+  auto all = store->load_all(skipped);
   ASSERT_TRUE(all);
   EXPECT_EQ(all->size(), static_cast<std::size_t>(writers * runs_each));
-  auto owners = store->load_owners();
+  auto owners = store->load_owners(skipped);
   ASSERT_TRUE(owners);
   EXPECT_EQ(owners->size(), static_cast<std::size_t>(writers * runs_each));
+}
+
+// Issue 12 item 12: one unreadable journal does not hide the others.
+TEST(file_journal_store, an_unreadable_journal_is_skipped_and_named) {
+  std::vector<std::string> skipped;
+  const auto path = temp_file("one-bad.json");
+  std::ofstream(path) << R"({"bad": "not entries", "good": [{"container": "c1"}]})";
+  auto store = make_file_journal_store(path);
+  const auto loaded = store->load_all(skipped);
+  ASSERT_TRUE(loaded) << loaded.error().describe();
+  ASSERT_EQ(loaded->size(), 1U);
+  EXPECT_EQ(loaded->front().run, "good");
+  ASSERT_EQ(skipped.size(), 1U);
+  EXPECT_NE(skipped.front().find("run bad"), std::string::npos) << skipped.front();
 }
 
 }  // namespace
