@@ -71,6 +71,12 @@ bool is_job(service_mode mode) {
   return mode == service_mode::replicated_job || mode == service_mode::global_job;
 }
 
+bool has_workload_label(const label_map& labels) {
+  return std::any_of(labels.begin(), labels.end(), [](const auto& entry) {
+    return entry.first.starts_with("lifeboat.") || entry.first.starts_with("docker-volume-backup.");
+  });
+}
+
 // Whether the run selects `s` as a whole: by its service labels or by a
 // volume its task template mounts.
 bool selects_service(const quiesce_run& run, const observed_service& s) {
@@ -863,6 +869,13 @@ recovery_plan plan_recovery(const observed_state& observed, std::span<const jour
     }
   }
   return plan;
+}
+
+bool tasks_matter(const quiesce_run& run, const observed_service& s, const journal& recorded) {
+  return has_workload_label(s.service_labels) || has_workload_label(s.container_labels) ||
+         targeted_volume(run, s.volumes).has_value() ||
+         std::any_of(recorded.entries.begin(), recorded.entries.end(),
+                     [&](const journal_entry& e) { return e.service_id == s.id; });
 }
 
 }  // namespace lifeboat::reconcilers

@@ -214,6 +214,14 @@ struct quiesce_plan {
 quiesce_plan plan_quiesce(const quiesce_run& run, quiesce_goal goal, const observed_state& observed,
                           const journal& recorded);
 
+/// Whether a plan or check for `run` can need the tasks of `s`: it carries a
+/// lifeboat.* or docker-volume-backup.* label (on the service or its
+/// containers), mounts one of the run's volumes, or has containers in the
+/// run's journal. The loops that poll while workloads are held list only
+/// these services' tasks: a swarm's whole task history, every 250 ms, is
+/// what kept the controller's memory high.
+bool tasks_matter(const quiesce_run& run, const observed_service& s, const journal& recorded);
+
 enum class workload_kind { service, container, journal };
 
 /// "service", "container" or "journal".

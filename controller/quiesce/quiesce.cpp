@@ -314,12 +314,29 @@ const std::string& process_identity() {
   return identity;
 }
 
-engine::result<observed_state> observe(const engine::client& client) {
+namespace {
+
+engine::result<observed_state> observe_scoped(
+    const engine::client& client,
+    const std::function<bool(const reconcilers::observed_service&)>* tasks_of) {
   auto services = client.list_services({}, false);
   if (!services) {
     return services.error();
   }
-  auto tasks = client.list_tasks();
+  observed_state out;
+  engine::filters task_filter;
+  for (const auto& s : *services) {
+    out.services.push_back(quiesce::to_observed(s));
+    if (tasks_of != nullptr && (*tasks_of)(out.services.back())) {
+      task_filter["service"].push_back(s.id);
+    }
+  }
+  engine::result<std::vector<engine::task>> tasks = std::vector<engine::task>{};
+  if (tasks_of == nullptr) {
+    tasks = client.list_tasks();
+  } else if (!task_filter.empty()) {
+    tasks = client.list_tasks(task_filter);
+  }
   if (!tasks) {
     return tasks.error();
   }
@@ -327,18 +344,26 @@ engine::result<observed_state> observe(const engine::client& client) {
   if (!containers) {
     return containers.error();
   }
-  observed_state out;
-  for (const auto& s : *services) {
-    out.services.push_back(to_observed(s));
-  }
   for (auto& t : *tasks) {
     out.tasks.push_back(
         {t.id, t.service_id, t.state, t.desired_state, t.container_id, t.exit_code});
   }
   for (const auto& c : *containers) {
-    out.containers.push_back(to_observed(c));
+    out.containers.push_back(quiesce::to_observed(c));
   }
   return out;
+}
+
+}  // namespace
+
+engine::result<observed_state> observe(const engine::client& client) {
+  return observe_scoped(client, nullptr);
+}
+
+engine::result<observed_state> observe(
+    const engine::client& client,
+    const std::function<bool(const reconcilers::observed_service&)>& tasks_of) {
+  return observe_scoped(client, &tasks_of);
 }
 
 reconcilers::observed_service to_observed(const engine::service& s) {
@@ -423,6 +448,8 @@ engine::result<void> apply(const engine::client& client, journal_store& journals
 
 namespace {
 
+std::string label_of(const reconcilers::observed_service& s, std::string_view key);
+
 // reach(), also giving the observation and journal on which the goal was
 // found converged (when it was).
 outcome reach_observed(const engine::client& client, journal_store& journals,
@@ -433,9 +460,19 @@ outcome reach_observed(const engine::client& client, journal_store& journals,
   std::vector<quiesce_action> applied;
   std::string last_problem;
   std::string unreadable_journal;
+  std::set<std::string> watched;
   for (;;) {
-    auto observed = observe(client);
-    auto recorded = observed ? journals.load(run.name) : engine::result<journal>(observed.error());
+    // The journal first: it names services whose tasks the plan needs.
+    auto recorded = journals.load(run.name);
+    const journal scope_journal = recorded ? *recorded : journal{};
+    auto observed = observe(client, [&](const reconcilers::observed_service& s) {
+      // A service this reach has seen held stays watched after its labels
+      // are gone: convergence waits for its tasks to run again.
+      if (label_of(s, reconcilers::held_by_label) == run.name) {
+        watched.insert(s.id);
+      }
+      return watched.contains(s.id) || reconcilers::tasks_matter(run, s, scope_journal);
+    });
     if (observed && !recorded && goal == quiesce_goal::restored &&
         recorded.error().is(engine::errc::protocol_error)) {
       // A journal that cannot be read must not keep the run's services down:
@@ -599,13 +636,15 @@ outcome reach(const engine::client& client, journal_store& journals, const quies
 
 engine::result<void> holds_still_hold(const engine::client& client, journal_store& journals,
                                       const quiesce_run& run, const hold_baseline& baseline) {
-  auto observed = observe(client);
-  if (!observed) {
-    return observed.error();
-  }
   auto recorded = journals.load(run.name);
   if (!recorded) {
     return recorded.error();
+  }
+  auto observed = observe(client, [&](const reconcilers::observed_service& s) {
+    return baseline.watched_services.contains(s.id) || reconcilers::tasks_matter(run, s, *recorded);
+  });
+  if (!observed) {
+    return observed.error();
   }
   // One line per workload, the first reason found.
   std::map<std::string, std::string> problems;

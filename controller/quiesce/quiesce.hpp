@@ -23,6 +23,12 @@ using reconcilers::quiesce_run;
 /// and containers (all of them, running or not, with their volume mounts).
 engine::result<observed_state> observe(const engine::client& client);
 
+/// observe(), with the tasks of only the services for which `tasks_of` is
+/// true (one filtered listing; none when no service is).
+engine::result<observed_state> observe(
+    const engine::client& client,
+    const std::function<bool(const reconcilers::observed_service&)>& tasks_of);
+
 /// What the planner sees of one listed service: ForceUpdate and the volume
 /// mounts come from its raw Spec. Used by observe(); exposed for tests.
 reconcilers::observed_service to_observed(const engine::service& s);

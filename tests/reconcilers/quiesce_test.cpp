@@ -1266,5 +1266,19 @@ TEST(describe, names_target_and_change) {
   EXPECT_EQ(to_string(service_mode::replicated_job), "replicated-job");
 }
 
+// Issue 12 item 10: the polling loops list only the tasks a plan can need.
+TEST(tasks_matter, labelled_mounting_or_journaled_services_only) {
+  const quiesce_run run{"r1", "true", {"db_data"}};
+  const journal none{"r1", {}};
+  EXPECT_FALSE(tasks_matter(run, replicated("plain", 3), none));
+  EXPECT_TRUE(tasks_matter(run, replicated("labelled", 1, stop_label("other")), none));
+  EXPECT_TRUE(tasks_matter(run, replicated("tasks-labelled", 1, {}, stop_label()), none));
+  EXPECT_TRUE(tasks_matter(run, replicated("held", 0, held("r0", "2")), none));
+  EXPECT_TRUE(tasks_matter(run, mounting(replicated("writer", 1), {"db_data"}), none));
+  EXPECT_FALSE(tasks_matter(run, mounting(replicated("other-writer", 1), {"logs"}), none));
+  const journal stopped{"r1", {{"c-x", "id-unlabelled-now", 4}}};
+  EXPECT_TRUE(tasks_matter(run, replicated("unlabelled-now", 1), stopped));
+}
+
 }  // namespace
 }  // namespace lifeboat::reconcilers
