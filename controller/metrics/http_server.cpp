@@ -2,7 +2,9 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
@@ -78,56 +80,98 @@ http::response<http::string_body> answer(const http::request<http::string_body>&
 struct http_server::impl {
   asio::io_context io{1};
   tcp::acceptor acceptor{io};
+  asio::steady_timer backoff{io};
   endpoints handlers;
+  server_limits limits;
+  std::size_t open = 0;  // connections being served; only the io thread touches it
   std::thread thread;
 
   void accept() {
     acceptor.async_accept([this](boost::system::error_code ec, tcp::socket socket) {
-      if (ec) {
-        if (ec != asio::error::operation_aborted) {
-          accept();
-        }
+      if (ec == asio::error::operation_aborted) {
         return;
       }
-      serve(std::move(socket));
+      if (ec) {
+        // EMFILE and the like repeat at once: wait before trying again.
+        backoff.expires_after(limits.accept_backoff);
+        backoff.async_wait([this](boost::system::error_code wait_ec) {
+          if (!wait_ec) {
+            accept();
+          }
+        });
+        return;
+      }
+      if (open >= limits.max_connections) {
+        boost::system::error_code ignored;
+        socket.close(ignored);
+      } else {
+        serve(std::move(socket));
+      }
       accept();
     });
   }
 
-  // One request per connection, with a short deadline so a stuck client
-  // cannot hold the endpoint.
+  struct connection {
+    explicit connection(tcp::socket s, asio::io_context& io, std::size_t max_bytes)
+        : socket(std::move(s)), buffer(max_bytes), timer(io) {
+      parser.header_limit(static_cast<std::uint32_t>(max_bytes));
+      parser.body_limit(0);  // GET and HEAD only
+    }
+    tcp::socket socket;
+    boost::beast::flat_buffer buffer;
+    http::request_parser<http::string_body> parser;
+    http::response<http::string_body> response;
+    asio::steady_timer timer;
+  };
+
+  void finish(const std::shared_ptr<connection>& c) {
+    boost::system::error_code ignored;
+    c->socket.shutdown(tcp::socket::shutdown_both, ignored);
+    c->socket.close(ignored);
+    c->timer.cancel();
+  }
+
+  // One request per connection, with a deadline so a stuck client cannot
+  // hold a slot.
   void serve(tcp::socket socket) {
-    auto state = std::make_shared<std::pair<tcp::socket, boost::beast::flat_buffer>>(
-        std::move(socket), boost::beast::flat_buffer{});
-    auto req = std::make_shared<http::request<http::string_body>>();
-    auto timer = std::make_shared<asio::steady_timer>(io, std::chrono::seconds{10});
-    timer->async_wait([state](boost::system::error_code ec) {
+    ++open;
+    // The slot is freed when the last handler lets go of the connection.
+    auto c = std::shared_ptr<connection>(
+        new connection(std::move(socket), io, limits.max_request_bytes), [this](connection* p) {
+          --open;
+          delete p;
+        });
+    c->timer.expires_after(limits.deadline);
+    c->timer.async_wait([c](boost::system::error_code ec) {
       if (!ec) {
         boost::system::error_code ignored;
-        state->first.close(ignored);
+        c->socket.close(ignored);
       }
     });
     http::async_read(
-        state->first, state->second, *req,
-        [this, state, req, timer](boost::system::error_code ec, std::size_t) {
-          if (ec) {
-            timer->cancel();
+        c->socket, c->buffer, c->parser, [this, c](boost::system::error_code ec, std::size_t) {
+          if (ec == http::error::header_limit || ec == http::error::buffer_overflow ||
+              ec == http::error::body_limit) {
+            c->response.result(http::status::request_header_fields_too_large);
+            c->response.keep_alive(false);
+            c->response.body() = "request too large\n";
+            c->response.prepare_payload();
+          } else if (ec) {
+            finish(c);
             return;
+          } else {
+            c->response = answer(c->parser.get(), handlers);
           }
-          auto res = std::make_shared<http::response<http::string_body>>(answer(*req, handlers));
-          http::async_write(state->first, *res,
-                            [state, res, timer](boost::system::error_code, std::size_t) {
-                              boost::system::error_code ignored;
-                              state->first.shutdown(tcp::socket::shutdown_both, ignored);
-                              timer->cancel();
-                            });
+          http::async_write(c->socket, c->response,
+                            [this, c](boost::system::error_code, std::size_t) { finish(c); });
         });
   }
 };
 
-http_server::http_server(const std::string& address, endpoints handlers)
+http_server::http_server(const std::string& address, endpoints handlers, server_limits limits)
     : impl_(std::make_unique<impl>()) {
   impl_->handlers = std::move(handlers);
+  impl_->limits = limits;
   const auto endpoint = parse_address(address);
   boost::system::error_code ec;
   impl_->acceptor.open(endpoint.protocol(), ec);
@@ -151,6 +195,7 @@ http_server::~http_server() {
   asio::post(impl_->io, [this] {
     boost::system::error_code ignored;
     impl_->acceptor.close(ignored);
+    impl_->backoff.cancel();
     impl_->io.stop();
   });
   impl_->thread.join();

@@ -5,6 +5,7 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -92,6 +93,61 @@ TEST(http_server, serves_metrics_health_and_readiness) {
   ready = true;
   EXPECT_EQ(fetch(server.port(), "/readyz").status, 200);
   EXPECT_EQ(fetch(server.port(), "/nope").status, 404);
+}
+
+// Issue 12 item 10: what a client can make the listener hold is bounded.
+TEST(http_server, a_connection_over_the_limit_is_closed_at_once) {
+  server_limits limits;
+  limits.max_connections = 2;
+  http_server server("127.0.0.1:0", {[] { return std::string("m"); }, [] { return true; }}, limits);
+  boost::asio::io_context io;
+  const boost::asio::ip::tcp::endpoint at{boost::asio::ip::make_address("127.0.0.1"),
+                                          server.port()};
+  // Two idle clients fill the slots; accepted in order, before the third.
+  boost::asio::ip::tcp::socket idle1(io);
+  boost::asio::ip::tcp::socket idle2(io);
+  idle1.connect(at);
+  idle2.connect(at);
+  boost::asio::ip::tcp::socket third(io);
+  third.connect(at);
+  http::request<http::string_body> req{http::verb::get, "/healthz", 11};
+  req.set(http::field::host, "localhost");
+  boost::system::error_code ec;
+  http::write(third, req, ec);  // may fail already: the server closed it
+  boost::beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  http::read(third, buffer, res, ec);
+  EXPECT_TRUE(ec) << "the third connection was served: " << res.result_int();
+
+  // The idle ones still get answers: they hold their slots.
+  http::write(idle1, req);
+  http::response<http::string_body> answered;
+  boost::beast::flat_buffer buffer1;
+  http::read(idle1, buffer1, answered);
+  EXPECT_EQ(answered.result_int(), 200U);
+}
+
+TEST(http_server, a_request_larger_than_the_limit_is_refused) {
+  server_limits limits;
+  limits.max_request_bytes = 1024;
+  http_server server("127.0.0.1:0", {[] { return std::string("m"); }, [] { return true; }}, limits);
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket socket(io);
+  socket.connect({boost::asio::ip::make_address("127.0.0.1"), server.port()});
+  const std::string raw =
+      "GET /metrics HTTP/1.1\r\nHost: localhost\r\nX-Padding: " + std::string(64 * 1024, 'x') +
+      "\r\n\r\n";
+  boost::system::error_code ec;
+  boost::asio::write(socket, boost::asio::buffer(raw), ec);
+  boost::beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  http::read(socket, buffer, res, ec);
+  if (!ec) {
+    EXPECT_EQ(res.result(), http::status::request_header_fields_too_large);
+  }
+  EXPECT_NE(res.result(), http::status::ok);
+  // And the server still answers others afterwards.
+  EXPECT_EQ(fetch(server.port(), "/healthz").status, 200);
 }
 
 TEST(http_server, refuses_a_bad_address_at_start_up) {
