@@ -15,6 +15,7 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <thread>
@@ -309,6 +310,10 @@ class controller_loop {
     // Runs first: each resumes what it holds. Workers next (a recovery in
     // progress ends by its own deadline); then the runs' threads are joined.
     spdlog::info("event=shutdown msg=\"stopping: cancelling runs, resuming workloads\"");
+    {
+      std::lock_guard lock(stop_by_mutex_);
+      recovery_stop_by_ = std::chrono::steady_clock::now() + opts_.recovery_stop_window;
+    }
     runs_.cancel_all();
     queue_.shutdown();
     for (auto& w : workers) {
@@ -359,7 +364,12 @@ class controller_loop {
 
   // Whatever a run that is not active here holds goes back.
   void recover(const std::set<std::string>& active) {
-    const auto report = quiesce::recover(client_, journals_, active, 5min);
+    quiesce::pacing pace;
+    pace.stop_by = [this]() -> std::optional<std::chrono::steady_clock::time_point> {
+      std::lock_guard lock(stop_by_mutex_);
+      return recovery_stop_by_;
+    };
+    const auto report = quiesce::recover(client_, journals_, active, 5min, pace);
     for (const auto& run : report.recovered) {
       metrics_.add_recovery();
       spdlog::warn("event=recovered run={}", logging::value(run));
@@ -488,6 +498,9 @@ class controller_loop {
   std::mutex stream_mutex_;
   std::optional<engine::event_stream> stream_;
   bool stopping_ = false;
+  // Set at shutdown: a recovery in progress gives up by then.
+  std::mutex stop_by_mutex_;
+  std::optional<std::chrono::steady_clock::time_point> recovery_stop_by_;
 };
 
 }  // namespace

@@ -36,6 +36,10 @@ struct options {
   /// How old a missed firing may be and still run (the catch-up rule).
   std::chrono::seconds starting_deadline{std::chrono::hours{1}};
   int workers = 2;
+  /// After SIGTERM, how long a recovery in progress may still wait for
+  /// workloads to come back: well inside the stack's stop_grace_period (5m),
+  /// beside the time cancelled runs take to resume what they hold.
+  std::chrono::milliseconds recovery_stop_window{std::chrono::seconds{30}};
 };
 
 /// Runs until `stop` becomes true (SIGTERM), then cancels running backups,

@@ -462,6 +462,15 @@ outcome reach_observed(const engine::client& client, journal_store& journals,
   std::string unreadable_journal;
   std::set<std::string> watched;
   for (;;) {
+    const auto deadline_now = [&] {
+      auto until = deadline;
+      if (pace.stop_by) {
+        if (const auto by = pace.stop_by(); by && *by < until) {
+          until = *by;
+        }
+      }
+      return until;
+    };
     // The journal first: it names services whose tasks the plan needs.
     auto recorded = journals.load(run.name);
     const journal scope_journal = recorded ? *recorded : journal{};
@@ -521,7 +530,7 @@ outcome reach_observed(const engine::client& client, journal_store& journals,
     } else {
       last_problem = observed ? recorded.error().describe() : observed.error().describe();
     }
-    if (pace.now() >= deadline) {
+    if (pace.now() >= deadline_now()) {
       return {false,
               std::string(goal == quiesce_goal::quiesced ? "quiescing" : "resuming") +
                   " timed out: " + last_problem,
@@ -833,6 +842,12 @@ recovery_report recover(const engine::client& client, journal_store& journals,
     }
   }
   for (const auto& run : plan.release) {
+    if (pace.stop_by) {
+      if (const auto by = pace.stop_by(); by && pace.now() >= *by) {
+        report.failures.push_back(run + ": left for the next controller's recovery: stopping");
+        continue;
+      }
+    }
     // First, so that an owner alive after all learns it lost the run.
     if (auto dropped = journals.drop_run(run); !dropped) {
       report.failures.push_back(run +

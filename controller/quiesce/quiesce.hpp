@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -78,6 +79,10 @@ struct pacing {
   std::function<void(std::chrono::milliseconds)> sleep;  ///< default: this_thread::sleep_for
   std::chrono::milliseconds poll{250};
   run_ownership ownership;
+  /// When set and returning a time, waits end by then whatever their timeout:
+  /// a controller told to stop must exit inside its stop grace period (what a
+  /// recovery leaves held, the next controller's recovery brings back).
+  std::function<std::optional<std::chrono::steady_clock::time_point>()> stop_by;
 };
 
 /// Observes, plans and applies until `goal` has converged for `run`, or until
