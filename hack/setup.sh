@@ -11,6 +11,7 @@ packages=(
   libspdlog-dev libfmt-dev libcli11-dev libhowardhinnant-date-dev tzdata
   docker.io busybox-static
   libdeflate-dev libisal-dev libzstd-dev nettle-dev pigz zstd libarchive-tools
+  libcurl4-openssl-dev libxml2-dev  # remote destinations: S3, WebDAV, SFTP (libssh2)
   prometheus  # the server and promtool, for tests/e2e/prometheus_e2e_test.cpp
 )
 
