@@ -702,6 +702,56 @@ std::optional<destination> read_s3_destination(decoder& d, const node& n, const 
   return out;
 }
 
+std::optional<destination> read_webdav_destination(decoder& d, const node& n,
+                                                   const std::string& path) {
+  if (!expect(d, n, node::type::map, path)) {
+    return std::nullopt;
+  }
+  field_reader f{d, n, path};
+  webdav_destination out;
+  bool ok = false;
+  if (const node* v = f.required("url")) {
+    if (auto url = read_string(d, *v, f.path_of("url"))) {
+      const bool http = url->starts_with("https://") || url->starts_with("http://");
+      const auto host_start = url->find("://") + 3;
+      if (!http || url->size() <= host_start || (*url)[host_start] == '/' ||
+          url->find_first_of("?# ") != std::string::npos) {
+        d.fail(f.path_of("url"), v->mark,
+               "must be an http:// or https:// URL of a folder, like "
+               "https://dav.example.com/backups/; got " +
+                   quote(*url));
+      } else {
+        ok = true;
+      }
+      if (!url->ends_with('/')) {
+        url->push_back('/');
+      }
+      out.url = std::move(*url);
+    }
+  }
+  if (const node* v = f.optional("username")) {
+    out.username = read_string(d, *v, f.path_of("username"));
+  }
+  read_path_field(d, f, "passwordFile", out.password_file);
+  if (out.username.has_value() != out.password_file.has_value()) {
+    d.fail(path, n.mark, "set username and passwordFile together");
+  }
+  read_path_field(d, f, "caFile", out.ca_file);
+  if (const node* v = f.optional("insecureSkipVerify")) {
+    out.insecure_skip_verify = read_bool(d, *v, f.path_of("insecureSkipVerify")).value_or(false);
+    if (out.insecure_skip_verify && out.ca_file) {
+      d.fail(f.path_of("insecureSkipVerify"), v->mark,
+             "set caFile or insecureSkipVerify, not both");
+    }
+  }
+  refuse_inline_secrets(d, f, {{"password", "passwordFile"}});
+  f.finish();
+  if (!ok) {
+    return std::nullopt;
+  }
+  return out;
+}
+
 // One entry per destination kind: a struct in objects.hpp, an alternative of
 // `destination`, and a line here.
 struct destination_reader {
@@ -711,6 +761,7 @@ struct destination_reader {
 constexpr destination_reader destination_readers[] = {
     {"local", read_local_destination},
     {"s3", read_s3_destination},
+    {"webdav", read_webdav_destination},
 };
 
 std::string known_destination_kinds() {
@@ -1255,6 +1306,23 @@ void emit_spec(YAML::Emitter& out, const backup_schedule_spec& s) {
                               emit(out, "caFile", *s3.ca_file);
                             }
                             if (s3.insecure_skip_verify) {
+                              out << YAML::Key << "insecureSkipVerify" << YAML::Value << true;
+                            }
+                            out << YAML::EndMap;
+                          },
+                          [&](const webdav_destination& dav) {
+                            out << YAML::BeginMap;
+                            emit(out, "url", dav.url);
+                            if (dav.username) {
+                              emit(out, "username", *dav.username);
+                            }
+                            if (dav.password_file) {
+                              emit(out, "passwordFile", *dav.password_file);
+                            }
+                            if (dav.ca_file) {
+                              emit(out, "caFile", *dav.ca_file);
+                            }
+                            if (dav.insecure_skip_verify) {
                               out << YAML::Key << "insecureSkipVerify" << YAML::Value << true;
                             }
                             out << YAML::EndMap;

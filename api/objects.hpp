@@ -93,9 +93,21 @@ struct s3_destination {
   bool operator==(const s3_destination&) const = default;
 };
 
-using destination = std::variant<local_destination, s3_destination>;
+/// A WebDAV folder. Archives are uploaded as "<name>.partial" and moved to
+/// their name once complete. The password comes from a file only.
+struct webdav_destination {
+  std::string url;                           // http(s)://host[:port]/path/, ends with '/'
+  std::optional<std::string> username;       // basic auth, with password_file
+  std::optional<std::string> password_file;  // absolute
+  std::optional<std::string> ca_file;        // absolute
+  bool insecure_skip_verify = false;
 
-/// The YAML key naming the kind of `d`: "local", "s3".
+  bool operator==(const webdav_destination&) const = default;
+};
+
+using destination = std::variant<local_destination, s3_destination, webdav_destination>;
+
+/// The YAML key naming the kind of `d`: "local", "s3", "webdav".
 std::string_view destination_kind(const destination& d);
 
 /// Which archives pruning keeps. At least one of the two is set.

@@ -3,6 +3,7 @@
 #include "api/overloaded.hpp"
 #include "controller/destinations/local_folder.hpp"
 #include "controller/destinations/s3_bucket.hpp"
+#include "controller/destinations/webdav_folder.hpp"
 
 #include <array>
 #include <variant>
@@ -16,6 +17,9 @@ std::unique_ptr<destination> make_destination(const api::destination& spec) {
                         },
                         [](const api::s3_destination& d) -> std::unique_ptr<destination> {
                           return std::make_unique<s3_bucket>(d);
+                        },
+                        [](const api::webdav_destination& d) -> std::unique_ptr<destination> {
+                          return std::make_unique<webdav_folder>(d);
                         },
                     },
                     spec);

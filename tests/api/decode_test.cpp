@@ -517,14 +517,18 @@ TEST(decode_errors, destinations) {
       {"empty list", head + "  destinations: []\n", {"7:17: spec.destinations: must not be empty"}},
       {"unknown kind",
        head + "  destinations:\n    - ftp: {host: b}\n",
-       {"8:7: spec.destinations[0].ftp: unknown destination kind \"ftp\"; expected local, s3"}},
+       {"8:7: spec.destinations[0].ftp: unknown destination kind \"ftp\"; expected local, s3, "
+        "webdav"}},
       {"two kinds in one item",
        head + "  destinations:\n    - local: {path: /a}\n      ftp: {}\n",
-       {"8:7: spec.destinations[0]: expected exactly one destination kind (local, s3), got 2",
-        "9:7: spec.destinations[0].ftp: unknown destination kind \"ftp\"; expected local, s3"}},
+       {"8:7: spec.destinations[0]: expected exactly one destination kind (local, s3, webdav), got "
+        "2",
+        "9:7: spec.destinations[0].ftp: unknown destination kind \"ftp\"; expected local, s3, "
+        "webdav"}},
       {"no kind",
        head + "  destinations: [{}]\n",
-       {"7:18: spec.destinations[0]: expected exactly one destination kind (local, s3), got 0"}},
+       {"7:18: spec.destinations[0]: expected exactly one destination kind (local, s3, webdav), "
+        "got 0"}},
       {"item is not a map",
        head + "  destinations: [/archive]\n",
        {"7:18: spec.destinations[0]: expected a map, got \"/archive\""}},
@@ -621,6 +625,44 @@ TEST(decode_errors, s3_destination) {
   });
 }
 
+// Issue 13: a WebDAV destination; the password only from a file.
+TEST(decode, webdav_destination) {
+  const auto s = decode_one<backup_schedule>(R"(apiVersion: lifeboat/v1
+kind: BackupSchedule
+metadata: {name: nightly}
+spec:
+  schedule: "0 3 * * *"
+  volumes: [app_db]
+  destinations:
+    - webdav: {url: https://dav.example.com/backups, username: backup, passwordFile: /run/secrets/dav}
+)");
+  ASSERT_EQ(s.spec.destinations.size(), 1U);
+  const auto& dav = std::get<webdav_destination>(s.spec.destinations[0]);
+  EXPECT_EQ(dav.url, "https://dav.example.com/backups/");
+  EXPECT_EQ(dav.username, "backup");
+  EXPECT_EQ(dav.password_file, "/run/secrets/dav");
+  EXPECT_EQ(decode_one<backup_schedule>(encode_yaml(s)), s);
+}
+
+TEST(decode_errors, webdav_destination) {
+  const std::string head =
+      "apiVersion: lifeboat/v1\nkind: BackupSchedule\nmetadata: {name: n}\nspec:\n"
+      "  schedule: \"0 3 * * *\"\n  volumes: [app_db]\n  destinations:\n    - webdav:\n";
+  run({
+      {"inline password",
+       head + "        url: https://h/b/\n        username: u\n        passwordFile: /p\n"
+              "        password: hunter2\n",
+       {"12:19: spec.destinations[0].webdav.password: secrets are never written into an object: "
+        "put it in a file (a Swarm secret under /run/secrets) and name that file in "
+        "passwordFile"}},
+      {"bad url and a lone username",
+       head + "        url: ftp://h/b/\n        username: u\n",
+       {"9:9: spec.destinations[0].webdav: set username and passwordFile together",
+        "9:14: spec.destinations[0].webdav.url: must be an http:// or https:// URL of a folder, "
+        "like https://dav.example.com/backups/; got \"ftp://h/b/\""}},
+  });
+}
+
 TEST(decode_errors, restore) {
   run({
       {"backupRef and archive",
@@ -686,7 +728,7 @@ spec:
                   "9:26: spec.archive.compression: must be one of gzip, zstd, none; got \"lz4\"",
                   "9:40: spec.archive.exclude: invalid regular expression \"[\": unbalanced [ ]",
                   "11:7: spec.destinations[0].ftp: unknown destination kind \"ftp\"; expected "
-                  "local, s3",
+                  "local, s3, webdav",
                   "12:25: spec.retention.keepLast: expected an integer, got \"many\"",
                   "13:3: spec.extra: unknown field"));
   ASSERT_EQ(r.documents.size(), 1U);
