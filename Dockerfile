@@ -12,7 +12,7 @@ RUN apt-get update \
       libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev libboost-system1.81-dev \
       libarchive-dev libyaml-cpp-dev prometheus-cpp-dev libspdlog-dev libfmt-dev \
       libcli11-dev libhowardhinnant-date-dev \
-      libdeflate-dev libisal-dev libzstd-dev nettle-dev \
+      libdeflate-dev libisal-dev libzstd-dev nettle-dev libcurl4-openssl-dev libxml2-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -33,7 +33,8 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libstdc++6 libgcc-s1 \
       libboost-json1.81.0 libyaml-cpp0.7 libprometheus-cpp-core1.0 libspdlog1.10 libfmt9 \
-      libarchive13 libnettle8 libdeflate0 libisal2 libzstd1 libdate-tz3 \
+      libarchive13 libnettle8 libdeflate0 libisal2 libzstd1 libdate-tz3 libcurl4 libxml2 \
+      ca-certificates \
       tzdata busybox-static \
  && rm -rf /var/lib/apt/lists/* \
  && ln -s /bin/busybox /usr/local/bin/wget \

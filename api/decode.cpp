@@ -13,6 +13,7 @@
 #include <climits>
 #include <deque>
 #include <exception>
+#include <initializer_list>
 #include <sstream>
 #include <unordered_map>
 #include <unordered_set>
@@ -539,14 +540,228 @@ std::optional<destination> read_local_destination(decoder& d, const node& n,
   return out;
 }
 
-// One entry per destination kind: adding s3, webdav or sftp means a struct in
-// objects.hpp, an alternative of `destination`, and a line here.
+// An absolute path read from `key` into `out`, when present.
+void read_path_field(decoder& d, field_reader& f, std::string_view key,
+                     std::optional<std::string>& out) {
+  if (const node* v = f.optional(key)) {
+    if (auto p = read_string(d, *v, f.path_of(key))) {
+      d.check(check_absolute_path(*p), f.path_of(key), v->mark);
+      out = std::move(*p);
+    }
+  }
+}
+
+// Fields that would hold a secret in the object itself: objects live in
+// Swarm configs and labels, readable by anyone who can list them, so a
+// secret is only ever named by the file (a Swarm secret) that holds it.
+struct inline_secret {
+  std::string_view field;
+  std::string_view file_field;
+};
+
+void refuse_inline_secrets(decoder& d, field_reader& f,
+                           std::initializer_list<inline_secret> secrets) {
+  for (const auto& s : secrets) {
+    if (const node* v = f.optional(s.field)) {
+      d.fail(f.path_of(s.field), v->mark,
+             "secrets are never written into an object: put it in a file (a Swarm secret under "
+             "/run/secrets) and name that file in " +
+                 std::string{s.file_field});
+    }
+  }
+}
+
+std::optional<std::string> check_bucket_name(std::string_view bucket) {
+  const bool ok =
+      bucket.size() >= 3 && bucket.size() <= 63 &&
+      std::all_of(bucket.begin(), bucket.end(),
+                  [](char c) {
+                    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+                  }) &&
+      bucket.front() != '-' && bucket.front() != '.' && bucket.back() != '-' &&
+      bucket.back() != '.';
+  if (ok) {
+    return std::nullopt;
+  }
+  return "invalid bucket name " + quote(bucket) +
+         ": 3 to 63 lower-case letters, digits, '-' and '.', starting and ending with a letter or "
+         "digit";
+}
+
+// "http://host[:port]" or "https://host[:port]", no path: keys are placed
+// under it by the destination, in path or virtual-hosted style.
+std::optional<std::string> check_endpoint(std::string_view endpoint) {
+  std::string_view rest = endpoint;
+  if (rest.starts_with("https://")) {
+    rest.remove_prefix(8);
+  } else if (rest.starts_with("http://")) {
+    rest.remove_prefix(7);
+  } else {
+    return "must start with https:// or http://, got " + quote(endpoint);
+  }
+  if (rest.ends_with('/')) {
+    rest.remove_suffix(1);
+  }
+  if (rest.empty() || rest.find_first_of("/?#@ ") != std::string_view::npos) {
+    return "must be a scheme and a host (and port) only, like https://s3.example.com; got " +
+           quote(endpoint);
+  }
+  return std::nullopt;
+}
+
+// A token made of the characters `allowed` accepts, not empty.
+template <class Allowed>
+std::optional<std::string> check_token(std::string_view text, std::string_view what,
+                                       Allowed allowed) {
+  if (!text.empty() && std::all_of(text.begin(), text.end(), allowed)) {
+    return std::nullopt;
+  }
+  return "invalid " + std::string{what} + " " + quote(text);
+}
+
+std::optional<destination> read_s3_destination(decoder& d, const node& n, const std::string& path) {
+  if (!expect(d, n, node::type::map, path)) {
+    return std::nullopt;
+  }
+  field_reader f{d, n, path};
+  s3_destination out;
+  bool ok = true;
+  auto required_string = [&](std::string_view key, std::string& into) {
+    const node* v = f.required(key);
+    auto text = v != nullptr ? read_string(d, *v, f.path_of(key)) : std::nullopt;
+    if (!text) {
+      ok = false;
+      return static_cast<const node*>(nullptr);
+    }
+    into = std::move(*text);
+    return v;
+  };
+  if (const node* v = required_string("bucket", out.bucket)) {
+    d.check(check_bucket_name(out.bucket), f.path_of("bucket"), v->mark);
+  }
+  if (const node* v = f.optional("prefix")) {
+    if (auto p = read_string(d, *v, f.path_of("prefix"))) {
+      if (p->starts_with('/')) {
+        d.fail(f.path_of("prefix"), v->mark,
+               "must not start with '/': keys are written as prefix + archive name");
+      }
+      out.prefix = std::move(*p);
+    }
+  }
+  if (const node* v = f.optional("endpoint")) {
+    if (auto e = read_string(d, *v, f.path_of("endpoint"))) {
+      d.check(check_endpoint(*e), f.path_of("endpoint"), v->mark);
+      if (e->ends_with('/')) {
+        e->pop_back();
+      }
+      out.endpoint = std::move(*e);
+    }
+  }
+  if (const node* v = f.optional("region")) {
+    if (auto r = read_string(d, *v, f.path_of("region"))) {
+      d.check(check_token(*r, "region",
+                          [](char c) {
+                            return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+                          }),
+              f.path_of("region"), v->mark);
+      out.region = std::move(*r);
+    }
+  }
+  if (const node* v = f.optional("pathStyle")) {
+    out.path_style = read_bool(d, *v, f.path_of("pathStyle")).value_or(false);
+  }
+  if (const node* v = f.optional("storageClass")) {
+    if (auto c = read_string(d, *v, f.path_of("storageClass"))) {
+      d.check(check_token(*c, "storage class",
+                          [](char ch) { return (ch >= 'A' && ch <= 'Z') || ch == '_'; }),
+              f.path_of("storageClass"), v->mark);
+      out.storage_class = std::move(*c);
+    }
+  }
+  for (auto [key, into] :
+       {std::pair<std::string_view, std::string*>{"accessKeyIdFile", &out.access_key_id_file},
+        {"secretAccessKeyFile", &out.secret_access_key_file}}) {
+    if (const node* v = required_string(key, *into)) {
+      d.check(check_absolute_path(*into), f.path_of(key), v->mark);
+    }
+  }
+  read_path_field(d, f, "caFile", out.ca_file);
+  if (const node* v = f.optional("insecureSkipVerify")) {
+    out.insecure_skip_verify = read_bool(d, *v, f.path_of("insecureSkipVerify")).value_or(false);
+    if (out.insecure_skip_verify && out.ca_file) {
+      d.fail(f.path_of("insecureSkipVerify"), v->mark,
+             "set caFile or insecureSkipVerify, not both");
+    }
+  }
+  refuse_inline_secrets(
+      d, f, {{"secretAccessKey", "secretAccessKeyFile"}, {"accessKeyId", "accessKeyIdFile"}});
+  f.finish();
+  if (!ok) {
+    return std::nullopt;
+  }
+  return out;
+}
+
+std::optional<destination> read_webdav_destination(decoder& d, const node& n,
+                                                   const std::string& path) {
+  if (!expect(d, n, node::type::map, path)) {
+    return std::nullopt;
+  }
+  field_reader f{d, n, path};
+  webdav_destination out;
+  bool ok = false;
+  if (const node* v = f.required("url")) {
+    if (auto url = read_string(d, *v, f.path_of("url"))) {
+      const bool http = url->starts_with("https://") || url->starts_with("http://");
+      const auto host_start = url->find("://") + 3;
+      if (!http || url->size() <= host_start || (*url)[host_start] == '/' ||
+          url->find_first_of("?# ") != std::string::npos) {
+        d.fail(f.path_of("url"), v->mark,
+               "must be an http:// or https:// URL of a folder, like "
+               "https://dav.example.com/backups/; got " +
+                   quote(*url));
+      } else {
+        ok = true;
+      }
+      if (!url->ends_with('/')) {
+        url->push_back('/');
+      }
+      out.url = std::move(*url);
+    }
+  }
+  if (const node* v = f.optional("username")) {
+    out.username = read_string(d, *v, f.path_of("username"));
+  }
+  read_path_field(d, f, "passwordFile", out.password_file);
+  if (out.username.has_value() != out.password_file.has_value()) {
+    d.fail(path, n.mark, "set username and passwordFile together");
+  }
+  read_path_field(d, f, "caFile", out.ca_file);
+  if (const node* v = f.optional("insecureSkipVerify")) {
+    out.insecure_skip_verify = read_bool(d, *v, f.path_of("insecureSkipVerify")).value_or(false);
+    if (out.insecure_skip_verify && out.ca_file) {
+      d.fail(f.path_of("insecureSkipVerify"), v->mark,
+             "set caFile or insecureSkipVerify, not both");
+    }
+  }
+  refuse_inline_secrets(d, f, {{"password", "passwordFile"}});
+  f.finish();
+  if (!ok) {
+    return std::nullopt;
+  }
+  return out;
+}
+
+// One entry per destination kind: a struct in objects.hpp, an alternative of
+// `destination`, and a line here.
 struct destination_reader {
   std::string_view kind;
   std::optional<destination> (*read)(decoder&, const node&, const std::string&);
 };
 constexpr destination_reader destination_readers[] = {
     {"local", read_local_destination},
+    {"s3", read_s3_destination},
+    {"webdav", read_webdav_destination},
 };
 
 std::string known_destination_kinds() {
@@ -1067,10 +1282,51 @@ void emit_spec(YAML::Emitter& out, const backup_schedule_spec& s) {
   for (const auto& dest : s.destinations) {
     out << YAML::BeginMap << YAML::Key << std::string{destination_kind(dest)} << YAML::Value;
     std::visit(overloaded{[&](const local_destination& l) {
-                 out << YAML::BeginMap;
-                 emit(out, "path", l.path);
-                 out << YAML::EndMap;
-               }},
+                            out << YAML::BeginMap;
+                            emit(out, "path", l.path);
+                            out << YAML::EndMap;
+                          },
+                          [&](const s3_destination& s3) {
+                            out << YAML::BeginMap;
+                            emit(out, "bucket", s3.bucket);
+                            if (!s3.prefix.empty()) {
+                              emit(out, "prefix", s3.prefix);
+                            }
+                            if (s3.endpoint) {
+                              emit(out, "endpoint", *s3.endpoint);
+                            }
+                            emit(out, "region", s3.region);
+                            out << YAML::Key << "pathStyle" << YAML::Value << s3.path_style;
+                            if (s3.storage_class) {
+                              emit(out, "storageClass", *s3.storage_class);
+                            }
+                            emit(out, "accessKeyIdFile", s3.access_key_id_file);
+                            emit(out, "secretAccessKeyFile", s3.secret_access_key_file);
+                            if (s3.ca_file) {
+                              emit(out, "caFile", *s3.ca_file);
+                            }
+                            if (s3.insecure_skip_verify) {
+                              out << YAML::Key << "insecureSkipVerify" << YAML::Value << true;
+                            }
+                            out << YAML::EndMap;
+                          },
+                          [&](const webdav_destination& dav) {
+                            out << YAML::BeginMap;
+                            emit(out, "url", dav.url);
+                            if (dav.username) {
+                              emit(out, "username", *dav.username);
+                            }
+                            if (dav.password_file) {
+                              emit(out, "passwordFile", *dav.password_file);
+                            }
+                            if (dav.ca_file) {
+                              emit(out, "caFile", *dav.ca_file);
+                            }
+                            if (dav.insecure_skip_verify) {
+                              out << YAML::Key << "insecureSkipVerify" << YAML::Value << true;
+                            }
+                            out << YAML::EndMap;
+                          }},
                dest);
     out << YAML::EndMap;
   }

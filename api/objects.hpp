@@ -67,18 +67,47 @@ struct archive_spec {
   bool operator==(const archive_spec&) const = default;
 };
 
-/// A directory on the controller's file system. More destination kinds (s3,
-/// webdav, sftp) become more alternatives of `destination`; code that visits a
-/// destination then fails to compile until it handles them.
+/// A directory on the controller's file system. Each destination kind is an
+/// alternative of `destination`; code that visits a destination fails to
+/// compile until it handles every kind.
 struct local_destination {
   std::string path;  // absolute
 
   bool operator==(const local_destination&) const = default;
 };
 
-using destination = std::variant<local_destination>;
+/// An S3-compatible bucket. Object keys are `prefix` + archive name.
+/// Credentials come from files only (Swarm secrets), never inline.
+struct s3_destination {
+  std::string bucket;                        // not empty
+  std::string prefix;                        // may be empty; no leading '/'
+  std::optional<std::string> endpoint;       // http(s)://host[:port]; unset: AWS's for `region`
+  std::string region = "us-east-1";          // not empty
+  bool path_style = false;                   // <endpoint>/<bucket>/<key> instead of <bucket>.<host>
+  std::optional<std::string> storage_class;  // STANDARD_IA, ...; unset: the bucket's default
+  std::string access_key_id_file;            // absolute
+  std::string secret_access_key_file;        // absolute
+  std::optional<std::string> ca_file;        // absolute
+  bool insecure_skip_verify = false;         // TLS peer not verified (a warning)
 
-/// The YAML key naming the kind of `d`: "local".
+  bool operator==(const s3_destination&) const = default;
+};
+
+/// A WebDAV folder. Archives are uploaded as "<name>.partial" and moved to
+/// their name once complete. The password comes from a file only.
+struct webdav_destination {
+  std::string url;                           // http(s)://host[:port]/path/, ends with '/'
+  std::optional<std::string> username;       // basic auth, with password_file
+  std::optional<std::string> password_file;  // absolute
+  std::optional<std::string> ca_file;        // absolute
+  bool insecure_skip_verify = false;
+
+  bool operator==(const webdav_destination&) const = default;
+};
+
+using destination = std::variant<local_destination, s3_destination, webdav_destination>;
+
+/// The YAML key naming the kind of `d`: "local", "s3", "webdav".
 std::string_view destination_kind(const destination& d);
 
 /// Which archives pruning keeps. At least one of the two is set.

@@ -14,6 +14,8 @@ packages=(
   docker.io busybox-static
   faketime  # hack/chaos.sh: `lifeboat recover` as if a dead run's record had expired
   libdeflate-dev libisal-dev libzstd-dev nettle-dev pigz zstd libarchive-tools
+  libcurl4-openssl-dev libxml2-dev  # remote destinations: S3, WebDAV, SFTP (libssh2)
+  rclone  # `rclone serve webdav` for tests/e2e/webdav_destination_e2e_test.cpp
   prometheus  # the server and promtool, for tests/e2e/prometheus_e2e_test.cpp
 )
 if [[ "${1:-}" == "--fuzz" ]]; then

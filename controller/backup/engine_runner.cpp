@@ -58,15 +58,43 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
   };
   const auto& spec = schedule.spec;
 
-  // Every destination can take archives, or nothing is held: a missing
+  // One destination failing does not stop the others: the archive goes to
+  // every destination that can take it, and the run fails at the end naming
+  // each one that could not. Only when none can is nothing held: a missing
   // mount fails the run here, naming the path.
   std::vector<std::unique_ptr<destinations::destination>> targets;
-  for (const auto& d : spec.destinations) {
-    targets.push_back(destinations::make_destination(d));
-    if (auto ok = targets.back()->check(); !ok) {
-      result.failure = archive::to_string(ok.error().code);
-      return fail(ok.error().message);
+  std::vector<std::string> destination_failures;
+  std::string_view first_failure_kind;
+  auto destination_failed = [&](const destinations::destination& d, const archive::error& e,
+                                std::string_view doing) {
+    if (first_failure_kind.empty()) {
+      first_failure_kind = archive::to_string(e.code);
     }
+    const auto name = d.describe();
+    std::string message = e.message;
+    if (message.starts_with(name + ": ")) {
+      message.erase(0, name.size() + 2);
+    }
+    destination_failures.push_back(name + ": " + std::string(doing) + message);
+  };
+  for (const auto& d : spec.destinations) {
+    auto target = destinations::make_destination(d);
+    if (auto ok = target->check(); !ok) {
+      destination_failed(*target, ok.error(), "");
+      continue;
+    }
+    targets.push_back(std::move(target));
+  }
+  auto joined_failures = [&] {
+    std::string out;
+    for (const auto& f : destination_failures) {
+      out += (out.empty() ? "" : "; ") + f;
+    }
+    return out;
+  };
+  if (targets.empty()) {
+    result.failure = first_failure_kind;
+    return fail(joined_failures());
   }
 
   auto volumes = resolve_volumes(client_, spec);
@@ -210,12 +238,16 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
   if (!published->second.empty()) {
     warnings.push_back(published->second);
   }
+  // The archive's own destination has it; each other one gets a copy, and
+  // is pruned only when its copy is there (never the newest good one lost).
+  std::vector<destinations::destination*> holding_archive{targets.front().get()};
   for (std::size_t i = 1; i < targets.size(); ++i) {
     auto copied = destinations::copy_archive(*targets.front(), *targets[i], archive.file_name);
     if (!copied) {
-      result.failure = archive::to_string(copied.error().code);
-      return fail("copying to " + targets[i]->describe() + " failed: " + copied.error().message);
+      destination_failed(*targets[i], copied.error(), "copying the archive failed: ");
+      continue;
     }
+    holding_archive.push_back(targets[i].get());
     if (auto w = targets[i]->point_latest(archive.file_name); !w.empty()) {
       warnings.push_back(w);
     }
@@ -223,13 +255,21 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
 
   report(phase::pruning, "");
   std::string pruned;
-  for (const auto& target : targets) {
+  for (auto* target : holding_archive) {
     auto p = steps_.prune(schedule, *target);
     if (!p) {
-      result.failure = archive::to_string(p.error().code);
-      return fail("pruning " + target->describe() + " failed: " + p.error().message);
+      destination_failed(*target, p.error(), "pruning failed: ");
+      continue;
     }
     pruned += pruned.empty() ? *p : "; " + *p;
+  }
+  if (!destination_failures.empty()) {
+    result.failure = first_failure_kind;
+    result.archive = published->first.location;
+    result.size_bytes = static_cast<double>(archive.bytes);
+    return fail(fmt::format("the archive reached {} of {} destination(s) ({}); {}",
+                            holding_archive.size(), spec.destinations.size(),
+                            published->first.location, joined_failures()));
   }
   for (std::size_t i = 0; i < archive.warnings.size() && warnings.size() < 100; ++i) {
     warnings.push_back(archive.warnings[i]);

@@ -2,6 +2,8 @@
 
 #include "api/overloaded.hpp"
 #include "controller/destinations/local_folder.hpp"
+#include "controller/destinations/s3_bucket.hpp"
+#include "controller/destinations/webdav_folder.hpp"
 
 #include <array>
 #include <variant>
@@ -9,13 +11,18 @@
 namespace lifeboat::destinations {
 
 std::unique_ptr<destination> make_destination(const api::destination& spec) {
-  return std::visit(
-      api::overloaded{
-          [](const api::local_destination& d) -> std::unique_ptr<destination> {
-            return std::make_unique<local_folder>(d.path, own_container_root());
-          },
-      },
-      spec);
+  return std::visit(api::overloaded{
+                        [](const api::local_destination& d) -> std::unique_ptr<destination> {
+                          return std::make_unique<local_folder>(d.path, own_container_root());
+                        },
+                        [](const api::s3_destination& d) -> std::unique_ptr<destination> {
+                          return std::make_unique<s3_bucket>(d);
+                        },
+                        [](const api::webdav_destination& d) -> std::unique_ptr<destination> {
+                          return std::make_unique<webdav_folder>(d);
+                        },
+                    },
+                    spec);
 }
 
 namespace {

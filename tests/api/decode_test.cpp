@@ -516,15 +516,19 @@ TEST(decode_errors, destinations) {
   run({
       {"empty list", head + "  destinations: []\n", {"7:17: spec.destinations: must not be empty"}},
       {"unknown kind",
-       head + "  destinations:\n    - s3: {bucket: b}\n",
-       {"8:7: spec.destinations[0].s3: unknown destination kind \"s3\"; expected local"}},
+       head + "  destinations:\n    - ftp: {host: b}\n",
+       {"8:7: spec.destinations[0].ftp: unknown destination kind \"ftp\"; expected local, s3, "
+        "webdav"}},
       {"two kinds in one item",
-       head + "  destinations:\n    - local: {path: /a}\n      webdav: {}\n",
-       {"8:7: spec.destinations[0]: expected exactly one destination kind (local), got 2",
-        "9:7: spec.destinations[0].webdav: unknown destination kind \"webdav\"; expected local"}},
+       head + "  destinations:\n    - local: {path: /a}\n      ftp: {}\n",
+       {"8:7: spec.destinations[0]: expected exactly one destination kind (local, s3, webdav), got "
+        "2",
+        "9:7: spec.destinations[0].ftp: unknown destination kind \"ftp\"; expected local, s3, "
+        "webdav"}},
       {"no kind",
        head + "  destinations: [{}]\n",
-       {"7:18: spec.destinations[0]: expected exactly one destination kind (local), got 0"}},
+       {"7:18: spec.destinations[0]: expected exactly one destination kind (local, s3, webdav), "
+        "got 0"}},
       {"item is not a map",
        head + "  destinations: [/archive]\n",
        {"7:18: spec.destinations[0]: expected a map, got \"/archive\""}},
@@ -534,6 +538,128 @@ TEST(decode_errors, destinations) {
       {"unknown field in a destination",
        head + "  destinations:\n    - local: {path: /a, pth: /b}\n",
        {"8:25: spec.destinations[0].local.pth: unknown field; did you mean \"path\"?"}},
+  });
+}
+
+// Issue 13: an S3 destination, every field, and its YAML round trip.
+TEST(decode, s3_destination_with_every_field) {
+  const auto s = decode_one<backup_schedule>(R"(apiVersion: lifeboat/v1
+kind: BackupSchedule
+metadata: {name: nightly}
+spec:
+  schedule: "0 3 * * *"
+  volumes: [app_db]
+  destinations:
+    - s3:
+        bucket: backups
+        prefix: db/
+        endpoint: https://s3.example.com/
+        region: eu-west-1
+        pathStyle: true
+        storageClass: STANDARD_IA
+        accessKeyIdFile: /run/secrets/s3_key_id
+        secretAccessKeyFile: /run/secrets/s3_secret
+        caFile: /run/secrets/ca.pem
+    - s3: {bucket: other, accessKeyIdFile: /k, secretAccessKeyFile: /s, insecureSkipVerify: true}
+)");
+  ASSERT_EQ(s.spec.destinations.size(), 2U);
+  s3_destination expected;
+  expected.bucket = "backups";
+  expected.prefix = "db/";
+  expected.endpoint = "https://s3.example.com";
+  expected.region = "eu-west-1";
+  expected.path_style = true;
+  expected.storage_class = "STANDARD_IA";
+  expected.access_key_id_file = "/run/secrets/s3_key_id";
+  expected.secret_access_key_file = "/run/secrets/s3_secret";
+  expected.ca_file = "/run/secrets/ca.pem";
+  EXPECT_EQ(std::get<s3_destination>(s.spec.destinations[0]), expected);
+  const auto& minimal = std::get<s3_destination>(s.spec.destinations[1]);
+  EXPECT_EQ(minimal.region, "us-east-1");
+  EXPECT_FALSE(minimal.path_style);
+  EXPECT_FALSE(minimal.endpoint);
+  EXPECT_TRUE(minimal.insecure_skip_verify);
+  EXPECT_EQ(destination_kind(s.spec.destinations[0]), "s3");
+  EXPECT_EQ(decode_one<backup_schedule>(encode_yaml(s)), s);
+}
+
+// Issue 13: secrets only from files; an inline secret names its field and
+// says where it belongs.
+TEST(decode_errors, s3_destination) {
+  const std::string head =
+      "apiVersion: lifeboat/v1\nkind: BackupSchedule\nmetadata: {name: n}\nspec:\n"
+      "  schedule: \"0 3 * * *\"\n  volumes: [app_db]\n  destinations:\n    - s3:\n";
+  const std::string files = "        accessKeyIdFile: /k\n        secretAccessKeyFile: /s\n";
+  run({
+      {"inline secret",
+       head + "        bucket: b1b\n" + files + "        secretAccessKey: hunter2\n",
+       {"12:26: spec.destinations[0].s3.secretAccessKey: secrets are never written into an "
+        "object: put it in a file (a Swarm secret under /run/secrets) and name that file in "
+        "secretAccessKeyFile"}},
+      {"inline key id",
+       head + "        bucket: b1b\n" + files + "        accessKeyId: AKIA\n",
+       {"12:22: spec.destinations[0].s3.accessKeyId: secrets are never written into an object: "
+        "put it in a file (a Swarm secret under /run/secrets) and name that file in "
+        "accessKeyIdFile"}},
+      {"missing fields",
+       head + "        prefix: x/\n",
+       {"9:9: spec.destinations[0].s3.bucket: required field is missing",
+        "9:9: spec.destinations[0].s3.accessKeyIdFile: required field is missing",
+        "9:9: spec.destinations[0].s3.secretAccessKeyFile: required field is missing"}},
+      {"bad values",
+       head + "        bucket: B\n" + files +
+           "        endpoint: s3.example.com\n        prefix: /db\n        region: \"\"\n"
+           "        caFile: ca.pem\n",
+       {"9:17: spec.destinations[0].s3.bucket: invalid bucket name \"B\": 3 to 63 lower-case "
+        "letters, digits, '-' and '.', starting and ending with a letter or digit",
+        "12:19: spec.destinations[0].s3.endpoint: must start with https:// or http://, got "
+        "\"s3.example.com\"",
+        "13:17: spec.destinations[0].s3.prefix: must not start with '/': keys are written as "
+        "prefix + archive name",
+        "14:17: spec.destinations[0].s3.region: invalid region \"\"",
+        "15:17: spec.destinations[0].s3.caFile: \"ca.pem\" is not an absolute path"}},
+      {"endpoint with a path",
+       head + "        bucket: b1b\n" + files + "        endpoint: http://h:9000/x\n",
+       {"12:19: spec.destinations[0].s3.endpoint: must be a scheme and a host (and port) only, "
+        "like https://s3.example.com; got \"http://h:9000/x\""}},
+  });
+}
+
+// Issue 13: a WebDAV destination; the password only from a file.
+TEST(decode, webdav_destination) {
+  const auto s = decode_one<backup_schedule>(R"(apiVersion: lifeboat/v1
+kind: BackupSchedule
+metadata: {name: nightly}
+spec:
+  schedule: "0 3 * * *"
+  volumes: [app_db]
+  destinations:
+    - webdav: {url: https://dav.example.com/backups, username: backup, passwordFile: /run/secrets/dav}
+)");
+  ASSERT_EQ(s.spec.destinations.size(), 1U);
+  const auto& dav = std::get<webdav_destination>(s.spec.destinations[0]);
+  EXPECT_EQ(dav.url, "https://dav.example.com/backups/");
+  EXPECT_EQ(dav.username, "backup");
+  EXPECT_EQ(dav.password_file, "/run/secrets/dav");
+  EXPECT_EQ(decode_one<backup_schedule>(encode_yaml(s)), s);
+}
+
+TEST(decode_errors, webdav_destination) {
+  const std::string head =
+      "apiVersion: lifeboat/v1\nkind: BackupSchedule\nmetadata: {name: n}\nspec:\n"
+      "  schedule: \"0 3 * * *\"\n  volumes: [app_db]\n  destinations:\n    - webdav:\n";
+  run({
+      {"inline password",
+       head + "        url: https://h/b/\n        username: u\n        passwordFile: /p\n"
+              "        password: hunter2\n",
+       {"12:19: spec.destinations[0].webdav.password: secrets are never written into an object: "
+        "put it in a file (a Swarm secret under /run/secrets) and name that file in "
+        "passwordFile"}},
+      {"bad url and a lone username",
+       head + "        url: ftp://h/b/\n        username: u\n",
+       {"9:9: spec.destinations[0].webdav: set username and passwordFile together",
+        "9:14: spec.destinations[0].webdav.url: must be an http:// or https:// URL of a folder, "
+        "like https://dav.example.com/backups/; got \"ftp://h/b/\""}},
   });
 }
 
@@ -602,7 +728,7 @@ spec:
                   "9:26: spec.archive.compression: must be one of gzip, zstd, none; got \"lz4\"",
                   "9:40: spec.archive.exclude: invalid regular expression \"[\": unbalanced [ ]",
                   "11:7: spec.destinations[0].ftp: unknown destination kind \"ftp\"; expected "
-                  "local",
+                  "local, s3, webdav",
                   "12:25: spec.retention.keepLast: expected an integer, got \"many\"",
                   "13:3: spec.extra: unknown field"));
   ASSERT_EQ(r.documents.size(), 1U);
