@@ -619,6 +619,19 @@ std::optional<std::string> check_token(std::string_view text, std::string_view w
   return "invalid " + std::string{what} + " " + quote(text);
 }
 
+// caFile and insecureSkipVerify, of the destinations that speak TLS.
+void read_tls_fields(decoder& d, field_reader& f, std::optional<std::string>& ca_file,
+                     bool& insecure_skip_verify) {
+  read_path_field(d, f, "caFile", ca_file);
+  if (const node* v = f.optional("insecureSkipVerify")) {
+    insecure_skip_verify = read_bool(d, *v, f.path_of("insecureSkipVerify")).value_or(false);
+    if (insecure_skip_verify && ca_file) {
+      d.fail(f.path_of("insecureSkipVerify"), v->mark,
+             "set caFile or insecureSkipVerify, not both");
+    }
+  }
+}
+
 std::optional<destination> read_s3_destination(decoder& d, const node& n, const std::string& path) {
   if (!expect(d, n, node::type::map, path)) {
     return std::nullopt;
@@ -685,14 +698,7 @@ std::optional<destination> read_s3_destination(decoder& d, const node& n, const 
       d.check(check_absolute_path(*into), f.path_of(key), v->mark);
     }
   }
-  read_path_field(d, f, "caFile", out.ca_file);
-  if (const node* v = f.optional("insecureSkipVerify")) {
-    out.insecure_skip_verify = read_bool(d, *v, f.path_of("insecureSkipVerify")).value_or(false);
-    if (out.insecure_skip_verify && out.ca_file) {
-      d.fail(f.path_of("insecureSkipVerify"), v->mark,
-             "set caFile or insecureSkipVerify, not both");
-    }
-  }
+  read_tls_fields(d, f, out.ca_file, out.insecure_skip_verify);
   refuse_inline_secrets(
       d, f, {{"secretAccessKey", "secretAccessKeyFile"}, {"accessKeyId", "accessKeyIdFile"}});
   f.finish();
@@ -736,14 +742,7 @@ std::optional<destination> read_webdav_destination(decoder& d, const node& n,
   if (out.username.has_value() != out.password_file.has_value()) {
     d.fail(path, n.mark, "set username and passwordFile together");
   }
-  read_path_field(d, f, "caFile", out.ca_file);
-  if (const node* v = f.optional("insecureSkipVerify")) {
-    out.insecure_skip_verify = read_bool(d, *v, f.path_of("insecureSkipVerify")).value_or(false);
-    if (out.insecure_skip_verify && out.ca_file) {
-      d.fail(f.path_of("insecureSkipVerify"), v->mark,
-             "set caFile or insecureSkipVerify, not both");
-    }
-  }
+  read_tls_fields(d, f, out.ca_file, out.insecure_skip_verify);
   refuse_inline_secrets(d, f, {{"password", "passwordFile"}});
   f.finish();
   if (!ok) {
