@@ -143,6 +143,8 @@ int main(int argc, char** argv) {
   restore->add_flag("--wipe", restore_options.wipe,
                     "empty each target volume first (only after the archive is verified and "
                     "found to fit)");
+  restore->add_flag("--create-volume", restore_options.create_volume,
+                    "create a target volume that does not exist, on this engine's node");
   restore->add_flag("--allow-devices", restore_options.allow_devices,
                     "accept character and block device entries");
   restore->add_flag("--allow-absolute-symlinks", restore_options.allow_absolute_symlinks,

@@ -191,6 +191,27 @@ result<std::vector<volume_space>> measure_through_engine(const engine::client& c
   return parse_measurements(*output, volumes);
 }
 
+// "volume a does not exist on node n1 (node ID x)": where the controller's
+// engine runs, since a volume is created on the node of the engine asked.
+std::string missing_volumes_message(const engine::client& client,
+                                    const std::vector<std::string>& missing) {
+  std::string node = "the node of this engine";
+  if (auto info = client.info(); info) {
+    node = "node " + info->name;
+    if (!info->swarm.node_id.empty()) {
+      node += " (node ID " + info->swarm.node_id + ")";
+    }
+  }
+  return fmt::format(
+      "{} {} not exist on {}, where this restore runs: set createVolume: true in the Restore's "
+      "spec (lifeboat restore --create-volume) to create {} there, or restore on the node that "
+      "holds {}",
+      missing.size() == 1 ? "volume " + missing.front()
+                          : "volumes " + fmt::format("{}", fmt::join(missing, ", ")),
+      missing.size() == 1 ? "does" : "do", node, missing.size() == 1 ? "it" : "them",
+      missing.size() == 1 ? "it" : "them");
+}
+
 result<unpack_report> unpack_through_engine(const engine::client& client, const std::string& image,
                                             const std::string& run_name,
                                             const archive_file& archive,
@@ -301,7 +322,9 @@ run_result engine_runner::run(const api::restore& restore, const std::string& ru
   read.allow_absolute_symlinks = options_.allow_absolute_symlinks;
   read.cancel = &cancel;
 
-  // Target volumes, looked up before the archive is read.
+  // Target volumes, looked up before the archive is read: a missing one is
+  // created only when asked (on this engine's node, which need not be the
+  // node whose volume the archive came from).
   std::vector<std::optional<engine::volume>> volumes;
   std::vector<std::string> missing;
   for (const auto& m : mappings) {
@@ -316,6 +339,9 @@ run_result engine_runner::run(const api::restore& restore, const std::string& ru
     } else {
       volumes.emplace_back(std::move(*existing));
     }
+  }
+  if (!missing.empty() && !spec.create_volume) {
+    return fail(outcome::invalid, missing_volumes_message(client_, missing));
   }
 
   // Verifying: before anything is held or written.

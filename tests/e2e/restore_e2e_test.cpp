@@ -172,12 +172,12 @@ TEST_F(restore_e2e, round_trip_then_wipe_restore_holds_the_running_service) {
   ASSERT_FALSE(archive.empty());
   ASSERT_TRUE(fs::exists(archive.string() + ".sha256"));
 
-  // Restore into a new volume. The default path (direct here, where the
+  // Restore into a new volume (asked for). The default path (direct here, where the
   // mountpoints are writable): through the engine, the engine's own
   // extraction chowns hard links after the fact, which clears a setuid bit
   // shared by linked files.
-  auto restored =
-      run_command(restore("--archive " + archive.string() + " --volume " + original + "=" + copy));
+  auto restored = run_command(restore("--archive " + archive.string() + " --volume " + original +
+                                      "=" + copy + " --create-volume"));
   ASSERT_EQ(restored.status, 0) << restored.out;
   EXPECT_NE(restored.out.find("checksum verified"), std::string::npos) << restored.out;
   const auto restored_manifest = manifest(copy);
@@ -344,6 +344,40 @@ TEST_F(restore_e2e, hostile_and_damaged_archives_leave_the_volume_unchanged) {
   EXPECT_EQ(r.status, 1) << r.out;
   EXPECT_NE(r.out.find("checksum mismatch"), std::string::npos) << r.out;
   EXPECT_TRUE(manifest(volume) == before) << "the volume changed";
+}
+
+// Issue 12, item 2: a target volume that does not exist is an error naming
+// the node the restore runs on; it is created only when asked.
+TEST_F(restore_e2e, item2_a_missing_target_volume_is_created_only_when_asked) {
+  const auto archive = archive_of("one", "echo restored > file");
+  const auto missing = unique("nowhere");
+  on_teardown([this, missing] {
+    eventually([&] {
+      auto r = engine().remove_volume(missing, true);
+      return r || r.error().is(engine::errc::not_found);
+    });
+  });
+  auto info = engine().info();
+  ASSERT_TRUE(info) << info.error().describe();
+  ASSERT_FALSE(info->name.empty());
+  ASSERT_FALSE(info->swarm.node_id.empty());
+
+  auto refused =
+      run_command(restore("--archive " + archive.string() + " --volume data=" + missing));
+  EXPECT_EQ(refused.status, 1) << refused.out;
+  EXPECT_NE(refused.out.find("volume " + missing + " does not exist on node " + info->name +
+                             " (node ID " + info->swarm.node_id + ")"),
+            std::string::npos)
+      << refused.out;
+  EXPECT_NE(refused.out.find("set createVolume: true"), std::string::npos) << refused.out;
+  EXPECT_NE(refused.out.find("--create-volume"), std::string::npos) << refused.out;
+  auto absent = engine().inspect_volume(missing);
+  EXPECT_TRUE(!absent && absent.error().is(engine::errc::not_found)) << "the volume was created";
+
+  auto created = run_command(
+      restore("--archive " + archive.string() + " --volume data=" + missing + " --create-volume"));
+  EXPECT_EQ(created.status, 0) << created.out;
+  EXPECT_EQ(in_volume(missing, "cat /data/file").out, "restored\n");
 }
 
 // Issue 12, item 2: a restore whose files do not fit is refused while
