@@ -1072,6 +1072,9 @@ void read_restore_spec(decoder& d, const node& n, const std::string& path, resto
   if (const node* v = f.optional("wipe")) {
     out.wipe = read_bool(d, *v, f.path_of("wipe")).value_or(out.wipe);
   }
+  if (const node* v = f.optional("createVolume")) {
+    out.create_volume = read_bool(d, *v, f.path_of("createVolume")).value_or(out.create_volume);
+  }
   if (const node* v = f.optional("stopDuringBackup")) {
     read_group(d, *v, f.path_of("stopDuringBackup"), out.stop_during_backup);
   }
@@ -1366,6 +1369,9 @@ void emit_spec(YAML::Emitter& out, const restore_spec& s) {
   }
   out << YAML::EndSeq;
   out << YAML::Key << "wipe" << YAML::Value << s.wipe;
+  if (s.create_volume) {
+    out << YAML::Key << "createVolume" << YAML::Value << true;
+  }
   if (!s.stop_during_backup.empty()) {
     emit(out, "stopDuringBackup", s.stop_during_backup);
   }

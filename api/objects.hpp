@@ -191,6 +191,10 @@ struct restore_spec {
   std::optional<std::string> archive;     // an absolute path
   std::vector<volume_mapping> volumes;    // not empty; no two share a `to`
   bool wipe = false;                      // empty each target volume before extracting
+  /// Create a target volume that does not exist, on the node of the engine
+  /// that runs the restore. Off: a missing target fails the restore (a typo
+  /// or a volume on another node must not become a new empty volume here).
+  bool create_volume = false;
   /// A label group to hold as well. Empty (the default): only the workloads
   /// that mount a target volume are held — a restore of one volume must not
   /// take down every labelled service of the swarm.

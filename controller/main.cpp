@@ -141,13 +141,17 @@ int main(int argc, char** argv) {
                    "archive's root) into volume TO (default FROM); repeatable")
       ->required();
   restore->add_flag("--wipe", restore_options.wipe,
-                    "empty each target volume first (only after the archive is verified)");
+                    "empty each target volume first (only after the archive is verified and "
+                    "found to fit)");
+  restore->add_flag("--create-volume", restore_options.create_volume,
+                    "create a target volume that does not exist, on this engine's node");
   restore->add_flag("--allow-devices", restore_options.allow_devices,
                     "accept character and block device entries");
   restore->add_flag("--allow-absolute-symlinks", restore_options.allow_absolute_symlinks,
                     "accept symlinks to absolute paths (they resolve in the workload's container)");
   restore->add_flag("--dry-run", restore_options.dry_run,
-                    "verify the archive (checksum, every entry, readable to the end) and stop");
+                    "verify the archive (checksum, every entry, readable to the end, fits in "
+                    "the volumes) and stop");
   restore
       ->add_option("--path", restore_options.path,
                    "auto (direct when the mountpoints are writable here), engine or direct")

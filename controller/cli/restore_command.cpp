@@ -120,6 +120,7 @@ int restore(const engine::client_options& engine_options, const restore_options&
   api::restore object;
   object.spec.archive = fs::absolute(options.archive).string();
   object.spec.wipe = options.wipe;
+  object.spec.create_volume = options.create_volume;
   object.spec.stop_during_backup = options.stop_group;
   for (const auto& text : options.volumes) {
     auto m = restore::parse_mapping(text);

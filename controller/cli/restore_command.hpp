@@ -12,6 +12,7 @@ struct restore_options {
   std::string archive;               ///< the archive file
   std::vector<std::string> volumes;  ///< FROM[=TO], at least one
   bool wipe = false;
+  bool create_volume = false;  ///< create missing target volumes (else they fail the run)
   bool allow_devices = false;
   bool allow_absolute_symlinks = false;
   bool dry_run = false;       ///< verify only: nothing is held or written

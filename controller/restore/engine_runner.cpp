@@ -1,8 +1,9 @@
 #include "controller/restore/engine_runner.hpp"
 
 #include "controller/quiesce/quiesce.hpp"
+#include "controller/restore/space.hpp"
 
-#include <fmt/core.h>
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <array>
@@ -19,16 +20,6 @@ using clock = std::chrono::steady_clock;
 
 // Mounted here, so that one PUT at the parent writes every target volume.
 constexpr std::string_view mount_root = "/lifeboat";
-
-std::string human_bytes(double bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (bytes >= 1024 && u < 4) {
-    bytes /= 1024;
-    ++u;
-  }
-  return fmt::format("{:.1f} {}", bytes, units[u]);
-}
 
 std::string_view outcome_of(const error& e) {
   switch (e.code) {
@@ -47,6 +38,8 @@ std::string_view outcome_of(const error& e) {
     case errc::invalid_argument:
     case errc::missing_volume:
       return outcome::invalid;
+    case errc::no_space:
+      return outcome::no_space;
   }
   return outcome::invalid;
 }
@@ -69,11 +62,13 @@ std::optional<std::string> own_image(const engine::client& client) {
   return self->image;
 }
 
-json::array mounts_of(const std::vector<std::string>& volumes) {
+json::array mounts_of(const std::vector<std::string>& volumes, bool read_only = false) {
   json::array mounts;
   for (const auto& v : volumes) {
-    mounts.push_back(json::object{
-        {"Type", "volume"}, {"Source", v}, {"Target", restore_mount_path(v)}, {"ReadOnly", false}});
+    mounts.push_back(json::object{{"Type", "volume"},
+                                  {"Source", v},
+                                  {"Target", restore_mount_path(v)},
+                                  {"ReadOnly", read_only}});
   }
   return mounts;
 }
@@ -142,6 +137,79 @@ result<void> wipe_through_engine(const engine::client& client, const std::string
                                   *code, image));
   }
   return {};
+}
+
+// The free space (and with `with_content` the content) of the volumes, seen
+// from inside a short-lived container of the helper image that mounts them
+// read-only: a volume whose data is a mount has it only there.
+result<std::vector<volume_space>> measure_through_engine(const engine::client& client,
+                                                         const std::string& image,
+                                                         const std::string& run_name,
+                                                         const std::vector<std::string>& volumes,
+                                                         bool with_content) {
+  json::object body{
+      {"Image", image},
+      {"Entrypoint", json::array{"/bin/busybox"}},
+      {"Cmd", json::array{"sleep", "3600"}},
+      {"Labels", json::object{{"lifeboat.volume-container", "true"}}},
+      {"HostConfig",
+       json::object{{"NetworkMode", "none"}, {"Mounts", mounts_of(volumes, /*read_only=*/true)}}}};
+  auto id = create_container(client, "lifeboat-measure-" + run_name, std::move(body));
+  if (!id) {
+    return engine_failure("creating the container that measures the volumes", id.error());
+  }
+  container_guard guard(client, *id);
+  if (auto started = client.start_container(*id); !started) {
+    return engine_failure("starting the container that measures the volumes", started.error());
+  }
+  std::vector<std::string> cmd{"/bin/busybox",
+                               "sh",
+                               "-c",
+                               std::string(measure_script()),
+                               "lifeboat-measure",
+                               with_content ? "du" : "df"};
+  for (const auto& v : volumes) {
+    cmd.push_back(restore_mount_path(v));
+  }
+  auto exec = client.create_exec(*id, cmd);
+  if (!exec) {
+    return engine_failure("measuring the volumes", exec.error());
+  }
+  auto output = client.start_exec(*exec, 64 * 1024);
+  if (!output) {
+    return engine_failure("measuring the volumes", output.error());
+  }
+  auto status = client.inspect_exec(*exec);
+  if (!status) {
+    return engine_failure("measuring the volumes", status.error());
+  }
+  if (status->exit_code.value_or(-1) != 0) {
+    return make_error(errc::engine, fmt::format("measuring the volumes in the image {} exited with "
+                                                "{}: {} (does it have /bin/busybox?)",
+                                                image, status->exit_code.value_or(-1), *output));
+  }
+  return parse_measurements(*output, volumes);
+}
+
+// "volume a does not exist on node n1 (node ID x)": where the controller's
+// engine runs, since a volume is created on the node of the engine asked.
+std::string missing_volumes_message(const engine::client& client,
+                                    const std::vector<std::string>& missing) {
+  std::string node = "the node of this engine";
+  if (auto info = client.info(); info) {
+    node = "node " + info->name;
+    if (!info->swarm.node_id.empty()) {
+      node += " (node ID " + info->swarm.node_id + ")";
+    }
+  }
+  return fmt::format(
+      "{} {} not exist on {}, where this restore runs: set createVolume: true in the Restore's "
+      "spec (lifeboat restore --create-volume) to create {} there, or restore on the node that "
+      "holds {}",
+      missing.size() == 1 ? "volume " + missing.front()
+                          : "volumes " + fmt::format("{}", fmt::join(missing, ", ")),
+      missing.size() == 1 ? "does" : "do", node, missing.size() == 1 ? "it" : "them",
+      missing.size() == 1 ? "it" : "them");
 }
 
 result<unpack_report> unpack_through_engine(const engine::client& client, const std::string& image,
@@ -254,6 +322,28 @@ run_result engine_runner::run(const api::restore& restore, const std::string& ru
   read.allow_absolute_symlinks = options_.allow_absolute_symlinks;
   read.cancel = &cancel;
 
+  // Target volumes, looked up before the archive is read: a missing one is
+  // created only when asked (on this engine's node, which need not be the
+  // node whose volume the archive came from).
+  std::vector<std::optional<engine::volume>> volumes;
+  std::vector<std::string> missing;
+  for (const auto& m : mappings) {
+    auto existing = client_.inspect_volume(m.to);
+    if (!existing && !existing.error().is(engine::errc::not_found)) {
+      return fail(outcome::write_failed,
+                  "inspecting volume " + m.to + ": " + existing.error().describe());
+    }
+    if (!existing) {
+      missing.push_back(m.to);
+      volumes.emplace_back();
+    } else {
+      volumes.emplace_back(std::move(*existing));
+    }
+  }
+  if (!missing.empty() && !spec.create_volume) {
+    return fail(outcome::invalid, missing_volumes_message(client_, missing));
+  }
+
   // Verifying: before anything is held or written.
   report(phase::verifying, result.archive);
   auto archive = archive_file::open(result.archive);
@@ -267,7 +357,7 @@ run_result engine_runner::run(const api::restore& restore, const std::string& ru
   if (!verified) {
     return fail(outcome_of(verified.error()), verified.error().describe());
   }
-  const std::string checked = fmt::format(
+  std::string checked = fmt::format(
       "{} entries, {} of data, {}{}",
       [&] {
         std::uint64_t n = 0;
@@ -278,42 +368,55 @@ run_result engine_runner::run(const api::restore& restore, const std::string& ru
       }(),
       human_bytes(static_cast<double>(verified->content_bytes)), verified->compression,
       verified->checksum_verified ? ", checksum verified" : ", no checksum file");
-  if (options_.verify_only) {
+  const auto verified_only = [&](std::string note) {
     result.ok = true;
     result.outcome = outcome::verified;
-    result.message = "verified: " + checked;
+    result.message = "verified: " + checked + note;
     result.duration = clock::now() - start;
     return result;
+  };
+  if (options_.verify_only && !missing.empty()) {
+    return verified_only(fmt::format("; {} would be created, so their space is not checked",
+                                     fmt::join(missing, ", ")));
   }
 
-  // Target volumes, created when missing.
+  // Missing volumes created; removed again when the run fails before it
+  // writes anything.
+  std::vector<std::string> created;
+  const auto fail_unwritten = [&](std::string_view outcome, std::string message) {
+    for (const auto& v : created) {
+      (void)client_.remove_volume(v);
+    }
+    return fail(outcome, std::move(message));
+  };
+  for (std::size_t i = 0; i < mappings.size(); ++i) {
+    if (volumes[i]) {
+      continue;
+    }
+    const auto& m = mappings[i];
+    std::string driver = "local";
+    engine::labels labels;
+    if (m.from != m.to) {
+      // Renamed: the new volume is made like the source, when it exists here.
+      if (auto source = client_.inspect_volume(m.from); source) {
+        driver = source->driver;
+        labels = source->volume_labels;
+      }
+    }
+    auto made = client_.create_volume(m.to, driver, labels);
+    if (!made) {
+      return fail_unwritten(outcome::write_failed,
+                            "creating volume " + m.to + ": " + made.error().describe());
+    }
+    created.push_back(m.to);
+    volumes[i] = std::move(*made);
+  }
   std::vector<std::string> mountpoints;
   std::vector<std::string> mounted;  // volumes whose data is a mount: engine only
-  for (const auto& m : mappings) {
-    auto existing = client_.inspect_volume(m.to);
-    if (!existing && !existing.error().is(engine::errc::not_found)) {
-      return fail(outcome::write_failed,
-                  "inspecting volume " + m.to + ": " + existing.error().describe());
-    }
-    if (!existing) {
-      std::string driver = "local";
-      engine::labels labels;
-      if (m.from != m.to) {
-        // Renamed: the new volume is made like the source, when it exists here.
-        if (auto source = client_.inspect_volume(m.from); source) {
-          driver = source->driver;
-          labels = source->volume_labels;
-        }
-      }
-      existing = client_.create_volume(m.to, driver, labels);
-      if (!existing) {
-        return fail(outcome::write_failed,
-                    "creating volume " + m.to + ": " + existing.error().describe());
-      }
-    }
-    mountpoints.push_back(existing->mountpoint);
-    if (engine::data_is_a_mount(*existing)) {
-      mounted.push_back(m.to);
+  for (std::size_t i = 0; i < mappings.size(); ++i) {
+    mountpoints.push_back(volumes[i]->mountpoint);
+    if (engine::data_is_a_mount(*volumes[i])) {
+      mounted.push_back(mappings[i].to);
     }
   }
 
@@ -321,17 +424,18 @@ run_result engine_runner::run(const api::restore& restore, const std::string& ru
   bool direct = options_.path == data_path::direct;
   if (options_.path != data_path::engine) {
     if (direct && !mounted.empty()) {
-      return fail(outcome::invalid,
-                  "--path direct: volume " + mounted.front() +
-                      " is a mount that exists only while a container uses it; restore it "
-                      "through the engine");
+      return fail_unwritten(outcome::invalid,
+                            "--path direct: volume " + mounted.front() +
+                                " is a mount that exists only while a container uses it; "
+                                "restore it through the engine");
     }
     bool all = mounted.empty();
     for (const auto& mp : mountpoints) {
       all = all && writable_folder(mp);
     }
     if (direct && !all) {
-      return fail(outcome::invalid, "--path direct: a target's mountpoint cannot be written here");
+      return fail_unwritten(outcome::invalid,
+                            "--path direct: a target's mountpoint cannot be written here");
     }
     direct = all;
   }
@@ -340,17 +444,53 @@ run_result engine_runner::run(const api::restore& restore, const std::string& ru
   if (!direct && image.empty()) {
     image = own_image(client_).value_or("");
     if (image.empty()) {
-      return fail(outcome::invalid,
-                  "no image for the restore container: run lifeboat in a container, or pass "
-                  "--helper-image");
+      return fail_unwritten(outcome::invalid,
+                            "no image for the restore container: run lifeboat in a container, or "
+                            "pass --helper-image");
     }
+  }
+
+  // Still verifying: do the files fit? The engine writes sparse files densely.
+  const auto targets = target_volumes(spec);
+  {
+    std::vector<std::uint64_t> needs;
+    for (const auto& need : verified->space) {
+      needs.push_back(direct ? need.sparse : need.dense);
+    }
+    restore::result<std::vector<volume_space>> spaces{std::vector<volume_space>{}};
+    if (direct) {
+      for (std::size_t i = 0; i < mappings.size() && spaces; ++i) {
+        auto one = measure_directory(mappings[i].to, mountpoints[i], spec.wipe);
+        if (!one) {
+          spaces = one.error();
+        } else {
+          spaces->push_back(std::move(*one));
+        }
+      }
+    } else {
+      spaces = measure_through_engine(client_, image, run_name, targets, spec.wipe);
+    }
+    if (!spaces) {
+      return fail_unwritten(outcome_of(spaces.error()), spaces.error().describe());
+    }
+    if (auto fits = check_space(*spaces, needs, spec.wipe); !fits) {
+      return fail_unwritten(outcome::no_space, fits.error().describe());
+    }
+    std::uint64_t total = 0;
+    for (const auto n : needs) {
+      total += n;
+    }
+    checked +=
+        fmt::format(", fits ({} needed, {})", human_bytes(static_cast<double>(total)), result.path);
+  }
+  if (options_.verify_only) {
+    return verified_only("");
   }
   if (options_.on_progress) {
     read.on_progress = [&](const progress& p) { options_.on_progress(phase::restoring, p); };
   }
 
   std::optional<restore::result<unpack_report>> written;
-  const auto targets = target_volumes(spec);
   report(phase::quiescing, "verified: " + checked);
   const auto quiesce_run = quiesce_run_for(run_name, spec);
   // Set when a held workload came back while the volumes were written.

@@ -42,10 +42,13 @@ std::vector<std::string> target_volumes(const api::restore_spec& spec);
 reconcilers::quiesce_run quiesce_run_for(const std::string& run_name,
                                          const api::restore_spec& spec);
 
-/// The real run: Verifying (the archive read in full, nothing held), target
-/// volumes created when missing (the source volume's driver and labels when
-/// it exists here under another name), Quiescing, Restoring (wipe when asked,
-/// then unpack, through the engine or directly), Resuming.
+/// The real run: a missing target volume fails it at once, naming this
+/// engine's node, unless spec.createVolume; Verifying (the archive read in
+/// full; missing volumes created, with the source volume's driver and labels
+/// when it exists here under another name, and removed again if the run fails
+/// before writing; the files' size checked against the targets' free space as
+/// controller/restore/space.hpp says; nothing held), Quiescing, Restoring
+/// (wipe when asked, then unpack, through the engine or directly), Resuming.
 class engine_runner final : public restore_runner {
  public:
   engine_runner(const engine::client& client, quiesce::journal_store& journals,

@@ -26,6 +26,8 @@ const char* to_string(errc e) noexcept {
       return "cancelled";
     case errc::internal:
       return "internal error";
+    case errc::no_space:
+      return "not enough space";
   }
   return "unknown restore error";
 }

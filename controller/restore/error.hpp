@@ -18,6 +18,7 @@ enum class errc {
   engine,                ///< an engine call failed (volume, container, upload)
   cancelled,             ///< the caller's cancel flag was set
   internal,              ///< a library call failed in a way the input cannot explain
+  no_space,              ///< the archive's files do not fit in a target's free space
 };
 
 /// "refused", "checksum mismatch", ...

@@ -14,8 +14,9 @@ namespace lifeboat::restore {
 
 /// The phases of a Restore object, in order: Pending (set by the controller
 /// when it takes the object) -> Verifying (the whole archive is read: its
-/// checksum, every entry's safety, readable to the end; nothing is held yet
-/// and nothing written) -> Quiescing -> Restoring (wipe, then unpack) ->
+/// checksum, every entry's safety, readable to the end, and whether its files
+/// fit in the target volumes' free space; nothing is held yet and nothing
+/// written) -> Quiescing -> Restoring (wipe, then unpack) ->
 /// Resuming -> Succeeded | Failed. A run that fails while verifying never
 /// quiesces anything.
 namespace phase {
@@ -37,8 +38,9 @@ inline constexpr std::string_view succeeded = "succeeded";
 inline constexpr std::string_view verified = "verified";  ///< a dry run that passed
 inline constexpr std::string_view refused = "refused";    ///< an unsafe entry
 inline constexpr std::string_view checksum_mismatch = "checksum_mismatch";
-inline constexpr std::string_view corrupt = "corrupt";  ///< truncated or damaged
-inline constexpr std::string_view invalid = "invalid";  ///< no archive, a missing volume...
+inline constexpr std::string_view corrupt = "corrupt";    ///< truncated or damaged
+inline constexpr std::string_view invalid = "invalid";    ///< no archive, a missing volume...
+inline constexpr std::string_view no_space = "no_space";  ///< the files do not fit; nothing held
 inline constexpr std::string_view quiesce_failed = "quiesce_failed";
 inline constexpr std::string_view write_failed = "write_failed";  ///< wipe or unpack
 inline constexpr std::string_view cancelled = "cancelled";

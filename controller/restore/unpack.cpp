@@ -312,6 +312,11 @@ result<verify_report> verify(const archive_file& archive, const std::vector<mapp
     return opened.error();
   }
   verify_report report;
+  report.space.resize(mappings.size());
+  const auto rounded = [](std::uint64_t bytes) {
+    constexpr auto unit = space_need::allocation_unit;
+    return (bytes + unit - 1) / unit * unit;
+  };
   std::optional<error> damage;
   for (;;) {
     auto next = r.next();
@@ -325,21 +330,31 @@ result<verify_report> verify(const archive_file& archive, const std::vector<mapp
     if (!*next) {
       break;
     }
+    auto& [entry, placed] = **next;
+    const bool with_data = carries_data(entry);
+    const auto logical = with_data ? static_cast<std::uint64_t>(archive_entry_size(entry)) : 0;
     // Every block is decompressed, so a damaged or cut stream shows here,
     // at the entry it belongs to.
     const void* block = nullptr;
     std::size_t size = 0;
     la_int64_t offset = 0;
+    std::uint64_t stored = 0;
     int rc = ARCHIVE_OK;
     while ((rc = archive_read_data_block(r.reader.get(), &block, &size, &offset)) == ARCHIVE_OK) {
       if (r.cancelled()) {
         return make_error(errc::cancelled, "cancelled");
       }
+      stored += size;
       r.tick(size);
     }
     if (rc != ARCHIVE_EOF) {
       damage = r.broken(library_error(r.reader.get()));
       break;
+    }
+    if (with_data) {
+      auto& need = report.space[placed.mapping];
+      need.dense += rounded(logical);
+      need.sparse += rounded(std::min(stored, logical));
     }
   }
   report.compression = archive_filter_name(r.reader.get(), 0);

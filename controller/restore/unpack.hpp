@@ -68,6 +68,15 @@ struct read_options {
   std::function<void(const progress&)> on_progress;
 };
 
+/// The room a mapping's files take once written, each file rounded up to
+/// allocation_unit (the block or page size of ext4, xfs and tmpfs). Links,
+/// folders and metadata are not counted.
+struct space_need {
+  static constexpr std::uint64_t allocation_unit = 4096;
+  std::uint64_t dense = 0;   ///< holes of sparse files written as zeros (the engine path)
+  std::uint64_t sparse = 0;  ///< holes kept (the direct path): only the stored data
+};
+
 struct verify_report {
   bool checksum_verified = false;      ///< a .sha256 was found and matched
   std::string sha256;                  ///< of the whole file, lower-case hex
@@ -76,6 +85,7 @@ struct verify_report {
   std::vector<std::uint64_t> entries;  ///< per mapping
   std::uint64_t content_bytes = 0;     ///< file data of the mapped entries
   std::uint64_t skipped_entries = 0;   ///< outside every mapping
+  std::vector<space_need> space;       ///< per mapping
 };
 
 /// Pass 1: reads the whole archive and writes nothing. Fails with

@@ -151,6 +151,7 @@ spec:
                                           volume_mapping{"app_logs", "logs_old"},
                                           volume_mapping{"app_cache", "app_cache"}));
   EXPECT_FALSE(r.spec.wipe);
+  EXPECT_FALSE(r.spec.create_volume);        // a missing target fails the restore
   EXPECT_EQ(r.spec.stop_during_backup, "");  // only the workloads mounting the targets
   EXPECT_EQ(r.spec.timeouts, timeouts_spec{});
 }
@@ -163,10 +164,12 @@ spec:
   archive: /archive/nightly-db-2024-01-01T03-00-00.tar.gz
   volumes: [app_db]
   wipe: true
+  createVolume: true
   stopDuringBackup: db
   timeouts: {scaleUp: 10m}
 )");
   EXPECT_FALSE(r.spec.backup_ref);
+  EXPECT_TRUE(r.spec.create_volume);
   EXPECT_EQ(r.spec.archive, "/archive/nightly-db-2024-01-01T03-00-00.tar.gz");
   EXPECT_TRUE(r.spec.wipe);
   EXPECT_EQ(r.spec.stop_during_backup, "db");
@@ -700,6 +703,12 @@ TEST(decode_errors, restore) {
       {"wipe is a boolean",
        restore_with("  backupRef: b\n  volumes: [app_db]\n  wipe: 1\n"),
        {"7:9: spec.wipe: expected true or false, got \"1\""}},
+      {"createVolume is a boolean (issue 12 item 2)",
+       restore_with("  backupRef: b\n  volumes: [app_db]\n  createVolume: \"yes\"\n"),
+       {"7:17: spec.createVolume: expected true or false, got the string \"yes\""}},
+      {"createVolume is not a list",
+       restore_with("  backupRef: b\n  volumes: [app_db]\n  createVolume: [true]\n"),
+       {"7:17: spec.createVolume: expected true or false, got a list"}},
   });
 }
 
@@ -794,6 +803,7 @@ spec:
   archive: "/x/\u00e9\t.tar"
   volumes: [a1, "b1=c1"]
   wipe: true
+  createVolume: true
 )",
   };
   for (const auto& text : texts) {

@@ -102,11 +102,33 @@ TEST_F(controller_objects_e2e, restore_object_puts_a_backups_archive_into_a_new_
       return r || r.error().is(engine::errc::not_found);
     });
   });
-  const auto restore = unique("restore");
-  apply("apiVersion: lifeboat/v1\nkind: Restore\nmetadata:\n  name: " + restore +
+  // Issue 12 item 2: a missing target is not created unless asked; the
+  // failure names the volume and the controller's node.
+  const auto refused = unique("refused");
+  apply("apiVersion: lifeboat/v1\nkind: Restore\nmetadata:\n  name: " + refused +
         "\nspec:\n  backupRef: " + backup + "\n  volumes:\n    - from: " + volume +
         "\n      to: " + target + "\n");
   std::optional<listed_object> r;
+  ASSERT_TRUE(eventually(
+      [&] {
+        r = find("restores", refused);
+        return r && (r->phase == "Succeeded" || r->phase == "Failed");
+      },
+      120s))
+      << controller->log();
+  EXPECT_EQ(r->phase, "Failed");
+  auto info = engine().info();
+  ASSERT_TRUE(info);
+  EXPECT_THAT(r->message,
+              ::testing::HasSubstr("volume " + target + " does not exist on node " + info->name +
+                                   " (node ID " + info->swarm.node_id + ")"));
+  EXPECT_THAT(r->message, ::testing::HasSubstr("set createVolume: true"));
+  EXPECT_FALSE(engine().inspect_volume(target)) << "created without createVolume";
+
+  const auto restore = unique("restore");
+  apply("apiVersion: lifeboat/v1\nkind: Restore\nmetadata:\n  name: " + restore +
+        "\nspec:\n  backupRef: " + backup + "\n  createVolume: true\n  volumes:\n    - from: " +
+        volume + "\n      to: " + target + "\n");
   ASSERT_TRUE(eventually(
       [&] {
         r = find("restores", restore);

@@ -88,6 +88,20 @@ class restore_e2e : public engine_test {
     ASSERT_EQ(r.status, 0) << r.out;
   }
 
+  // An archive "<name>.tar.gz" of the folder "data" that `script` fills
+  // (run in it by the host's shell; GNU tar keeps holes with --sparse).
+  fs::path archive_of(const std::string& name, const std::string& script) {
+    const auto staging = dir_ / ("staging-" + name);
+    fs::create_directories(staging / "data");
+    EXPECT_EQ(run_command("cd '" + (staging / "data").string() + "' && " + script).status, 0);
+    const auto file = dir_ / (name + ".tar.gz");
+    EXPECT_EQ(
+        run_command("tar --sparse -czf '" + file.string() + "' -C '" + staging.string() + "' data")
+            .status,
+        0);
+    return file;
+  }
+
   fs::path dir_;
 };
 
@@ -158,12 +172,12 @@ TEST_F(restore_e2e, round_trip_then_wipe_restore_holds_the_running_service) {
   ASSERT_FALSE(archive.empty());
   ASSERT_TRUE(fs::exists(archive.string() + ".sha256"));
 
-  // Restore into a new volume. The default path (direct here, where the
+  // Restore into a new volume (asked for). The default path (direct here, where the
   // mountpoints are writable): through the engine, the engine's own
   // extraction chowns hard links after the fact, which clears a setuid bit
   // shared by linked files.
-  auto restored =
-      run_command(restore("--archive " + archive.string() + " --volume " + original + "=" + copy));
+  auto restored = run_command(restore("--archive " + archive.string() + " --volume " + original +
+                                      "=" + copy + " --create-volume"));
   ASSERT_EQ(restored.status, 0) << restored.out;
   EXPECT_NE(restored.out.find("checksum verified"), std::string::npos) << restored.out;
   const auto restored_manifest = manifest(copy);
@@ -330,6 +344,172 @@ TEST_F(restore_e2e, hostile_and_damaged_archives_leave_the_volume_unchanged) {
   EXPECT_EQ(r.status, 1) << r.out;
   EXPECT_NE(r.out.find("checksum mismatch"), std::string::npos) << r.out;
   EXPECT_TRUE(manifest(volume) == before) << "the volume changed";
+}
+
+// Issue 12, item 2: a target volume that does not exist is an error naming
+// the node the restore runs on; it is created only when asked.
+TEST_F(restore_e2e, item2_a_missing_target_volume_is_created_only_when_asked) {
+  const auto archive = archive_of("one", "echo restored > file");
+  const auto missing = unique("nowhere");
+  on_teardown([this, missing] {
+    eventually([&] {
+      auto r = engine().remove_volume(missing, true);
+      return r || r.error().is(engine::errc::not_found);
+    });
+  });
+  auto info = engine().info();
+  ASSERT_TRUE(info) << info.error().describe();
+  ASSERT_FALSE(info->name.empty());
+  ASSERT_FALSE(info->swarm.node_id.empty());
+
+  auto refused =
+      run_command(restore("--archive " + archive.string() + " --volume data=" + missing));
+  EXPECT_EQ(refused.status, 1) << refused.out;
+  EXPECT_NE(refused.out.find("volume " + missing + " does not exist on node " + info->name +
+                             " (node ID " + info->swarm.node_id + ")"),
+            std::string::npos)
+      << refused.out;
+  EXPECT_NE(refused.out.find("set createVolume: true"), std::string::npos) << refused.out;
+  EXPECT_NE(refused.out.find("--create-volume"), std::string::npos) << refused.out;
+  auto absent = engine().inspect_volume(missing);
+  EXPECT_TRUE(!absent && absent.error().is(engine::errc::not_found)) << "the volume was created";
+
+  auto created = run_command(
+      restore("--archive " + archive.string() + " --volume data=" + missing + " --create-volume"));
+  EXPECT_EQ(created.status, 0) << created.out;
+  EXPECT_EQ(in_volume(missing, "cat /data/file").out, "restored\n");
+}
+
+// Issue 12, item 2: a restore whose files do not fit is refused while
+// verifying, before anything is held, wiped or written.
+class item2_restore_space_e2e : public restore_e2e {
+ protected:
+  // A volume whose data is a 4 MiB tmpfs, mounted only while a container
+  // uses it: written through the engine, measured inside a container.
+  std::string small_tmpfs_volume(const std::string& name) {
+    const auto created =
+        run_command("docker volume create -o type=tmpfs -o device=tmpfs -o o=size=4m " + name);
+    EXPECT_EQ(created.status, 0) << created.out;
+    on_teardown([this, name] {
+      eventually([&] {
+        auto r = engine().remove_volume(name, true);
+        return r || r.error().is(engine::errc::not_found);
+      });
+    });
+    return name;
+  }
+
+  struct watched {
+    command_result run;
+    bool held = false;  ///< the service was seen at 0 replicas or labelled held-by
+  };
+
+  // Runs `command` while watching `service` for any sign of a hold.
+  watched run_watching(const std::string& service, const std::string& command) {
+    auto pending = std::async(std::launch::async, [&] { return run_command(command); });
+    watched w;
+    while (pending.wait_for(std::chrono::milliseconds{50}) != std::future_status::ready) {
+      auto s = engine().inspect_service(service);
+      if (s && (s->replicas != 1u || s->service_labels.contains("lifeboat.held-by"))) {
+        w.held = true;
+      }
+    }
+    w.run = pending.get();
+    return w;
+  }
+};
+
+TEST_F(item2_restore_space_e2e, item2_a_wipe_restore_bigger_than_the_free_space_is_refused) {
+  const auto volume = small_tmpfs_volume(unique("small"));
+  // The service keeps the tmpfs mounted, with 3 MiB in it, written once.
+  const auto service = create_service(
+      unique("app"), volume,
+      "head -c 3145728 /dev/urandom > /data/keep && sha256sum /data/keep > /data/keep.sum && "
+      "sleep 100000",
+      1);
+  ASSERT_TRUE(eventually([&] { return running_tasks(service) == 1; }));
+  ASSERT_TRUE(eventually([&] { return in_volume(volume, "test -s /data/keep.sum").status == 0; }));
+  const auto before = in_volume(volume, "cat /data/keep.sum && sha256sum /data/keep");
+  ASSERT_EQ(before.status, 0) << before.out;
+
+  // 6 MiB into a 4 MiB file system: refused even counting the 3 MiB that
+  // wipe would remove, naming the volume, the bytes needed and free.
+  const auto big = archive_of("big", "head -c 6291456 /dev/urandom > big");
+  auto refused = run_watching(
+      service, restore("--archive " + big.string() + " --volume data=" + volume + " --wipe"));
+  EXPECT_EQ(refused.run.status, 1) << refused.run.out;
+  EXPECT_NE(refused.run.out.find("not enough space: volume " + volume + " needs 6291456 bytes"),
+            std::string::npos)
+      << refused.run.out;
+  // keep and keep.sum take 3 MiB and a page of the 4 MiB.
+  EXPECT_NE(refused.run.out.find(" free, plus 3149824 bytes (3.0 MiB) that its content takes, "
+                                 "which wipe removes first"),
+            std::string::npos)
+      << refused.run.out;
+  EXPECT_NE(refused.run.out.find("its file system has 1044480 bytes (1020.0 KiB) free"),
+            std::string::npos)
+      << refused.run.out;
+  EXPECT_EQ(refused.run.out.find("Quiescing"), std::string::npos) << refused.run.out;
+  EXPECT_FALSE(refused.held) << "the service was held by a refused restore";
+
+  // Without wipe nothing is credited: 2 MiB do not fit in the 1 MiB free.
+  const auto two = archive_of("two", "head -c 2097152 /dev/urandom > two");
+  auto in_place =
+      run_watching(service, restore("--archive " + two.string() + " --volume data=" + volume));
+  EXPECT_EQ(in_place.run.status, 1) << in_place.run.out;
+  EXPECT_NE(in_place.run.out.find("not enough space: volume " + volume + " needs 2097152 bytes"),
+            std::string::npos)
+      << in_place.run.out;
+  EXPECT_FALSE(in_place.held) << "the service was held by a refused restore";
+
+  // Untouched: the same service task kept the same data.
+  auto after = engine().inspect_service(service);
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->replicas, 1u);
+  EXPECT_FALSE(after->service_labels.contains("lifeboat.held-by"));
+  EXPECT_EQ(running_tasks(service), 1u);
+  const auto now = in_volume(volume, "cat /data/keep.sum && sha256sum /data/keep");
+  EXPECT_EQ(now.out, before.out) << "the volume's data changed";
+
+  // With wipe the same 2 MiB fit: the 3 MiB in the volume are removed first.
+  auto wiped =
+      run_command(restore("--archive " + two.string() + " --volume data=" + volume + " --wipe"));
+  EXPECT_EQ(wiped.status, 0) << wiped.out;
+  EXPECT_NE(wiped.out.find("fits"), std::string::npos) << wiped.out;
+  EXPECT_TRUE(eventually([&] { return running_tasks(service) == 1; }));
+}
+
+TEST_F(item2_restore_space_e2e, item2_sparse_files_count_at_logical_size_on_the_engine_path) {
+  // A plain local volume whose mountpoint is a 4 MiB tmpfs: the direct path
+  // measures it with statvfs.
+  const auto volume = create_volume(unique("plain"));
+  auto v = engine().inspect_volume(volume);
+  ASSERT_TRUE(v) << v.error().describe();
+  ASSERT_EQ(run_command("mount -t tmpfs -o size=4m tmpfs '" + v->mountpoint + "'").status, 0);
+  on_teardown([mp = v->mountpoint] { run_command("umount '" + mp + "'"); });
+  // 64 MiB of which 8 KiB are data.
+  const auto sparse = archive_of("sparse",
+                                 "head -c 4096 /dev/urandom > hole && truncate -s 64M hole && "
+                                 "head -c 4096 /dev/urandom >> hole");
+
+  // Through the engine the holes are written as zeros: refused.
+  auto engine_path = run_command(
+      restore("--archive " + sparse.string() + " --volume data=" + volume + " --path engine"));
+  EXPECT_EQ(engine_path.status, 1) << engine_path.out;
+  EXPECT_NE(engine_path.out.find("not enough space: volume " + volume + " needs 67112960 bytes"),
+            std::string::npos)
+      << engine_path.out;
+  EXPECT_TRUE(fs::is_empty(v->mountpoint)) << "written although refused";
+
+  // Directly the holes stay holes: it fits, and stays sparse.
+  auto direct_path = run_command(
+      restore("--archive " + sparse.string() + " --volume data=" + volume + " --path direct"));
+  EXPECT_EQ(direct_path.status, 0) << direct_path.out;
+  EXPECT_NE(direct_path.out.find("fits (8.0 KiB needed, direct)"), std::string::npos)
+      << direct_path.out;
+  const auto file = fs::path(v->mountpoint) / "hole";
+  ASSERT_TRUE(fs::exists(file));
+  EXPECT_EQ(fs::file_size(file), 64U * 1024 * 1024 + 4096);
 }
 
 }  // namespace
