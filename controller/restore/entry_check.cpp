@@ -51,6 +51,23 @@ std::string_view parent_of(std::string_view relative) {
   return slash == std::string_view::npos ? std::string_view{} : relative.substr(0, slash);
 }
 
+// True when `rel` is a file now: written by an entry after the last entry that
+// put a non-folder at any of its folders.
+template <typename Paths>
+bool written_since_replaced(const Paths& paths, const std::string& rel) {
+  const auto it = paths.find(std::hash<std::string>{}(rel));
+  if (it == paths.end() || it->second.file_since == 0) {
+    return false;
+  }
+  for (std::string_view dir = parent_of(rel); !dir.empty(); dir = parent_of(dir)) {
+    const auto d = paths.find(std::hash<std::string_view>{}(dir));
+    if (d != paths.end() && d->second.replaced_at > it->second.file_since) {
+      return false;
+    }
+  }
+  return true;
+}
+
 error refuse(std::string_view entry, std::string_view why) {
   return make_error(errc::refused, "entry " + std::string(entry) + ": " + std::string(why));
 }
@@ -101,7 +118,7 @@ entry_checker::entry_checker(std::vector<mapping> mappings, bool allow_devices,
       allow_absolute_symlinks_(allow_absolute_symlinks),
       entries_(mappings_.size()),
       symlinks_(mappings_.size()),
-      files_(mappings_.size()) {}
+      paths_(mappings_.size()) {}
 
 result<entry_checker> entry_checker::create(std::vector<mapping> mappings, bool allow_devices,
                                             bool allow_absolute_symlinks) {
@@ -176,18 +193,17 @@ result<std::optional<placed_entry>> entry_checker::check(const entry_info& entry
   if (rel.empty() && entry.type != entry_type::directory) {
     return refuse(raw, "the volume's root must be a directory");
   }
-  // A later entry replaces an earlier one at the same path. A hard link to a
-  // path that is no longer a file would give the new name whatever is there
-  // now (link(2) does not follow symlinks): a symlink this checker does not
-  // know by that name, whose relative target then reads from another folder.
+  // A later entry replaces an earlier one at the same path, and a non-folder
+  // replacing a folder takes everything below it away. A hard link to a path
+  // that is no longer that file would give the new name whatever is there now
+  // (link(2) follows a symlink in the folders above the name): so each file
+  // records when it was written, each non-folder when it replaced a path, and
+  // a hard link needs a file written after every replacement of its folders.
   links.erase(rel);
-  if (entry.type != entry_type::file && entry.type != entry_type::hardlink) {
-    files_[m].erase(std::hash<std::string>{}(rel));
-  }
+  auto& paths = paths_[m];
 
   switch (entry.type) {
     case entry_type::file:
-      files_[m].insert(std::hash<std::string>{}(rel));
       break;
     case entry_type::directory:
       break;
@@ -227,10 +243,9 @@ result<std::optional<placed_entry>> entry_checker::check(const entry_info& entry
       } else {
         return refuse(raw, "hard link to " + entry.target + " escapes the volume");
       }
-      if (!files_[m].contains(std::hash<std::string>{}(target_rel))) {
+      if (!written_since_replaced(paths, target_rel)) {
         return refuse(raw, "hard link to " + entry.target + ", which is not an earlier file");
       }
-      files_[m].insert(std::hash<std::string>{}(rel));
       placed->link = std::move(target_rel);
       break;
     }
@@ -244,6 +259,17 @@ result<std::optional<placed_entry>> entry_checker::check(const entry_info& entry
       break;
     case entry_type::other:
       return refuse(raw, "unsupported entry type");
+  }
+  // Recorded once accepted, so that a hard link to its own name finds nothing.
+  const std::uint64_t now = ++sequence_;
+  const std::uint64_t key = std::hash<std::string>{}(rel);
+  if (entry.type == entry_type::directory) {
+    if (auto it = paths.find(key); it != paths.end()) {
+      it->second.file_since = 0;
+    }
+  } else {
+    const bool is_file = entry.type == entry_type::file || entry.type == entry_type::hardlink;
+    paths[key] = path_state{is_file ? now : 0, now};
   }
   ++entries_[m];
   return placed;

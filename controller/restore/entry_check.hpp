@@ -8,7 +8,7 @@
 #include <set>
 #include <string>
 #include <string_view>
-#include <unordered_set>
+#include <unordered_map>
 #include <vector>
 
 // Which archive entries go where, and which are refused. Pure: no I/O, so the
@@ -69,8 +69,9 @@ struct placed_entry {
 ///   character and block devices unless `allow_devices`; unknown entry types.
 /// FIFOs are accepted (they hold no data and tar trees commonly have them).
 ///
-/// Memory: the symlinks of the archive and a 64-bit hash per file entry (for
-/// hard links), so a million files cost tens of MiB, not their names.
+/// Memory: the symlinks of the archive and, per file entry (for hard links), a
+/// 64-bit hash of its path with two sequence numbers, so a million files cost
+/// tens of MiB, not their names.
 class entry_checker {
  public:
   /// `mappings` must be non-empty with distinct, non-nested `from`s and
@@ -99,7 +100,14 @@ class entry_checker {
   std::vector<std::uint64_t> entries_;
   // Per mapping: relative path -> target of each symlink seen.
   std::vector<std::map<std::string, std::string>> symlinks_;
-  std::vector<std::unordered_set<std::uint64_t>> files_;
+  // What a hard link may point at. Keyed by the hash of the relative path;
+  // only paths that held something other than a folder have a record.
+  struct path_state {
+    std::uint64_t file_since = 0;   ///< entry number that made it a file; 0: not a file now
+    std::uint64_t replaced_at = 0;  ///< last entry number that made it a non-folder
+  };
+  std::vector<std::unordered_map<std::uint64_t, path_state>> paths_;
+  std::uint64_t sequence_ = 0;
 };
 
 /// The archive path reduced to its components: no empty or "." ones (so no
