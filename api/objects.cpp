@@ -47,18 +47,6 @@ std::string_view to_string(compression_kind c) {
   return "gzip";  // unreachable: every enumerator is handled above
 }
 
-std::string_view archive_extension(compression_kind c) {
-  switch (c) {
-    case compression_kind::gzip:
-      return ".tar.gz";
-    case compression_kind::zstd:
-      return ".tar.zst";
-    case compression_kind::none:
-      return ".tar";
-  }
-  return ".tar";  // unreachable: every enumerator is handled above
-}
-
 std::string_view destination_kind(const destination& d) {
   return std::visit(
       overloaded{[](const local_destination&) { return std::string_view{"local"}; },

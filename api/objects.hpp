@@ -51,9 +51,6 @@ enum class compression_kind { gzip, zstd, none };
 /// "gzip", "zstd" or "none": the spelling used in YAML.
 std::string_view to_string(compression_kind c);
 
-/// The file name extension of an archive: ".tar.gz", ".tar.zst" or ".tar".
-std::string_view archive_extension(compression_kind c);
-
 struct archive_spec {
   /// A template: strftime conversions %Y %m %d %H %M %S %y %j %a %b %e %F,
   /// `%%`, and `{schedule}`. See expand_archive_name.

@@ -6,13 +6,20 @@
 # the input that did it is left as <work>/<target>/crash-* (or leak-, timeout-,
 # oom-) and named in the output.
 #   hack/fuzz.sh [seconds-per-target] [target...]   default: 30 s, every target
-# Environment: LIFEBOAT_FUZZ_BUILD_DIR (default <checkout>/build-fuzz),
+# Environment: LIFEBOAT_FUZZ_SEED (default 0: a new random seed each run; CI
+# gives 1, so that what CI tries is the same sequence of inputs every time, a
+# prefix of what a longer run with that seed tried: a finding is then the
+# commit's, reproducible, never a roll of the dice at landing time; exploring
+# with random seeds for longer is a developer's run),
+# LIFEBOAT_FUZZ_BUILD_DIR (default <checkout>/build-fuzz),
 # LIFEBOAT_FUZZ_WORK_DIR (new inputs found; default a temporary folder, removed
 # unless a target failed).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 seconds=${1:-30}
+seed=${LIFEBOAT_FUZZ_SEED:-0}
+[[ "$seed" =~ ^[0-9]+$ ]] || die "LIFEBOAT_FUZZ_SEED must be a number, not '$seed'"
 [[ "$seconds" =~ ^[0-9]+$ && "$seconds" -gt 0 ]] || die "seconds per target must be a positive number, not '$seconds'"
 shift || true
 targets=("$@")
@@ -43,12 +50,12 @@ for target in "${targets[@]}"; do
   corpus="$LIFEBOAT_ROOT/tests/fuzz/corpus/$target"
   [[ -d "$corpus" ]] || die "no corpus for $target at $corpus"
   mkdir -p "$work/$target/new"
-  log "$target: ${seconds} s on $corpus"
+  log "$target: ${seconds} s on $corpus, seed $seed"
   # New inputs go to the first folder, so the checked-in corpus is only read.
   # -timeout: one input taking longer than 10 s is a hang, and a failure.
   set +e
   (cd "$work/$target" && "$build_dir/tests/fuzz/$target" -max_total_time="$seconds" \
-    -timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
+    -seed="$seed" -timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
     "$work/$target/new" "$corpus" >"$work/$target/log" 2>&1)
   rc=$?
   set -e

@@ -46,11 +46,6 @@ std::optional<std::string_view> targeted_volume(const quiesce_run& run,
   return std::nullopt;
 }
 
-// The run that holds `s`, empty if none: an empty label value holds nothing.
-std::string_view holder(const observed_service& s) {
-  return label_value(s.service_labels, held_by_label).value_or(std::string_view{});
-}
-
 // A replica count as lifeboat writes it: decimal digits only.
 std::optional<std::uint64_t> parse_count(std::string_view text) {
   std::uint64_t value = 0;
@@ -60,11 +55,6 @@ std::optional<std::uint64_t> parse_count(std::string_view text) {
     return std::nullopt;
   }
   return value;
-}
-
-std::optional<std::uint64_t> recorded_prior(const observed_service& s) {
-  const auto text = label_value(s.service_labels, prior_replicas_label);
-  return text ? parse_count(*text) : std::nullopt;
 }
 
 bool is_job(service_mode mode) {
@@ -77,11 +67,22 @@ bool has_workload_label(const label_map& labels) {
   });
 }
 
-// Whether the run selects `s` as a whole: by its service labels or by a
-// volume its task template mounts.
+}  // namespace
+
+std::string_view holder(const observed_service& s) {
+  return label_value(s.service_labels, held_by_label).value_or(std::string_view{});
+}
+
+std::optional<std::uint64_t> recorded_prior(const observed_service& s) {
+  const auto text = label_value(s.service_labels, prior_replicas_label);
+  return text ? parse_count(*text) : std::nullopt;
+}
+
 bool selects_service(const quiesce_run& run, const observed_service& s) {
   return selects(s.service_labels, run.group) || targeted_volume(run, s.volumes).has_value();
 }
+
+namespace {
 
 std::string quoted(std::string_view text) {
   std::string out = "\"";

@@ -222,6 +222,17 @@ quiesce_plan plan_quiesce(const quiesce_run& run, quiesce_goal goal, const obser
 /// what kept the controller's memory high.
 bool tasks_matter(const quiesce_run& run, const observed_service& s, const journal& recorded);
 
+/// The run that holds `s` (its lifeboat.held-by), empty if none.
+std::string_view holder(const observed_service& s);
+
+/// The prior count in `s`'s lifeboat.prior-replicas; none when missing or not
+/// decimal digits only.
+std::optional<std::uint64_t> recorded_prior(const observed_service& s);
+
+/// Whether `run` selects `s` as a whole: by its service labels (the run's
+/// group) or by a volume its task template mounts.
+bool selects_service(const quiesce_run& run, const observed_service& s);
+
 enum class workload_kind { service, container, journal };
 
 /// "service", "container" or "journal".

@@ -6,6 +6,7 @@
 
 #include <date/tz.h>
 #include <fmt/core.h>
+#include <fmt/ranges.h>
 
 #include <unistd.h>
 
@@ -85,13 +86,7 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
     }
     targets.push_back(std::move(target));
   }
-  auto joined_failures = [&] {
-    std::string out;
-    for (const auto& f : destination_failures) {
-      out += (out.empty() ? "" : "; ") + f;
-    }
-    return out;
-  };
+  auto joined_failures = [&] { return fmt::format("{}", fmt::join(destination_failures, "; ")); };
   if (targets.empty()) {
     result.failure = first_failure_kind;
     return fail(joined_failures());
@@ -271,10 +266,11 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
                             holding_archive.size(), spec.destinations.size(),
                             published->first.location, joined_failures()));
   }
+  // The destinations' warnings (latest links), then the archive's.
+  const auto warning_count = archive.warning_count + warnings.size();
   for (std::size_t i = 0; i < archive.warnings.size() && warnings.size() < 100; ++i) {
     warnings.push_back(archive.warnings[i]);
   }
-  const auto warning_count = archive.warning_count + (published->second.empty() ? 0 : 1);
 
   result.ok = true;
   result.archive = published->first.location;

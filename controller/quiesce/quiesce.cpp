@@ -448,8 +448,6 @@ engine::result<void> apply(const engine::client& client, journal_store& journals
 
 namespace {
 
-std::string label_of(const reconcilers::observed_service& s, std::string_view key);
-
 // reach(), also giving the observation and journal on which the goal was
 // found converged (when it was).
 outcome reach_observed(const engine::client& client, journal_store& journals,
@@ -461,23 +459,24 @@ outcome reach_observed(const engine::client& client, journal_store& journals,
   std::string last_problem;
   std::string unreadable_journal;
   std::set<std::string> watched;
-  for (;;) {
-    const auto deadline_now = [&] {
-      auto until = deadline;
-      if (pace.stop_by) {
-        if (const auto by = pace.stop_by(); by && *by < until) {
-          until = *by;
-        }
+  // The deadline, brought forward once the process is told to stop.
+  const auto deadline_now = [&] {
+    auto until = deadline;
+    if (pace.stop_by) {
+      if (const auto by = pace.stop_by(); by && *by < until) {
+        until = *by;
       }
-      return until;
-    };
+    }
+    return until;
+  };
+  for (;;) {
     // The journal first: it names services whose tasks the plan needs.
     auto recorded = journals.load(run.name);
     const journal scope_journal = recorded ? *recorded : journal{};
     auto observed = observe(client, [&](const reconcilers::observed_service& s) {
       // A service this reach has seen held stays watched after its labels
       // are gone: convergence waits for its tasks to run again.
-      if (label_of(s, reconcilers::held_by_label) == run.name) {
+      if (reconcilers::holder(s) == run.name) {
         watched.insert(s.id);
       }
       return watched.contains(s.id) || reconcilers::tasks_matter(run, s, scope_journal);
@@ -540,20 +539,6 @@ outcome reach_observed(const engine::client& client, journal_store& journals,
   }
 }
 
-std::string label_of(const reconcilers::observed_service& s, std::string_view key) {
-  const auto it = s.service_labels.find(std::string(key));
-  return it == s.service_labels.end() ? std::string() : it->second;
-}
-
-std::optional<std::uint64_t> count_of(std::string_view text) {
-  std::uint64_t value = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || ec != std::errc{} || end != text.data() + text.size()) {
-    return std::nullopt;
-  }
-  return value;
-}
-
 // The services whose tasks tell whether `run` holds its workloads: those it
 // holds, those whose containers it stopped (in `recorded`), and those it
 // selects that are at zero (emptied, or left at zero by their owner).
@@ -565,17 +550,9 @@ std::set<std::string> watched_services(const quiesce_run& run, const observed_st
       out.insert(e.service_id);
     }
   }
-  const auto mounts_target = [&](const reconcilers::observed_service& s) {
-    return std::any_of(s.volumes.begin(), s.volumes.end(), [&](const std::string& v) {
-      return std::find(run.volumes.begin(), run.volumes.end(), v) != run.volumes.end();
-    });
-  };
   for (const auto& s : observed.services) {
-    const bool selected =
-        (!run.group.empty() && label_of(s, reconcilers::stop_during_backup_label) == run.group) ||
-        mounts_target(s);
-    if (label_of(s, reconcilers::held_by_label) == run.name ||
-        (selected && s.replicas.value_or(1) == 0)) {
+    if (reconcilers::holder(s) == run.name ||
+        (reconcilers::selects_service(run, s) && s.replicas.value_or(1) == 0)) {
       out.insert(s.id);
     }
   }
@@ -587,9 +564,8 @@ hold_baseline baseline_of(const quiesce_run& run, const observed_state& observed
   hold_baseline b;
   b.run = run.name;
   for (const auto& s : observed.services) {
-    if (label_of(s, reconcilers::held_by_label) == run.name) {
-      b.services.push_back(
-          {s.id, s.name, count_of(label_of(s, reconcilers::prior_replicas_label)).value_or(0)});
+    if (reconcilers::holder(s) == run.name) {
+      b.services.push_back({s.id, s.name, reconcilers::recorded_prior(s).value_or(0)});
     }
   }
   b.watched_services = watched_services(run, observed, recorded);
@@ -671,7 +647,7 @@ engine::result<void> holds_still_hold(const engine::client& client, journal_stor
     }
     const auto& s = *found->second;
     const auto replicas = s.replicas.value_or(0);
-    if (label_of(s, reconcilers::held_by_label) != run.name) {
+    if (reconcilers::holder(s) != run.name) {
       problem("service " + s.name,
               "is no longer held by run " + run.name + ": its label " +
                   std::string(reconcilers::held_by_label) +

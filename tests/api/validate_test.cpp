@@ -225,9 +225,6 @@ TEST(objects, kind_and_extension_names) {
   restore r;
   r.metadata.name = "r";
   EXPECT_EQ(metadata_of(object{r}).name, "r");
-  EXPECT_EQ(archive_extension(compression_kind::gzip), ".tar.gz");
-  EXPECT_EQ(archive_extension(compression_kind::zstd), ".tar.zst");
-  EXPECT_EQ(archive_extension(compression_kind::none), ".tar");
   EXPECT_EQ(destination_kind(destination{local_destination{"/a"}}), "local");
 }
 

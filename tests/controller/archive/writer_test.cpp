@@ -1,6 +1,7 @@
 #include "controller/archive/writer.hpp"
 
 #include "controller/archive/local_destination.hpp"
+#include "controller/archive/transforms.hpp"
 #include "tests/controller/archive/test_support.hpp"
 
 #include <fcntl.h>
@@ -53,7 +54,9 @@ std::string tar_flag(compression_kind kind) {
 }
 
 std::string file_name_for(compression_kind kind) {
-  return "app-2024-05-01T03-00-00" + std::string(api::archive_extension(kind));
+  api::archive_spec spec;
+  spec.compression = kind;
+  return archive_file_name("app-2024-05-01T03-00-00", spec);
 }
 
 std::string joined(const std::vector<std::string>& lines) {
@@ -201,6 +204,13 @@ INSTANTIATE_TEST_SUITE_P(
         round_trip_case{"direct_zstd", compression_kind::zstd, {}, 0, true},
         round_trip_case{"direct_none", compression_kind::none, {}, 0, true}),
     [](const testing::TestParamInfo<round_trip_case>& p) { return p.param.name; });
+
+// The archive's extension comes from the transform chain.
+TEST(archive_file_name, extension_per_compression) {
+  EXPECT_EQ(file_name_for(compression_kind::gzip), "app-2024-05-01T03-00-00.tar.gz");
+  EXPECT_EQ(file_name_for(compression_kind::zstd), "app-2024-05-01T03-00-00.tar.zst");
+  EXPECT_EQ(file_name_for(compression_kind::none), "app-2024-05-01T03-00-00.tar");
+}
 
 TEST(write_archive, several_volumes_each_under_its_own_name) {
   scratch_dir dir;
