@@ -772,6 +772,35 @@ std::string known_destination_kinds() {
   return out;
 }
 
+// One map with exactly one destination kind as its key, at `path`.
+std::optional<destination> read_destination(decoder& d, const node& item, const std::string& path) {
+  if (!expect(d, item, node::type::map, path)) {
+    return std::nullopt;
+  }
+  const auto entries = entries_of(d, item, path);
+  if (entries.size() != 1) {
+    d.fail(path, item.mark,
+           "expected exactly one destination kind (" + known_destination_kinds() + "), got " +
+               std::to_string(entries.size()));
+  }
+  std::optional<destination> out;
+  for (const auto& e : entries) {
+    const auto reader = std::find_if(std::begin(destination_readers), std::end(destination_readers),
+                                     [&](const auto& r) { return r.kind == e.key; });
+    const std::string kpath = child_path(path, e.key);
+    if (reader == std::end(destination_readers)) {
+      d.fail(
+          kpath, e.key_node->mark,
+          "unknown destination kind " + quote(e.key) + "; expected " + known_destination_kinds());
+      continue;
+    }
+    if (auto dest = reader->read(d, *e.value, kpath); dest && entries.size() == 1) {
+      out = std::move(dest);
+    }
+  }
+  return out;
+}
+
 void read_destinations(decoder& d, const node& n, const std::string& path,
                        std::vector<destination>& out) {
   if (!expect(d, n, node::type::sequence, path)) {
@@ -782,31 +811,8 @@ void read_destinations(decoder& d, const node& n, const std::string& path,
     return;
   }
   for (std::size_t i = 0; i < n.children.size(); ++i) {
-    const node& item = *n.children[i];
-    const std::string ipath = item_path(path, i);
-    if (!expect(d, item, node::type::map, ipath)) {
-      continue;
-    }
-    const auto entries = entries_of(d, item, ipath);
-    if (entries.size() != 1) {
-      d.fail(ipath, item.mark,
-             "expected exactly one destination kind (" + known_destination_kinds() + "), got " +
-                 std::to_string(entries.size()));
-    }
-    for (const auto& e : entries) {
-      const auto reader =
-          std::find_if(std::begin(destination_readers), std::end(destination_readers),
-                       [&](const auto& r) { return r.kind == e.key; });
-      const std::string kpath = child_path(ipath, e.key);
-      if (reader == std::end(destination_readers)) {
-        d.fail(
-            kpath, e.key_node->mark,
-            "unknown destination kind " + quote(e.key) + "; expected " + known_destination_kinds());
-        continue;
-      }
-      if (auto dest = reader->read(d, *e.value, kpath); dest && entries.size() == 1) {
-        out.push_back(std::move(*dest));
-      }
+    if (auto dest = read_destination(d, *n.children[i], item_path(path, i))) {
+      out.push_back(std::move(*dest));
     }
   }
 }
@@ -1042,6 +1048,30 @@ void read_volume_mappings(decoder& d, const node& n, const std::string& path,
   }
 }
 
+std::optional<restore_source> read_restore_source(decoder& d, const node& n,
+                                                  const std::string& path) {
+  if (!expect(d, n, node::type::map, path)) {
+    return std::nullopt;
+  }
+  field_reader f{d, n, path};
+  std::optional<destination> dest;
+  std::optional<std::string> name;
+  if (const node* v = f.required("destination")) {
+    dest = read_destination(d, *v, f.path_of("destination"));
+  }
+  if (const node* v = f.required("name")) {
+    name = read_string(d, *v, f.path_of("name"));
+    if (name) {
+      d.check(check_archive_file_name(*name), f.path_of("name"), v->mark);
+    }
+  }
+  f.finish();
+  if (!dest || !name) {
+    return std::nullopt;
+  }
+  return restore_source{std::move(*dest), std::move(*name)};
+}
+
 void read_restore_spec(decoder& d, const node& n, const std::string& path, restore_spec& out) {
   if (!expect(d, n, node::type::map, path)) {
     return;
@@ -1061,10 +1091,17 @@ void read_restore_spec(decoder& d, const node& n, const std::string& path, resto
       d.check(check_absolute_path(*out.archive), f.path_of("archive"), archive->mark);
     }
   }
-  if (backup_ref != nullptr && archive != nullptr) {
-    d.fail(f.path_of("archive"), archive->mark, "backupRef and archive are mutually exclusive");
-  } else if (backup_ref == nullptr && archive == nullptr) {
-    d.fail(path, n.mark, "one of backupRef or archive is required");
+  const node* source = f.optional("source");
+  if (source != nullptr) {
+    out.source = read_restore_source(d, *source, f.path_of("source"));
+  }
+  const int given = (backup_ref != nullptr) + (archive != nullptr) + (source != nullptr);
+  if (given > 1) {
+    const node* second = source != nullptr ? source : archive;
+    d.fail(f.path_of(source != nullptr ? "source" : "archive"), second->mark,
+           "backupRef, archive and source are mutually exclusive: give one");
+  } else if (given == 0) {
+    d.fail(path, n.mark, "one of backupRef, archive or source is required");
   }
   if (const node* v = f.required("volumes")) {
     read_volume_mappings(d, *v, f.path_of("volumes"), out.volumes);
@@ -1253,6 +1290,59 @@ void emit_timeouts(YAML::Emitter& out, const timeouts_spec& t) {
   out << YAML::EndMap;
 }
 
+// `{kind: {...}}`, as read_destination reads it.
+void emit_destination(YAML::Emitter& out, const destination& dest) {
+  out << YAML::BeginMap << YAML::Key << std::string{destination_kind(dest)} << YAML::Value;
+  std::visit(overloaded{[&](const local_destination& l) {
+                          out << YAML::BeginMap;
+                          emit(out, "path", l.path);
+                          out << YAML::EndMap;
+                        },
+                        [&](const s3_destination& s3) {
+                          out << YAML::BeginMap;
+                          emit(out, "bucket", s3.bucket);
+                          if (!s3.prefix.empty()) {
+                            emit(out, "prefix", s3.prefix);
+                          }
+                          if (s3.endpoint) {
+                            emit(out, "endpoint", *s3.endpoint);
+                          }
+                          emit(out, "region", s3.region);
+                          out << YAML::Key << "pathStyle" << YAML::Value << s3.path_style;
+                          if (s3.storage_class) {
+                            emit(out, "storageClass", *s3.storage_class);
+                          }
+                          emit(out, "accessKeyIdFile", s3.access_key_id_file);
+                          emit(out, "secretAccessKeyFile", s3.secret_access_key_file);
+                          if (s3.ca_file) {
+                            emit(out, "caFile", *s3.ca_file);
+                          }
+                          if (s3.insecure_skip_verify) {
+                            out << YAML::Key << "insecureSkipVerify" << YAML::Value << true;
+                          }
+                          out << YAML::EndMap;
+                        },
+                        [&](const webdav_destination& dav) {
+                          out << YAML::BeginMap;
+                          emit(out, "url", dav.url);
+                          if (dav.username) {
+                            emit(out, "username", *dav.username);
+                          }
+                          if (dav.password_file) {
+                            emit(out, "passwordFile", *dav.password_file);
+                          }
+                          if (dav.ca_file) {
+                            emit(out, "caFile", *dav.ca_file);
+                          }
+                          if (dav.insecure_skip_verify) {
+                            out << YAML::Key << "insecureSkipVerify" << YAML::Value << true;
+                          }
+                          out << YAML::EndMap;
+                        }},
+             dest);
+  out << YAML::EndMap;
+}
+
 void emit_spec(YAML::Emitter& out, const backup_schedule_spec& s) {
   emit(out, "schedule", s.schedule);
   emit(out, "timezone", s.timezone);
@@ -1282,55 +1372,7 @@ void emit_spec(YAML::Emitter& out, const backup_schedule_spec& s) {
   out << YAML::EndMap;
   out << YAML::Key << "destinations" << YAML::Value << YAML::BeginSeq;
   for (const auto& dest : s.destinations) {
-    out << YAML::BeginMap << YAML::Key << std::string{destination_kind(dest)} << YAML::Value;
-    std::visit(overloaded{[&](const local_destination& l) {
-                            out << YAML::BeginMap;
-                            emit(out, "path", l.path);
-                            out << YAML::EndMap;
-                          },
-                          [&](const s3_destination& s3) {
-                            out << YAML::BeginMap;
-                            emit(out, "bucket", s3.bucket);
-                            if (!s3.prefix.empty()) {
-                              emit(out, "prefix", s3.prefix);
-                            }
-                            if (s3.endpoint) {
-                              emit(out, "endpoint", *s3.endpoint);
-                            }
-                            emit(out, "region", s3.region);
-                            out << YAML::Key << "pathStyle" << YAML::Value << s3.path_style;
-                            if (s3.storage_class) {
-                              emit(out, "storageClass", *s3.storage_class);
-                            }
-                            emit(out, "accessKeyIdFile", s3.access_key_id_file);
-                            emit(out, "secretAccessKeyFile", s3.secret_access_key_file);
-                            if (s3.ca_file) {
-                              emit(out, "caFile", *s3.ca_file);
-                            }
-                            if (s3.insecure_skip_verify) {
-                              out << YAML::Key << "insecureSkipVerify" << YAML::Value << true;
-                            }
-                            out << YAML::EndMap;
-                          },
-                          [&](const webdav_destination& dav) {
-                            out << YAML::BeginMap;
-                            emit(out, "url", dav.url);
-                            if (dav.username) {
-                              emit(out, "username", *dav.username);
-                            }
-                            if (dav.password_file) {
-                              emit(out, "passwordFile", *dav.password_file);
-                            }
-                            if (dav.ca_file) {
-                              emit(out, "caFile", *dav.ca_file);
-                            }
-                            if (dav.insecure_skip_verify) {
-                              out << YAML::Key << "insecureSkipVerify" << YAML::Value << true;
-                            }
-                            out << YAML::EndMap;
-                          }},
-               dest);
-    out << YAML::EndMap;
+    emit_destination(out, dest);
   }
   out << YAML::EndSeq;
   if (s.retention) {
@@ -1359,6 +1401,13 @@ void emit_spec(YAML::Emitter& out, const restore_spec& s) {
   }
   if (s.archive) {
     emit(out, "archive", *s.archive);
+  }
+  if (s.source) {
+    out << YAML::Key << "source" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "destination" << YAML::Value;
+    emit_destination(out, s.source->destination);
+    emit(out, "name", s.source->name);
+    out << YAML::EndMap;
   }
   out << YAML::Key << "volumes" << YAML::Value << YAML::BeginSeq;
   for (const auto& m : s.volumes) {

@@ -182,10 +182,21 @@ struct volume_mapping {
   bool operator==(const volume_mapping&) const = default;
 };
 
+/// An archive on a destination, by its file name there: a Restore reads it
+/// through the destination (a remote one is copied to a local spool file,
+/// checked and read from there, before anything is held).
+struct restore_source {
+  api::destination destination;
+  std::string name;  // a file name: no '/', not "." or ".."
+
+  bool operator==(const restore_source&) const = default;
+};
+
 struct restore_spec {
-  /// Exactly one of the two is set.
+  /// Exactly one of the three is set.
   std::optional<std::string> backup_ref;  // a Backup's metadata.name
   std::optional<std::string> archive;     // an absolute path
+  std::optional<restore_source> source;   // an archive on a destination
   std::vector<volume_mapping> volumes;    // not empty; no two share a `to`
   bool wipe = false;                      // empty each target volume before extracting
   /// Create a target volume that does not exist, on the node of the engine

@@ -272,6 +272,24 @@ std::optional<std::string> check_absolute_path(std::string_view path) {
   return std::nullopt;
 }
 
+std::optional<std::string> check_archive_file_name(std::string_view name) {
+  if (name.empty()) {
+    return "must not be empty";
+  }
+  if (name.find('\0') != std::string_view::npos) {
+    return "must not contain a NUL character";
+  }
+  if (name.find('/') != std::string_view::npos) {
+    return quote(name) +
+           " is not a file name: an archive is named as it is in its destination, "
+           "without folders (a local destination's path or an S3 prefix holds those)";
+  }
+  if (name == "." || name == "..") {
+    return quote(name) + " is not an archive's name";
+  }
+  return std::nullopt;
+}
+
 std::optional<std::string> check_compression_level(compression_kind compression, int level) {
   int max = 0;
   switch (compression) {

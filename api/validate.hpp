@@ -63,6 +63,10 @@ std::optional<std::string> check_archive_name_template(std::string_view name_tem
 /// A non-empty path that starts with '/' and has no NUL character.
 std::optional<std::string> check_absolute_path(std::string_view path);
 
+/// An archive's file name on a destination (a Restore's source.name): not
+/// empty, no '/', no NUL, not "." or "..".
+std::optional<std::string> check_archive_file_name(std::string_view name);
+
 /// gzip takes 1-9, zstd 1-19, none takes no level at all.
 std::optional<std::string> check_compression_level(compression_kind compression, int level);
 

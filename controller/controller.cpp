@@ -161,8 +161,12 @@ class run_threads final : public run_launcher {
   }
 
   void start_restore(const restore_launch& launch) override {
-    spdlog::info("event=restore_started restore={} archive={}", logging::value(launch.name),
-                 logging::value(launch.restore.spec.archive.value_or("")));
+    spdlog::info(
+        "event=restore_started restore={} archive={}", logging::value(launch.name),
+        logging::value(launch.restore.spec.source ? std::string(api::destination_kind(
+                                                        launch.restore.spec.source->destination)) +
+                                                        " " + launch.restore.spec.source->name
+                                                  : launch.restore.spec.archive.value_or("")));
     start(launch.run_name, "", [this, launch](run& r) {
       restore::run_result result;
       try {

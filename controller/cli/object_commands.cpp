@@ -249,7 +249,12 @@ int get(const engine::client_options& engine_options, const get_options& options
       const auto* x = std::get_if<api::restore>(r.entry->object());
       std::string from;
       if (x != nullptr) {
-        from = x->spec.backup_ref ? *x->spec.backup_ref : x->spec.archive.value_or("");
+        if (x->spec.source) {
+          from = std::string(api::destination_kind(x->spec.source->destination)) + " " +
+                 x->spec.source->name;
+        } else {
+          from = x->spec.backup_ref ? *x->spec.backup_ref : x->spec.archive.value_or("");
+        }
       }
       table.push_back({r.name, from, r.phase, r.entry->source.name, r.message});
     }

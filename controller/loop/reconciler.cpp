@@ -45,6 +45,39 @@ std::string label_of(const objects::catalog_entry& e, std::string_view key) {
   return it == e.source.labels.end() ? std::string() : it->second;
 }
 
+// The archive's file name in a remote location ("s3://bucket/db/x.tar.gz",
+// "https://dav/b/x%20y.tar.gz"): its last component, percent-decoded (WebDAV
+// URLs encode it; S3 locations and archive names have no '%' escapes to undo
+// but a literal '%' that is not followed by two hex digits stays as it is).
+std::string archive_name_of_location(std::string_view location) {
+  const std::string_view last = location.substr(location.rfind('/') + 1);
+  const auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') {
+      return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+      return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+      return c - 'A' + 10;
+    }
+    return -1;
+  };
+  if (!location.starts_with("http")) {
+    return std::string(last);
+  }
+  std::string out;
+  for (std::size_t i = 0; i < last.size(); ++i) {
+    if (last[i] == '%' && i + 2 < last.size() && hex(last[i + 1]) >= 0 && hex(last[i + 2]) >= 0) {
+      out += static_cast<char>(hex(last[i + 1]) * 16 + hex(last[i + 2]));
+      i += 2;
+    } else {
+      out += last[i];
+    }
+  }
+  return out;
+}
+
 const api::backup& backup_of(const objects::catalog_entry& e) {
   return std::get<api::backup>(*e.object());
 }
@@ -414,6 +447,7 @@ bool reconciler::reconcile_restore(const std::string& name) {
   }
   objects::catalog_entry entry;
   std::optional<objects::catalog_entry> backup_entry;
+  std::optional<api::backup_schedule> backup_schedule;  // of backup_entry
   {
     std::lock_guard lock(mutex_);
     const auto it = cache_.restores.find(name);
@@ -424,6 +458,10 @@ bool reconciler::reconcile_restore(const std::string& name) {
     if (const auto& ref = std::get<api::restore>(*entry.object()).spec.backup_ref) {
       if (const auto b = cache_.backups.find(*ref); b != cache_.backups.end()) {
         backup_entry = b->second;
+        if (const auto s = cache_.schedules.find(backup_of(b->second).spec.schedule_ref);
+            s != cache_.schedules.end()) {
+          backup_schedule = std::get<api::backup_schedule>(*s->second.object());
+        }
       }
     }
   }
@@ -474,7 +512,20 @@ bool reconciler::reconcile_restore(const std::string& name) {
                   "backup " + ref + " has no archive (phase " +
                       (backup_phase.empty() ? std::string("unknown") : backup_phase) + ")");
     }
-    restore.spec.archive = archive;
+    if (archive.starts_with('/')) {
+      restore.spec.archive = archive;
+    } else {
+      // Published on a remote destination: the schedule's first one, where a
+      // run writes its archive (the location label is that destination's).
+      if (!backup_schedule || backup_schedule->spec.destinations.empty()) {
+        return fail(restore::outcome::invalid,
+                    "backup " + ref + "'s archive is at " + archive + ", and its schedule " +
+                        backup_of(*backup_entry).spec.schedule_ref +
+                        " is gone, which said how to reach it: give spec.source");
+      }
+      restore.spec.source = api::restore_source{backup_schedule->spec.destinations.front(),
+                                                archive_name_of_location(archive)};
+    }
     restore.spec.backup_ref.reset();
   }
   if (!write_phase(entry.source.id, restore::phase::pending, "",

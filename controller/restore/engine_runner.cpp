@@ -1,6 +1,8 @@
 #include "controller/restore/engine_runner.hpp"
 
+#include "controller/destinations/destination.hpp"
 #include "controller/quiesce/quiesce.hpp"
+#include "controller/restore/fetch.hpp"
 #include "controller/restore/space.hpp"
 
 #include <fmt/format.h>
@@ -300,8 +302,16 @@ run_result engine_runner::run(const api::restore& restore, const std::string& ru
   };
   const auto& spec = restore.spec;
 
-  // Which archive.
-  if (spec.archive) {
+  // Which archive. One on a remote destination is fetched while Verifying.
+  std::unique_ptr<destinations::destination> remote;
+  if (spec.source) {
+    if (const auto* local = std::get_if<api::local_destination>(&spec.source->destination)) {
+      result.archive = (std::filesystem::path(local->path) / spec.source->name).string();
+    } else {
+      remote = destinations::make_destination(spec.source->destination);
+      result.archive = remote->describe() + " " + spec.source->name;
+    }
+  } else if (spec.archive) {
     result.archive = *spec.archive;
   } else if (spec.backup_ref && options_.locate_backup) {
     auto located = options_.locate_backup(*spec.backup_ref);
@@ -346,9 +356,14 @@ run_result engine_runner::run(const api::restore& restore, const std::string& ru
 
   // Verifying: before anything is held or written.
   report(phase::verifying, result.archive);
-  auto archive = archive_file::open(result.archive);
+  auto archive =
+      remote ? fetch_archive(*remote, spec.source->name,
+                             options_.spool_folder.empty() ? std::filesystem::temp_directory_path()
+                                                           : options_.spool_folder,
+                             &cancel)
+             : archive_file::open(result.archive);
   if (!archive) {
-    return fail(outcome::invalid, archive.error().message);
+    return fail(outcome_of(archive.error()), archive.error().message);
   }
   if (options_.on_progress) {
     read.on_progress = [&](const progress& p) { options_.on_progress(phase::verifying, p); };

@@ -7,6 +7,7 @@
 #include "controller/restore/unpack.hpp"
 #include "reconcilers/quiesce.hpp"
 
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
@@ -26,6 +27,10 @@ struct runner_options {
   bool allow_devices = false;
   bool allow_absolute_symlinks = false;
   bool verify_only = false;  ///< stop after Verifying: nothing is held or written
+  /// Where an archive on a remote destination is copied, as a file without a
+  /// name, to be verified and unpacked; empty: the temporary folder ($TMPDIR,
+  /// else /tmp). It needs the archive's size free.
+  std::filesystem::path spool_folder;
   /// The archive of a Backup, for spec.backupRef; unset: backupRef fails.
   std::function<engine::result<std::string>(const std::string& backup_ref)> locate_backup;
   /// Progress of verifying and unpacking (phase::verifying or phase::restoring),

@@ -245,6 +245,23 @@ bool carries_data(archive_entry* e) {
 
 // archive_file --------------------------------------------------------------
 
+namespace {
+
+// The SHA-256 a checksum file (sha256sum's format: "<hex>  <name>") starts with.
+result<std::string> checksum_of(std::string_view text, const std::string& shown_as) {
+  const auto start = text.find_first_not_of(" \t\r\n");
+  std::string hex(text.substr(start == std::string_view::npos ? text.size() : start));
+  hex = hex.substr(0, hex.find_first_of(" \t\r\n"));
+  std::transform(hex.begin(), hex.end(), hex.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (hex.size() != 64 || hex.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    return make_error(errc::invalid_argument, shown_as + " does not start with a SHA-256 in hex");
+  }
+  return hex;
+}
+
+}  // namespace
+
 result<archive_file> archive_file::open(const fs::path& path) {
   archive_file f;
   f.path_ = path;
@@ -261,15 +278,33 @@ result<archive_file> archive_file::open(const fs::path& path) {
   const fs::path checksum = path.string() + ".sha256";
   std::ifstream in(checksum);
   if (in) {
-    std::string hex;
-    in >> hex;
-    std::transform(hex.begin(), hex.end(), hex.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    if (hex.size() != 64 || hex.find_first_not_of("0123456789abcdef") != std::string::npos) {
-      return make_error(errc::invalid_argument,
-                        checksum.string() + " does not start with a SHA-256 in hex");
+    std::stringstream text;
+    text << in.rdbuf();
+    auto hex = checksum_of(text.str(), checksum.string());
+    if (!hex) {
+      return hex.error();
     }
-    f.expected_sha256_ = std::move(hex);
+    f.expected_sha256_ = std::move(*hex);
+  }
+  return f;
+}
+
+result<archive_file> archive_file::adopt(int fd, std::string shown_as,
+                                         const std::optional<std::string>& checksum_text) {
+  archive_file f;
+  f.path_ = std::move(shown_as);
+  f.fd_ = fd;
+  struct stat st {};
+  if (::fstat(f.fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
+    return make_error(errc::invalid_argument, f.path_.string() + " is not a regular file");
+  }
+  f.size_ = static_cast<std::uint64_t>(st.st_size);
+  if (checksum_text) {
+    auto hex = checksum_of(*checksum_text, f.path_.string() + ".sha256");
+    if (!hex) {
+      return hex.error();
+    }
+    f.expected_sha256_ = std::move(*hex);
   }
   return f;
 }

@@ -30,6 +30,11 @@ class archive_file {
   /// format, as local destinations write it). errc::invalid_argument when the
   /// archive cannot be opened or the checksum file is malformed.
   static result<archive_file> open(const std::filesystem::path& path);
+  /// Takes `fd` (a regular file, read from its start) as the archive shown as
+  /// `shown_as`, with `checksum_text` the content of its checksum file
+  /// (sha256sum's format) when there is one.
+  static result<archive_file> adopt(int fd, std::string shown_as,
+                                    const std::optional<std::string>& checksum_text);
 
   archive_file(archive_file&&) noexcept;
   archive_file& operator=(archive_file&&) noexcept;

@@ -177,6 +177,29 @@ spec:
   EXPECT_EQ(r.spec.timeouts.scale_up, minutes{10});
 }
 
+TEST(decode, restore_from_an_archive_on_a_destination) {
+  const auto r = decode_one<restore>(R"(apiVersion: lifeboat/v1
+kind: Restore
+metadata: {name: from-s3}
+spec:
+  source:
+    destination:
+      s3: {bucket: backups, prefix: db/, accessKeyIdFile: /run/secrets/k,
+           secretAccessKeyFile: /run/secrets/s}
+    name: nightly-db-2024-01-01T03-00-00.tar.gz
+  volumes: [app_db]
+)");
+  EXPECT_FALSE(r.spec.backup_ref);
+  EXPECT_FALSE(r.spec.archive);
+  ASSERT_TRUE(r.spec.source);
+  EXPECT_EQ(r.spec.source->name, "nightly-db-2024-01-01T03-00-00.tar.gz");
+  const auto* s3 = std::get_if<s3_destination>(&r.spec.source->destination);
+  ASSERT_NE(s3, nullptr);
+  EXPECT_EQ(s3->bucket, "backups");
+  EXPECT_EQ(s3->prefix, "db/");
+  EXPECT_EQ(s3->secret_access_key_file, "/run/secrets/s");
+}
+
 TEST(decode, plain_scalars_are_strings_where_strings_are_expected) {
   const auto s = decode_one<backup_schedule>(R"(apiVersion: lifeboat/v1
 kind: BackupSchedule
@@ -670,10 +693,30 @@ TEST(decode_errors, restore) {
   run({
       {"backupRef and archive",
        restore_with("  backupRef: b\n  archive: /a.tar\n  volumes: [app_db]\n"),
-       {"6:12: spec.archive: backupRef and archive are mutually exclusive"}},
-      {"neither backupRef nor archive",
+       {"6:12: spec.archive: backupRef, archive and source are mutually exclusive: give one"}},
+      {"archive and source",
+       restore_with("  archive: /a.tar\n  source: {destination: {local: {path: /b}}, name: a.tar}\n"
+                    "  volumes: [app_db]\n"),
+       {"6:11: spec.source: backupRef, archive and source are mutually exclusive: give one"}},
+      {"neither backupRef nor archive nor source",
        restore_with("  volumes: [app_db]\n"),
-       {"5:3: spec: one of backupRef or archive is required"}},
+       {"5:3: spec: one of backupRef, archive or source is required"}},
+      {"source named with a folder, destination of no kind",
+       restore_with("  source: {destination: {ftp: {}}, name: db/a.tar}\n  volumes: [app_db]\n"),
+       {"5:26: spec.source.destination.ftp: unknown destination kind \"ftp\"; expected local, "
+        "s3, webdav",
+        "5:42: spec.source.name: \"db/a.tar\" is not a file name: an archive is named as it is "
+        "in its destination, without folders (a local destination's path or an S3 prefix holds "
+        "those)"}},
+      {"source without a name, an inline secret in its destination",
+       restore_with(
+           "  source:\n    destination:\n      webdav: {url: \"http://h/b/\", username: u, "
+           "password: p}\n  volumes: [app_db]\n"),
+       {"6:5: spec.source.name: required field is missing",
+        "7:15: spec.source.destination.webdav: set username and passwordFile together",
+        "7:59: spec.source.destination.webdav.password: secrets are never written into an "
+        "object: put it in a file (a Swarm secret under /run/secrets) and name that file in "
+        "passwordFile"}},
       {"relative archive",
        restore_with("  archive: a.tar\n  volumes: [app_db]\n"),
        {"5:12: spec.archive: \"a.tar\" is not an absolute path"}},
@@ -804,6 +847,15 @@ spec:
   volumes: [a1, "b1=c1"]
   wipe: true
   createVolume: true
+)",
+      R"(apiVersion: lifeboat/v1
+kind: Restore
+metadata: {name: r}
+spec:
+  source:
+    destination: {webdav: {url: "https://h/b/", username: u, passwordFile: /p}}
+    name: "x y.tar.zst"
+  volumes: [a1]
 )",
   };
   for (const auto& text : texts) {

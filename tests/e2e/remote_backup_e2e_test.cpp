@@ -5,6 +5,7 @@
 #include "controller/backup/archive_steps.hpp"
 #include "controller/backup/engine_runner.hpp"
 #include "controller/quiesce/journal_store.hpp"
+#include "controller/restore/engine_runner.hpp"
 #include "tests/e2e/engine_fixture.hpp"
 #include "tests/e2e/moto_server.hpp"
 
@@ -82,6 +83,28 @@ class remote_backup_e2e : public engine_test {
     return found;
   }
 
+  // A Restore of this volume into `target` from the archive `name` in S3.
+  restore::run_result restore_from_s3(const std::string& name, const std::string& target,
+                                      const std::string& secret_file) {
+    const std::string yaml =
+        "apiVersion: lifeboat/v1\nkind: Restore\nmetadata: {name: r}\nspec:\n  source:\n"
+        "    destination:\n      " +
+        s3_yaml(secret_file).substr(std::string_view("    - ").size()) + "    name: " + name +
+        "\n  volumes: [\"" + volume_ + "=" + target + "\"]\n  createVolume: true\n";
+    const auto decoded = api::decode(yaml);
+    EXPECT_TRUE(decoded.ok()) << yaml;
+    restore::runner_options options;
+    options.helper_image = test_image();
+    options.spool_folder = dir_;
+    restore::engine_runner runner(engine(), *journals_, options);
+    const std::atomic<bool> cancel{false};
+    phases_.clear();
+    return runner.run(
+        std::get<api::restore>(decoded.objects().at(0)), unique("restore"),
+        [this](std::string_view phase, const std::string&) { phases_.emplace_back(phase); },
+        [](int) {}, cancel);
+  }
+
   std::string s3_object(const std::string& key) const {
     return moto_->signed_curl("'" + moto_->endpoint() + "/backups/" + key + "'");
   }
@@ -90,6 +113,7 @@ class remote_backup_e2e : public engine_test {
   std::unique_ptr<test::moto_server> moto_;
   fs::path dir_;
   std::string volume_;
+  std::vector<std::string> phases_;
 };
 
 TEST_F(remote_backup_e2e, issue13_local_and_s3_receive_the_same_archive) {
@@ -147,6 +171,63 @@ TEST_F(remote_backup_e2e, issue13_a_copy_refused_midway_fails_the_run_naming_s3_
   const auto result = run(s);
   EXPECT_FALSE(result.ok);
   EXPECT_THAT(result.message, HasSubstr("s3 backups/: copying the archive failed: access denied"));
+}
+
+TEST_F(remote_backup_e2e, issue13_restore_from_s3_gives_the_identical_tree) {
+  const auto backed_up = run(schedule(s3_yaml("secret")));
+  ASSERT_TRUE(backed_up.ok) << backed_up.message;
+  const std::string name = backed_up.archive.substr(backed_up.archive.rfind('/') + 1);
+  const std::string target = unique("restored");
+  on_teardown([this, target] { (void)engine().remove_volume(target, true); });
+
+  const auto restored = restore_from_s3(name, target, "secret");
+  ASSERT_TRUE(restored.ok) << restored.message;
+  EXPECT_EQ(restored.archive, "s3 backups/ " + name);
+  const auto volume = engine().inspect_volume(target);
+  ASSERT_TRUE(volume) << volume.error().describe();
+  const auto diff =
+      run_command("diff -r '" + (dir_ / "device").string() + "' '" + volume->mountpoint + "'");
+  EXPECT_EQ(diff.status, 0) << diff.out;
+  // The spool file had no name: nothing of it is left in the spool folder.
+  for (const auto& e : fs::directory_iterator(dir_)) {
+    EXPECT_FALSE(e.path().filename().string().starts_with(".lifeboat-restore"));
+  }
+}
+
+TEST_F(remote_backup_e2e, issue13_restore_from_s3_checks_the_archive_against_its_sha256) {
+  const auto backed_up = run(schedule(s3_yaml("secret")));
+  ASSERT_TRUE(backed_up.ok) << backed_up.message;
+  const std::string name = backed_up.archive.substr(backed_up.archive.rfind('/') + 1);
+  const std::string target = unique("restored");
+  on_teardown([this, target] { (void)engine().remove_volume(target, true); });
+  const auto put = moto_->signed_curl("-X PUT -H 'Content-Type: text/plain' --data-binary '" +
+                                      std::string(64, '0') + "  " + name + "' '" +
+                                      moto_->endpoint() + "/backups/" + name + ".sha256'");
+  ASSERT_THAT(s3_object(name + ".sha256"), testing::StartsWith(std::string(64, '0'))) << put;
+
+  const auto restored = restore_from_s3(name, target, "secret");
+  EXPECT_FALSE(restored.ok);
+  EXPECT_EQ(restored.outcome, restore::outcome::checksum_mismatch) << restored.message;
+  EXPECT_THAT(phases_, ::testing::ElementsAre("Verifying"));
+  EXPECT_FALSE(engine().inspect_volume(target));
+}
+
+TEST_F(remote_backup_e2e, issue13_restore_from_s3_with_a_wrong_secret_fails_verifying) {
+  const auto backed_up = run(schedule(s3_yaml("secret")));
+  ASSERT_TRUE(backed_up.ok) << backed_up.message;
+  const std::string name = backed_up.archive.substr(backed_up.archive.rfind('/') + 1);
+  const std::string target = unique("restored");
+  on_teardown([this, target] { (void)engine().remove_volume(target, true); });
+
+  const auto restored = restore_from_s3(name, target, "wrong");
+  EXPECT_FALSE(restored.ok);
+  EXPECT_EQ(restored.outcome, restore::outcome::invalid);
+  EXPECT_THAT(restored.message, HasSubstr("access denied"));
+  EXPECT_THAT(restored.message, ::testing::Not(HasSubstr("not-the-secret")));
+  // Failed while verifying: nothing was held, and the volume it would have
+  // created does not exist.
+  EXPECT_THAT(phases_, ::testing::ElementsAre("Verifying"));
+  EXPECT_FALSE(engine().inspect_volume(target));
 }
 
 }  // namespace

@@ -530,6 +530,43 @@ TEST_F(reconciler_test, restore_by_backup_ref_runs_from_that_backups_archive) {
   EXPECT_FALSE(runs_.restores[0].restore.spec.backup_ref);
 }
 
+TEST_F(reconciler_test, restore_by_backup_ref_reads_a_remote_archive_through_its_destination) {
+  // The location label names the schedule's first destination, where the run
+  // wrote; the Restore reads that destination, by the archive's file name.
+  store_.add("lb-schedule-db",
+             "apiVersion: lifeboat/v1\nkind: BackupSchedule\nmetadata: {name: db}\nspec:\n"
+             "  schedule: \"0 3 * * *\"\n  volumes: [app_db]\n  destinations:\n"
+             "    - webdav: {url: \"http://dav.test/b/\"}\n    - local: {path: /archive}\n",
+             {}, "2026-11-24T00:00:00Z");
+  add_backup("db-1", "Succeeded", "2026-11-25T01:00:00Z",
+             {{std::string(api::label::archive), "http://dav.test/b/db%201%25.tar.gz"}});
+  store_.add("lb-restore-r1", restore_yaml("r1", "backupRef: db-1"), {}, "2026-11-25T01:30:00Z");
+  ASSERT_TRUE(loop_.reconcile("resync"));
+  ASSERT_TRUE(loop_.reconcile("restore/r1"));
+  ASSERT_EQ(runs_.restores.size(), 1U);
+  const auto& spec = runs_.restores[0].restore.spec;
+  EXPECT_FALSE(spec.archive);
+  EXPECT_FALSE(spec.backup_ref);
+  ASSERT_TRUE(spec.source);
+  EXPECT_EQ(spec.source->name, "db 1%.tar.gz");
+  api::webdav_destination dav;
+  dav.url = "http://dav.test/b/";
+  EXPECT_EQ(spec.source->destination, api::destination(dav));
+}
+
+TEST_F(reconciler_test, restore_by_backup_ref_of_a_remote_archive_without_its_schedule_fails) {
+  add_backup("db-1", "Succeeded", "2026-11-25T01:00:00Z",
+             {{std::string(api::label::archive), "s3://backups/db-1.tar.gz"}});
+  store_.add("lb-restore-r1", restore_yaml("r1", "backupRef: db-1"), {}, "2026-11-25T01:30:00Z");
+  ASSERT_TRUE(loop_.reconcile("resync"));
+  ASSERT_TRUE(loop_.reconcile("restore/r1"));
+  EXPECT_TRUE(runs_.restores.empty());
+  EXPECT_EQ(store_.label("r1", api::label::phase), "Failed");
+  EXPECT_EQ(store_.label("r1", api::label::message),
+            "backup db-1's archive is at s3://backups/db-1.tar.gz, and its schedule db is gone, "
+            "which said how to reach it: give spec.source");
+}
+
 TEST_F(reconciler_test, restore_of_a_missing_or_failed_backup_is_refused_naming_it) {
   add_schedule();
   add_backup("db-1", "Failed", "2026-11-25T01:00:00Z");
