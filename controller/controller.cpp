@@ -67,6 +67,12 @@ class metrics_and_logs final : public run_listener {
     metrics_.backup_finished(
         schedule, result.ok ? metrics::backup_result::success : metrics::backup_result::failure,
         result.duration, result.downtime, result.size_bytes, finished);
+    if (!result.ok) {
+      metrics_.backup_failed(schedule, result.failure);
+    }
+    for (const auto& d : result.destinations) {
+      metrics_.upload_finished(schedule, d.destination, d.ok, d.bytes, d.duration);
+    }
     spdlog::info("event=run_finished schedule={} backup={} ok={} msg={}", logging::value(schedule),
                  logging::value(backup), result.ok, logging::value(result.message));
   }

@@ -78,10 +78,20 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
     }
     destination_failures.push_back(name + ": " + std::string(doing) + message);
   };
+  const auto reached = [&](const destinations::destination& d, double bytes,
+                           clock::time_point since) {
+    result.destinations.push_back({d.describe(), true, {}, bytes, clock::now() - since});
+  };
+  const auto missed = [&](const destinations::destination& d, const archive::error& e,
+                          clock::time_point since) {
+    result.destinations.push_back(
+        {d.describe(), false, archive::to_string(e.code), 0, clock::now() - since});
+  };
   for (const auto& d : spec.destinations) {
     auto target = destinations::make_destination(d);
     if (auto ok = target->check(); !ok) {
       destination_failed(*target, ok.error(), "");
+      missed(*target, ok.error(), clock::now());
       continue;
     }
     targets.push_back(std::move(target));
@@ -113,6 +123,7 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
   // Containers of runs of this schedule that died are removed first (a retry
   // of the same run has the same container name).
   if (auto removed = remove_leftover_volume_containers(client_, schedule.metadata.name); !removed) {
+    result.failure = engine_failure_kind(removed.error());
     return fail("removing leftover volume containers: " + removed.error().describe());
   }
   // The volume container is only needed for volumes read through the engine.
@@ -123,6 +134,7 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
       image = own_image(client_).value_or("");
     }
     if (image.empty()) {
+      result.failure = "invalid argument";
       return fail(
           "no image for the volume container: run lifeboat in a container, or pass "
           "--helper-image");
@@ -131,6 +143,7 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
         client_, image, through_engine, /*read_only=*/true, "lifeboat-read-" + run_name,
         {{std::string(volume_container_schedule_label), schedule.metadata.name}});
     if (!created) {
+      result.failure = engine_failure_kind(created.error());
       return fail("creating the volume container: " + created.error().describe());
     }
     reader.emplace(std::move(*created));
@@ -183,6 +196,7 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
 
   report(phase::quiescing, "");
   const auto held_from = clock::now();
+  std::optional<clock::time_point> writing_from;
   const auto held = quiesce::with_quiesced(
       client_, journals_, run, spec.timeouts.scale_down, spec.timeouts.scale_up,
       [&](const quiesce::holding& hold) {
@@ -190,6 +204,7 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
         holding(hold.workloads);
         report(phase::archiving, fmt::format("reading {} volume(s), {} workload(s) held",
                                              names.size(), hold.workloads));
+        writing_from = clock::now();
         written = steps_.write(request);
         if (resumer.joinable()) {
           resumer.join();
@@ -210,7 +225,15 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
                 (held.resume.ok ? "" : "; resuming failed: " + held.resume.message));
   }
   if (!written || !*written) {
-    // The write step abandons its own upload when it fails.
+    // The write step abandons its own upload when it fails. A failure of the
+    // destination's side (not of reading the volumes) is its upload's.
+    if (written && writing_from) {
+      const auto code = written->error().code;
+      if (code == archive::errc::io_error || code == archive::errc::no_space ||
+          code == archive::errc::refused) {
+        missed(*targets.front(), written->error(), *writing_from);
+      }
+    }
     result.failure = written ? archive::to_string(written->error().code) : "internal error";
     const std::string why = written ? written->error().message : "the archive was not written";
     return fail("archiving failed: " + why +
@@ -218,6 +241,7 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
   }
   const auto& archive = **written;
   if (still_held && !*still_held) {
+    result.failure = "quiesce failed";
     return fail("the archive was not published: " + still_held->error().describe() +
                 (held.resume.ok ? "" : "; resuming failed: " + held.resume.message));
   }
@@ -225,10 +249,12 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
   report(phase::shipping, "");
   auto published = steps_.publish(archive, *targets.front());
   if (!published) {
+    missed(*targets.front(), published.error(), *writing_from);
     result.failure = archive::to_string(published.error().code);
     return fail("publishing the archive in " + targets.front()->describe() +
                 " failed: " + published.error().message);
   }
+  reached(*targets.front(), static_cast<double>(archive.bytes), *writing_from);
   std::vector<std::string> warnings;
   if (!published->second.empty()) {
     warnings.push_back(published->second);
@@ -237,11 +263,14 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
   // is pruned only when its copy is there (never the newest good one lost).
   std::vector<destinations::destination*> holding_archive{targets.front().get()};
   for (std::size_t i = 1; i < targets.size(); ++i) {
+    const auto copying_from = clock::now();
     auto copied = destinations::copy_archive(*targets.front(), *targets[i], archive.file_name);
     if (!copied) {
       destination_failed(*targets[i], copied.error(), "copying the archive failed: ");
+      missed(*targets[i], copied.error(), copying_from);
       continue;
     }
+    reached(*targets[i], static_cast<double>(copied->size), copying_from);
     holding_archive.push_back(targets[i].get());
     if (auto w = targets[i]->point_latest(archive.file_name); !w.empty()) {
       warnings.push_back(w);

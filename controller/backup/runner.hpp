@@ -31,6 +31,15 @@ bool is_terminal(std::string_view phase);
 /// "512 B", "1.5 KiB", "3.2 GiB": sizes in run messages and progress lines.
 std::string human_bytes(double bytes);
 
+/// How the archive of a run fared on one destination.
+struct destination_report {
+  std::string destination;   ///< its describe(): "local /archive/db", "s3 backups/db/"
+  bool ok = false;           ///< the archive (and its checksum) is there
+  std::string_view failure;  ///< when not ok: archive::to_string of the error's kind
+  double bytes = 0;          ///< archive bytes sent there
+  std::chrono::duration<double> duration{0};  ///< writing (or copying) it there
+};
+
 struct run_result {
   bool ok = false;
   std::string message;  ///< the failure, or a summary ("3 volumes, 1.2 GiB, held 2.1 s")
@@ -40,6 +49,9 @@ struct run_result {
   /// "quiesce failed", ... Empty when it succeeded.
   std::string_view failure;
   double size_bytes = 0;
+  /// One per destination the archive was sent to, and one per destination
+  /// that failed its check before anything was held (those come first).
+  std::vector<destination_report> destinations;
   std::chrono::duration<double> downtime{0};
   std::chrono::duration<double> duration{0};
 };

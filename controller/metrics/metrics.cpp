@@ -6,6 +6,7 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -36,8 +37,17 @@ const p::Histogram::BucketBoundaries downtime_buckets{0.5, 1,   2,   5,   10,  3
 const p::Histogram::BucketBoundaries reconcile_buckets{0.001, 0.005, 0.01, 0.05, 0.1,
                                                        0.5,   1,     5,    30};
 
+struct destination_series {
+  p::Counter* succeeded = nullptr;
+  p::Counter* failed = nullptr;
+  p::Counter* bytes = nullptr;
+  p::Histogram* duration = nullptr;
+};
+
 // The series one schedule owns, so they can be removed together.
 struct schedule_series {
+  std::map<std::string, destination_series, std::less<>> destinations;
+  std::map<std::string, p::Counter*, std::less<>> failures;  // by reason
   std::map<backup_result, p::Counter*> backups;
   p::Histogram* duration = nullptr;
   p::Histogram* downtime = nullptr;
@@ -80,6 +90,25 @@ struct registry::impl {
                                       .Name("lifeboat_schedule_next_run_timestamp_seconds")
                                       .Help("Unix time of the schedule's next run.")
                                       .Register(*reg);
+  p::Family<p::Counter>& failures =
+      p::BuildCounter()
+          .Name("lifeboat_backup_failures_total")
+          .Help("Failed backup runs by schedule and the kind of failure that ended them.")
+          .Register(*reg);
+  p::Family<p::Counter>& uploads =
+      p::BuildCounter()
+          .Name("lifeboat_destination_uploads_total")
+          .Help("Archives sent to a destination (written or copied) by schedule and result.")
+          .Register(*reg);
+  p::Family<p::Counter>& upload_bytes = p::BuildCounter()
+                                            .Name("lifeboat_destination_upload_bytes_total")
+                                            .Help("Archive bytes that reached a destination.")
+                                            .Register(*reg);
+  p::Family<p::Histogram>& upload_duration =
+      p::BuildHistogram()
+          .Name("lifeboat_destination_upload_duration_seconds")
+          .Help("Time an archive took to reach a destination (the first one: while written).")
+          .Register(*reg);
   p::Gauge& workloads_held = p::BuildGauge()
                                  .Name("lifeboat_workloads_held")
                                  .Help("Services and containers held by runs right now.")
@@ -182,6 +211,15 @@ void registry::remove_schedule(const std::string& schedule) {
   impl_->size.Remove(s.size);
   impl_->last_success.Remove(s.last_success);
   impl_->next_run.Remove(s.next_run);
+  for (auto& [name, d] : s.destinations) {
+    impl_->uploads.Remove(d.succeeded);
+    impl_->uploads.Remove(d.failed);
+    impl_->upload_bytes.Remove(d.bytes);
+    impl_->upload_duration.Remove(d.duration);
+  }
+  for (auto& [reason, counter] : s.failures) {
+    impl_->failures.Remove(counter);
+  }
   impl_->schedules.erase(it);
 }
 
@@ -206,6 +244,49 @@ void registry::backup_finished(const std::string& schedule, backup_result result
 void registry::set_next_run(const std::string& schedule, std::chrono::system_clock::time_point at) {
   const std::lock_guard lock(impl_->mutex);
   impl_->series(schedule).next_run->Set(seconds_since_epoch(at));
+}
+
+void registry::backup_failed(const std::string& schedule, std::string_view reason) {
+  std::string label(reason.empty() ? "unknown" : reason);
+  std::replace(label.begin(), label.end(), ' ', '_');
+  const std::lock_guard lock(impl_->mutex);
+  auto& s = impl_->series(schedule);
+  auto it = s.failures.find(label);
+  if (it == s.failures.end()) {
+    it =
+        s.failures.emplace(label, &impl_->failures.Add({{"schedule", schedule}, {"reason", label}}))
+            .first;
+  }
+  it->second->Increment();
+}
+
+void registry::upload_finished(const std::string& schedule, const std::string& destination, bool ok,
+                               double bytes, std::chrono::duration<double> took) {
+  const std::lock_guard lock(impl_->mutex);
+  auto& s = impl_->series(schedule);
+  auto it = s.destinations.find(destination);
+  if (it == s.destinations.end()) {
+    const p::Labels labels{{"schedule", schedule}, {"destination", destination}};
+    auto with_result = [&](const char* result) {
+      auto l = labels;
+      l.emplace("result", result);
+      return &impl_->uploads.Add(l);
+    };
+    it = s.destinations
+             .emplace(destination,
+                      destination_series{with_result("success"), with_result("failure"),
+                                         &impl_->upload_bytes.Add(labels),
+                                         &impl_->upload_duration.Add(labels, duration_buckets)})
+             .first;
+  }
+  auto& d = it->second;
+  if (!ok) {
+    d.failed->Increment();
+    return;
+  }
+  d.succeeded->Increment();
+  d.bytes->Increment(bytes);
+  d.duration->Observe(took.count());
 }
 
 void registry::set_workloads_held(double n) { impl_->workloads_held.Set(n); }

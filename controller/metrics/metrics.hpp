@@ -3,6 +3,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace prometheus {
 class Registry;
@@ -37,6 +38,17 @@ class registry {
                        std::chrono::duration<double> downtime, double size_bytes,
                        std::chrono::system_clock::time_point finished_at);
   void set_next_run(const std::string& schedule, std::chrono::system_clock::time_point at);
+  /// lifeboat_backup_failures_total{schedule,reason}: why failed runs failed,
+  /// `reason` as backup::run_result::failure says it with '_' for ' '
+  /// ("no_space", "destination_refused", "engine_unavailable", ...).
+  void backup_failed(const std::string& schedule, std::string_view reason);
+  /// lifeboat_destination_uploads_total{schedule,destination,result}, and for
+  /// an upload that reached the destination its bytes
+  /// (lifeboat_destination_upload_bytes_total) and time
+  /// (lifeboat_destination_upload_duration_seconds). `destination` is as the
+  /// run describes it ("s3 backups/db/"), never with a secret.
+  void upload_finished(const std::string& schedule, const std::string& destination, bool ok,
+                       double bytes, std::chrono::duration<double> took);
 
   /// lifeboat_restores_total{result}: one per finished Restore, `result` as
   /// restore::outcome spells it (succeeded, refused, corrupt...).

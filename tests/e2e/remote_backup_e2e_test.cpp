@@ -131,6 +131,10 @@ TEST_F(remote_backup_e2e, issue13_local_and_s3_receive_the_same_archive) {
                   moto_->endpoint() + "/backups/" + name + "' | sha256sum");
   EXPECT_EQ(downloaded.out.substr(0, 64), local_sha256);
   EXPECT_THAT(moto_->pending_uploads(), testing::IsEmpty());
+  ASSERT_EQ(result.destinations.size(), 2U);
+  EXPECT_TRUE(result.destinations[0].ok && result.destinations[1].ok);
+  EXPECT_EQ(result.destinations[1].destination, "s3 backups/");
+  EXPECT_EQ(result.destinations[1].bytes, result.size_bytes);
 }
 
 TEST_F(remote_backup_e2e, issue13_an_archive_written_into_s3_first_is_copied_to_local) {
@@ -160,6 +164,18 @@ TEST_F(remote_backup_e2e, issue13_s3_refusing_does_not_stop_the_local_copy) {
   EXPECT_TRUE(fs::exists(dir_ / "archives" / (name + ".sha256")));
   EXPECT_EQ(result.archive, (dir_ / "archives" / name).string());
   EXPECT_THAT(moto_->pending_uploads(), testing::IsEmpty());
+  // What the destination metrics are made of: local reached, s3 refused.
+  ASSERT_EQ(result.destinations.size(), 2U);
+  for (const auto& d : result.destinations) {
+    if (d.destination.starts_with("local ")) {
+      EXPECT_TRUE(d.ok);
+      EXPECT_EQ(d.bytes, static_cast<double>(fs::file_size(dir_ / "archives" / name)));
+    } else {
+      EXPECT_EQ(d.destination, "s3 backups/");
+      EXPECT_FALSE(d.ok);
+      EXPECT_EQ(d.failure, "destination refused");
+    }
+  }
 }
 
 TEST_F(remote_backup_e2e, issue13_a_copy_refused_midway_fails_the_run_naming_s3_and_keeps_local) {

@@ -78,6 +78,34 @@ TEST(registry, skipped_runs_count_without_duration) {
       << text;
 }
 
+TEST(registry, uploads_and_failure_reasons_per_schedule_disappear_with_it) {
+  registry r;
+  r.upload_finished("nightly", "local /archive", true, 4096, 3s);
+  r.upload_finished("nightly", "s3 backups/db/", false, 0, 1s);
+  r.upload_finished("nightly", "s3 backups/db/", true, 4096, 2s);
+  r.backup_failed("nightly", "destination refused");
+  r.backup_failed("nightly", "destination refused");
+  r.backup_failed("other", "");
+  const auto text = r.serialize();
+  for (
+      const auto* line : {
+          R"(lifeboat_destination_uploads_total{destination="s3 backups/db/",result="failure",schedule="nightly"} 1)",
+          R"(lifeboat_destination_uploads_total{destination="s3 backups/db/",result="success",schedule="nightly"} 1)",
+          R"(lifeboat_destination_uploads_total{destination="local /archive",result="failure",schedule="nightly"} 0)",
+          R"(lifeboat_destination_upload_bytes_total{destination="local /archive",schedule="nightly"} 4096)",
+          R"(lifeboat_destination_upload_duration_seconds_count{destination="s3 backups/db/",schedule="nightly"} 1)",
+          R"(lifeboat_destination_upload_duration_seconds_sum{destination="s3 backups/db/",schedule="nightly"} 2)",
+          R"(lifeboat_backup_failures_total{reason="destination_refused",schedule="nightly"} 2)",
+          R"(lifeboat_backup_failures_total{reason="unknown",schedule="other"} 1)",
+      }) {
+    EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
+  }
+  r.remove_schedule("nightly");
+  const auto after = r.serialize();
+  EXPECT_EQ(after.find("nightly"), std::string::npos) << after;
+  EXPECT_NE(after.find(R"(schedule="other")"), std::string::npos) << after;
+}
+
 TEST(http_server, serves_metrics_health_and_readiness) {
   registry r;
   r.set_leader(true);
