@@ -1473,6 +1473,34 @@ std::vector<decode_error> decode_result::errors() const {
   return out;
 }
 
+decoded_destination decode_destination(std::string_view text) {
+  decoded_destination out;
+  try {
+    std::istringstream in{std::string{text}};
+    YAML::Parser parser{in};
+    tree_builder builder;
+    if (!parser.HandleNextDocument(builder) || builder.root() == nullptr ||
+        builder.root()->kind == node::type::null) {
+      out.errors.push_back({"", 1, 1, "no destination: expected one like s3: {bucket: …}"});
+      return out;
+    }
+    decoder d;
+    auto dest = read_destination(d, *builder.root(), "");
+    if (tree_builder next; d.error_count() == 0 && parser.HandleNextDocument(next)) {
+      d.fail("", next.start(), "expected one document holding one destination");
+    }
+    out.errors = std::move(d.errors());
+    if (out.errors.empty()) {
+      out.value = std::move(dest);
+    }
+  } catch (const YAML::Exception& e) {
+    out.errors.push_back({"", e.mark.line + 1, e.mark.column + 1, e.msg});
+  } catch (const std::exception& e) {
+    out.errors.push_back({"", 0, 0, std::string{"cannot parse YAML: "} + e.what()});
+  }
+  return out;
+}
+
 decode_result decode(std::string_view text) {
   decode_result result;
   int index = 0;

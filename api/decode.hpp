@@ -67,6 +67,16 @@ struct decode_result {
 /// database. Any thread may call it.
 decode_result decode(std::string_view text);
 
+struct decoded_destination {
+  std::optional<destination> value;  // set if and only if `errors` is empty
+  std::vector<decode_error> errors;
+};
+
+/// One destination written as an item of a schedule's `destinations`
+/// (`s3: {bucket: …}`), the whole of `text` (one document): what the CLI's
+/// `restore --destination FILE` reads. Never throws, as decode().
+decoded_destination decode_destination(std::string_view text);
+
 /// One YAML document (without `---`) that decode reads back as `o`, with every
 /// default written out. Strings must be valid UTF-8 (as decoded ones are).
 std::string encode_yaml(const object& o);

@@ -384,6 +384,9 @@ class controller_loop {
       metrics_.add_recovery();
       spdlog::warn("event=recovered run={}", logging::value(run));
     }
+    for (const auto& c : report.removed) {
+      spdlog::warn("event=helper_container_removed container={}", logging::value(c));
+    }
     for (const auto& f : report.failures) {
       spdlog::error("event=recovery_failed detail={}", logging::value(f));
     }

@@ -133,8 +133,16 @@ int main(int argc, char** argv) {
   lifeboat::cli::restore_options restore_options;
   auto* restore = app.add_subcommand(
       "restore", "verify an archive, then put it back into volumes with their workloads held");
-  restore->add_option("--archive", restore_options.archive, "the archive (.tar, .tar.gz, .tar.zst)")
+  restore
+      ->add_option("--archive", restore_options.archive,
+                   "the archive (.tar, .tar.gz, .tar.zst); with --destination, its name there")
       ->required();
+  restore->add_option("--destination", restore_options.destination_file,
+                      "a YAML file with one destination as a schedule lists it (s3: {…}, "
+                      "webdav: {…}, local: {…}): read the archive from there");
+  restore->add_option("--spool-dir", restore_options.spool_folder,
+                      "where an archive from a remote destination is copied to be verified and "
+                      "unpacked, as a file without a name (default: $TMPDIR, else /tmp)");
   restore
       ->add_option("--volume", restore_options.volumes,
                    "FROM[=TO]: the archive's folder FROM (a volume name, a path, or . for the "

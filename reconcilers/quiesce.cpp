@@ -879,4 +879,45 @@ bool tasks_matter(const quiesce_run& run, const observed_service& s, const journ
                      [&](const journal_entry& e) { return e.service_id == s.id; });
 }
 
+std::string helper_run_of(std::string_view name) {
+  if (name.starts_with('/')) {
+    name.remove_prefix(1);
+  }
+  for (const auto prefix : helper_container_prefixes) {
+    if (name.starts_with(prefix) && name.size() > prefix.size()) {
+      return std::string(name.substr(prefix.size()));
+    }
+  }
+  return {};
+}
+
+std::vector<std::string> leftover_helpers(std::span<const helper_container> helpers,
+                                          std::span<const run_owner> owners, std::string_view self,
+                                          const std::set<std::string>& active,
+                                          std::chrono::system_clock::time_point now,
+                                          std::chrono::milliseconds grace,
+                                          const std::set<std::string>& gone_owners) {
+  std::map<std::string_view, const run_owner*> record_of;
+  for (const auto& o : owners) {
+    record_of.try_emplace(o.run, &o);
+  }
+  std::vector<std::string> out;
+  for (const auto& h : helpers) {
+    if (h.run.empty() || active.contains(h.run)) {
+      continue;
+    }
+    const auto found = record_of.find(h.run);
+    if (found != record_of.end() && found->second->owner != self &&
+        !gone_owners.contains(found->second->owner) &&
+        now < found->second->heartbeat + found->second->expiry) {
+      continue;  // a live owner
+    }
+    if (found == record_of.end() && now - h.created < grace) {
+      continue;  // perhaps a run that has not recorded its ownership yet
+    }
+    out.push_back(h.id);
+  }
+  return out;
+}
+
 }  // namespace lifeboat::reconcilers

@@ -325,4 +325,35 @@ recovery_plan plan_recovery(const observed_state& observed, std::span<const jour
                             std::chrono::system_clock::time_point now,
                             const std::set<std::string>& gone_owners = {});
 
+/// A container a run created to read or write volumes through the engine
+/// (labelled helper_container_label=true, named "<prefix><run>"): never
+/// started, it only holds the volumes' mounts, and a killed run leaves it.
+inline constexpr std::string_view helper_container_label = "lifeboat.volume-container";
+inline constexpr std::string_view helper_container_prefixes[] = {
+    "lifeboat-read-", "lifeboat-restore-", "lifeboat-wipe-", "lifeboat-measure-"};
+
+struct helper_container {
+  std::string id;
+  std::string run;  ///< from its name; empty when the name has no known prefix
+  std::chrono::system_clock::time_point created{};
+};
+
+/// The run a helper container named `name` ("/lifeboat-read-nightly-1" as
+/// the engine lists it) belongs to; empty when it is not such a name.
+std::string helper_run_of(std::string_view name);
+
+/// The ids of the helper containers recovery removes: those of runs not in
+/// `active`, whose ownership record is missing, expired, `self`'s or of a
+/// gone owner (as plan_recovery judges), and which were created at least
+/// `grace` before `now` — a live run creates its volume container before it
+/// records its ownership (the record covers the hold), so a young container
+/// without a record may be a run starting; `grace` is the ownership expiry.
+/// A container whose run cannot be told from its name is left alone.
+std::vector<std::string> leftover_helpers(std::span<const helper_container> helpers,
+                                          std::span<const run_owner> owners, std::string_view self,
+                                          const std::set<std::string>& active,
+                                          std::chrono::system_clock::time_point now,
+                                          std::chrono::milliseconds grace,
+                                          const std::set<std::string>& gone_owners = {});
+
 }  // namespace lifeboat::reconcilers

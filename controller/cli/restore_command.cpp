@@ -1,9 +1,13 @@
 #include "controller/cli/restore_command.hpp"
 
+#include "api/decode.hpp"
 #include "api/text.hpp"
+#include "api/validate.hpp"
 #include "controller/cli/commands.hpp"
 #include "controller/cli/output.hpp"
+#include "controller/destinations/destination.hpp"
 #include "controller/restore/engine_runner.hpp"
+#include "controller/restore/fetch.hpp"
 #include "controller/restore/unpack.hpp"
 #include "reconcilers/schedule.hpp"
 
@@ -13,6 +17,8 @@
 #include <atomic>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 namespace lifeboat::cli {
 
@@ -118,7 +124,29 @@ int restore(const engine::client_options& engine_options, const restore_options&
   }
   std::vector<restore::mapping> mappings;
   api::restore object;
-  object.spec.archive = fs::absolute(options.archive).string();
+  if (!options.destination_file.empty()) {
+    std::ifstream in(options.destination_file);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in) {
+      say(stderr, "error: {}: cannot read the file\n", options.destination_file);
+      return 2;
+    }
+    auto decoded = api::decode_destination(text.str());
+    if (!decoded.value) {
+      for (const auto& e : decoded.errors) {
+        say(stderr, "{}:{}\n", options.destination_file, api::format_error(e));
+      }
+      return 2;
+    }
+    if (const auto bad = api::check_archive_file_name(options.archive)) {
+      say(stderr, "error: --archive with --destination: {}\n", *bad);
+      return 2;
+    }
+    object.spec.source = api::restore_source{std::move(*decoded.value), options.archive};
+  } else {
+    object.spec.archive = fs::absolute(options.archive).string();
+  }
   object.spec.wipe = options.wipe;
   object.spec.create_volume = options.create_volume;
   object.spec.stop_during_backup = options.stop_group;
@@ -138,8 +166,17 @@ int restore(const engine::client_options& engine_options, const restore_options&
   read.allow_absolute_symlinks = options.allow_absolute_symlinks;
   read.cancel = &cancel_requested;
 
+  const fs::path spool_folder =
+      options.spool_folder.empty() ? fs::temp_directory_path() : fs::path(options.spool_folder);
   if (!options.into_directory.empty()) {
-    auto archive = restore::archive_file::open(options.archive);
+    auto archive = [&] {
+      if (!object.spec.source) {
+        return restore::archive_file::open(options.archive);
+      }
+      const auto from = destinations::make_destination(object.spec.source->destination);
+      return restore::fetch_archive(*from, object.spec.source->name, spool_folder,
+                                    &cancel_requested);
+    }();
     if (!archive) {
       say(stderr, "error: {}\n", archive.error().message);
       return 1;
@@ -167,6 +204,7 @@ int restore(const engine::client_options& engine_options, const restore_options&
   runner_options.allow_devices = options.allow_devices;
   runner_options.allow_absolute_symlinks = options.allow_absolute_symlinks;
   runner_options.verify_only = options.dry_run;
+  runner_options.spool_folder = spool_folder;
   runner_options.on_progress = [&](std::string_view phase, const restore::progress& p) {
     line.show(phase, p);
   };

@@ -9,7 +9,11 @@
 namespace lifeboat::cli {
 
 struct restore_options {
-  std::string archive;               ///< the archive file
+  std::string archive;  ///< the archive file, or its name in `destination_file`'s destination
+  /// A YAML file holding one destination as a schedule lists it (`s3: {…}`):
+  /// the archive is read from there (copied into `spool_folder` first).
+  std::string destination_file;
+  std::string spool_folder;          ///< empty: $TMPDIR, else /tmp
   std::vector<std::string> volumes;  ///< FROM[=TO], at least one
   bool wipe = false;
   bool create_volume = false;  ///< create missing target volumes (else they fail the run)

@@ -82,10 +82,14 @@ int recover(const engine::client_options& engine_options, const std::string& sta
   for (const auto& kept : report.kept) {
     fmt::print("left alone, run {}\n", kept);
   }
+  for (const auto& container : report.removed) {
+    fmt::print("removed the helper container {} of a dead run\n", container);
+  }
   for (const auto& failure : report.failures) {
     fmt::print(stderr, "error: {}\n", failure);
   }
-  if (report.recovered.empty() && report.failures.empty() && report.kept.empty()) {
+  if (report.recovered.empty() && report.failures.empty() && report.kept.empty() &&
+      report.removed.empty()) {
     fmt::print("nothing is held\n");
   }
   return report.failures.empty() ? 0 : 1;

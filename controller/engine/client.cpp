@@ -267,6 +267,7 @@ container_summary decode_container_summary(const json::object& o) {
   c.status = string_at(o, "Status");
   c.container_labels = labels_at(o, "Labels");
   c.mounts = decode_mounts(o);
+  c.created = int_at(o, "Created").value_or(0);
   return c;
 }
 

@@ -107,6 +107,7 @@ struct container_summary {
   std::string status;
   labels container_labels;
   std::vector<mount_point> mounts;
+  std::int64_t created = 0;  ///< Unix seconds, by the engine's clock
 };
 
 struct container {

@@ -785,6 +785,41 @@ held_outcome with_quiesced(const engine::client& client, journal_store& journals
       [&](const holding& held) { body(held.workloads); }, pace);
 }
 
+// The volume containers of dead runs (never started: they hold only the
+// volumes' mounts, which keeps `docker volume rm` from removing them). The
+// next backup of a schedule removes its own; a restore's would stay forever.
+void remove_leftover_helpers(const engine::client& client,
+                             std::span<const reconcilers::run_owner> owners,
+                             const std::set<std::string>& active_runs, const pacing& pace,
+                             recovery_report& report) {
+  engine::filters f;
+  f["label"].push_back(std::string(reconcilers::helper_container_label) + "=true");
+  auto listed = client.list_containers(f, /*all=*/true);
+  if (!listed) {
+    report.failures.push_back("listing helper containers: " + listed.error().describe());
+    return;
+  }
+  std::vector<reconcilers::helper_container> helpers;
+  std::map<std::string, std::string> name_of;
+  for (const auto& c : *listed) {
+    const std::string name = c.names.empty() ? c.id : c.names.front();
+    helpers.push_back({c.id, reconcilers::helper_run_of(name),
+                       std::chrono::system_clock::time_point{std::chrono::seconds{c.created}}});
+    name_of[c.id] = name.starts_with('/') ? name.substr(1) : name;
+  }
+  const auto leftovers = reconcilers::leftover_helpers(
+      helpers, owners, pace.ownership.owner, active_runs, pace.ownership.wall_now(),
+      pace.ownership.expiry, gone_local_owners(owners));
+  for (const auto& id : leftovers) {
+    auto removed = client.remove_container(id, /*force=*/true);
+    if (!removed && !removed.error().is(engine::errc::not_found)) {
+      report.failures.push_back(name_of[id] + ": removing it: " + removed.error().describe());
+    } else {
+      report.removed.push_back(name_of[id]);
+    }
+  }
+}
+
 recovery_report recover(const engine::client& client, journal_store& journals,
                         const std::set<std::string>& active_runs, std::chrono::milliseconds timeout,
                         const pacing& pace) {
@@ -811,6 +846,7 @@ recovery_report recover(const engine::client& client, journal_store& journals,
       reconcilers::plan_recovery(*observed, *all, *owners, pace.ownership.owner, active_runs,
                                  pace.ownership.wall_now(), gone_local_owners(*owners));
   report.kept = plan.kept;
+  remove_leftover_helpers(client, *owners, active_runs, pace, report);
   for (const auto& run : plan.forget) {
     if (auto dropped = journals.drop_run(run); !dropped) {
       report.failures.push_back(run +

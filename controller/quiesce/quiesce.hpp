@@ -177,6 +177,7 @@ struct recovery_report {
   std::vector<std::string> recovered;  ///< runs whose workloads were brought back
   std::vector<std::string> failures;   ///< "run: reason"
   std::vector<std::string> kept;       ///< "run: why it was left alone" (a live owner)
+  std::vector<std::string> removed;    ///< helper containers of dead runs, by name
 };
 
 /// Brings back everything held (services labelled held-by, containers in

@@ -200,6 +200,29 @@ spec:
   EXPECT_EQ(s3->secret_access_key_file, "/run/secrets/s");
 }
 
+TEST(decode_destination, reads_one_destination_as_a_schedule_lists_it) {
+  const auto ok = decode_destination("local: {path: /archive/db}\n");
+  ASSERT_TRUE(ok.value) << (ok.errors.empty() ? "" : format_error(ok.errors.front()));
+  EXPECT_EQ(*ok.value, destination(local_destination{"/archive/db"}));
+
+  const auto bad = decode_destination("s3: {bucket: b, secretAccessKey: x}\n");
+  EXPECT_FALSE(bad.value);
+  std::vector<std::string> errors;
+  for (const auto& e : bad.errors) {
+    errors.push_back(format_error(e));
+  }
+  EXPECT_THAT(errors, ::testing::Contains(::testing::HasSubstr(
+                          "1:34: s3.secretAccessKey: secrets are never written into an object")));
+  EXPECT_THAT(errors, ::testing::Contains("1:5: s3.accessKeyIdFile: required field is missing"));
+
+  EXPECT_EQ(format_error(decode_destination("").errors.at(0)),
+            "1:1: no destination: expected one like s3: {bucket: …}");
+  EXPECT_EQ(
+      format_error(decode_destination("local: {path: /a}\n---\nlocal: {path: /b}\n").errors.at(0)),
+      "2:1: expected one document holding one destination");
+  EXPECT_FALSE(decode_destination("local: [").value);
+}
+
 TEST(decode, plain_scalars_are_strings_where_strings_are_expected) {
   const auto s = decode_one<backup_schedule>(R"(apiVersion: lifeboat/v1
 kind: BackupSchedule

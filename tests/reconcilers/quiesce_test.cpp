@@ -1216,6 +1216,40 @@ TEST(plan_recovery, a_live_record_of_a_process_known_gone_is_released_at_once) {
             1U);
 }
 
+TEST(helper_run_of, strips_the_prefix_of_each_kind_of_helper) {
+  EXPECT_EQ(helper_run_of("/lifeboat-read-nightly-1"), "nightly-1");
+  EXPECT_EQ(helper_run_of("lifeboat-restore-restore-r1"), "restore-r1");
+  EXPECT_EQ(helper_run_of("/lifeboat-wipe-x"), "x");
+  EXPECT_EQ(helper_run_of("/lifeboat-measure-x"), "x");
+  EXPECT_EQ(helper_run_of("/lifeboat-read-"), "");
+  EXPECT_EQ(helper_run_of("/app_db.1.abc"), "");
+}
+
+TEST(leftover_helpers, removes_only_what_belongs_to_dead_runs) {
+  const auto made = [](std::string id, std::string run, system_clock::duration age) {
+    return helper_container{std::move(id), std::move(run), noon - age};
+  };
+  const std::vector<helper_container> helpers{
+      made("a", "dead-1", seconds{300}),     // no record, old: a killed run
+      made("b", "young-1", seconds{10}),     // no record yet: perhaps starting
+      made("c", "alive-1", seconds{300}),    // another owner's live record
+      made("d", "expired-1", seconds{300}),  // another owner's expired record
+      made("e", "mine-1", seconds{300}),     // active in this process
+      made("f", "", seconds{300}),           // not a name of ours
+      made("g", "gone-1", seconds{10}),      // its owner's process is gone
+      made("h", "released-1", seconds{10}),  // this process's record, not active
+  };
+  const std::vector<run_owner> owners{
+      owned("alive-1", "host-b/7/bb", seconds{3}),
+      owned("expired-1", "host-b/7/bb", seconds{61}),
+      owned("gone-1", "host-a/42/aa", seconds{1}),
+      owned("released-1", self, seconds{1}),
+  };
+  EXPECT_EQ(
+      leftover_helpers(helpers, owners, self, {"mine-1"}, noon, seconds{60}, {"host-a/42/aa"}),
+      (std::vector<std::string>{"a", "d", "g", "h"}));
+}
+
 TEST(plan_recovery, journals_count_as_holdings_and_lists_are_sorted) {
   const auto state = with_services({{replicated("a", 0, held("nightly-3", "1")), 0},
                                     {replicated("b", 0, held("nightly-1", "1")), 0},
