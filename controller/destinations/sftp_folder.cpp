@@ -6,7 +6,9 @@
 // login, a missing file or a failed rename.
 #include <curl/curl.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <mutex>
@@ -119,7 +121,8 @@ struct sftp_folder::impl {
       // libssh2 takes an unreadable known_hosts file for an empty one and
       // then refuses every key: say which file instead.
       if (!std::ifstream(spec.known_hosts_file)) {
-        return failure(errc::refused, "cannot read knownHostsFile " + spec.known_hosts_file);
+        return failure(errc::refused, "cannot read knownHostsFile " + spec.known_hosts_file + ": " +
+                                          std::strerror(errno));
       }
       o.ssh_known_hosts_file = spec.known_hosts_file;
       if (spec.password_file) {
@@ -130,7 +133,8 @@ struct sftp_folder::impl {
         o.user_password = spec.user + ":" + *password;
       } else {
         if (!std::ifstream(*spec.identity_file)) {
-          return failure(errc::refused, "cannot read identityFile " + *spec.identity_file);
+          return failure(errc::refused, "cannot read identityFile " + *spec.identity_file + ": " +
+                                            std::strerror(errno));
         }
         o.user_password = spec.user + ":";
         o.ssh_private_key_file = *spec.identity_file;
@@ -153,8 +157,10 @@ struct sftp_folder::impl {
   archive::error failure_of(const std::string& doing, const response& r) const {
     switch (r.curl_code) {
       case CURLE_PEER_FAILED_VERIFICATION:
-        return failure(errc::refused, "host key not accepted (check knownHostsFile) while " +
-                                          doing + ": " + r.curl_message);
+        // Missing from knownHostsFile or not the key there (curl's message
+        // says no more).
+        return failure(errc::refused,
+                       "host key not accepted (check knownHostsFile) while " + doing);
       case CURLE_LOGIN_DENIED:
         return failure(errc::refused, std::string("login denied (check user and ") +
                                           (spec.password_file ? "passwordFile" : "identityFile") +
