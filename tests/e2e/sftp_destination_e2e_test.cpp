@@ -153,6 +153,32 @@ TEST_F(sftp_destination_test, an_archive_appears_under_its_name_only_once_commit
   }
 }
 
+TEST_F(sftp_destination_test, listing_times_are_read_from_both_forms_of_ls_lines) {
+  // "Mon dd HH:MM" within half a year (the year inferred), "Mon dd  yyyy"
+  // before; the server runs in UTC.
+  using namespace std::chrono;
+  const auto recent = floor<minutes>(system_clock::now() - days(40));
+  const auto old = sys_days(year(2023) / March / 4) + hours(5) + minutes(6);
+  for (const auto& [name, when] : {std::pair{"recent", recent}, std::pair{"old", old}}) {
+    std::ofstream(folder() / name) << "x";
+    ASSERT_EQ(run("touch -d @" + std::to_string(system_clock::to_time_t(when)) + " " +
+                  shell_quote((folder() / name).string()))
+                  .status,
+              0);
+  }
+  sftp_folder sftp(spec());
+  auto listed = sftp.list();
+  ASSERT_TRUE(listed) << listed.error().message;
+  ASSERT_EQ(listed->size(), 2U);
+  for (const auto& f : *listed) {
+    if (f.name == "recent") {
+      EXPECT_EQ(f.mtime, recent);
+    } else {
+      EXPECT_EQ(f.mtime, sys_days(year(2023) / March / 4)) << "the day only";
+    }
+  }
+}
+
 TEST_F(sftp_destination_test, an_archive_under_the_same_name_is_replaced) {
   // OpenSSH's server never renames over an existing name (SFTP version 3).
   sftp_folder sftp(spec());

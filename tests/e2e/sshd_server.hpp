@@ -40,6 +40,11 @@ class sshd_server {
                             shell_quote((folder_ / key).string()));
       EXPECT_EQ(made.status, 0) << made.output;
     }
+    // A second host key, of a type libssh2 prefers to ed25519, that
+    // known_hosts does not list: a client must ask for the type it knows.
+    const auto made = run("ssh-keygen -q -t ecdsa -N '' -C lifeboat-test -f " +
+                          shell_quote((folder_ / "host_key_ecdsa").string()));
+    EXPECT_EQ(made.status, 0) << made.output;
     std::filesystem::copy_file(folder_ / "user_key.pub", folder_ / "authorized_keys");
     if (const passwd* pw = ::getpwuid(::geteuid()); pw != nullptr) {
       user_ = pw->pw_name;
@@ -123,6 +128,7 @@ class sshd_server {
   void start(int port) {
     const auto config = folder_ / "sshd_config";
     std::ofstream(config) << "ListenAddress 127.0.0.1:" << port << "\n"
+                          << "HostKey " << (folder_ / "host_key_ecdsa").string() << "\n"
                           << "HostKey " << (folder_ / "host_key").string() << "\n"
                           << "AuthorizedKeysFile " << (folder_ / "authorized_keys").string() << "\n"
                           << "PidFile " << (folder_ / "sshd.pid").string() << "\n"
