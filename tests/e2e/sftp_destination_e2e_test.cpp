@@ -130,6 +130,11 @@ TEST_F(sftp_destination_test, an_archive_appears_under_its_name_only_once_commit
   EXPECT_TRUE(read_file(folder() / "nightly-2024-05-01.tar.gz") == bytes);
   EXPECT_EQ(read_file(folder() / "nightly-2024-05-01.tar.gz.sha256"),
             done->sha256 + "  nightly-2024-05-01.tar.gz\n");
+  for (const auto* name : {"nightly-2024-05-01.tar.gz", "nightly-2024-05-01.tar.gz.sha256"}) {
+    EXPECT_EQ(fs::status(folder() / name).permissions(),
+              fs::perms::owner_read | fs::perms::owner_write)
+        << name << ": the user's alone, as local archives are";
+  }
   EXPECT_EQ(run("cd " + shell_quote(folder().string()) +
                 " && sha256sum -c nightly-2024-05-01.tar.gz.sha256")
                 .status,
