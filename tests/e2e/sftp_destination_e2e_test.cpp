@@ -317,6 +317,22 @@ TEST_F(sftp_destination_test, a_refused_login_says_which_file_to_check_and_never
   EXPECT_THAT(files_in(folder()), IsEmpty());
 }
 
+TEST_F(sftp_destination_test, a_server_that_is_not_there_is_refused_after_retries) {
+  auto s = spec();
+  s.port = test::sshd_server::free_port();
+  sftp_folder sftp(s);
+  const auto started = std::chrono::steady_clock::now();
+  auto checked = sftp.check();
+  ASSERT_FALSE(checked);
+  EXPECT_EQ(checked.error().code, archive::errc::refused);
+  EXPECT_THAT(
+      checked.error().message,
+      testing::StartsWith("sftp " + server_.user() + "@127.0.0.1:" + std::to_string(s.port) +
+                          folder().string() + ": listing the folder: "));
+  // Three tries, 0.5 s then 1 s apart: a refused connection is worth another.
+  EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(1500));
+}
+
 TEST_F(sftp_destination_test, a_missing_folder_or_archive_is_reported) {
   auto s = spec();
   s.path += "/missing";

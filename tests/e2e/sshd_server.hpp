@@ -91,14 +91,7 @@ class sshd_server {
     return folder_ / "other_host_known_hosts";
   }
 
-  std::string log_text() const {
-    std::ifstream in(folder_ / "sshd.log");
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
-  }
-
- private:
+  /// A TCP port on 127.0.0.1 that was free a moment ago.
   static int free_port() {
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in addr{};
@@ -114,6 +107,14 @@ class sshd_server {
     return port;
   }
 
+  std::string log_text() const {
+    std::ifstream in(folder_ / "sshd.log");
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+  }
+
+ private:
   std::string host_pattern() const { return "[127.0.0.1]:" + std::to_string(port_); }
 
   std::string public_key(const char* name) const {
