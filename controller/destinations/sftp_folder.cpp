@@ -131,6 +131,8 @@ struct sftp_folder::impl {
           return password.error();
         }
         o.user_password = spec.user + ":" + *password;
+      } else if (!spec.identity_file) {
+        return failure(errc::refused, "set identityFile or passwordFile");
       } else {
         if (!std::ifstream(*spec.identity_file)) {
           return failure(errc::refused, "cannot read identityFile " + *spec.identity_file + ": " +

@@ -276,6 +276,16 @@ TEST_F(sftp_destination_test, a_wrong_host_key_is_refused_naming_the_host) {
     EXPECT_THAT(server_.log_text(), Not(HasSubstr("Accepted publickey")))
         << "no login to a server whose key is not known";
   }
+  // No known_hosts file is no check at all elsewhere; here it is a refusal.
+  auto s = spec();
+  s.known_hosts_file = (dir_.path() / "missing_known_hosts").string();
+  sftp_folder sftp(s);
+  auto checked = sftp.check();
+  ASSERT_FALSE(checked);
+  EXPECT_EQ(checked.error().code, archive::errc::refused);
+  EXPECT_EQ(checked.error().message, prefix() + folder().string() +
+                                         ": cannot read knownHostsFile " + s.known_hosts_file +
+                                         ": No such file or directory");
 }
 
 TEST_F(sftp_destination_test, a_refused_login_says_which_file_to_check_and_never_shows_it) {
