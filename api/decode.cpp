@@ -9,6 +9,7 @@
 #include <yaml-cpp/parser.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <climits>
 #include <deque>
@@ -751,6 +752,82 @@ std::optional<destination> read_webdav_destination(decoder& d, const node& n,
   return out;
 }
 
+// A folder on an SSH server. The host key is always verified, so
+// knownHostsFile is required; the client signs in with a key or a password,
+// each read from a file.
+std::optional<destination> read_sftp_destination(decoder& d, const node& n,
+                                                 const std::string& path) {
+  if (!expect(d, n, node::type::map, path)) {
+    return std::nullopt;
+  }
+  field_reader f{d, n, path};
+  sftp_destination out;
+  bool ok = true;
+  auto required_string = [&](std::string_view key, std::string& into) {
+    const node* v = f.required(key);
+    auto text = v != nullptr ? read_string(d, *v, f.path_of(key)) : std::nullopt;
+    if (!text) {
+      ok = false;
+      return static_cast<const node*>(nullptr);
+    }
+    into = std::move(*text);
+    return v;
+  };
+  if (const node* v = required_string("host", out.host)) {
+    // A name, an IPv4 address or an IPv6 one (bare or in brackets).
+    d.check(check_token(out.host, "host",
+                        [](char c) {
+                          return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' ||
+                                 c == '-' || c == '_' || c == ':' || c == '[' || c == ']';
+                        }),
+            f.path_of("host"), v->mark);
+  }
+  if (const node* v = f.optional("port")) {
+    out.port = read_int(d, *v, f.path_of("port"), 1, 65535).value_or(out.port);
+  }
+  if (const node* v = required_string("user", out.user)) {
+    d.check(check_token(out.user, "user",
+                        [](char c) {
+                          return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' ||
+                                 c == '-' || c == '_';
+                        }),
+            f.path_of("user"), v->mark);
+  }
+  if (const node* v = required_string("path", out.path)) {
+    d.check(check_absolute_path(out.path), f.path_of("path"), v->mark);
+    while (out.path.size() > 1 && out.path.ends_with('/')) {
+      out.path.pop_back();
+    }
+  }
+  read_path_field(d, f, "identityFile", out.identity_file);
+  read_path_field(d, f, "passwordFile", out.password_file);
+  if (out.identity_file && out.password_file) {
+    d.fail(path, n.mark, "set identityFile or passwordFile, not both");
+  } else if (!out.identity_file && !out.password_file) {
+    d.fail(path, n.mark, "set identityFile (a private key) or passwordFile");
+    ok = false;
+  }
+  if (const node* v = f.optional("knownHostsFile")) {
+    if (auto p = read_string(d, *v, f.path_of("knownHostsFile"))) {
+      d.check(check_absolute_path(*p), f.path_of("knownHostsFile"), v->mark);
+      out.known_hosts_file = std::move(*p);
+    } else {
+      ok = false;
+    }
+  } else {
+    d.fail(f.path_of("knownHostsFile"), n.mark,
+           "required field is missing: the server's host key is always verified (put its "
+           "known_hosts line, from ssh-keyscan -p PORT HOST, in a file and name it here)");
+    ok = false;
+  }
+  refuse_inline_secrets(d, f, {{"password", "passwordFile"}});
+  f.finish();
+  if (!ok) {
+    return std::nullopt;
+  }
+  return out;
+}
+
 // One entry per destination kind: a struct in objects.hpp, an alternative of
 // `destination`, and a line here.
 struct destination_reader {
@@ -761,6 +838,7 @@ constexpr destination_reader destination_readers[] = {
     {"local", read_local_destination},
     {"s3", read_s3_destination},
     {"webdav", read_webdav_destination},
+    {"sftp", read_sftp_destination},
 };
 
 std::string known_destination_kinds() {
@@ -1337,6 +1415,21 @@ void emit_destination(YAML::Emitter& out, const destination& dest) {
                           if (dav.insecure_skip_verify) {
                             out << YAML::Key << "insecureSkipVerify" << YAML::Value << true;
                           }
+                          out << YAML::EndMap;
+                        },
+                        [&](const sftp_destination& sftp) {
+                          out << YAML::BeginMap;
+                          emit(out, "host", sftp.host);
+                          out << YAML::Key << "port" << YAML::Value << sftp.port;
+                          emit(out, "user", sftp.user);
+                          emit(out, "path", sftp.path);
+                          if (sftp.identity_file) {
+                            emit(out, "identityFile", *sftp.identity_file);
+                          }
+                          if (sftp.password_file) {
+                            emit(out, "passwordFile", *sftp.password_file);
+                          }
+                          emit(out, "knownHostsFile", sftp.known_hosts_file);
                           out << YAML::EndMap;
                         }},
              dest);

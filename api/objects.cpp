@@ -48,11 +48,11 @@ std::string_view to_string(compression_kind c) {
 }
 
 std::string_view destination_kind(const destination& d) {
-  return std::visit(
-      overloaded{[](const local_destination&) { return std::string_view{"local"}; },
-                 [](const s3_destination&) { return std::string_view{"s3"}; },
-                 [](const webdav_destination&) { return std::string_view{"webdav"}; }},
-      d);
+  return std::visit(overloaded{[](const local_destination&) { return std::string_view{"local"}; },
+                               [](const s3_destination&) { return std::string_view{"s3"}; },
+                               [](const webdav_destination&) { return std::string_view{"webdav"}; },
+                               [](const sftp_destination&) { return std::string_view{"sftp"}; }},
+                    d);
 }
 
 std::string_view kind_of(const object& o) {

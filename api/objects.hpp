@@ -102,9 +102,27 @@ struct webdav_destination {
   bool operator==(const webdav_destination&) const = default;
 };
 
-using destination = std::variant<local_destination, s3_destination, webdav_destination>;
+/// A folder on an SSH server, over SFTP. Archives are uploaded as
+/// "<name>.partial" and renamed once complete. The server's host key is always
+/// checked against `known_hosts_file`; the client authenticates with the
+/// private key in `identity_file` or the password in `password_file` (exactly
+/// one of the two), both files only, never inline.
+struct sftp_destination {
+  std::string host;                          // a name or address, not empty
+  int port = 22;                             // 1..65535
+  std::string user;                          // not empty, no ':'
+  std::string path;                          // absolute, no trailing '/' (but "/")
+  std::optional<std::string> identity_file;  // absolute
+  std::optional<std::string> password_file;  // absolute
+  std::string known_hosts_file;              // absolute
 
-/// The YAML key naming the kind of `d`: "local", "s3", "webdav".
+  bool operator==(const sftp_destination&) const = default;
+};
+
+using destination =
+    std::variant<local_destination, s3_destination, webdav_destination, sftp_destination>;
+
+/// The YAML key naming the kind of `d`: "local", "s3", "webdav", "sftp".
 std::string_view destination_kind(const destination& d);
 
 /// Which archives pruning keeps. At least one of the two is set.

@@ -16,6 +16,7 @@ packages=(
   libdeflate-dev libisal-dev libzstd-dev nettle-dev pigz zstd libarchive-tools
   libcurl4-openssl-dev libxml2-dev  # remote destinations: S3, WebDAV, SFTP (libssh2)
   rclone  # `rclone serve webdav` for tests/e2e/webdav_destination_e2e_test.cpp
+  openssh-server openssh-client  # sshd, ssh-keygen for tests/e2e/sftp_destination_e2e_test.cpp
   prometheus  # the server and promtool, for tests/e2e/prometheus_e2e_test.cpp
 )
 if [[ "${1:-}" == "--fuzz" ]]; then

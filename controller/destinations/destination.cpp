@@ -3,6 +3,7 @@
 #include "api/overloaded.hpp"
 #include "controller/destinations/local_folder.hpp"
 #include "controller/destinations/s3_bucket.hpp"
+#include "controller/destinations/sftp_folder.hpp"
 #include "controller/destinations/webdav_folder.hpp"
 
 #include <array>
@@ -20,6 +21,9 @@ std::unique_ptr<destination> make_destination(const api::destination& spec) {
                         },
                         [](const api::webdav_destination& d) -> std::unique_ptr<destination> {
                           return std::make_unique<webdav_folder>(d);
+                        },
+                        [](const api::sftp_destination& d) -> std::unique_ptr<destination> {
+                          return std::make_unique<sftp_folder>(d);
                         },
                     },
                     spec);

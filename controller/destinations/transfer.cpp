@@ -252,6 +252,11 @@ struct stream::impl {
       curl_easy_setopt(easy, CURLOPT_SSH_AUTH_TYPES,
                        static_cast<long>(CURLSSH_AUTH_PASSWORD | CURLSSH_AUTH_KEYBOARD));
     }
+    if (req.url.starts_with("sftp:")) {
+      // Files made on the server are the user's alone, as local archives are
+      // (libcurl's default is 0644).
+      curl_easy_setopt(easy, CURLOPT_NEW_FILE_PERMS, 0600L);
+    }
 
     // No "Expect: 100-continue" for WebDAV (some servers never answer it).
     // Not for S3, which honours it: libcurl 7.88 would sign the removed

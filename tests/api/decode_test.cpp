@@ -567,17 +567,17 @@ TEST(decode_errors, destinations) {
       {"unknown kind",
        head + "  destinations:\n    - ftp: {host: b}\n",
        {"8:7: spec.destinations[0].ftp: unknown destination kind \"ftp\"; expected local, s3, "
-        "webdav"}},
+        "webdav, sftp"}},
       {"two kinds in one item",
        head + "  destinations:\n    - local: {path: /a}\n      ftp: {}\n",
-       {"8:7: spec.destinations[0]: expected exactly one destination kind (local, s3, webdav), got "
-        "2",
+       {"8:7: spec.destinations[0]: expected exactly one destination kind (local, s3, webdav, "
+        "sftp), got 2",
         "9:7: spec.destinations[0].ftp: unknown destination kind \"ftp\"; expected local, s3, "
-        "webdav"}},
+        "webdav, sftp"}},
       {"no kind",
        head + "  destinations: [{}]\n",
-       {"7:18: spec.destinations[0]: expected exactly one destination kind (local, s3, webdav), "
-        "got 0"}},
+       {"7:18: spec.destinations[0]: expected exactly one destination kind (local, s3, webdav, "
+        "sftp), got 0"}},
       {"item is not a map",
        head + "  destinations: [/archive]\n",
        {"7:18: spec.destinations[0]: expected a map, got \"/archive\""}},
@@ -712,6 +712,89 @@ TEST(decode_errors, webdav_destination) {
   });
 }
 
+// Issue 13: an SFTP destination, with a key or a password file; the host key
+// always checked against knownHostsFile.
+TEST(decode, sftp_destination) {
+  const auto s = decode_one<backup_schedule>(R"(apiVersion: lifeboat/v1
+kind: BackupSchedule
+metadata: {name: nightly}
+spec:
+  schedule: "0 3 * * *"
+  volumes: [app_db]
+  destinations:
+    - sftp: {host: backup.example.com, port: 2222, user: backup, path: /srv/backups/,
+             identityFile: /run/secrets/ssh_key, knownHostsFile: /run/secrets/known_hosts}
+    - sftp: {host: "::1", user: b, path: /, passwordFile: /run/secrets/pw,
+             knownHostsFile: /k}
+)");
+  ASSERT_EQ(s.spec.destinations.size(), 2U);
+  sftp_destination expected;
+  expected.host = "backup.example.com";
+  expected.port = 2222;
+  expected.user = "backup";
+  expected.path = "/srv/backups";
+  expected.identity_file = "/run/secrets/ssh_key";
+  expected.known_hosts_file = "/run/secrets/known_hosts";
+  EXPECT_EQ(std::get<sftp_destination>(s.spec.destinations[0]), expected);
+  const auto& with_password = std::get<sftp_destination>(s.spec.destinations[1]);
+  EXPECT_EQ(with_password.port, 22);
+  EXPECT_EQ(with_password.host, "::1");
+  EXPECT_EQ(with_password.path, "/");
+  EXPECT_FALSE(with_password.identity_file);
+  EXPECT_EQ(with_password.password_file, "/run/secrets/pw");
+  EXPECT_EQ(destination_kind(s.spec.destinations[0]), "sftp");
+  EXPECT_EQ(decode_one<backup_schedule>(encode_yaml(s)), s);
+}
+
+TEST(decode_errors, sftp_destination) {
+  const std::string head =
+      "apiVersion: lifeboat/v1\nkind: BackupSchedule\nmetadata: {name: n}\nspec:\n"
+      "  schedule: \"0 3 * * *\"\n  volumes: [app_db]\n  destinations:\n    - sftp:\n";
+  const std::string base = "        host: h\n        user: u\n        path: /b\n";
+  const std::string known = "        knownHostsFile: /k\n";
+  run({
+      {"inline password",
+       head + base + known + "        passwordFile: /p\n        password: hunter2\n",
+       {"14:19: spec.destinations[0].sftp.password: secrets are never written into an object: "
+        "put it in a file (a Swarm secret under /run/secrets) and name that file in "
+        "passwordFile"}},
+      {"inline password without passwordFile",
+       head + base + known + "        password: hunter2\n",
+       {"9:9: spec.destinations[0].sftp: set identityFile (a private key) or passwordFile",
+        "13:19: spec.destinations[0].sftp.password: secrets are never written into an object: "
+        "put it in a file (a Swarm secret under /run/secrets) and name that file in "
+        "passwordFile"}},
+      {"both identityFile and passwordFile",
+       head + base + known + "        identityFile: /i\n        passwordFile: /p\n",
+       {"9:9: spec.destinations[0].sftp: set identityFile or passwordFile, not both"}},
+      {"no knownHostsFile: host keys are never skipped",
+       head + base + "        identityFile: /i\n",
+       {"9:9: spec.destinations[0].sftp.knownHostsFile: required field is missing: the server's "
+        "host key is always verified (put its known_hosts line, from ssh-keyscan -p PORT HOST, "
+        "in a file and name it here)"}},
+      {"no way to turn host key checking off",
+       head + base + known + "        identityFile: /i\n        insecureSkipVerify: true\n",
+       {"14:9: spec.destinations[0].sftp.insecureSkipVerify: unknown field"}},
+      {"missing fields",
+       head + "        port: 22\n" + known + "        identityFile: /i\n",
+       {"9:9: spec.destinations[0].sftp.host: required field is missing",
+        "9:9: spec.destinations[0].sftp.user: required field is missing",
+        "9:9: spec.destinations[0].sftp.path: required field is missing"}},
+      {"bad values",
+       head + "        host: \"h/x\"\n        port: 0\n        user: \"a:b\"\n"
+              "        path: srv\n        identityFile: key\n        knownHostsFile: k\n",
+       {"9:15: spec.destinations[0].sftp.host: invalid host \"h/x\"",
+        "10:15: spec.destinations[0].sftp.port: must be between 1 and 65535, got 0",
+        "11:15: spec.destinations[0].sftp.user: invalid user \"a:b\"",
+        "12:15: spec.destinations[0].sftp.path: \"srv\" is not an absolute path",
+        "13:23: spec.destinations[0].sftp.identityFile: \"key\" is not an absolute path",
+        "14:25: spec.destinations[0].sftp.knownHostsFile: \"k\" is not an absolute path"}},
+      {"port too large",
+       head + base + known + "        identityFile: /i\n        port: 65536\n",
+       {"14:15: spec.destinations[0].sftp.port: must be between 1 and 65535, got 65536"}},
+  });
+}
+
 TEST(decode_errors, restore) {
   run({
       {"backupRef and archive",
@@ -727,7 +810,7 @@ TEST(decode_errors, restore) {
       {"source named with a folder, destination of no kind",
        restore_with("  source: {destination: {ftp: {}}, name: db/a.tar}\n  volumes: [app_db]\n"),
        {"5:26: spec.source.destination.ftp: unknown destination kind \"ftp\"; expected local, "
-        "s3, webdav",
+        "s3, webdav, sftp",
         "5:42: spec.source.name: \"db/a.tar\" is not a file name: an archive is named as it is "
         "in its destination, without folders (a local destination's path or an S3 prefix holds "
         "those)"}},
@@ -803,7 +886,7 @@ spec:
                   "9:26: spec.archive.compression: must be one of gzip, zstd, none; got \"lz4\"",
                   "9:40: spec.archive.exclude: invalid regular expression \"[\": unbalanced [ ]",
                   "11:7: spec.destinations[0].ftp: unknown destination kind \"ftp\"; expected "
-                  "local, s3, webdav",
+                  "local, s3, webdav, sftp",
                   "12:25: spec.retention.keepLast: expected an integer, got \"many\"",
                   "13:3: spec.extra: unknown field"));
   ASSERT_EQ(r.documents.size(), 1U);
