@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -249,9 +250,10 @@ namespace {
 
 // The SHA-256 a checksum file (sha256sum's format: "<hex>  <name>") starts with.
 result<std::string> checksum_of(std::string_view text, const std::string& shown_as) {
-  const auto start = text.find_first_not_of(" \t\r\n");
-  std::string hex(text.substr(start == std::string_view::npos ? text.size() : start));
-  hex = hex.substr(0, hex.find_first_of(" \t\r\n"));
+  // The first word, as `>>` reads it: any isspace() byte separates.
+  const auto space = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
+  const auto* begin = std::find_if_not(text.begin(), text.end(), space);
+  std::string hex(begin, std::find_if(begin, text.end(), space));
   std::transform(hex.begin(), hex.end(), hex.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   if (hex.size() != 64 || hex.find_first_not_of("0123456789abcdef") != std::string::npos) {
