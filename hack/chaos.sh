@@ -151,8 +151,10 @@ declare -A violations=(
   [below_prior_replicas]=0 [not_running]=0 [lifeboat_labels]=0 [run_records]=0
   [half_archives]=0 [stale_partials]=0 [not_terminal]=0)
 declare -A landed=()
+total_violations=0
 violation() {  # kind, detail
   violations[$1]=$((violations[$1] + 1))
+  total_violations=$((total_violations + 1))
   log "round $round: VIOLATION $1: $2"
 }
 
@@ -234,6 +236,7 @@ kill_later() {  # pid, max seconds, log, label
 
 controller_args=(controller --metrics-addr 127.0.0.1:0 --helper-image "$image" --resync 5)
 for round in $(seq 1 "$rounds"); do
+  round_started=$(date +%s)
   choice=$((RANDOM % 10))
   completed=0
   if [[ $choice -lt 4 ]]; then
@@ -287,7 +290,19 @@ sys.exit(0 if all(o["phase"] in ("Succeeded", "Failed", "Skipped") for o in json
     wait "$controller_pid" 2>/dev/null || true
     controller_pid=""
   fi
+  before=$total_violations
   check "$completed"
+  if (( total_violations > before )); then
+    # The evidence of a violating round, kept beside the work folder's logs:
+    # its processes' logs and what the engine did to the workloads meanwhile.
+    mkdir -p "$work/round-$round"
+    cp "$work"/logs/*.log "$work/round-$round/" 2>/dev/null || true
+    docker events --since "$round_started" --until "$(date +%s)" \
+      --filter container=chaos_solo --filter service=chaos_app \
+      --format '{{.Time}} {{.Type}} {{.Action}} {{.Actor.Attributes.name}}' \
+      >"$work/round-$round/events.log" 2>&1 || true
+    log "round $round: logs and engine events kept in $work/round-$round"
+  fi
   if (( round % 10 == 0 || round == rounds )); then
     log "round $round of $rounds done"
   fi

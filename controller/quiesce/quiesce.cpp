@@ -820,6 +820,39 @@ void remove_leftover_helpers(const engine::client& client,
   }
 }
 
+// A run killed while dockerd was stopping one of its containers leaves the
+// stop in flight: dockerd carries it out without its caller. Recovery then
+// sees the container still running, finds nothing to start, and the stop
+// lands a moment later (hack/chaos.sh found chaos_solo left exited this way).
+// So each journaled container of a dead run that still runs is given the time
+// its stop may take (the grace a run gives it, plus 2 s) to stop; if it does,
+// restoring starts it like any stopped one. The wait is only this long when
+// the run died between journaling a container and asking for its stop.
+void await_stops_in_flight(const engine::client& client, journal_store& journals,
+                           const std::string& run, const pacing& pace) {
+  auto recorded = journals.load(run);
+  if (!recorded) {
+    return;  // restoring reports the unreadable journal
+  }
+  for (const auto& entry : recorded->entries) {
+    auto c = client.inspect_container(entry.container_id);
+    if (!c || !c->running) {
+      continue;
+    }
+    const auto deadline =
+        pace.now() + stop_grace(client, entry.container_id) + std::chrono::seconds{2};
+    while (c && c->running && pace.now() < deadline) {
+      if (pace.stop_by) {
+        if (const auto by = pace.stop_by(); by && pace.now() >= *by) {
+          return;
+        }
+      }
+      wait(pace, pace.poll);
+      c = client.inspect_container(entry.container_id);
+    }
+  }
+}
+
 recovery_report recover(const engine::client& client, journal_store& journals,
                         const std::set<std::string>& active_runs, std::chrono::milliseconds timeout,
                         const pacing& pace) {
@@ -866,6 +899,7 @@ recovery_report recover(const engine::client& client, journal_store& journals,
                                 ": removing its ownership record: " + dropped.error().describe());
       continue;
     }
+    await_stops_in_flight(client, journals, run, pace);
     const auto result =
         reach(client, journals, quiesce_run{run, ""}, quiesce_goal::restored, timeout, pace);
     if (result.ok) {

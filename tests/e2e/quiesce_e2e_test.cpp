@@ -474,6 +474,48 @@ TEST_F(quiesce_e2e, kill_9_while_held_then_recover) {
 
 // Issue 12, item 12: one malformed journal or run record config is reported
 // and skipped; it does not stop recovery of the others.
+// Found by hack/chaos.sh (a `lifeboat backup` killed while quiescing left
+// chaos_solo exited): dockerd carries out a stop whose caller died. Recovery
+// saw the journaled container still running, found nothing to start, and the
+// stop landed after it. It now waits for such a stop, then starts the
+// container again.
+TEST_F(quiesce_e2e, a_stop_in_flight_when_its_run_died_is_waited_for_then_undone) {
+  // Exits 2 s after SIGTERM, as a writer flushing its data would.
+  const json::object body{
+      {"Image", test_image()},
+      {"Cmd",
+       json::array{"sh", "-c", "trap 'sleep 2; exit 0' TERM; while true; do sleep 0.2; done"}},
+      {"HostConfig", json::object{{"NetworkMode", "none"}}}};
+  auto id = engine().create_container(body, unique("slow-exit"));
+  ASSERT_TRUE(id) << id.error().describe();
+  on_teardown([this, id = *id] { (void)engine().remove_container(id, true); });
+  ASSERT_TRUE(engine().start_container(*id));
+  const auto started_at = [&] {
+    return run_command("docker inspect -f '{{.State.StartedAt}}' " + *id).out;
+  };
+  const auto first_start = started_at();
+
+  // The dead run journaled the container and asked for its stop: what
+  // dockerd then does alone is SIGTERM now, the exit 2 s later.
+  const std::string run = unique("in-flight");
+  ASSERT_TRUE(journals_->save(reconcilers::journal{run, {{*id, "", 0}}}));
+  ASSERT_EQ(run_command("docker kill --signal TERM " + *id + " >/dev/null").status, 0);
+
+  const auto report = quiesce::recover(engine(), *journals_, {}, 60s);
+  EXPECT_NE(std::find(report.recovered.begin(), report.recovered.end(), run),
+            report.recovered.end())
+      << ::testing::PrintToString(report.failures);
+  // Started again after the stop landed: a new start, not the old process
+  // that was about to exit.
+  auto c = engine().inspect_container(*id);
+  ASSERT_TRUE(c);
+  EXPECT_TRUE(c->running);
+  EXPECT_NE(started_at(), first_start);
+  auto journal = journals_->load(run);
+  ASSERT_TRUE(journal);
+  EXPECT_TRUE(journal->entries.empty());
+}
+
 TEST_F(quiesce_e2e, one_malformed_journal_or_run_record_does_not_stop_recovery) {
   // Run a: held by a process that died without an ownership record.
   const auto group = unique("g-malformed");
