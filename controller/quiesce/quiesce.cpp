@@ -812,7 +812,10 @@ void remove_leftover_helpers(const engine::client& client,
       pace.ownership.expiry, gone_local_owners(owners));
   for (const auto& id : leftovers) {
     auto removed = client.remove_container(id, /*force=*/true);
-    if (!removed && !removed.error().is(engine::errc::not_found)) {
+    // 409 "removal ... already in progress": someone else (the dying run's
+    // own clean-up, a parallel recovery) is removing it, which is the goal.
+    if (!removed && !removed.error().is(engine::errc::not_found) &&
+        !removed.error().is(engine::errc::conflict)) {
       report.failures.push_back(name_of[id] + ": removing it: " + removed.error().describe());
     } else {
       report.removed.push_back(name_of[id]);
