@@ -1,5 +1,6 @@
 #include "api/text.hpp"
 
+#include <cctype>
 #include <cstdint>
 
 namespace lifeboat::api {
@@ -133,5 +134,23 @@ std::string valid_utf8(std::string_view text) { return escape(text, mode::valid_
 std::string escape_controls(std::string_view text) { return escape(text, mode::controls); }
 
 std::string escape_quoted(std::string_view text) { return escape(text, mode::quoted); }
+
+std::string percent_decode(std::string_view text) {
+  const auto hex = [](char c) {
+    return std::isxdigit(static_cast<unsigned char>(c)) != 0
+               ? (c <= '9' ? c - '0' : (std::tolower(static_cast<unsigned char>(c)) - 'a' + 10))
+               : -1;
+  };
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '%' && i + 2 < text.size() && hex(text[i + 1]) >= 0 && hex(text[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(hex(text[i + 1]) * 16 + hex(text[i + 2])));
+      i += 2;
+    } else {
+      out.push_back(text[i]);
+    }
+  }
+  return out;
+}
 
 }  // namespace lifeboat::api

@@ -24,4 +24,9 @@ std::string valid_utf8(std::string_view text);
 /// above 7F stand for bytes that were not UTF-8).
 std::string escape_quoted(std::string_view text);
 
+/// `text` with each %XX (two hex digits) turned into its byte; a '%' not
+/// followed by two hex digits is kept as written. The inverse of the
+/// destinations' URL encoding: WebDAV hrefs and archive locations.
+std::string percent_decode(std::string_view text);
+
 }  // namespace lifeboat::api

@@ -1,5 +1,6 @@
 #include "controller/destinations/webdav_folder.hpp"
 
+#include "api/text.hpp"
 #include "controller/destinations/transfer.hpp"
 
 #include <algorithm>
@@ -21,22 +22,6 @@ constexpr std::string_view checksum_suffix = ".sha256";
 
 bool is_plain_name(const std::string& name) {
   return !name.empty() && name.find('/') == std::string::npos;
-}
-
-// %XX sequences of an href decoded.
-std::string percent_decode(std::string_view text) {
-  std::string out;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '%' && i + 2 < text.size() &&
-        std::isxdigit(static_cast<unsigned char>(text[i + 1])) != 0 &&
-        std::isxdigit(static_cast<unsigned char>(text[i + 2])) != 0) {
-      out.push_back(static_cast<char>(std::stoi(std::string(text.substr(i + 1, 2)), nullptr, 16)));
-      i += 2;
-    } else {
-      out.push_back(text[i]);
-    }
-  }
-  return out;
 }
 
 }  // namespace
@@ -152,7 +137,7 @@ struct webdav_folder::impl {
     }
     std::vector<archive::archive_file> out;
     for (const auto* entry : doc->all("response")) {
-      const auto href = percent_decode(entry->child_text("href"));
+      const auto href = api::percent_decode(entry->child_text("href"));
       if (href.empty() || href.ends_with('/')) {
         continue;  // the folder itself, or a subfolder
       }

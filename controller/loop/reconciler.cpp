@@ -46,36 +46,11 @@ std::string label_of(const objects::catalog_entry& e, std::string_view key) {
 }
 
 // The archive's file name in a remote location ("s3://bucket/db/x.tar.gz",
-// "https://dav/b/x%20y.tar.gz"): its last component, percent-decoded (WebDAV
-// URLs encode it; S3 locations and archive names have no '%' escapes to undo
-// but a literal '%' that is not followed by two hex digits stays as it is).
+// "https://dav/b/x%20y.tar.gz"): its last component, percent-decoded where
+// the destination's URL encoded it (WebDAV); S3 locations are not encoded.
 std::string archive_name_of_location(std::string_view location) {
   const std::string_view last = location.substr(location.rfind('/') + 1);
-  const auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') {
-      return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-      return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-      return c - 'A' + 10;
-    }
-    return -1;
-  };
-  if (!location.starts_with("http")) {
-    return std::string(last);
-  }
-  std::string out;
-  for (std::size_t i = 0; i < last.size(); ++i) {
-    if (last[i] == '%' && i + 2 < last.size() && hex(last[i + 1]) >= 0 && hex(last[i + 2]) >= 0) {
-      out += static_cast<char>(hex(last[i + 1]) * 16 + hex(last[i + 2]));
-      i += 2;
-    } else {
-      out += last[i];
-    }
-  }
-  return out;
+  return location.starts_with("http") ? api::percent_decode(last) : std::string(last);
 }
 
 const api::backup& backup_of(const objects::catalog_entry& e) {

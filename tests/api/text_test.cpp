@@ -57,4 +57,12 @@ TEST(Issue12Item13Text, NoOutputOfAnyByteHasAControlCharacter) {
 }
 
 }  // namespace
+TEST(percent_decode, decodes_escapes_and_keeps_a_stray_percent) {
+  EXPECT_EQ(percent_decode("db%201%25.tar.gz"), "db 1%.tar.gz");
+  EXPECT_EQ(percent_decode("%2f%2F"), "//");
+  EXPECT_EQ(percent_decode("100%"), "100%");
+  EXPECT_EQ(percent_decode("%4"), "%4");
+  EXPECT_EQ(percent_decode("%zz%41"), "%zzA");
+}
+
 }  // namespace lifeboat::api
