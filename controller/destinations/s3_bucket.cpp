@@ -2,7 +2,13 @@
 
 #include "controller/destinations/transfer.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <set>
@@ -35,6 +41,11 @@ bool is_plain_name(const std::string& name) {
 }
 
 }  // namespace
+
+std::string default_part_folder() {
+  const char* tmp = std::getenv("TMPDIR");
+  return tmp != nullptr && *tmp != '\0' ? std::string(tmp) : std::string("/tmp");
+}
 
 struct s3_bucket::impl {
   api::s3_destination spec;
@@ -154,8 +165,14 @@ struct s3_bucket::impl {
     if (!o) {
       return o.error();
     }
-    const auto body_hash = req.body ? detail::sha256_hex(*req.body) : std::string(empty_sha256);
-    req.headers.push_back("x-amz-content-sha256: " + body_hash);
+    // A body from a file comes with its hash, taken as it was written.
+    const bool hashed = std::any_of(req.headers.begin(), req.headers.end(), [](const auto& h) {
+      return h.starts_with("x-amz-content-sha256:");
+    });
+    if (!hashed) {
+      const auto body_hash = req.body ? detail::sha256_hex(*req.body) : std::string(empty_sha256);
+      req.headers.push_back("x-amz-content-sha256: " + body_hash);
+    }
     auto pause = tuning.backoff;
     for (int attempt = 1;; ++attempt) {
       response r = detail::perform(*o, req);
@@ -288,15 +305,98 @@ struct s3_bucket::impl {
 
 namespace {
 
-// A multipart upload: parts are buffered one at a time (S3 wants each but the
-// last to be at least 5 MiB), the upload is begun with the first full part
-// (or at commit), and completed only after the checksum object is written.
+// The part of a multipart upload being gathered (S3 wants each part but the
+// last to be at least 5 MiB, with its length known before it is sent). It
+// sits in a file with no name in `folder`, so that it costs page cache, which
+// the kernel writes out and reclaims under the memory limit, rather than the
+// process's own memory; a killed process leaves nothing of it behind. Where
+// no such file can be made (a read-only file system), in memory.
+class part_buffer {
+ public:
+  explicit part_buffer(const std::string& folder) {
+    fd_ = ::open(folder.c_str(), O_TMPFILE | O_RDWR | O_EXCL | O_CLOEXEC, 0600);
+    if (fd_ < 0) {
+      // Older kernels' overlayfs (a container's layer) has no O_TMPFILE.
+      std::string name = folder + "/.lifeboat-part-XXXXXX";
+      fd_ = ::mkostemp(name.data(), O_CLOEXEC);
+      if (fd_ >= 0) {
+        ::unlink(name.c_str());
+      }
+    }
+  }
+  part_buffer(const part_buffer&) = delete;
+  part_buffer& operator=(const part_buffer&) = delete;
+  ~part_buffer() {
+    if (fd_ >= 0) {
+      ::close(fd_);
+    }
+  }
+
+  bool in_memory() const { return fd_ < 0; }
+  std::uint64_t size() const { return size_; }
+
+  // Appends `bytes`; false (errno set) when the file refused them.
+  bool append(std::span<const char> bytes) {
+    hash_.update(bytes);
+    if (in_memory()) {
+      memory_.insert(memory_.end(), bytes.begin(), bytes.end());
+      size_ += bytes.size();
+      return true;
+    }
+    while (!bytes.empty()) {
+      const ssize_t n = ::pwrite(fd_, bytes.data(), bytes.size(), static_cast<off_t>(size_));
+      if (n < 0 && errno == EINTR) {
+        continue;
+      }
+      if (n <= 0) {
+        errno = n == 0 ? EIO : errno;
+        return false;
+      }
+      size_ += static_cast<std::uint64_t>(n);
+      bytes = bytes.subspan(static_cast<std::size_t>(n));
+    }
+    return true;
+  }
+
+  // Makes `req` send the part, with the SHA-256 Signature V4 wants of it.
+  void attach(request& req) {
+    req.headers.push_back("x-amz-content-sha256: " + hash_.finish());
+    if (in_memory()) {
+      req.body = std::span<const char>(memory_.data(), memory_.size());
+    } else {
+      req.body_file = detail::file_body{fd_, size_};
+    }
+  }
+
+  // Starts the next part. The file keeps its length: the next part
+  // overwrites it in place and is sent only as far as it was written.
+  void clear() {
+    memory_.clear();
+    size_ = 0;
+  }
+
+  void release() {
+    memory_ = {};
+    size_ = 0;
+  }
+
+ private:
+  int fd_ = -1;
+  std::vector<char> memory_;
+  std::uint64_t size_ = 0;
+  detail::sha256_hasher hash_;
+};
+
+// A multipart upload: parts are gathered one at a time in a part_buffer,
+// the upload is begun with the first full part (or at commit), and
+// completed only after the checksum object is written.
 class s3_upload final : public upload {
  public:
   s3_upload(std::shared_ptr<const s3_bucket::impl> bucket, std::string name)
-      : bucket_(std::move(bucket)), name_(std::move(name)), key_(bucket_->key_of(name_)) {
-    buffer_.reserve(part_limit());
-  }
+      : bucket_(std::move(bucket)),
+        name_(std::move(name)),
+        key_(bucket_->key_of(name_)),
+        buffer_(bucket_->tuning.part_folder) {}
   s3_upload(const s3_upload&) = delete;
   s3_upload& operator=(const s3_upload&) = delete;
   ~s3_upload() override {
@@ -312,9 +412,16 @@ class s3_upload final : public upload {
     hash_.update(bytes);
     total_ += bytes.size();
     while (!bytes.empty()) {
-      const std::size_t room = part_limit() - buffer_.size();
-      const std::size_t take = std::min(room, bytes.size());
-      buffer_.insert(buffer_.end(), bytes.begin(), bytes.begin() + static_cast<long>(take));
+      const auto room = part_limit() - buffer_.size();
+      const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(room, bytes.size()));
+      if (!buffer_.append(bytes.first(take))) {
+        const int e = errno;
+        failed_ =
+            bucket_->failure(e == ENOSPC ? errc::no_space : errc::io_error,
+                             "gathering part " + std::to_string(parts_.size() + 1) + " of " + key_ +
+                                 " in " + bucket_->tuning.part_folder + ": " + std::strerror(e));
+        return *failed_;
+      }
       bytes = bytes.subspan(take);
       if (buffer_.size() == part_limit()) {
         if (auto sent = send_part(); !sent) {
@@ -348,7 +455,7 @@ class s3_upload final : public upload {
       (void)bucket_->remove_key(key_ + ".sha256");
       checksum_written_ = false;
     }
-    buffer_ = {};
+    buffer_.release();
   }
 
   std::uint64_t bytes_written() const override { return total_; }
@@ -388,7 +495,7 @@ class s3_upload final : public upload {
     req.method = "PUT";
     req.url = bucket_->object_url(
         key_, query({{"partNumber", std::to_string(number)}, {"uploadId", upload_id_}}));
-    req.body = std::span<const char>(buffer_.data(), buffer_.size());
+    buffer_.attach(req);
     auto r =
         bucket_->send(std::move(req), "uploading part " + std::to_string(number) + " of " + key_);
     if (!r) {
@@ -405,7 +512,7 @@ class s3_upload final : public upload {
   }
 
   archive::result<published_archive> finish() {
-    if (!buffer_.empty() || parts_.empty()) {
+    if (buffer_.size() > 0 || parts_.empty()) {
       if (auto sent = send_part(); !sent) {
         return sent.error();
       }
@@ -439,14 +546,14 @@ class s3_upload final : public upload {
     }
     upload_id_.clear();
     checksum_written_ = false;
-    buffer_ = {};
+    buffer_.release();
     return published_archive{bucket_->location_of(key_), sha256, total_};
   }
 
   std::shared_ptr<const s3_bucket::impl> bucket_;
   std::string name_;
   std::string key_;
-  std::vector<char> buffer_;
+  part_buffer buffer_;
   std::vector<std::string> parts_;  // ETags, part n at n - 1
   std::string upload_id_;
   detail::sha256_hasher hash_;

@@ -5,16 +5,24 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <string>
 
 namespace lifeboat::destinations {
 
 /// Sizes and retry pacing of an S3 destination. The defaults are for real
 /// use; tests make parts and pages small to exercise multipart and paging.
+/// $TMPDIR when set, /tmp otherwise.
+std::string default_part_folder();
+
 struct s3_tuning {
-  /// Bytes of each uploaded part but the last (S3 needs at least 5 MiB). One
-  /// part is held in memory at a time; past 1000 parts each further 1000 get
-  /// one base size more, so S3's 10 000 parts reach ~440 GiB at 8 MiB.
+  /// Bytes of each uploaded part but the last (S3 needs at least 5 MiB); past
+  /// 1000 parts each further 1000 get one base size more, so S3's 10 000
+  /// parts reach ~440 GiB at 8 MiB.
   std::size_t part_size = std::size_t{8} << 20;
+  /// Where the part being gathered waits, in a file with no name (page
+  /// cache, not the process's memory); in memory when no file can be made
+  /// there. $TMPDIR, or /tmp.
+  std::string part_folder = default_part_folder();
   /// Keys per ListObjectsV2 / ListMultipartUploads page (S3's most is 1000).
   int page_size = 1000;
   /// Tries of a request that failed in a way worth retrying (connection

@@ -4,6 +4,7 @@
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <nettle/sha2.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -113,6 +114,10 @@ struct stream::impl {
 
   impl() = default;
   impl(const impl&) = delete;
+
+  std::uint64_t body_size() const {
+    return req.body_file ? req.body_file->size : (req.body ? req.body->size() : 0);
+  }
   impl& operator=(const impl&) = delete;
   ~impl() {
     if (multi != nullptr) {
@@ -169,6 +174,24 @@ struct stream::impl {
   static std::size_t on_read(char* into, std::size_t size, std::size_t n, void* self_ptr) {
     auto* self = static_cast<impl*>(self_ptr);
     const std::size_t room = size * n;
+    if (self->mode == kind::whole && self->req.body_file) {
+      const auto& file = *self->req.body_file;
+      const auto want =
+          static_cast<std::size_t>(std::min<std::uint64_t>(room, file.size - self->body_offset));
+      if (want == 0) {
+        return 0;
+      }
+      ssize_t got = -1;
+      do {
+        got = ::pread(file.fd, into, want, static_cast<off_t>(self->body_offset));
+      } while (got < 0 && errno == EINTR);
+      if (got <= 0) {
+        // The file is ours and sized: short means it broke, not that it ended.
+        return CURL_READFUNC_ABORT;
+      }
+      self->body_offset += static_cast<std::size_t>(got);
+      return static_cast<std::size_t>(got);
+    }
     if (self->mode == kind::whole) {
       const auto& body = *self->req.body;
       const std::size_t count = std::min(room, body.size() - self->body_offset);
@@ -193,7 +216,7 @@ struct stream::impl {
   static int on_seek(void* self_ptr, curl_off_t offset, int origin) {
     auto* self = static_cast<impl*>(self_ptr);
     if (self->mode != kind::whole || origin != SEEK_SET || offset < 0 ||
-        static_cast<std::size_t>(offset) > self->req.body->size()) {
+        static_cast<std::uint64_t>(offset) > self->body_size()) {
       return CURL_SEEKFUNC_CANTSEEK;
     }
     self->body_offset = static_cast<std::size_t>(offset);
@@ -283,13 +306,14 @@ struct stream::impl {
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &impl::on_body);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, this);
 
-    const bool sends_body = mode == kind::upload || (mode == kind::whole && req.body);
+    const bool sends_body =
+        mode == kind::upload || (mode == kind::whole && (req.body || req.body_file));
     if (sends_body) {
       curl_easy_setopt(easy, CURLOPT_UPLOAD, 1L);
       curl_easy_setopt(easy, CURLOPT_READFUNCTION, &impl::on_read);
       curl_easy_setopt(easy, CURLOPT_READDATA, this);
       if (mode == kind::whole) {
-        curl_easy_setopt(easy, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(req.body->size()));
+        curl_easy_setopt(easy, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(body_size()));
         curl_easy_setopt(easy, CURLOPT_SEEKFUNCTION, &impl::on_seek);
         curl_easy_setopt(easy, CURLOPT_SEEKDATA, this);
       }
@@ -371,6 +395,7 @@ std::unique_ptr<stream> stream::download(const transfer_options& options, reques
   auto t = std::make_unique<impl>();
   t->mode = impl::kind::download;
   req.body.reset();
+  req.body_file.reset();
   t->req = std::move(req);
   t->configure(options);
   t->start_multi();

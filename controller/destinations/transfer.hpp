@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -36,13 +37,21 @@ struct transfer_options {
   std::string ssh_known_hosts_file;
 };
 
-/// One request. A body, when present, is sent with its length; its bytes
-/// must outlive the call.
+/// A request body read from an open file: its first `size` bytes, read
+/// with pread so that a retried request can start over.
+struct file_body {
+  int fd = -1;
+  std::uint64_t size = 0;
+};
+
+/// One request. A body, when present (in memory or in a file), is sent with
+/// its length; its bytes (or the file) must outlive the call.
 struct request {
   std::string method = "GET";
   std::string url;
   std::vector<std::string> headers;  ///< "Name: value"
   std::optional<std::span<const char>> body;
+  std::optional<file_body> body_file;
   /// SFTP commands run after the transfer (e.g. "rename a b").
   std::vector<std::string> post_quote;
   /// SFTP: list a directory's names instead of reading a file.

@@ -177,6 +177,53 @@ TEST_F(s3_destination_test, a_multipart_archive_round_trips_byte_exact) {
   EXPECT_THAT(server_.log_text(), HasSubstr("partNumber=6"));
 }
 
+// The files this process holds open under `folder` that have no name there.
+std::vector<std::string> nameless_files_in(const std::filesystem::path& folder) {
+  std::vector<std::string> out;
+  for (const auto& fd : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    const auto target = std::filesystem::read_symlink(fd.path(), ec).string();
+    if (!ec && target.starts_with(folder.string() + "/") && target.ends_with(" (deleted)")) {
+      out.push_back(target);
+    }
+  }
+  return out;
+}
+
+TEST_F(s3_destination_test, a_part_waits_in_a_nameless_file_in_the_part_folder_not_in_memory) {
+  scratch_dir parts;
+  s3_tuning tuning = small_parts();
+  tuning.part_folder = parts.path().string();
+  s3_bucket bucket(spec(), tuning);
+  const auto bytes = random_bytes(3 * 64 * 1024 + 999, 5);
+  {
+    auto up = bucket.begin("nightly-2024-05-02.tar.zst");
+    ASSERT_TRUE(up) << up.error().message;
+    ASSERT_TRUE((*up)->write(std::span<const char>(bytes.data(), 100 * 1024)));
+    // One part sent, the second gathering: in a file no one else can see.
+    EXPECT_THAT(nameless_files_in(parts.path()), testing::SizeIs(1));
+    EXPECT_TRUE(std::filesystem::is_empty(parts.path()));
+    ASSERT_TRUE(
+        (*up)->write(std::span<const char>(bytes.data() + 100 * 1024, bytes.size() - 100 * 1024)));
+    const auto done = (*up)->commit();
+    ASSERT_TRUE(done) << done.error().message;
+    EXPECT_EQ(done->size, bytes.size());
+  }
+  EXPECT_THAT(nameless_files_in(parts.path()), testing::IsEmpty());
+  EXPECT_TRUE(std::filesystem::is_empty(parts.path()));
+  EXPECT_TRUE(read_all(bucket, "nightly-2024-05-02.tar.zst") == bytes);
+}
+
+TEST_F(s3_destination_test, parts_are_gathered_in_memory_where_the_part_folder_has_no_room) {
+  s3_tuning tuning = small_parts();
+  tuning.part_folder = (dir_ / "no such folder").string();
+  s3_bucket bucket(spec(), tuning);
+  const auto bytes = random_bytes(2 * 64 * 1024 + 77, 6);
+  const auto done = put(bucket, "nightly-2024-05-03.tar.zst", bytes);
+  EXPECT_EQ(done.size, bytes.size());
+  EXPECT_TRUE(read_all(bucket, "nightly-2024-05-03.tar.zst") == bytes);
+}
+
 TEST_F(s3_destination_test, list_reads_every_page_and_only_names_under_the_prefix) {
   s3_bucket bucket(spec(), small_parts());  // two keys per page
   for (int i = 1; i <= 5; ++i) {
