@@ -3,7 +3,9 @@
 
 #include <fmt/core.h>
 
+#include <chrono>
 #include <csignal>
+#include <thread>
 
 namespace lifeboat::cli {
 
@@ -62,6 +64,9 @@ engine::result<std::unique_ptr<quiesce::journal_store>> open_journals(
   return quiesce::make_file_journal_store(state_file);
 }
 
+// How long an engine request of a dead process may still take to land.
+constexpr std::chrono::seconds requests_in_flight_settle{2};
+
 int recover(const engine::client_options& engine_options, const std::string& state_file,
             std::chrono::seconds timeout) {
   auto client = connect_or_report(engine_options);
@@ -73,6 +78,11 @@ int recover(const engine::client_options& engine_options, const std::string& sta
     fmt::print(stderr, "error: {}\n", journals.error().describe());
     return 1;
   }
+  // Requests a dead process sent just before it died are still carried out
+  // by dockerd: a helper container it was creating appears a moment later
+  // (hack/chaos.sh saw one appear after recovery had listed none). Recovery
+  // run at once after a kill lets them land first.
+  std::this_thread::sleep_for(requests_in_flight_settle);
   // No run is active in this process: whatever is held was left behind,
   // unless a live process (a controller, a `lifeboat backup`) still owns it.
   const auto report = quiesce::recover(*client, **journals, {}, timeout);
