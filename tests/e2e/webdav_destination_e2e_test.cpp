@@ -4,17 +4,15 @@
 #include "controller/archive/name_pattern.hpp"
 #include "controller/destinations/webdav_folder.hpp"
 #include "tests/controller/archive/test_support.hpp"
+#include "tests/e2e/webdav_server.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <signal.h>
 
 #include <chrono>
 #include <fstream>
 #include <random>
-#include <regex>
 #include <sstream>
-#include <thread>
 
 namespace lifeboat::destinations {
 namespace {
@@ -44,41 +42,19 @@ std::vector<std::string> files_in(const fs::path& folder) {
 
 class webdav_destination_test : public testing::Test {
  protected:
-  webdav_destination_test() {
-    fs::create_directories(dir_ / "served" / "backups");
-    std::ofstream(dir_ / "password") << password_ << "\n";
-    const auto started = run("rclone serve webdav " + shell_quote((dir_ / "served").string()) +
-                             " --addr 127.0.0.1:0 --user lifeboat --pass " + password_ + " >" +
-                             shell_quote((dir_ / "rclone.log").string()) + " 2>&1 & echo $!");
-    pid_ = std::stoi(started.output);
-    const std::regex started_on(R"(started on http://127\.0\.0\.1:(\d+)/)");
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (port_ == 0 && std::chrono::steady_clock::now() < deadline) {
-      const auto log = read_file(dir_ / "rclone.log");
-      std::smatch m;
-      if (std::regex_search(log, m, started_on)) {
-        port_ = std::stoi(m[1]);
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    EXPECT_NE(port_, 0) << read_file(dir_ / "rclone.log");
-  }
-  ~webdav_destination_test() override {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-    }
+  webdav_destination_test() : server_(dir_.path(), "pw-Secret-41c9") {
+    std::ofstream(dir_ / "password") << server_.password() << "\n";
   }
 
   api::webdav_destination spec(const std::string& password_file = "password") const {
     api::webdav_destination s;
-    s.url = "http://127.0.0.1:" + std::to_string(port_) + "/backups/";
-    s.username = "lifeboat";
+    s.url = server_.url() + "backups/";
+    s.username = test::webdav_server::user;
     s.password_file = (dir_ / password_file).string();
     return s;
   }
 
-  fs::path folder() const { return dir_ / "served" / "backups"; }
+  fs::path folder() const { return server_.served() / "backups"; }
 
   static std::string random_bytes(std::size_t n, unsigned seed) {
     std::mt19937 gen(seed);
@@ -114,9 +90,7 @@ class webdav_destination_test : public testing::Test {
   }
 
   scratch_dir dir_;
-  std::string password_ = "pw-Secret-41c9";
-  int pid_ = 0;
-  int port_ = 0;
+  test::webdav_server server_;
 };
 
 TEST_F(webdav_destination_test, an_archive_appears_under_its_name_only_once_committed) {
@@ -202,7 +176,7 @@ TEST_F(webdav_destination_test, a_wrong_password_is_refused_and_never_shown) {
   EXPECT_THAT(checked.error().message,
               HasSubstr("access denied (check username and passwordFile)"));
   EXPECT_THAT(checked.error().message, Not(HasSubstr("wrong-Pass-88")));
-  EXPECT_THAT(checked.error().message, Not(HasSubstr(password_)));
+  EXPECT_THAT(checked.error().message, Not(HasSubstr(server_.password())));
   auto up = dav.begin("nightly-2024-05-01.tar");
   ASSERT_TRUE(up);
   const auto bytes = random_bytes(1 << 20, 3);
