@@ -12,7 +12,14 @@
 #     2 s), and over BENCH_RESYNCS resyncs that config events trigger
 #   - CPU per /metrics scrape, and peak RSS of the controller (VmHWM)
 # and, as the yardstick, what one `docker service ls` over the same services
-# costs (CLI plus dockerd). Everything it creates is removed on exit.
+# costs (CLI plus dockerd). With BENCH_HISTORY=<n> (default 0) every service
+# instead has one replica whose task fails at once, restarted until the swarm
+# keeps n tasks of it (history, as a flapping or long-lived swarm has); with
+# BENCH_HELD_MIB=<m> (default 0) a Backup object of one more service's volume
+# (m MiB) is then run by the controller, and its peak RSS is shown before and
+# after that run, whose workload stays held while the volume is read.
+#   BENCH_SERVICES=300 BENCH_HISTORY=5 BENCH_HELD_MIB=1024 hack/bench-controller.sh
+# Everything it creates is removed on exit.
 #   LIFEBOAT_BIN=build/controller/lifeboat hack/bench-controller.sh
 # Run under the e2e lock when others share the engine:
 #   flock /tmp/lifeboat-e2e.lock hack/bench-controller.sh
@@ -24,6 +31,8 @@ running=${BENCH_RUNNING:-20}
 schedules=${BENCH_SCHEDULES:-200}
 samples=${BENCH_SAMPLES:-10}
 resyncs=${BENCH_RESYNCS:-20}
+history=${BENCH_HISTORY:-0}
+held_mib=${BENCH_HELD_MIB:-0}
 
 if [[ -z "${LIFEBOAT_BIN:-}" ]]; then
   "$LIFEBOAT_ROOT/hack/build.sh" >&2
@@ -63,24 +72,46 @@ cleanup() {
     xargs -r -P 4 -I{} curl -s -o /dev/null --unix-socket "$socket" -X DELETE "http://docker/v1.41/services/{}"
   docker config ls --format '{{.ID}} {{.Name}}' | awk -v p="$prefix" 'index($2, p) == 1 {print $1}' |
     xargs -r docker config rm >/dev/null
+  for _ in $(seq 1 100); do
+    docker volume rm "$prefix-data" >/dev/null 2>&1 && break
+    docker volume inspect "$prefix-data" >/dev/null 2>&1 || break
+    sleep 0.2
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 # --- the cluster: services first, so the controller starts on a busy swarm.
 log "creating $services services ($running with one running task), $schedules schedules"
+command='["sleep","86400"]'
+policy='{"Condition":"any"}'
+if ((history > 0)); then
+  running=$services
+  command='["false"]'
+  policy="{\"Condition\":\"on-failure\",\"Delay\":0,\"MaxAttempts\":$((history - 1))}"
+fi
 for i in $(seq 1 "$services"); do
   replicas=0
   [[ $i -le $running ]] && replicas=1
   printf '{"Name":"%s-svc%04d","Labels":{"lifeboat.bench":"%s","docker-volume-backup.stop-during-backup":"%s-g%d"},' \
     "$prefix" "$i" "$prefix" "$prefix" $((i % schedules))
-  printf '"TaskTemplate":{"ContainerSpec":{"Image":"%s","Command":["sleep","86400"],"StopGracePeriod":1000000000},' \
-    "$LIFEBOAT_TEST_IMAGE"
-  printf '"RestartPolicy":{"Condition":"any"}},"Mode":{"Replicated":{"Replicas":%d}}}\n' "$replicas"
+  printf '"TaskTemplate":{"ContainerSpec":{"Image":"%s","Command":%s,"StopGracePeriod":1000000000},' \
+    "$LIFEBOAT_TEST_IMAGE" "$command"
+  printf '"RestartPolicy":%s},"Mode":{"Replicated":{"Replicas":%d}}}\n' "$policy" "$replicas"
 done >"$work/services.jsonl"
 xargs -d '\n' -P 4 -I{} curl -sf -o /dev/null --unix-socket "$socket" \
   -H 'Content-Type: application/json' -d '{}' "http://docker/v1.41/services/create" \
   <"$work/services.jsonl" || die "creating services failed"
+
+task_count() { api "http://docker/v1.41/tasks" | python3 -c 'import json, sys; print(len(json.load(sys.stdin)))'; }
+if ((history > 0)); then
+  log "waiting for $history tasks of history per service"
+  t0=$(date +%s)
+  until (($(task_count) >= services * history)); do
+    (($(date +%s) - t0 < 900)) || die "the swarm holds $(task_count) tasks after 900 s, not $((services * history))"
+    sleep 2
+  done
+fi
 
 # A schedule's YAML. Crons fire on January 1st only, so no run starts while
 # this measures; half of them in a zone of their own.
@@ -239,6 +270,42 @@ read -r ls_wall_ms ls_cli_ms < <(awk '{w += $1; c += $2 + $3} END {printf "%.0f 
 ls_dockerd_ms=$(awk -v t=$((d1 - d0)) -v hz="$hz" -v n="$ls_runs" 'BEGIN {printf "%.0f", 1000 * t / hz / n}')
 ls_total_ms=$((ls_cli_ms + ls_dockerd_ms))
 
+# --- a run held while the swarm is this big: one more service, writing to a
+# volume of held_mib MiB, stopped while the controller reads it.
+held_line=""
+if ((held_mib > 0)); then
+  hwm_before=$(awk '/^VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$controller_pid/status")
+  mkdir -p "$work/data" "$work/archive-held"
+  head -c "$((held_mib << 20))" /dev/urandom >"$work/data/db.dat"
+  docker volume create -d local -o type=none -o o=bind -o "device=$work/data" "$prefix-data" >/dev/null
+  docker service create -q --name "$prefix-db" --label "lifeboat.bench=$prefix" \
+    --label "docker-volume-backup.stop-during-backup=$prefix-held" \
+    --mount "type=volume,source=$prefix-data,target=/data" --stop-grace-period 1s \
+    "$LIFEBOAT_TEST_IMAGE" sleep 86400 >/dev/null
+  printf 'apiVersion: lifeboat/v1\nkind: BackupSchedule\nmetadata: {name: %s-held}\nspec:\n' "$prefix" >"$work/held.yaml"
+  printf '  schedule: "0 0 1 1 *"\n  volumes: [%s-data]\n  stopDuringBackup: "%s-held"\n' "$prefix" "$prefix" >>"$work/held.yaml"
+  printf '  destinations: [{local: {path: %s/archive-held}}]\n' "$work" >>"$work/held.yaml"
+  printf -- '---\napiVersion: lifeboat/v1\nkind: Backup\nmetadata: {name: %s-held-1}\nspec: {scheduleRef: %s-held}\n' \
+    "$prefix" "$prefix" >>"$work/held.yaml"
+  "$bin" apply -f "$work/held.yaml" >/dev/null
+  t0=$(date +%s)
+  phase=""
+  until [[ "$phase" == Succeeded || "$phase" == Failed ]]; do
+    (($(date +%s) - t0 < 600)) || die "the held run did not finish in 600 s"
+    sleep 1
+    phase=$("$bin" get backups -o json | python3 -c '
+import json, sys
+for o in json.load(sys.stdin):
+    if o["name"] == sys.argv[1]:
+        print(o["phase"], o.get("message", "").replace("\n", " "))' "$prefix-held-1")
+    message=${phase#* }
+    phase=${phase%% *}
+  done
+  [[ "$phase" == Succeeded ]] || die "the held run failed: $message"
+  hwm_after=$(awk '/^VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$controller_pid/status")
+  held_line="held run over $services services x $(($(task_count) / services)) tasks: $message"
+fi
+
 hwm_mib=$(awk '/^VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$controller_pid/status")
 rss_mib=$(awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$controller_pid/status")
 
@@ -256,4 +323,9 @@ printf '%-66s %s\n' \
   "one \`docker service ls\`: wall / CPU CLI+dockerd" "$ls_wall_ms ms / $ls_total_ms ms" \
   "resync CPU (idle window, ctl+dockerd) / one \`docker service ls\`" \
   "$(awk -v a="$idle_ctl_ms" -v b="$idle_dockerd_ms" -v c="$ls_total_ms" 'BEGIN {printf "%.2fx", (a + b) / c}')"
+if [[ -n "$held_line" ]]; then
+  printf '%-66s %s\n' "controller peak RSS before / after a ${held_mib} MiB held run" \
+    "$hwm_before MiB / $hwm_after MiB"
+  echo "$held_line"
+fi
 log "schedule reconciles in total: $sched_reconciles; controller log: $(grep -c 'level=warn\|level=error' "$work/controller.log" || true) warnings/errors"
