@@ -362,7 +362,9 @@ class controller_loop {
   reconciler_hooks make_hooks() {
     reconciler_hooks hooks;
     hooks.leading = [this] { return lease_.is_leader(); };
-    hooks.recover = [this](const std::set<std::string>& active) { recover(active); };
+    hooks.recover = [this](const std::function<std::set<std::string>()>& active) {
+      recover(active);
+    };
     hooks.reap = [this] { runs_.reap(/*all=*/false); };
     return hooks;
   }
@@ -373,13 +375,13 @@ class controller_loop {
   }
 
   // Whatever a run that is not active here holds goes back.
-  void recover(const std::set<std::string>& active) {
+  void recover(const std::function<std::set<std::string>()>& active) {
     quiesce::pacing pace;
     pace.stop_by = [this]() -> std::optional<std::chrono::steady_clock::time_point> {
       std::lock_guard lock(stop_by_mutex_);
       return recovery_stop_by_;
     };
-    const auto report = quiesce::recover(client_, journals_, active, 5min, pace);
+    const auto report = quiesce::recover_beside_live_runs(client_, journals_, active, 5min, pace);
     for (const auto& run : report.recovered) {
       metrics_.add_recovery();
       spdlog::warn("event=recovered run={}", logging::value(run));

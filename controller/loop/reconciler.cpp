@@ -195,7 +195,7 @@ bool reconciler::resync() {
       queue_.add(key);
     }
   }
-  hooks_.recover(runs_.running_names());
+  hooks_.recover([this] { return runs_.running_names(); });
   enforce_history(fresh);
   hooks_.reap();
   std::lock_guard lock(mutex_);

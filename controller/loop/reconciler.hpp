@@ -106,8 +106,10 @@ struct reconciler_options {
 struct reconciler_hooks {
   /// True while this process leads; only the leader writes.
   std::function<bool()> leading = [] { return true; };
-  /// Brings back whatever runs not in `active` hold (quiesce::recover).
-  std::function<void(const std::set<std::string>& active)> recover = [](const auto&) {};
+  /// Brings back whatever runs not active here hold (quiesce::recover);
+  /// `active` says which are, asked as late as possible (runs start meanwhile).
+  std::function<void(const std::function<std::set<std::string>()>& active)> recover =
+      [](const auto&) {};
   /// Joins the threads of runs that finished (called at the end of a resync).
   std::function<void()> reap = [] {};
 };

@@ -859,6 +859,13 @@ void await_stops_in_flight(const engine::client& client, journal_store& journals
 recovery_report recover(const engine::client& client, journal_store& journals,
                         const std::set<std::string>& active_runs, std::chrono::milliseconds timeout,
                         const pacing& pace) {
+  return recover_beside_live_runs(
+      client, journals, [&active_runs] { return active_runs; }, timeout, pace);
+}
+
+recovery_report recover_beside_live_runs(const engine::client& client, journal_store& journals,
+                                         const std::function<std::set<std::string>()>& live_runs,
+                                         std::chrono::milliseconds timeout, const pacing& pace) {
   recovery_report report;
   auto observed = observe(client);
   if (!observed) {
@@ -878,6 +885,7 @@ recovery_report recover(const engine::client& client, journal_store& journals,
     report.failures.push_back("reading ownership records: " + owners.error().describe());
     return report;
   }
+  const std::set<std::string> active_runs = live_runs();
   const auto plan =
       reconcilers::plan_recovery(*observed, *all, *owners, pace.ownership.owner, active_runs,
                                  pace.ownership.wall_now(), gone_local_owners(*owners));

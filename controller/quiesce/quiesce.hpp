@@ -192,4 +192,14 @@ recovery_report recover(const engine::client& client, journal_store& journals,
                         const std::set<std::string>& active_runs, std::chrono::milliseconds timeout,
                         const pacing& pace = {});
 
+/// recover() for a process whose runs start while it recovers (a controller's
+/// workers): `active_runs` is asked after the ownership records are read. A
+/// run is registered as active before it claims its record, so a record read
+/// is never that of a run started since and not yet counted, which a set taken
+/// before the read would release as this process's own dead run.
+recovery_report recover_beside_live_runs(const engine::client& client, journal_store& journals,
+                                         const std::function<std::set<std::string>()>& active_runs,
+                                         std::chrono::milliseconds timeout,
+                                         const pacing& pace = {});
+
 }  // namespace lifeboat::quiesce

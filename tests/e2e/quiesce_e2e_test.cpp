@@ -11,7 +11,9 @@
 #include <csignal>
 #include <cstdio>
 #include <mutex>
+#include <set>
 #include <thread>
+#include <utility>
 
 namespace lifeboat::e2e {
 namespace {
@@ -616,6 +618,57 @@ class ownership_e2e : public quiesce_e2e {
     on_teardown([this, run] { (void)journals_->drop_run(run); });
   }
 };
+
+// A journal store through which a run of this process starts (is counted
+// active, then claims its record) just before recovery reads the records:
+// what another worker of a controller does while a resync recovers.
+class run_starting_store final : public quiesce::journal_store {
+ public:
+  run_starting_store(quiesce::journal_store& inner, std::function<void()> start)
+      : inner_(inner), start_(std::move(start)) {}
+  engine::result<quiesce::journal> load(std::string_view run) override { return inner_.load(run); }
+  engine::result<std::vector<quiesce::journal>> load_all(
+      std::vector<std::string>& skipped) override {
+    return inner_.load_all(skipped);
+  }
+  engine::result<void> save(const quiesce::journal& j) override { return inner_.save(j); }
+  engine::result<void> claim_run(const reconcilers::run_owner& o) override {
+    return inner_.claim_run(o);
+  }
+  engine::result<void> renew_run(const reconcilers::run_owner& o) override {
+    return inner_.renew_run(o);
+  }
+  engine::result<void> drop_run(std::string_view run) override { return inner_.drop_run(run); }
+  engine::result<std::vector<reconcilers::run_owner>> load_owners(
+      std::vector<std::string>& skipped) override {
+    if (start_) {
+      std::exchange(start_, nullptr)();
+    }
+    return inner_.load_owners(skipped);
+  }
+
+ private:
+  quiesce::journal_store& inner_;
+  std::function<void()> start_;
+};
+
+TEST_F(ownership_e2e, a_run_this_process_starts_while_it_recovers_is_not_released) {
+  const std::string run = unique("starting");
+  drop_on_teardown(run);
+  std::set<std::string> active;  // this process's runs, as its run registry has them
+  run_starting_store store(*journals_, [&] {
+    active.insert(run);
+    const quiesce::run_ownership mine;
+    ASSERT_TRUE(journals_->claim_run({run, mine.owner, mine.wall_now(), mine.expiry}));
+  });
+  // Asked once the records are read, the run is active: left alone.
+  const auto report = quiesce::recover_beside_live_runs(
+      engine(), store, [&] { return active; }, 30s);
+  EXPECT_TRUE(contains(report.kept, run + ": active in this process"))
+      << "kept: " << ::testing::PrintToString(report.kept);
+  EXPECT_TRUE(record_exists(run)) << "recovery released a run of its own process";
+  EXPECT_TRUE(report.failures.empty()) << ::testing::PrintToString(report.failures);
+}
 
 TEST_F(ownership_e2e, recovery_leaves_a_live_run_of_another_process_alone) {
   const auto group = unique("g-live");
