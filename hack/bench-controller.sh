@@ -82,21 +82,24 @@ cleanup() {
 trap cleanup EXIT
 
 # --- the cluster: services first, so the controller starts on a busy swarm.
-log "creating $services services ($running with one running task), $schedules schedules"
 command='["sleep","86400"]'
 policy='{"Condition":"any"}'
+image=$LIFEBOAT_TEST_IMAGE
 if ((history > 0)); then
+  # Tasks of an image that is nowhere are rejected at once and restarted,
+  # with no container made: the pull goes to a closed loopback port.
   running=$services
-  command='["false"]'
+  image=127.0.0.1:1/lifeboat-bench-absent:latest
   policy="{\"Condition\":\"on-failure\",\"Delay\":0,\"MaxAttempts\":$((history - 1))}"
 fi
+log "creating $services services ($running with one task), $schedules schedules"
 for i in $(seq 1 "$services"); do
   replicas=0
   [[ $i -le $running ]] && replicas=1
   printf '{"Name":"%s-svc%04d","Labels":{"lifeboat.bench":"%s","docker-volume-backup.stop-during-backup":"%s-g%d"},' \
     "$prefix" "$i" "$prefix" "$prefix" $((i % schedules))
   printf '"TaskTemplate":{"ContainerSpec":{"Image":"%s","Command":%s,"StopGracePeriod":1000000000},' \
-    "$LIFEBOAT_TEST_IMAGE" "$command"
+    "$image" "$command"
   printf '"RestartPolicy":%s},"Mode":{"Replicated":{"Replicas":%d}}}\n' "$policy" "$replicas"
 done >"$work/services.jsonl"
 xargs -d '\n' -P 4 -I{} curl -sf -o /dev/null --unix-socket "$socket" \

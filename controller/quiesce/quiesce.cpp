@@ -354,6 +354,22 @@ engine::result<observed_state> observe_scoped(
   return out;
 }
 
+// What recovery plans from: the services, whose labels name the runs that
+// hold them. Their tasks and the node's containers are left out: each run
+// released observes its own, and on a swarm with a long task history the
+// whole listing, on every resync, was most of the controller's peak memory.
+engine::result<observed_state> observe_holders(const engine::client& client) {
+  auto services = client.list_services({}, false);
+  if (!services) {
+    return services.error();
+  }
+  observed_state out;
+  for (const auto& s : *services) {
+    out.services.push_back(quiesce::to_observed(s));
+  }
+  return out;
+}
+
 }  // namespace
 
 engine::result<observed_state> observe(const engine::client& client) {
@@ -867,7 +883,7 @@ recovery_report recover_beside_live_runs(const engine::client& client, journal_s
                                          const std::function<std::set<std::string>()>& live_runs,
                                          std::chrono::milliseconds timeout, const pacing& pace) {
   recovery_report report;
-  auto observed = observe(client);
+  auto observed = observe_holders(client);
   if (!observed) {
     report.failures.push_back("observing the engine: " + observed.error().describe());
     return report;
