@@ -1,13 +1,7 @@
 // Issue 13: backup runs whose destinations include an S3 bucket (a real moto
 // server with signature checking on), against the test engine.
 
-#include "api/decode.hpp"
-#include "controller/backup/archive_steps.hpp"
-#include "controller/backup/engine_runner.hpp"
-#include "controller/quiesce/journal_store.hpp"
-#include "controller/restore/engine_runner.hpp"
-#include "tests/e2e/engine_fixture.hpp"
-#include "tests/e2e/moto_server.hpp"
+#include "tests/e2e/remote_backup_fixture.hpp"
 
 #include <gmock/gmock.h>
 
@@ -19,102 +13,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
-
-class remote_backup_e2e : public engine_test {
- protected:
-  void SetUp() override {
-    engine_test::SetUp();
-    journals_ = quiesce::make_config_journal_store(engine());
-    dir_ = fs::temp_directory_path() / unique("remote");
-    fs::create_directories(dir_ / "device" / "sub");
-    fs::create_directories(dir_ / "archives");
-    on_teardown([dir = dir_] { fs::remove_all(dir); });
-    std::ofstream(dir_ / "device" / "db.dat") << std::string(3 << 20, 'x') << "end\n";
-    std::ofstream(dir_ / "device" / "sub" / "more.txt") << "and this\n";
-    volume_ = unique("data");
-    ASSERT_EQ(run_command("docker volume create -d local -o type=none -o o=bind -o device=" +
-                          (dir_ / "device").string() + " " + volume_)
-                  .status,
-              0);
-    on_teardown([this] { (void)engine().remove_volume(volume_, true); });
-    moto_ = std::make_unique<test::moto_server>(dir_);
-    std::ofstream(dir_ / "key_id") << moto_->key_id() << "\n";
-    std::ofstream(dir_ / "secret") << moto_->secret() << "\n";
-    std::ofstream(dir_ / "wrong") << "not-the-secret\n";
-  }
-
-  std::string s3_yaml(const std::string& secret_file) const {
-    return "    - s3: {bucket: backups, endpoint: '" + moto_->endpoint() +
-           "', pathStyle: true, accessKeyIdFile: " + (dir_ / "key_id").string() +
-           ", secretAccessKeyFile: " + (dir_ / secret_file).string() + "}\n";
-  }
-  std::string local_yaml() const {
-    return "    - local: {path: " + (dir_ / "archives").string() + "}\n";
-  }
-
-  api::backup_schedule schedule(const std::string& destinations) const {
-    const std::string yaml =
-        "apiVersion: lifeboat/v1\nkind: BackupSchedule\nmetadata: {name: " + unique("s3") +
-        "}\nspec:\n  schedule: '@every 1h'\n  volumes: [" + volume_ +
-        "]\n  retention: {keepLast: 1}\n  destinations:\n" + destinations;
-    const auto decoded = api::decode(yaml);
-    EXPECT_TRUE(decoded.ok()) << yaml;
-    return std::get<api::backup_schedule>(decoded.objects().at(0));
-  }
-
-  backup::run_result run(const api::backup_schedule& s) {
-    backup::runner_options options;
-    options.helper_image = test_image();
-    backup::engine_runner runner(engine(), *journals_, backup::standard_archive_steps(), options);
-    const std::atomic<bool> cancel{false};
-    return runner.run(
-        s, unique("run"), [](std::string_view, const std::string&) {}, [](int) {}, cancel);
-  }
-
-  // The single archive in the local folder, by name.
-  std::string local_archive() const {
-    std::string found;
-    for (const auto& e : fs::directory_iterator(dir_ / "archives")) {
-      if (e.path().extension() == ".gz") {
-        EXPECT_TRUE(found.empty()) << "more than one archive";
-        found = e.path().filename().string();
-      }
-    }
-    return found;
-  }
-
-  // A Restore of this volume into `target` from the archive `name` in S3.
-  restore::run_result restore_from_s3(const std::string& name, const std::string& target,
-                                      const std::string& secret_file) {
-    const std::string yaml =
-        "apiVersion: lifeboat/v1\nkind: Restore\nmetadata: {name: r}\nspec:\n  source:\n"
-        "    destination:\n      " +
-        s3_yaml(secret_file).substr(std::string_view("    - ").size()) + "    name: " + name +
-        "\n  volumes: [\"" + volume_ + "=" + target + "\"]\n  createVolume: true\n";
-    const auto decoded = api::decode(yaml);
-    EXPECT_TRUE(decoded.ok()) << yaml;
-    restore::runner_options options;
-    options.helper_image = test_image();
-    options.spool_folder = dir_;
-    restore::engine_runner runner(engine(), *journals_, options);
-    const std::atomic<bool> cancel{false};
-    phases_.clear();
-    return runner.run(
-        std::get<api::restore>(decoded.objects().at(0)), unique("restore"),
-        [this](std::string_view phase, const std::string&) { phases_.emplace_back(phase); },
-        [](int) {}, cancel);
-  }
-
-  std::string s3_object(const std::string& key) const {
-    return moto_->signed_curl("'" + moto_->endpoint() + "/backups/" + key + "'");
-  }
-
-  std::unique_ptr<quiesce::journal_store> journals_;
-  std::unique_ptr<test::moto_server> moto_;
-  fs::path dir_;
-  std::string volume_;
-  std::vector<std::string> phases_;
-};
 
 TEST_F(remote_backup_e2e, issue13_local_and_s3_receive_the_same_archive) {
   const auto result = run(schedule(local_yaml() + s3_yaml("secret")));
