@@ -200,6 +200,27 @@ struct s3_bucket::impl {
     return {};
   }
 
+  // The size of the object under `key`; unset when there is none (or the
+  // server does not say).
+  std::optional<std::uint64_t> size_of(const std::string& key) const {
+    request req;
+    req.method = "HEAD";
+    req.url = object_url(key);
+    auto r = send(std::move(req), "looking at " + key);
+    if (!r) {
+      return std::nullopt;
+    }
+    const auto length = r->headers.find("content-length");
+    if (length == r->headers.end()) {
+      return std::nullopt;
+    }
+    try {
+      return std::stoull(length->second);
+    } catch (const std::exception&) {
+      return std::nullopt;
+    }
+  }
+
   archive::result<void> abort_upload(const std::string& key, const std::string& upload_id) const {
     request req;
     req.method = "DELETE";
@@ -542,7 +563,12 @@ class s3_upload final : public upload {
     complete.headers.push_back("Content-Type: application/xml");
     complete.body = std::span<const char>(parts.data(), parts.size());
     if (auto r = bucket_->send(std::move(complete), "completing the upload of " + key_); !r) {
-      return r.error();
+      // A completion retried after it timed out may find the first attempt
+      // done on the server (S3 answers NoSuchUpload, moto 500): an object of
+      // this size under the key is this upload, and its checksum must stay.
+      if (bucket_->size_of(key_) != total_) {
+        return r.error();
+      }
     }
     upload_id_.clear();
     checksum_written_ = false;
