@@ -603,7 +603,7 @@ TEST(cron_next_after, matches_brute_force_reference) {
     const date::time_zone* zone = date::locate_zone(zone_name);
     const walked_zone walked = walk(*zone, begin, end);
     for (const auto& c : cases) {
-      SCOPED_TRACE("\"" + std::string(c.expr) + "\" in " + zone_name);
+      SCOPED_TRACE(testing::Message() << '"' << c.expr << "\" in " << zone_name);
       const cron_schedule schedule = must_parse(c.expr);
       const std::vector<sys_seconds> want = reference_firings(walked, c.matches);
       ASSERT_FALSE(want.empty());
