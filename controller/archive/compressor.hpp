@@ -48,8 +48,8 @@ struct compression_options {
   /// compresses on the calling thread alone (the single-threaded path).
   unsigned threads = 0;
 
-  /// Tuning, 0 for the measured defaults (512 KiB each): the uncompressed
-  /// size of a gzip block, and zstd's job size (at least 512 KiB).
+  /// Tuning, 0 for the measured defaults: the uncompressed size of a gzip
+  /// block (256 KiB), and zstd's job size (512 KiB, and at least that).
   std::size_t gzip_block_size = 0;
   std::size_t zstd_job_size = 0;
 };

@@ -16,7 +16,9 @@ namespace lifeboat::archive {
 
 namespace {
 
-constexpr std::size_t feed_size = std::size_t{1} << 20;
+// The compressor copies what it is fed into its own blocks, so a feed larger
+// than a block only adds memory.
+constexpr std::size_t feed_size = std::size_t{256} << 10;
 // Consumed parts of the spool are released in steps of this size, so the
 // file's disk use stays near the bytes waiting rather than the bytes written.
 constexpr std::uint64_t release_step = std::uint64_t{64} << 20;

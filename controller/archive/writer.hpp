@@ -91,7 +91,7 @@ struct write_report {
 /// with reading; it is still called in order and never concurrently, and
 /// every call has returned when write_archive returns. The callbacks of
 /// `options` run on the calling thread. Memory stays at a few MiB whatever
-/// the sources' size (gzip: threads + 2 blocks of 512 KiB and their output).
+/// the sources' size (gzip: threads + 2 blocks of 256 KiB and their output).
 ///
 /// Prefixes must be distinct, non-empty relative paths without "." or ".."
 /// components (volume names are). A tar stream's errors (the engine broke off,

@@ -174,7 +174,7 @@ TEST(compressor, sink_failure_stops_the_stream_without_hanging) {
 
 TEST(compressor, describe_names_the_codec) {
   EXPECT_EQ(describe({compression_kind::gzip, 6, 2, 0, 0}),
-            "gzip (libdeflate level 6, 2 threads, 512 KiB blocks)");
+            "gzip (libdeflate level 6, 2 threads, 256 KiB blocks)");
   EXPECT_EQ(describe({compression_kind::zstd, {}, 1, 0, 0}), "zstd (level 3, 1 thread)");
   EXPECT_EQ(describe({compression_kind::zstd, 5, 2, 0, 0}),
             "zstd (level 5, 2 threads, 512 KiB jobs)");
