@@ -354,13 +354,17 @@ result<json::object> parse_object(const result<http::response>& res) {
 }
 
 // Decodes a JSON array response element by element; `none_is_empty` accepts
-// `null` (the engine's answer for an empty list on some endpoints).
+// `null` (the engine's answer for an empty list on some endpoints). A list of
+// every service of a large swarm is the controller's largest transient, so
+// the body is released once parsed and each element once decoded: the peak
+// is the parsed tree, not body + tree + decoded copies.
 template <class T, class Decode>
-result<std::vector<T>> parse_list(const result<http::response>& res, Decode decode) {
+result<std::vector<T>> parse_list(result<http::response>&& res, Decode decode) {
   if (!res) {
     return res.error();
   }
   auto v = parse_json(*res);
+  std::string().swap(res->body);
   if (!v) {
     return v.error();
   }
@@ -372,7 +376,7 @@ result<std::vector<T>> parse_list(const result<http::response>& res, Decode deco
     return make_error(errc::protocol_error, "expected a JSON array from the engine");
   }
   out.reserve(v->get_array().size());
-  for (const auto& item : v->get_array()) {
+  for (auto& item : v->get_array()) {
     if (!item.is_object()) {
       return make_error(errc::protocol_error, "expected JSON objects in the engine's list");
     }
@@ -385,6 +389,7 @@ result<std::vector<T>> parse_list(const result<http::response>& res, Decode deco
     } else {
       out.push_back(decode(item.get_object()));
     }
+    item = nullptr;
   }
   return out;
 }
