@@ -19,7 +19,8 @@
 # (m MiB) is then run by the controller, and its peak RSS is shown before and
 # after that run, whose workload stays held while the volume is read.
 #   BENCH_SERVICES=300 BENCH_HISTORY=5 BENCH_HELD_MIB=1024 hack/bench-controller.sh
-# Everything it creates is removed on exit.
+# With BENCH_HEAPTRACK=<file> the controller runs under heaptrack, which
+# writes <file>.zst. Everything it creates is removed on exit.
 #   LIFEBOAT_BIN=build/controller/lifeboat hack/bench-controller.sh
 # Run under the e2e lock when others share the engine:
 #   flock /tmp/lifeboat-e2e.lock hack/bench-controller.sh
@@ -63,6 +64,8 @@ cleanup() {
     kill -KILL "$controller_pid" 2>/dev/null
     wait "$controller_pid" 2>/dev/null
   fi
+  # heaptrack writes its file after the controller exited.
+  [[ -n "${wrapper_pid:-}" ]] && wait "$wrapper_pid" 2>/dev/null
   if [[ -n "$events_pid" ]]; then
     kill "$events_pid" 2>/dev/null
     wait "$events_pid" 2>/dev/null
@@ -139,9 +142,27 @@ docker events --filter type=config --filter event=create --filter event=update \
   --format '{{.Action}} {{.Actor.ID}} {{.TimeNano}}' >"$work/events" &
 events_pid=$!
 start_ns=$(date +%s%N)
-"$bin" controller --metrics-addr 127.0.0.1:0 --lease-name "$prefix-lease" \
-  --helper-image "$LIFEBOAT_TEST_IMAGE" --state-file "$work/state.json" >"$work/controller.log" 2>&1 &
-controller_pid=$!
+controller_args=(controller --metrics-addr 127.0.0.1:0 --lease-name "$prefix-lease"
+  --helper-image "$LIFEBOAT_TEST_IMAGE" --state-file "$work/state.json")
+if [[ -n "${BENCH_HEAPTRACK:-}" ]]; then
+  # Where the controller's heap goes (heaptrack_print -f <file>.zst): heaptrack
+  # starts the controller as its child, and the figures below follow that child.
+  heaptrack -o "$BENCH_HEAPTRACK" "$bin" "${controller_args[@]}" >"$work/controller.log" 2>&1 &
+  wrapper_pid=$!
+  controller_pid=""
+  for _ in $(seq 1 100); do
+    for p in $(pgrep -f -- "--lease-name $prefix-lease"); do
+      [[ "$(readlink "/proc/$p/exe")" == "$(readlink -f "$bin")" ]] && controller_pid=$p
+    done
+    [[ -n "$controller_pid" ]] && break
+    kill -0 "$wrapper_pid" 2>/dev/null || { cat "$work/controller.log" >&2; die "heaptrack exited"; }
+    sleep 0.1
+  done
+  [[ -n "$controller_pid" ]] || die "no controller under heaptrack"
+else
+  "$bin" "${controller_args[@]}" >"$work/controller.log" 2>&1 &
+  controller_pid=$!
+fi
 port=""
 for _ in $(seq 1 100); do
   port=$(ss -ltnpH 2>/dev/null | awk -v pid="pid=$controller_pid," 'index($0, pid) {n = split($4, a, ":"); print a[n]; exit}')

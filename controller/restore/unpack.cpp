@@ -525,6 +525,14 @@ result<unpack_report> extract_to_directories(const archive_file& archive,
 
 struct tar_restream::impl {
   explicit impl(reading started) : r(std::move(started)) {}
+  impl(const impl&) = delete;
+  impl& operator=(const impl&) = delete;
+  // Freeing an unfinished writer closes it, and closing writes the tar's end
+  // through on_write into `out`: the writer goes first, while `out` still
+  // exists (members die in reverse order, and `out` is declared after it).
+  // Found by AddressSanitizer (hack/sanitize.sh) as a leak on every refused
+  // restore through the engine.
+  ~impl() { writer.reset(); }
 
   reading r;
   archive_handle writer;
