@@ -46,5 +46,10 @@ RUN ! ldd /usr/local/bin/lifeboat | grep 'not found'
 # Tells lifeboat it runs in its own image: a local destination on this
 # container's root file system is refused (archives would die with it).
 ENV LIFEBOAT_IN_IMAGE=1
+# GnuTLS comes in only as a dependency of libcurl's dependencies (librtmp,
+# libldap); lifeboat's TLS is OpenSSL's. Its load-time initialisation alone
+# costs 0.9 MiB of the controller's 25 MiB (measured: 14.8 -> 13.9 MiB at
+# start); whoever does use GnuTLS still initialises it explicitly.
+ENV GNUTLS_NO_IMPLICIT_INIT=1
 ENTRYPOINT ["/usr/local/bin/lifeboat"]
 CMD ["controller"]

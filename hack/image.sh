@@ -32,5 +32,6 @@ tar -C "$rootfs" -c . | docker import \
   -c 'CMD ["controller"]' \
   -c 'ENV PATH=/usr/local/bin:/bin' \
   -c 'ENV LIFEBOAT_IN_IMAGE=1' \
+  -c 'ENV GNUTLS_NO_IMPLICIT_INIT=1' \
   - "$image" >/dev/null
 log "built $image ($(docker image inspect -f '{{.Size}}' "$image" | awk '{printf "%.1f MiB", $1/1048576}'))"
