@@ -1,11 +1,13 @@
 #include "controller/engine/client.hpp"
 
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <boost/url/encode.hpp>
 #include <boost/url/rfc/unreserved_chars.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstdlib>
 #include <string>
@@ -332,7 +334,15 @@ event decode_event(const json::object& o) {
 
 result<json::value> parse_json(const http::response& res) {
   boost::system::error_code ec;
-  auto v = json::parse(res.body, ec);
+  // The tree lives in blocks of its own, released together with it: a list of
+  // every service of a big swarm is megabytes of small nodes, which from the
+  // general heap stay behind as fragments under whatever a run allocated
+  // meanwhile (300 services: +5 MiB of anonymous memory while quiescing).
+  // The first block is sized from the body, so a response is one or two
+  // blocks, which glibc maps and unmaps on their own (M_MMAP_THRESHOLD).
+  auto v = json::parse(res.body, ec,
+                       json::make_shared_resource<json::monotonic_resource>(
+                           std::max<std::size_t>(res.body.size(), 1024)));
   if (ec) {
     return make_error(errc::protocol_error, "malformed JSON from the engine: " + ec.message());
   }
