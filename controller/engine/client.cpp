@@ -366,8 +366,8 @@ result<json::object> parse_object(const result<http::response>& res) {
 // Decodes a JSON array response element by element; `none_is_empty` accepts
 // `null` (the engine's answer for an empty list on some endpoints). A list of
 // every service of a large swarm is the controller's largest transient, so
-// the body is released once parsed and each element once decoded: the peak
-// is the parsed tree, not body + tree + decoded copies.
+// the body is released once parsed: the peak is the tree (in its own arena,
+// see parse_json) and the decoded copies, not the body as well.
 template <class T, class Decode>
 result<std::vector<T>> parse_list(result<http::response>&& res, Decode decode) {
   if (!res) {
@@ -386,7 +386,7 @@ result<std::vector<T>> parse_list(result<http::response>&& res, Decode decode) {
     return make_error(errc::protocol_error, "expected a JSON array from the engine");
   }
   out.reserve(v->get_array().size());
-  for (auto& item : v->get_array()) {
+  for (const auto& item : v->get_array()) {
     if (!item.is_object()) {
       return make_error(errc::protocol_error, "expected JSON objects in the engine's list");
     }
@@ -399,7 +399,6 @@ result<std::vector<T>> parse_list(result<http::response>&& res, Decode decode) {
     } else {
       out.push_back(decode(item.get_object()));
     }
-    item = nullptr;
   }
   return out;
 }

@@ -80,12 +80,12 @@ class memory_store final : public object_store {
 
   engine::result<void> remove(const std::string& id) override {
     // `id` may be the key of the very entry erased (callers pass what they
-    // listed): record it first.
-    removed.push_back(id);
-    if (configs.erase(id) == 0) {
-      removed.pop_back();
-      return engine::make_error(engine::errc::not_found, "no config " + id);
+    // listed): copied before the erase frees it.
+    std::string gone = id;
+    if (configs.erase(gone) == 0) {
+      return engine::make_error(engine::errc::not_found, "no config " + gone);
     }
+    removed.push_back(std::move(gone));
     return {};
   }
 
