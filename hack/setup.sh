@@ -12,6 +12,7 @@ packages=(
   libarchive-dev libssl-dev libyaml-cpp-dev prometheus-cpp-dev libgtest-dev libgmock-dev
   libspdlog-dev libfmt-dev libcli11-dev libhowardhinnant-date-dev tzdata
   docker.io busybox-static
+  iproute2  # `ip netns`: hack/cluster-up.sh's nodes (nsenter, unshare: util-linux, always there)
   faketime  # hack/chaos.sh: `lifeboat recover` as if a dead run's record had expired
   libdeflate-dev libisal-dev libzstd-dev nettle-dev pigz zstd libarchive-tools
   libcurl4-openssl-dev libxml2-dev  # remote destinations: S3, WebDAV, SFTP (libssh2)

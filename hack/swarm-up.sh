@@ -69,17 +69,7 @@ fi
 
 if ! docker image inspect "$LIFEBOAT_TEST_IMAGE" >/dev/null 2>&1; then
   log "importing $LIFEBOAT_TEST_IMAGE from busybox-static"
-  rootfs=$(mktemp -d)
-  mkdir -p "$rootfs"/{bin,tmp,data,etc}
-  cp /bin/busybox "$rootfs/bin/busybox"
-  # Every applet needs its link, or a task running e.g. `sleep` fails to start.
-  for applet in $("$rootfs/bin/busybox" --list); do
-    [[ -e "$rootfs/bin/$applet" ]] || ln -s busybox "$rootfs/bin/$applet"
-  done
-  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$rootfs/etc/passwd"
-  printf 'root:x:0:\nnogroup:x:65534:\n' >"$rootfs/etc/group"
-  tar -C "$rootfs" -c . | docker import -c 'CMD ["/bin/sh"]' - "$LIFEBOAT_TEST_IMAGE" >/dev/null
-  rm -rf "$rootfs"
+  import_test_image
 fi
 
 log "engine $(docker version --format '{{.Server.Version}}') in swarm mode at $DOCKER_HOST"
