@@ -51,13 +51,45 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
                               const std::atomic<bool>& cancel) {
   const auto start = clock::now();
   run_result result;
+  // Failures of post hook points: each fails the run, after its phase did
+  // its work (a published archive stays published: it is consistent).
+  std::vector<std::string> post_hook_failures;
   auto fail = [&](std::string message) {
     result.ok = false;
+    for (const auto& f : post_hook_failures) {
+      message += "; " + f;
+    }
     result.message = std::move(message);
     result.duration = clock::now() - start;
     return result;
   };
   const auto& spec = schedule.spec;
+
+  // A pre point that fails ends the run before its phase, and the phase's
+  // post point does not run; a post point runs also when its phase failed.
+  std::vector<std::string> hook_warnings;
+  std::string pre_hook_failure;
+  auto hooks_at = [&](hook_point point, const std::string& location = {}) {
+    if (!options_.hooks) {
+      return true;
+    }
+    const hook_context context{schedule, run_name, location, cancel};
+    auto outcome = options_.hooks(point, context);
+    for (auto& skipped : outcome.skipped) {
+      hook_warnings.push_back(fmt::format("{} skipped {}", to_string(point), skipped));
+    }
+    if (outcome.ok) {
+      return true;
+    }
+    auto failure = fmt::format("{} hook failed: {}", to_string(point), outcome.message);
+    if (point.when == hook_when::pre) {
+      result.failure = "hook failed";
+      pre_hook_failure = std::move(failure);
+    } else {
+      post_hook_failures.push_back(std::move(failure));
+    }
+    return false;
+  };
 
   // One destination failing does not stop the others: the archive goes to
   // every destination that can take it, and the run fails at the end naming
@@ -194,6 +226,9 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
     });
   };
 
+  if (!hooks_at({hook_phase::archive, hook_when::pre})) {
+    return fail(pre_hook_failure);
+  }
   report(phase::quiescing, "");
   const auto held_from = clock::now();
   std::optional<clock::time_point> writing_from;
@@ -216,6 +251,7 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
         }
       });
   holding(0);
+  hooks_at({hook_phase::archive, hook_when::post});
   result.downtime =
       resumed_at ? std::chrono::duration_cast<std::chrono::milliseconds>(*resumed_at - held_from)
                  : held.held;
@@ -247,7 +283,12 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
   }
 
   report(phase::shipping, "");
+  if (!hooks_at({hook_phase::process, hook_when::pre})) {
+    return fail(pre_hook_failure);
+  }
   auto published = steps_.publish(archive, *targets.front());
+  hooks_at({hook_phase::process, hook_when::post},
+           published ? published->first.location : std::string());
   if (!published) {
     missed(*targets.front(), published.error(), *writing_from);
     result.failure = archive::to_string(published.error().code);
@@ -262,6 +303,12 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
   // The archive's own destination has it; each other one gets a copy, and
   // is pruned only when its copy is there (never the newest good one lost).
   std::vector<destinations::destination*> holding_archive{targets.front().get()};
+  const auto& location = published->first.location;
+  if (!hooks_at({hook_phase::copy, hook_when::pre}, location)) {
+    result.archive = location;
+    result.size_bytes = static_cast<double>(archive.bytes);
+    return fail(pre_hook_failure);
+  }
   for (std::size_t i = 1; i < targets.size(); ++i) {
     const auto copying_from = clock::now();
     auto copied = destinations::copy_archive(*targets.front(), *targets[i], archive.file_name);
@@ -277,16 +324,20 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
     }
   }
 
+  hooks_at({hook_phase::copy, hook_when::post}, location);
+
   report(phase::pruning, "");
-  std::string pruned;
-  for (auto* target : holding_archive) {
-    auto p = steps_.prune(schedule, *target);
-    if (!p) {
-      destination_failed(*target, p.error(), "pruning failed: ");
-      continue;
-    }
-    pruned += pruned.empty() ? *p : "; " + *p;
+  if (!hooks_at({hook_phase::prune, hook_when::pre}, location)) {
+    result.archive = location;
+    result.size_bytes = static_cast<double>(archive.bytes);
+    return fail(pre_hook_failure);
   }
+  for (auto* target : holding_archive) {
+    if (auto p = steps_.prune(schedule, *target); !p) {
+      destination_failed(*target, p.error(), "pruning failed: ");
+    }
+  }
+  hooks_at({hook_phase::prune, hook_when::post}, location);
   if (!destination_failures.empty()) {
     result.failure = first_failure_kind;
     result.archive = published->first.location;
@@ -295,7 +346,14 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
                             holding_archive.size(), spec.destinations.size(),
                             published->first.location, joined_failures()));
   }
-  // The destinations' warnings (latest links), then the archive's.
+  if (!post_hook_failures.empty()) {
+    result.failure = "hook failed";
+    result.archive = location;
+    result.size_bytes = static_cast<double>(archive.bytes);
+    return fail(fmt::format("the archive is in {}", location));
+  }
+  // The hooks' and destinations' warnings (latest links), then the archive's.
+  warnings.insert(warnings.begin(), hook_warnings.begin(), hook_warnings.end());
   const auto warning_count = archive.warning_count + warnings.size();
   for (std::size_t i = 0; i < archive.warnings.size() && warnings.size() < 100; ++i) {
     warnings.push_back(archive.warnings[i]);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "controller/backup/phase_hooks.hpp"
 #include "controller/backup/runner.hpp"
 #include "controller/destinations/destination.hpp"
 #include "controller/engine/client.hpp"
@@ -94,12 +95,15 @@ struct runner_options {
   std::function<void(const archive_progress&)> on_progress;
   /// See archive_request::spool_limit.
   std::uint64_t spool_limit = default_spool_limit;
+  /// Actions before and after the run's phases (exec hooks); null: none.
+  phase_hooks hooks;
 
   static constexpr std::uint64_t default_spool_limit = std::uint64_t{2} << 30;
 };
 
 /// The real run: resolve volumes, create the volume container, quiesce, write
-/// the archive, resume, publish to every local destination, prune.
+/// the archive, resume, publish to every destination, prune; with the hook
+/// points of phase_hooks.hpp around archive, process, copy and prune.
 class engine_runner final : public backup_runner {
  public:
   engine_runner(const engine::client& client, quiesce::journal_store& journals, archive_steps steps,

@@ -313,14 +313,9 @@ run_result engine_runner::run(const api::restore& restore, const std::string& ru
     }
   } else if (spec.archive) {
     result.archive = *spec.archive;
-  } else if (spec.backup_ref && options_.locate_backup) {
-    auto located = options_.locate_backup(*spec.backup_ref);
-    if (!located) {
-      return fail(outcome::invalid, "finding the archive of Backup " + *spec.backup_ref + ": " +
-                                        located.error().describe());
-    }
-    result.archive = *located;
   } else {
+    // The controller turns backupRef into spec.archive before a run starts
+    // (it knows the Backup objects); a runner given one directly cannot.
     return fail(outcome::invalid, "spec.backupRef cannot be resolved here; give spec.archive");
   }
   std::vector<mapping> mappings;

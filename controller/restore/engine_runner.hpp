@@ -31,8 +31,6 @@ struct runner_options {
   /// name, to be verified and unpacked; empty: the temporary folder ($TMPDIR,
   /// else /tmp). It needs the archive's size free.
   std::filesystem::path spool_folder;
-  /// The archive of a Backup, for spec.backupRef; unset: backupRef fails.
-  std::function<engine::result<std::string>(const std::string& backup_ref)> locate_backup;
   /// Progress of verifying and unpacking (phase::verifying or phase::restoring),
   /// called on the running thread every few MiB.
   std::function<void(std::string_view phase, const progress&)> on_progress;
