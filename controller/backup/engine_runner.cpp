@@ -134,6 +134,26 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
     return fail(joined_failures());
   }
 
+  // Volumes whose data is on another node fail the run before anything is
+  // held: a namesake here would be archived in their place. Named volumes are
+  // checked before they are looked up here (where they may not exist).
+  auto check_here = [&](const std::vector<std::string>& wanted) -> std::optional<run_result> {
+    auto elsewhere = quiesce::volumes_on_other_nodes(client_, wanted);
+    if (!elsewhere) {
+      result.failure = engine_failure_kind(elsewhere.error());
+      return fail("finding the nodes of the volumes: " + elsewhere.error().describe());
+    }
+    if (!elsewhere->empty()) {
+      result.failure = "volume on another node";
+      return fail(*elsewhere);
+    }
+    return std::nullopt;
+  };
+  if (!spec.volumes.empty()) {
+    if (auto failed = check_here(spec.volumes)) {
+      return *failed;
+    }
+  }
   auto volumes = resolve_volumes(client_, spec);
   if (!volumes) {
     result.failure = engine_failure_kind(volumes.error());
@@ -151,6 +171,11 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
       through_engine.push_back(v.name);
     }
     inputs.push_back(std::move(input));
+  }
+  if (spec.volumes.empty()) {
+    if (auto failed = check_here(names)) {
+      return *failed;
+    }
   }
   // Containers of runs of this schedule that died are removed first (a retry
   // of the same run has the same container name).

@@ -1,5 +1,10 @@
 #include "controller/quiesce/quiesce.hpp"
 
+#include "reconcilers/placement.hpp"
+
+#include <fmt/core.h>
+#include <fmt/ranges.h>
+
 #include <signal.h>
 #include <unistd.h>
 
@@ -940,6 +945,72 @@ recovery_report recover_beside_live_runs(const engine::client& client, journal_s
     }
   }
   return report;
+}
+
+engine::result<std::string> volumes_on_other_nodes(const engine::client& client,
+                                                   const std::vector<std::string>& volumes) {
+  auto info = client.info();
+  if (!info) {
+    return info.error();
+  }
+  const auto& self = info->swarm.node_id;
+  if (info->swarm.local_node_state != "active" || self.empty() || volumes.empty()) {
+    return std::string();
+  }
+  auto services = client.list_services({}, false);
+  if (!services) {
+    return services.error();
+  }
+  const std::set<std::string> wanted(volumes.begin(), volumes.end());
+  std::vector<reconcilers::observed_service> mounting;
+  engine::filters by_service;
+  for (const auto& s : *services) {
+    auto observed = to_observed(s);
+    if (std::any_of(observed.volumes.begin(), observed.volumes.end(),
+                    [&](const std::string& v) { return wanted.contains(v); })) {
+      by_service["service"].push_back(observed.id);
+      mounting.push_back(std::move(observed));
+    }
+  }
+  if (mounting.empty()) {
+    return std::string();
+  }
+  auto tasks = client.list_tasks(by_service);
+  if (!tasks) {
+    return tasks.error();
+  }
+  std::vector<reconcilers::task_placement> placed;
+  for (const auto& t : *tasks) {
+    placed.push_back({t.service_id, t.node_id, t.desired_state, t.created_at});
+  }
+  const auto elsewhere = reconcilers::volumes_elsewhere(volumes, mounting, placed, self);
+  if (elsewhere.empty()) {
+    return std::string();
+  }
+  // Host names read better than IDs; a node list that fails keeps the IDs.
+  std::map<std::string, std::string> names;
+  if (auto nodes = client.list_nodes()) {
+    for (const auto& n : *nodes) {
+      names[n.id] = n.hostname;
+    }
+  }
+  auto node_name = [&](const std::string& id) {
+    const auto it = names.find(id);
+    return it == names.end() || it->second.empty() ? id : it->second;
+  };
+  std::vector<std::string> parts;
+  for (const auto& e : elsewhere) {
+    std::vector<std::string> nodes;
+    for (const auto& id : e.node_ids) {
+      nodes.push_back(node_name(id));
+    }
+    parts.push_back(fmt::format("volume {} is on node {} (service {} runs there)", e.volume,
+                                fmt::join(nodes, ", "), fmt::join(e.service_names, ", ")));
+  }
+  return fmt::format(
+      "{}, not on this node ({}): lifeboat reads and restores only the volumes of the node it "
+      "runs on, and a volume of the same name here is another, unrelated volume",
+      fmt::join(parts, "; "), node_name(self));
 }
 
 }  // namespace lifeboat::quiesce

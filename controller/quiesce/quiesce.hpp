@@ -202,4 +202,13 @@ recovery_report recover_beside_live_runs(const engine::client& client, journal_s
                                          std::chrono::milliseconds timeout,
                                          const pacing& pace = {});
 
+/// Why some of `volumes` cannot be read on this node: a message naming each
+/// one whose data is on other nodes of the swarm (where the services that
+/// mount it run; reconcilers::volumes_elsewhere), their services and nodes;
+/// empty when every one is here, or outside a swarm. A run checks this
+/// before it holds anything: a same-named volume here would be an empty
+/// namesake, archived (or restored into) in place of the real data.
+engine::result<std::string> volumes_on_other_nodes(const engine::client& client,
+                                                   const std::vector<std::string>& volumes);
+
 }  // namespace lifeboat::quiesce

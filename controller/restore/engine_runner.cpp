@@ -330,6 +330,20 @@ run_result engine_runner::run(const api::restore& restore, const std::string& ru
   // Target volumes, looked up before the archive is read: a missing one is
   // created only when asked (on this engine's node, which need not be the
   // node whose volume the archive came from).
+  std::vector<std::string> target_names;
+  for (const auto& m : mappings) {
+    target_names.push_back(m.to);
+  }
+  // A target whose data is on another node is refused before anything is
+  // held: writing into a namesake here would restore nothing where it counts.
+  auto elsewhere = quiesce::volumes_on_other_nodes(client_, target_names);
+  if (!elsewhere) {
+    return fail(outcome::write_failed,
+                "finding the nodes of the target volumes: " + elsewhere.error().describe());
+  }
+  if (!elsewhere->empty()) {
+    return fail(outcome::invalid, *elsewhere);
+  }
   std::vector<std::optional<engine::volume>> volumes;
   std::vector<std::string> missing;
   for (const auto& m : mappings) {

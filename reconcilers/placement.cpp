@@ -1,0 +1,72 @@
+#include "reconcilers/placement.hpp"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+namespace lifeboat::reconcilers {
+
+namespace {
+
+// The nodes a service's data is on: where its tasks are meant to run, or,
+// with none meant to run, where its newest task ran.
+std::set<std::string> nodes_of(const std::string& service_id,
+                               const std::vector<task_placement>& tasks) {
+  std::set<std::string> running;
+  const task_placement* newest = nullptr;
+  for (const auto& t : tasks) {
+    if (t.service_id != service_id || t.node_id.empty()) {
+      continue;
+    }
+    if (t.desired_state == "running") {
+      running.insert(t.node_id);
+    }
+    if (newest == nullptr || t.created_at > newest->created_at) {
+      newest = &t;
+    }
+  }
+  if (running.empty() && newest != nullptr) {
+    running.insert(newest->node_id);
+  }
+  return running;
+}
+
+}  // namespace
+
+std::vector<volume_elsewhere> volumes_elsewhere(const std::vector<std::string>& volumes,
+                                                const std::vector<observed_service>& services,
+                                                const std::vector<task_placement>& tasks,
+                                                const std::string& self_node) {
+  const std::set<std::string> wanted(volumes.begin(), volumes.end());
+  std::map<std::string, std::pair<std::set<std::string>, std::set<std::string>>> found;
+  for (const auto& s : services) {
+    std::set<std::string> mounted;
+    for (const auto& v : s.volumes) {
+      if (wanted.contains(v)) {
+        mounted.insert(v);
+      }
+    }
+    if (mounted.empty()) {
+      continue;
+    }
+    auto nodes = nodes_of(s.id, tasks);
+    nodes.erase(self_node);
+    if (nodes.empty()) {
+      continue;
+    }
+    for (const auto& v : mounted) {
+      auto& [node_ids, names] = found[v];
+      node_ids.insert(nodes.begin(), nodes.end());
+      names.insert(s.name);
+    }
+  }
+  std::vector<volume_elsewhere> out;
+  for (auto& [volume, where] : found) {
+    out.push_back({volume,
+                   {where.first.begin(), where.first.end()},
+                   {where.second.begin(), where.second.end()}});
+  }
+  return out;
+}
+
+}  // namespace lifeboat::reconcilers

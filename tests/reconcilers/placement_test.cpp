@@ -1,0 +1,83 @@
+#include "reconcilers/placement.hpp"
+
+#include <gtest/gtest.h>
+
+namespace lifeboat::reconcilers {
+namespace {
+
+observed_service service(std::string id, std::string name, std::vector<std::string> volumes) {
+  observed_service s;
+  s.id = std::move(id);
+  s.name = std::move(name);
+  s.volumes = std::move(volumes);
+  return s;
+}
+
+task_placement task(std::string service, std::string node, std::string desired,
+                    std::string created = "2026-12-01T10:00:00Z") {
+  return {std::move(service), std::move(node), std::move(desired), std::move(created)};
+}
+
+TEST(volumes_elsewhere, a_volume_whose_service_runs_on_this_node_is_here) {
+  const auto out = volumes_elsewhere({"db-data"}, {service("s1", "db", {"db-data"})},
+                                     {task("s1", "self", "running")}, "self");
+  EXPECT_TRUE(out.empty());
+}
+
+TEST(volumes_elsewhere, a_volume_whose_service_runs_on_a_worker_is_reported_with_both_names) {
+  const auto out = volumes_elsewhere(
+      {"db-data", "uploads"}, {service("s1", "db", {"db-data"}), service("s2", "web", {"uploads"})},
+      {task("s1", "worker-2", "running"), task("s2", "self", "running")}, "self");
+  ASSERT_EQ(out.size(), 1U);
+  EXPECT_EQ(out[0].volume, "db-data");
+  EXPECT_EQ(out[0].node_ids, std::vector<std::string>{"worker-2"});
+  EXPECT_EQ(out[0].service_names, std::vector<std::string>{"db"});
+}
+
+TEST(volumes_elsewhere, history_on_another_node_does_not_count_while_the_service_runs_here) {
+  // The service moved here; its old task on worker-2 left a stale namesake.
+  const auto out = volumes_elsewhere(
+      {"db-data"}, {service("s1", "db", {"db-data"})},
+      {task("s1", "worker-2", "shutdown", "2026-11-01T10:00:00Z"), task("s1", "self", "running")},
+      "self");
+  EXPECT_TRUE(out.empty());
+}
+
+TEST(volumes_elsewhere, a_service_at_zero_counts_where_its_newest_task_ran) {
+  const std::vector<observed_service> services{service("s1", "db", {"db-data"})};
+  const auto there = volumes_elsewhere({"db-data"}, services,
+                                       {task("s1", "self", "shutdown", "2026-11-01T10:00:00Z"),
+                                        task("s1", "worker-3", "shutdown", "2026-11-02T10:00:00Z")},
+                                       "self");
+  ASSERT_EQ(there.size(), 1U);
+  EXPECT_EQ(there[0].node_ids, std::vector<std::string>{"worker-3"});
+
+  const auto here = volumes_elsewhere({"db-data"}, services,
+                                      {task("s1", "worker-3", "shutdown", "2026-11-01T10:00:00Z"),
+                                       task("s1", "self", "shutdown", "2026-11-02T10:00:00Z")},
+                                      "self");
+  EXPECT_TRUE(here.empty());
+}
+
+TEST(volumes_elsewhere, a_global_service_reports_every_other_node_its_tasks_run_on) {
+  const auto out = volumes_elsewhere(
+      {"cache"}, {service("g", "agent", {"cache"}), service("s", "reader", {"cache"})},
+      {task("g", "self", "running"), task("g", "worker-3", "running"),
+       task("g", "worker-2", "running"), task("s", "worker-2", "running")},
+      "self");
+  ASSERT_EQ(out.size(), 1U);
+  EXPECT_EQ(out[0].node_ids, (std::vector<std::string>{"worker-2", "worker-3"}));
+  EXPECT_EQ(out[0].service_names, (std::vector<std::string>{"agent", "reader"}));
+}
+
+TEST(volumes_elsewhere, unplaced_tasks_services_without_tasks_and_other_volumes_are_ignored) {
+  const auto out =
+      volumes_elsewhere({"db-data"},
+                        {service("s1", "db", {"db-data"}), service("s2", "new", {"db-data"}),
+                         service("s3", "other", {"logs"})},
+                        {task("s1", "", "running"), task("s3", "worker-2", "running")}, "self");
+  EXPECT_TRUE(out.empty());
+}
+
+}  // namespace
+}  // namespace lifeboat::reconcilers
