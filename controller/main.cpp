@@ -175,7 +175,18 @@ int main(int argc, char** argv) {
   restore->add_option("--into-directory", restore_options.into_directory,
                       "extract into DIR/TO instead of volumes, without an engine");
 
+  lifeboat::cli::agent_options agent_options;
+  auto* agent = app.add_subcommand(
+      "agent", "the part of a backup run on the node of its volumes (the controller starts it)");
+  agent->add_option("--run", agent_options.run_name, "the run's name")->required();
+  agent->add_option("--file-name", agent_options.file_name, "the archive's file name")->required();
+  agent->add_option("--volume", agent_options.volumes, "a volume mounted at /lifeboat/VOLUME")
+      ->required();
+
   CLI11_PARSE(app, argc, argv);
+  if (agent->parsed()) {
+    return lifeboat::cli::agent(agent_options);
+  }
   if (restore->parsed()) {
     return lifeboat::cli::restore(options, restore_options);
   }

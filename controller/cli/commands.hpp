@@ -89,6 +89,21 @@ struct backup_once_options {
 /// the bytes read and written and the rate on a terminal.
 int backup_once(const engine::client_options& engine, const backup_once_options& options);
 
+/// The one BackupSchedule in `text` (a file's content, read from `source`);
+/// errors, as `source:line:col: field.path: message`, go to stderr.
+std::optional<api::backup_schedule> decode_one_schedule(const std::string& text,
+                                                        const std::string& source);
+
+struct agent_options {
+  std::string run_name;
+  std::string file_name;
+  std::vector<std::string> volumes;
+};
+
+/// `lifeboat agent`: the per-node part of a run (backup/agent.hpp), started by
+/// the controller as a Swarm job; the schedule comes in LIFEBOAT_AGENT_SCHEDULE.
+int agent(const agent_options& options);
+
 /// `lifeboat backup now SCHEDULE`: creates a Backup object for the controller.
 int backup_now(const engine::client_options& engine, const std::string& schedule);
 

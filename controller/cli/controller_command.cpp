@@ -1,5 +1,6 @@
 #include "api/text.hpp"
 #include "api/validate.hpp"
+#include "controller/backup/agent.hpp"
 #include "controller/backup/archive_steps.hpp"
 #include "controller/backup/engine_runner.hpp"
 #include "controller/cli/commands.hpp"
@@ -19,6 +20,7 @@
 #include <malloc.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -84,6 +86,31 @@ int controller(const engine::client_options& engine_options, const controller_op
                          stop_requested, ready);
 }
 
+std::optional<api::backup_schedule> decode_one_schedule(const std::string& text,
+                                                        const std::string& source) {
+  const auto decoded = api::decode(text);
+  if (!decoded.ok()) {
+    for (const auto& e : decoded.errors()) {
+      say(stderr, "{}:{}\n", source, api::format_error(e));
+    }
+    return std::nullopt;
+  }
+  std::optional<api::backup_schedule> schedule;
+  for (const auto& o : decoded.objects()) {
+    if (const auto* s = std::get_if<api::backup_schedule>(&o)) {
+      if (schedule) {
+        say(stderr, "{}: holds more than one BackupSchedule\n", source);
+        return std::nullopt;
+      }
+      schedule = *s;
+    }
+  }
+  if (!schedule) {
+    say(stderr, "{}: holds no BackupSchedule\n", source);
+  }
+  return schedule;
+}
+
 int backup_once(const engine::client_options& engine_options, const backup_once_options& options) {
   const std::string& schedule_file = options.schedule_file;
   std::ifstream in(schedule_file);
@@ -93,26 +120,8 @@ int backup_once(const engine::client_options& engine_options, const backup_once_
   }
   std::stringstream text;
   text << in.rdbuf();
-  const auto decoded = api::decode(text.str());
-  if (!decoded.ok()) {
-    for (const auto& e : decoded.errors()) {
-      say(stderr, "{}:{}\n", schedule_file, api::format_error(e));
-    }
-    return 1;
-  }
-  const api::backup_schedule* schedule = nullptr;
-  const auto objects_in_file = decoded.objects();
-  for (const auto& o : objects_in_file) {
-    if (const auto* s = std::get_if<api::backup_schedule>(&o)) {
-      if (schedule != nullptr) {
-        say(stderr, "{}: holds more than one BackupSchedule\n", schedule_file);
-        return 1;
-      }
-      schedule = s;
-    }
-  }
-  if (schedule == nullptr) {
-    say(stderr, "{}: holds no BackupSchedule\n", schedule_file);
+  const auto schedule = decode_one_schedule(text.str(), schedule_file);
+  if (!schedule) {
     return 1;
   }
   auto client = connect_or_report(engine_options);
@@ -162,6 +171,23 @@ int backup_once(const engine::client_options& engine_options, const backup_once_
     return 128 + signal;
   }
   return result.ok ? 0 : 1;
+}
+
+int agent(const agent_options& options) {
+  const char* text = std::getenv("LIFEBOAT_AGENT_SCHEDULE");
+  if (text == nullptr || *text == '\0') {
+    say(stderr,
+        "error: agent needs the schedule in LIFEBOAT_AGENT_SCHEDULE (the controller "
+        "starts agents; see lifeboat backup for a run by hand)\n");
+    return 2;
+  }
+  const auto schedule = decode_one_schedule(text, "LIFEBOAT_AGENT_SCHEDULE");
+  if (!schedule) {
+    return 1;
+  }
+  const auto& stop_requested = stop_on_signals();
+  backup::agent_request request{*schedule, options.run_name, options.file_name, options.volumes};
+  return backup::run_agent(request, stdout, stop_requested);
 }
 
 int backup_now(const engine::client_options& engine_options, const std::string& schedule) {

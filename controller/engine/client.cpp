@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdlib>
+#include <initializer_list>
 #include <string>
 
 namespace lifeboat::engine {
@@ -715,6 +716,50 @@ result<std::string> client::create_exec(std::string_view container_id,
       "Id");
 }
 
+namespace {
+
+// Reads a stream multiplexed as the engine does without a TTY (exec output,
+// logs): frames of an 8-byte header (stream, 0, 0, 0, big-endian length)
+// followed by the payload. Keeps up to `max_output` bytes of the payloads of
+// the streams in `streams` (1 stdout, 2 stderr), the earliest ones.
+result<std::string> read_multiplexed(http::body_reader& reader, std::size_t max_output,
+                                     std::initializer_list<unsigned char> streams) {
+  std::string raw;
+  std::string output;
+  std::array<char, 16 * 1024> chunk{};
+  for (;;) {
+    auto n = reader.read(chunk);
+    if (!n) {
+      return n.error();
+    }
+    if (*n == 0) {
+      break;
+    }
+    raw.append(chunk.data(), *n);
+    std::size_t used = 0;
+    while (raw.size() - used >= 8) {
+      const auto* h = reinterpret_cast<const unsigned char*>(raw.data() + used);
+      const std::size_t length = (std::size_t{h[4]} << 24U) | (std::size_t{h[5]} << 16U) |
+                                 (std::size_t{h[6]} << 8U) | std::size_t{h[7]};
+      if (raw.size() - used < 8 + length) {
+        break;
+      }
+      if (std::find(streams.begin(), streams.end(), h[0]) != streams.end()) {
+        output.append(raw, used + 8,
+                      std::min(length, max_output - std::min(max_output, output.size())));
+      }
+      used += 8 + length;
+    }
+    raw.erase(0, used);
+  }
+  if (!raw.empty()) {
+    return make_error(errc::unavailable, "the stream ended inside a frame");
+  }
+  return output;
+}
+
+}  // namespace
+
 result<std::string> client::start_exec(std::string_view exec_id, std::size_t max_output,
                                        std::chrono::milliseconds idle_timeout) const {
   auto reader = http_.open({http::method::post, path("/exec/" + encoded(exec_id) + "/start"),
@@ -723,35 +768,18 @@ result<std::string> client::start_exec(std::string_view exec_id, std::size_t max
   if (!reader) {
     return reader.error();
   }
-  // Without a TTY the output is multiplexed: frames of an 8-byte header
-  // (stream, 0, 0, 0, big-endian length) followed by the payload.
-  std::string raw;
-  std::string output;
-  std::array<char, 16 * 1024> chunk{};
-  for (;;) {
-    auto n = reader->read(chunk);
-    if (!n) {
-      return n.error();
-    }
-    if (*n == 0) {
-      break;
-    }
-    raw.append(chunk.data(), *n);
-    while (raw.size() >= 8) {
-      const auto* h = reinterpret_cast<const unsigned char*>(raw.data());
-      const std::size_t length = (std::size_t{h[4]} << 24U) | (std::size_t{h[5]} << 16U) |
-                                 (std::size_t{h[6]} << 8U) | std::size_t{h[7]};
-      if (raw.size() < 8 + length) {
-        break;
-      }
-      output.append(raw, 8, std::min(length, max_output - std::min(max_output, output.size())));
-      raw.erase(0, 8 + length);
-    }
+  return read_multiplexed(*reader, max_output, {1, 2});
+}
+
+result<std::string> client::service_logs(std::string_view id, std::size_t max_output) const {
+  auto reader = http_.open(
+      {http::method::get,
+       with_query(path("/services/" + encoded(id) + "/logs"), {{"stdout", "1"}, {"stderr", "0"}})},
+      http_.timeout());
+  if (!reader) {
+    return reader.error();
   }
-  if (!raw.empty()) {
-    return make_error(errc::unavailable, "the exec output ended inside a frame");
-  }
-  return output;
+  return read_multiplexed(*reader, max_output, {1});
 }
 
 result<exec_status> client::inspect_exec(std::string_view exec_id) const {

@@ -120,6 +120,11 @@ class client {
   result<std::string> start_exec(std::string_view exec_id, std::size_t max_output = 1024 * 1024,
                                  std::chrono::milliseconds idle_timeout = std::chrono::minutes{
                                      10}) const;
+  /// What the tasks of a service wrote to standard output, as far as the
+  /// engine has it (not following), across nodes; the first `max_output`
+  /// bytes. The engine interleaves the tasks' lines.
+  result<std::string> service_logs(std::string_view id,
+                                   std::size_t max_output = std::size_t{1} << 20) const;
   result<exec_status> inspect_exec(std::string_view exec_id) const;
 
   // Configs.

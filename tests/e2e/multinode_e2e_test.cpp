@@ -4,6 +4,7 @@
 // volumes (issue 16), a run must refuse them before holding anything, naming
 // the node, rather than archive (or restore into) an empty namesake on n1.
 
+#include "controller/backup/agent_job.hpp"
 #include "controller/restore/engine_runner.hpp"
 #include "tests/e2e/backup_runner_fixture.hpp"
 
@@ -50,6 +51,14 @@ class multinode_e2e : public backup_runner_test {
     auto v = node3_->create_volume(name);
     EXPECT_TRUE(v) << v.error().describe();
     on_teardown([this, name] {
+      // Exited agent containers on n3 keep the volume in use long after
+      // their job is gone (see agent_job.cpp).
+      if (auto left =
+              node3_->list_containers({{"label", {std::string(backup::agent_of_label)}}}, true)) {
+        for (const auto& c : *left) {
+          (void)node3_->remove_container(c.id, true);
+        }
+      }
       eventually([&] {
         auto r = node3_->remove_volume(name, true);
         return r || r.error().is(engine::errc::not_found);
@@ -89,6 +98,22 @@ class multinode_e2e : public backup_runner_test {
     on_teardown([this, id = *id] { (void)engine().remove_service(id); });
     EXPECT_TRUE(eventually([&] { return running_tasks(*id) == 1; }));
     return *id;
+  }
+
+  /// lifeboat's image (hack/image.sh), which cluster-up copies to every node.
+  std::string lifeboat_image() {
+    const auto id = run_command("DOCKER_HOST=" + env_["DOCKER_HOST"] +
+                                " docker image inspect -f '{{.Id}}' lifeboat:dev");
+    EXPECT_EQ(id.status, 0) << "no lifeboat:dev in the cluster: run hack/image.sh, then "
+                               "LIFEBOAT_CLUSTER_IMAGES=lifeboat:dev hack/cluster-up.sh";
+    return id.out.substr(0, id.out.find('\n'));
+  }
+
+  std::size_t agent_jobs_of(const std::string& run) {
+    auto jobs = engine().list_services(
+        {{"label", {std::string(backup::agent_of_label) + "=" + run}}}, false);
+    EXPECT_TRUE(jobs) << jobs.error().describe();
+    return jobs ? jobs->size() : 99;
   }
 
   std::map<std::string, std::string> env_;
@@ -182,6 +207,89 @@ TEST_F(multinode_e2e, a_volume_whose_service_runs_on_the_manager_is_backed_up_in
   EXPECT_EQ(replicas_while_read, 0U);
   EXPECT_EQ(archives().size(), 1U);
   EXPECT_TRUE(back_as_before(id));
+}
+
+TEST_F(multinode_e2e, an_agent_job_on_a_worker_archives_its_volume_into_a_folder_of_that_node) {
+  const auto volume = volume_on_node3(unique("db-data"), "from-n3");
+  const auto run = unique("run");
+  backup::agent_job_spec spec{run,
+                              env_["LIFEBOAT_NODE3_ID"],
+                              lifeboat_image(),
+                              schedule(unique("sched"), volume, unique("g")),
+                              "agent-n3.tar.gz",
+                              {volume},
+                              {dir_.string()}};
+  std::optional<engine::result<backup::agent_event>> finished;
+  bool read_reported = false;
+  {
+    auto job = backup::agent_job::start(engine(), spec);
+    ASSERT_TRUE(job) << job.error().describe();
+    EXPECT_EQ(agent_jobs_of(run), 1U);
+    const std::atomic<bool> cancel{false};
+    finished = job->wait([&] { read_reported = true; }, cancel, std::chrono::minutes{2});
+  }
+  EXPECT_EQ(agent_jobs_of(run), 0U) << "the job outlived its handle";
+  ASSERT_TRUE(*finished) << finished->error().describe();
+  const auto& report = **finished;
+  ASSERT_TRUE(report.ok) << report.message;
+  EXPECT_TRUE(read_reported) << "the agent never said the volumes were read";
+  // The nodes share this machine's file system: n3's folder is the test's.
+  EXPECT_EQ(report.archive, (dir_ / "agent-n3.tar.gz").string());
+  const auto marker = run_command("tar -xzOf " + report.archive + " " + volume + "/marker");
+  EXPECT_EQ(marker.status, 0);
+  EXPECT_EQ(marker.out, "from-n3\n") << "the archive does not hold n3's volume";
+  EXPECT_GT(report.bytes, 0U);
+}
+
+TEST_F(multinode_e2e, an_agent_job_that_cannot_start_fails_the_wait_naming_why) {
+  const auto volume = volume_on_node3(unique("db-data"), "x");
+  const auto run = unique("run");
+  // A folder that does not exist: Swarm rejects the task's bind mount.
+  const auto missing = (dir_ / "absent").string();
+  backup::agent_job_spec spec{run,
+                              env_["LIFEBOAT_NODE3_ID"],
+                              lifeboat_image(),
+                              schedule(unique("sched"), volume, unique("g")),
+                              "x.tar.gz",
+                              {volume},
+                              {missing}};
+  auto job = backup::agent_job::start(engine(), spec);
+  ASSERT_TRUE(job) << job.error().describe();
+  const std::atomic<bool> cancel{false};
+  const auto finished = job->wait([] {}, cancel, std::chrono::minutes{2});
+  ASSERT_FALSE(finished) << "a job whose task never ran reported " << finished->message;
+  EXPECT_NE(finished.error().describe().find("without a report"), std::string::npos)
+      << finished.error().describe();
+  EXPECT_NE(finished.error().describe().find("absent"), std::string::npos)
+      << finished.error().describe();
+}
+
+TEST_F(multinode_e2e, recovery_removes_the_agent_jobs_of_dead_runs_only) {
+  const auto volume = volume_on_node3(unique("db-data"), "x");
+  const auto dead = unique("dead-run");
+  const auto live = unique("live-run");
+  for (const auto& run : {dead, live}) {
+    backup::agent_job_spec spec{run,
+                                env_["LIFEBOAT_NODE3_ID"],
+                                lifeboat_image(),
+                                schedule(unique("sched"), volume, unique("g")),
+                                run + ".tar.gz",
+                                {volume},
+                                {dir_.string()}};
+    auto job = backup::agent_job::start(engine(), spec);
+    ASSERT_TRUE(job) << job.error().describe();
+    // What a controller killed mid-run leaves: the job, and no handle.
+    on_teardown([this, id = std::move(*job).release()] { (void)engine().remove_service(id); });
+  }
+  ASSERT_EQ(agent_jobs_of(dead), 1U);
+  ASSERT_EQ(agent_jobs_of(live), 1U);
+
+  const auto removed = backup::remove_leftover_agent_jobs(
+      engine(), [&](const std::string& run) { return run != dead; });
+  ASSERT_TRUE(removed) << removed.error().describe();
+  EXPECT_GE(*removed, 1U);
+  EXPECT_EQ(agent_jobs_of(dead), 0U);
+  EXPECT_EQ(agent_jobs_of(live), 1U) << "the job of a live run was removed";
 }
 
 }  // namespace

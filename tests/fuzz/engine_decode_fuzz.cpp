@@ -192,6 +192,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       }
       break;
     }
+    case 20: {
+      // The agents' reports arrive through service logs, demultiplexed the
+      // same way.
+      auto logs = c.service_logs("s", 4096);
+      expect_described(logs, "service_logs");
+      if (logs && logs->size() > 4096) {
+        fail("service_logs returned more than max_output");
+      }
+      break;
+    }
     default:
       expect_described(c.update_service("s", 1, boost::json::object{}), "update_service");
       break;

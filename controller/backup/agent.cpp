@@ -1,0 +1,127 @@
+#include "controller/backup/agent.hpp"
+
+#include "controller/archive/transforms.hpp"
+#include "controller/backup/archive_steps.hpp"
+#include "controller/backup/engine_runner.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+namespace lifeboat::backup {
+
+namespace json = boost::json;
+
+namespace {
+
+constexpr std::string_view event_key = "lifeboat-agent";
+
+void emit(std::FILE* out, const agent_event& e) {
+  const auto line = encode_agent_event(e) + "\n";
+  std::fwrite(line.data(), 1, line.size(), out);
+  // The controller polls the logs: a buffered line would arrive too late.
+  std::fflush(out);
+}
+
+}  // namespace
+
+std::string encode_agent_event(const agent_event& e) {
+  if (e.what == agent_event::kind::volumes_read) {
+    return json::serialize(json::object{{event_key, "volumes-read"}});
+  }
+  return json::serialize(json::object{{event_key, "finished"},
+                                      {"ok", e.ok},
+                                      {"archive", e.archive},
+                                      {"bytes", e.bytes},
+                                      {"message", e.message}});
+}
+
+std::optional<agent_event> decode_agent_event(std::string_view line) {
+  boost::system::error_code ec;
+  const auto v = json::parse(line, ec);
+  if (ec || !v.is_object()) {
+    return std::nullopt;
+  }
+  const auto& o = v.get_object();
+  const auto* what = o.if_contains(event_key);
+  if (what == nullptr || !what->is_string()) {
+    return std::nullopt;
+  }
+  agent_event e;
+  if (what->get_string() == "volumes-read") {
+    e.what = agent_event::kind::volumes_read;
+    return e;
+  }
+  if (what->get_string() != "finished") {
+    return std::nullopt;
+  }
+  if (const auto* ok = o.if_contains("ok"); ok != nullptr && ok->is_bool()) {
+    e.ok = ok->get_bool();
+  }
+  if (const auto* a = o.if_contains("archive"); a != nullptr && a->is_string()) {
+    e.archive = a->get_string();
+  }
+  if (const auto* b = o.if_contains("bytes"); b != nullptr && b->is_number()) {
+    e.bytes = b->to_number<std::uint64_t>(ec);
+  }
+  if (const auto* m = o.if_contains("message"); m != nullptr && m->is_string()) {
+    e.message = m->get_string();
+  }
+  return e;
+}
+
+int run_agent(const agent_request& request, std::FILE* out, const std::atomic<bool>& cancel) {
+  agent_event finished;
+  auto finish = [&](bool ok, std::string message) {
+    finished.ok = ok;
+    finished.message = std::move(message);
+    emit(out, finished);
+    return ok ? 0 : 1;
+  };
+  const auto& spec = request.schedule.spec;
+  if (spec.destinations.empty()) {
+    return finish(false, "the schedule has no destination");
+  }
+  auto destination = destinations::make_destination(spec.destinations.front());
+  if (auto ok = destination->check(); !ok) {
+    return finish(false, destination->describe() + ": " + ok.error().message);
+  }
+  archive_request archive;
+  for (const auto& v : request.volumes) {
+    archive.volumes.push_back({v, request.volumes_root + "/" + v});
+  }
+  archive.open = [](const std::string& v) -> engine::result<engine::http::body_reader> {
+    return engine::make_error(engine::errc::unsupported,
+                              "volume " + v + " is not mounted in the agent's container");
+  };
+  archive.spec = spec.archive;
+  archive.destination = destination.get();
+  archive.file_name = request.file_name;
+  archive.cancel = &cancel;
+  archive.on_sources_read = [&] {
+    agent_event read;
+    read.what = agent_event::kind::volumes_read;
+    emit(out, read);
+  };
+
+  const auto steps = standard_archive_steps();
+  auto written = steps.write(archive);
+  if (!written) {
+    return finish(false, "archiving failed: " + written.error().message);
+  }
+  auto published = steps.publish(*written, *destination);
+  if (!published) {
+    return finish(false, "publishing the archive in " + destination->describe() +
+                             " failed: " + published.error().message);
+  }
+  finished.archive = published->first.location;
+  finished.bytes = written->bytes;
+  std::string message = human_bytes(static_cast<double>(written->bytes));
+  if (written->warning_count > 0) {
+    message += " (" + std::to_string(written->warning_count) +
+               " warning(s), first: " + written->warnings.front() + ")";
+  }
+  return finish(true, std::move(message));
+}
+
+}  // namespace lifeboat::backup

@@ -1,0 +1,163 @@
+#include "controller/backup/agent_job.hpp"
+
+#include "api/decode.hpp"
+#include "controller/backup/volumes.hpp"
+
+#include <boost/json/value.hpp>
+
+#include <thread>
+
+namespace lifeboat::backup {
+
+namespace json = boost::json;
+
+namespace {
+
+// How often the task's state and the agent's output are looked at: the
+// workloads resume within this of the agent having read the volumes.
+constexpr std::chrono::milliseconds poll_interval{250};
+
+json::object job_spec(const agent_job_spec& spec) {
+  json::array args{"agent", "--run", spec.run_name, "--file-name", spec.file_name};
+  json::array mounts;
+  for (const auto& v : spec.volumes) {
+    args.emplace_back("--volume");
+    args.emplace_back(v);
+    mounts.emplace_back(json::object{
+        {"Type", "volume"}, {"Source", v}, {"Target", mount_path(v)}, {"ReadOnly", true}});
+  }
+  for (const auto& folder : spec.bind_folders) {
+    mounts.emplace_back(json::object{{"Type", "bind"}, {"Source", folder}, {"Target", folder}});
+  }
+  // The schedule travels in the environment: it holds no secrets (those are
+  // files), and a config would be one more object to clean up after a crash.
+  const std::string schedule = "LIFEBOAT_AGENT_SCHEDULE=" + api::encode_yaml(spec.schedule);
+  return json::object{
+      // No name: Swarm makes one, so no run name can exceed its length limit.
+      {"Labels", json::object{{agent_of_label, spec.run_name}}},
+      {"TaskTemplate",
+       json::object{
+           // The task's container carries the label too: Swarm leaves the
+           // exited container of a finished job on its node for a long time
+           // after the service is gone (over 3 minutes on 20.10), still
+           // holding the volumes, and the node's side can find it by this.
+           {"ContainerSpec", json::object{{"Image", spec.image},
+                                          {"Labels", json::object{{agent_of_label, spec.run_name}}},
+                                          {"Args", std::move(args)},
+                                          {"Env", json::array{schedule}},
+                                          {"Mounts", std::move(mounts)},
+                                          {"StopGracePeriod", 10'000'000'000}}},
+           {"Placement", json::object{{"Constraints", json::array{"node.id==" + spec.node_id}}}},
+           {"RestartPolicy", json::object{{"Condition", "none"}}}}},
+      {"Mode", json::object{{"ReplicatedJob",
+                             json::object{{"MaxConcurrent", 1}, {"TotalCompletions", 1}}}}}};
+}
+
+bool task_ended(const std::string& state) {
+  return state == "complete" || state == "failed" || state == "rejected" || state == "shutdown" ||
+         state == "orphaned" || state == "remove";
+}
+
+}  // namespace
+
+engine::result<agent_job> agent_job::start(const engine::client& client,
+                                           const agent_job_spec& spec) {
+  auto id = client.create_service(job_spec(spec));
+  if (!id) {
+    return id.error();
+  }
+  return agent_job(client, std::move(*id));
+}
+
+agent_job::agent_job(agent_job&& other) noexcept
+    : client_(other.client_), id_(std::move(other.id_)) {
+  other.id_.clear();
+}
+
+agent_job::~agent_job() {
+  if (!id_.empty()) {
+    (void)client_->remove_service(id_);
+  }
+}
+
+engine::result<agent_event> agent_job::wait(const std::function<void()>& on_volumes_read,
+                                            const std::atomic<bool>& cancel,
+                                            std::chrono::milliseconds timeout) const {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  bool read_reported = false;
+  for (;;) {
+    // The task first: output read after it ended is complete.
+    auto tasks = client_->list_tasks({{"service", {id_}}});
+    if (!tasks) {
+      return tasks.error();
+    }
+    const engine::task* task = tasks->empty() ? nullptr : &tasks->front();
+    const bool ended = task != nullptr && task_ended(task->state);
+    auto output = client_->service_logs(id_);
+    if (!output) {
+      return output.error();
+    }
+    std::optional<agent_event> finished;
+    std::size_t start = 0;
+    while (start < output->size()) {
+      auto end = output->find('\n', start);
+      if (end == std::string::npos) {
+        end = output->size();
+      }
+      if (auto e = decode_agent_event(std::string_view(*output).substr(start, end - start))) {
+        if (e->what == agent_event::kind::volumes_read) {
+          if (!read_reported) {
+            read_reported = true;
+            on_volumes_read();
+          }
+        } else {
+          finished = std::move(*e);
+        }
+      }
+      start = end + 1;
+    }
+    if (finished) {
+      return *finished;
+    }
+    if (ended) {
+      std::string why = task->err.empty() ? task->message : task->err;
+      return engine::make_error(engine::errc::server_error,
+                                "the agent on node " + task->node_id + " ended (" + task->state +
+                                    (why.empty() ? "" : ": " + why) + ") without a report");
+    }
+    if (cancel) {
+      return engine::make_error(engine::errc::cancelled, "the run was cancelled");
+    }
+    if (std::chrono::steady_clock::now() >= until) {
+      return engine::make_error(engine::errc::timeout,
+                                "the agent did not finish in time" +
+                                    (task == nullptr ? std::string(" (its task was never created)")
+                                                     : " (its task is " + task->state +
+                                                           " on node " + task->node_id + ")"));
+    }
+    std::this_thread::sleep_for(poll_interval);
+  }
+}
+
+engine::result<std::size_t> remove_leftover_agent_jobs(
+    const engine::client& client, const std::function<bool(const std::string& run)>& alive) {
+  auto jobs = client.list_services({{"label", {std::string(agent_of_label)}}}, false);
+  if (!jobs) {
+    return jobs.error();
+  }
+  std::size_t removed = 0;
+  for (const auto& j : *jobs) {
+    const auto it = j.service_labels.find(std::string(agent_of_label));
+    if (it == j.service_labels.end() || alive(it->second)) {
+      continue;
+    }
+    if (auto r = client.remove_service(j.id); r || r.error().is(engine::errc::not_found)) {
+      ++removed;
+    } else {
+      return r.error();
+    }
+  }
+  return removed;
+}
+
+}  // namespace lifeboat::backup

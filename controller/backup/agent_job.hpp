@@ -1,0 +1,71 @@
+#pragma once
+
+#include "controller/backup/agent.hpp"
+#include "controller/engine/client.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+// The controller's side of a per-node agent: a `replicated-job` service
+// pinned to one node, running lifeboat's image as `lifeboat agent`, with the
+// node's volumes mounted read-only. Its task's state and its standard output
+// (read through the engine's service logs, which a manager has for every
+// node) are the only channel.
+namespace lifeboat::backup {
+
+/// Every agent job carries this label, set to the run's name: recovery finds
+/// the jobs of dead runs by it.
+inline constexpr std::string_view agent_of_label = "lifeboat.agent-of";
+
+struct agent_job_spec {
+  std::string run_name;
+  std::string node_id;
+  std::string image;  ///< lifeboat's own image, present on the node
+  api::backup_schedule schedule;
+  std::string file_name;
+  std::vector<std::string> volumes;
+  /// Folders of the node mounted at the same path (a `local` destination's
+  /// folder there).
+  std::vector<std::string> bind_folders;
+};
+
+class agent_job {
+ public:
+  /// Creates the job service; the task starts as soon as Swarm places it.
+  static engine::result<agent_job> start(const engine::client& client, const agent_job_spec& spec);
+
+  agent_job(agent_job&& other) noexcept;
+  agent_job& operator=(agent_job&&) = delete;
+  agent_job(const agent_job&) = delete;
+  /// Removes the job service (its task container goes with it).
+  ~agent_job();
+
+  const std::string& service_id() const { return id_; }
+
+  /// Stops owning the job, which then outlives this handle; returns its ID.
+  std::string release() && { return std::exchange(id_, {}); }
+
+  /// Waits until the agent finished, calling `on_volumes_read` once when it
+  /// reports that. Fails when the task ends without a report (the agent died,
+  /// its node went down), on `timeout`, or when `cancel` is set.
+  engine::result<agent_event> wait(const std::function<void()>& on_volumes_read,
+                                   const std::atomic<bool>& cancel,
+                                   std::chrono::milliseconds timeout) const;
+
+ private:
+  agent_job(const engine::client& client, std::string id) : client_(&client), id_(std::move(id)) {}
+
+  const engine::client* client_;
+  std::string id_;
+};
+
+/// Removes the agent jobs of runs for which `alive` is false; returns how
+/// many were removed.
+engine::result<std::size_t> remove_leftover_agent_jobs(
+    const engine::client& client, const std::function<bool(const std::string& run)>& alive);
+
+}  // namespace lifeboat::backup
