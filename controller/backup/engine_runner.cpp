@@ -328,10 +328,11 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
   // The archive's own destination has it; each other one gets a copy, and
   // is pruned only when its copy is there (never the newest good one lost).
   std::vector<destinations::destination*> holding_archive{targets.front().get()};
+  // From here on the archive is published: every outcome reports it.
   const auto& location = published->first.location;
+  result.archive = location;
+  result.size_bytes = static_cast<double>(archive.bytes);
   if (!hooks_at({hook_phase::copy, hook_when::pre}, location)) {
-    result.archive = location;
-    result.size_bytes = static_cast<double>(archive.bytes);
     return fail(pre_hook_failure);
   }
   for (std::size_t i = 1; i < targets.size(); ++i) {
@@ -353,8 +354,6 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
 
   report(phase::pruning, "");
   if (!hooks_at({hook_phase::prune, hook_when::pre}, location)) {
-    result.archive = location;
-    result.size_bytes = static_cast<double>(archive.bytes);
     return fail(pre_hook_failure);
   }
   for (auto* target : holding_archive) {
@@ -365,16 +364,12 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
   hooks_at({hook_phase::prune, hook_when::post}, location);
   if (!destination_failures.empty()) {
     result.failure = first_failure_kind;
-    result.archive = published->first.location;
-    result.size_bytes = static_cast<double>(archive.bytes);
     return fail(fmt::format("the archive reached {} of {} destination(s) ({}); {}",
-                            holding_archive.size(), spec.destinations.size(),
-                            published->first.location, joined_failures()));
+                            holding_archive.size(), spec.destinations.size(), location,
+                            joined_failures()));
   }
   if (!post_hook_failures.empty()) {
     result.failure = "hook failed";
-    result.archive = location;
-    result.size_bytes = static_cast<double>(archive.bytes);
     return fail(fmt::format("the archive is in {}", location));
   }
   // The hooks' and destinations' warnings (latest links), then the archive's.
@@ -385,8 +380,6 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
   }
 
   result.ok = true;
-  result.archive = published->first.location;
-  result.size_bytes = static_cast<double>(archive.bytes);
   result.duration = clock::now() - start;
   std::string read_paths;
   for (const auto& p : archive.read_paths) {
