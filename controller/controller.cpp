@@ -1,5 +1,7 @@
 #include "controller/controller.hpp"
 
+#include "controller/backup/agent_job.hpp"
+
 #include "controller/logging/log.hpp"
 #include "controller/loop/object_store.hpp"
 #include "controller/loop/reconciler.hpp"
@@ -391,6 +393,22 @@ class controller_loop {
     }
     for (const auto& f : report.failures) {
       spdlog::error("event=recovery_failed detail={}", logging::value(f));
+    }
+    // Agent jobs of runs that are not active here. The active set is taken
+    // after the jobs are listed: a run starting meanwhile is counted, never
+    // taken for dead.
+    std::optional<std::set<std::string>> live;
+    auto removed = backup::remove_leftover_agent_jobs(client_, [&](const std::string& run) {
+      if (!live) {
+        live = active();
+      }
+      return live->contains(run);
+    });
+    if (!removed) {
+      spdlog::error("event=recovery_failed detail={}",
+                    logging::value("removing agent jobs: " + removed.error().describe()));
+    } else if (*removed > 0) {
+      spdlog::warn("event=agent_jobs_removed count={}", *removed);
     }
   }
 

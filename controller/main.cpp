@@ -89,6 +89,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"text", "json"}));
   controller->add_option("--helper-image", controller_options.helper_image,
                          "image for volume containers (default: lifeboat's own)");
+  controller->add_option("--agent-image", controller_options.agent_image,
+                         "image the agents reading volumes on other nodes run, present on "
+                         "every node (default: the image of lifeboat's own container)");
   controller->add_flag("!--read-through-engine", controller_options.direct_read,
                        "always read volumes through the engine, even when their mountpoint "
                        "is readable");
@@ -116,6 +119,9 @@ int main(int argc, char** argv) {
   backup->add_option("--schedule", backup_options.schedule_file, "a file with one BackupSchedule");
   backup->add_option("--helper-image", backup_options.helper_image,
                      "image for the volume container (default: lifeboat's own)");
+  backup->add_option("--agent-image", backup_options.agent_image,
+                     "image the agents reading volumes on other nodes run, present on every "
+                     "node (default: the image of lifeboat's own container)");
   backup->add_flag("!--read-through-engine", backup_options.direct_read,
                    "always read volumes through the engine, even when their mountpoint is "
                    "readable");

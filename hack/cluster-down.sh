@@ -60,7 +60,9 @@ fi
 mapfile -t pids < <(daemon_pids)
 if ((${#pids[@]})); then
   log "stopping dockerd ${pids[*]}"
-  # All at once: each waits for its containers' stop grace period.
+  # All at once: each waits for its containers' stop grace period. A daemon a
+  # test froze (SIGSTOP, a node lost) and could not thaw is woken first.
+  kill -CONT "${pids[@]}" 2>/dev/null || true
   kill "${pids[@]}" 2>/dev/null || true
   for _ in $(seq 1 300); do
     alive "${pids[@]}" || break

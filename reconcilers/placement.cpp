@@ -39,6 +39,7 @@ std::vector<volume_elsewhere> volumes_elsewhere(const std::vector<std::string>& 
                                                 const std::string& self_node) {
   const std::set<std::string> wanted(volumes.begin(), volumes.end());
   std::map<std::string, std::pair<std::set<std::string>, std::set<std::string>>> found;
+  std::set<std::string> here;
   for (const auto& s : services) {
     std::set<std::string> mounted;
     for (const auto& v : s.volumes) {
@@ -50,7 +51,9 @@ std::vector<volume_elsewhere> volumes_elsewhere(const std::vector<std::string>& 
       continue;
     }
     auto nodes = nodes_of(s.id, tasks);
-    nodes.erase(self_node);
+    if (nodes.erase(self_node) > 0) {
+      here.insert(mounted.begin(), mounted.end());
+    }
     if (nodes.empty()) {
       continue;
     }
@@ -64,9 +67,22 @@ std::vector<volume_elsewhere> volumes_elsewhere(const std::vector<std::string>& 
   for (auto& [volume, where] : found) {
     out.push_back({volume,
                    {where.first.begin(), where.first.end()},
-                   {where.second.begin(), where.second.end()}});
+                   {where.second.begin(), where.second.end()},
+                   here.contains(volume)});
   }
   return out;
+}
+
+std::map<std::string, std::string> node_names(const std::map<std::string, std::string>& hostnames) {
+  std::map<std::string, int> uses;
+  for (const auto& [id, host] : hostnames) {
+    ++uses[host];
+  }
+  std::map<std::string, std::string> names;
+  for (const auto& [id, host] : hostnames) {
+    names[id] = host.empty() || uses[host] > 1 ? id : host;
+  }
+  return names;
 }
 
 }  // namespace lifeboat::reconcilers

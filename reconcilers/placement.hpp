@@ -2,6 +2,7 @@
 
 #include "reconcilers/observed.hpp"
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,9 @@ struct volume_elsewhere {
   std::string volume;
   std::vector<std::string> node_ids;       ///< sorted, without the controller's node
   std::vector<std::string> service_names;  ///< the services placing it there, sorted
+  /// Another service mounting it keeps it on this node as well: the volume
+  /// of that name here holds data too, and is read beside the others.
+  bool also_here = false;
 };
 
 /// The volumes among `volumes` that services mounting them keep on nodes
@@ -37,5 +41,11 @@ std::vector<volume_elsewhere> volumes_elsewhere(const std::vector<std::string>& 
                                                 const std::vector<observed_service>& services,
                                                 const std::vector<task_placement>& tasks,
                                                 const std::string& self_node);
+
+/// The name by which each node is known in archive names and messages, from
+/// node ID -> host name: the host name, or the node's ID when it has none or
+/// another node has the same one (Swarm allows that: cloned machines), so
+/// that two nodes never write archives of the same name.
+std::map<std::string, std::string> node_names(const std::map<std::string, std::string>& hostnames);
 
 }  // namespace lifeboat::reconcilers

@@ -14,11 +14,16 @@ constexpr std::array<std::string_view, 12> month_names{"Jan", "Feb", "Mar", "Apr
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
+bool is_node_char(char c) {
+  return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' || c == '_';
+}
+
 }  // namespace
 
 archive_name_pattern::archive_name_pattern(std::string_view name_template,
                                            std::string_view schedule_name,
-                                           std::string_view extension) {
+                                           std::string_view extension)
+    : extension_(extension) {
   auto literal = [&](std::string_view text) {
     if (tokens_.empty() || tokens_.back().k != kind::literal) {
       tokens_.push_back(token{kind::literal, {}});
@@ -83,10 +88,9 @@ archive_name_pattern::archive_name_pattern(std::string_view name_template,
         break;
     }
   }
-  literal(extension);
 }
 
-bool archive_name_pattern::matches(std::string_view name) const {
+std::optional<std::string> archive_name_pattern::node_of(std::string_view name) const {
   auto one_of = [&](const auto& names) {
     for (std::string_view n : names) {
       if (name.starts_with(n)) {
@@ -100,35 +104,63 @@ bool archive_name_pattern::matches(std::string_view name) const {
     switch (t.k) {
       case kind::literal:
         if (!name.starts_with(t.text)) {
-          return false;
+          return std::nullopt;
         }
         name.remove_prefix(t.text.size());
         break;
       case kind::digits:
         if (name.empty() || !is_digit(name.front())) {
-          return false;
+          return std::nullopt;
         }
         name.remove_prefix(1);
         break;
       case kind::space_or_digit:
         if (name.empty() || !(name.front() == ' ' || is_digit(name.front()))) {
-          return false;
+          return std::nullopt;
         }
         name.remove_prefix(1);
         break;
       case kind::weekday:
         if (!one_of(weekday_names)) {
-          return false;
+          return std::nullopt;
         }
         break;
       case kind::month:
         if (!one_of(month_names)) {
-          return false;
+          return std::nullopt;
         }
         break;
     }
   }
-  return name.empty();
+  // What is left: the extension, or a node's name and the extension.
+  if (!name.ends_with(extension_)) {
+    return std::nullopt;
+  }
+  name.remove_suffix(extension_.size());
+  if (name.empty()) {
+    return std::string();
+  }
+  if (name.size() < 2 || name.front() != '.') {
+    return std::nullopt;
+  }
+  name.remove_prefix(1);
+  for (const char c : name) {
+    if (!is_node_char(c)) {
+      return std::nullopt;
+    }
+  }
+  return std::string(name);
+}
+
+std::string node_file_name(std::string_view stem, std::string_view node,
+                           std::string_view extension) {
+  std::string name(stem);
+  name += '.';
+  for (const char c : node) {
+    name += is_node_char(c) ? c : '_';
+  }
+  name += extension;
+  return name;
 }
 
 }  // namespace lifeboat::archive

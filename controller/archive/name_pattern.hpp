@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,12 +21,20 @@ namespace lifeboat::archive {
 /// templates expand to the same shapes (a template without {schedule} used
 /// by both, in one folder) cannot be told apart: give each its own
 /// {schedule} or folder.
+///
+/// An archive written on another node by that node's agent carries the
+/// node's name before the extension ("nightly-db-2024-05-01T03-00-00.n3.tar.gz",
+/// see node_file_name): it is the schedule's too, and node_of() tells whose.
 class archive_name_pattern {
  public:
   archive_name_pattern(std::string_view name_template, std::string_view schedule_name,
                        std::string_view extension);
 
-  bool matches(std::string_view file_name) const;
+  bool matches(std::string_view file_name) const { return node_of(file_name).has_value(); }
+
+  /// nullopt when `file_name` is not one of the schedule's archives; "" for
+  /// one written on the controller's node; otherwise the node's name.
+  std::optional<std::string> node_of(std::string_view file_name) const;
 
  private:
   enum class kind { literal, digits, space_or_digit, weekday, month };
@@ -34,6 +43,13 @@ class archive_name_pattern {
     std::string text;  // for literals
   };
   std::vector<token> tokens_;
+  std::string extension_;
 };
+
+/// The name under which a node's agent writes its archive: the stem, a dot,
+/// the node's name made file-name safe (every character but letters, digits,
+/// '-' and '_' becomes '_'), then the extension.
+std::string node_file_name(std::string_view stem, std::string_view node,
+                           std::string_view extension);
 
 }  // namespace lifeboat::archive

@@ -41,7 +41,9 @@ struct retention_plan {
 /// An archive is removed only when no rule keeps it: older than `days` AND
 /// not among the newest `keep_last` (a rule that is not set keeps nothing).
 /// So {days: 7, keep_last: 3} keeps a week of archives, and at least three
-/// however old they are; with neither set nothing is removed.
+/// however old they are; with neither set nothing is removed. The archives of
+/// each node (archive_name_pattern::node_of) are ranked apart: a run leaves
+/// one per node, and every node keeps its own newest.
 retention_plan plan_retention(std::span<const archive_file> files,
                               const archive_name_pattern& pattern, const api::retention_spec& spec,
                               std::chrono::system_clock::time_point now);

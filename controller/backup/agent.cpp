@@ -1,5 +1,6 @@
 #include "controller/backup/agent.hpp"
 
+#include "controller/archive/retention.hpp"
 #include "controller/archive/transforms.hpp"
 #include "controller/backup/archive_steps.hpp"
 #include "controller/backup/engine_runner.hpp"
@@ -7,6 +8,8 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
+
+#include <sys/resource.h>
 
 namespace lifeboat::backup {
 
@@ -33,6 +36,7 @@ std::string encode_agent_event(const agent_event& e) {
                                       {"ok", e.ok},
                                       {"archive", e.archive},
                                       {"bytes", e.bytes},
+                                      {"peak_rss", e.peak_rss},
                                       {"message", e.message}});
 }
 
@@ -64,6 +68,9 @@ std::optional<agent_event> decode_agent_event(std::string_view line) {
   if (const auto* b = o.if_contains("bytes"); b != nullptr && b->is_number()) {
     e.bytes = b->to_number<std::uint64_t>(ec);
   }
+  if (const auto* r = o.if_contains("peak_rss"); r != nullptr && r->is_number()) {
+    e.peak_rss = r->to_number<std::uint64_t>(ec);
+  }
   if (const auto* m = o.if_contains("message"); m != nullptr && m->is_string()) {
     e.message = m->get_string();
   }
@@ -75,6 +82,9 @@ int run_agent(const agent_request& request, std::FILE* out, const std::atomic<bo
   auto finish = [&](bool ok, std::string message) {
     finished.ok = ok;
     finished.message = std::move(message);
+    if (rusage usage{}; ::getrusage(RUSAGE_SELF, &usage) == 0) {
+      finished.peak_rss = static_cast<std::uint64_t>(usage.ru_maxrss) * 1024;  // KiB on Linux
+    }
     emit(out, finished);
     return ok ? 0 : 1;
   };
@@ -98,6 +108,9 @@ int run_agent(const agent_request& request, std::FILE* out, const std::atomic<bo
   archive.destination = destination.get();
   archive.file_name = request.file_name;
   archive.cancel = &cancel;
+  // As on the controller's node: the workloads resume when reading ends,
+  // with what compression has not caught up with waiting beside the archive.
+  archive.spool_limit = runner_options::default_spool_limit;
   archive.on_sources_read = [&] {
     agent_event read;
     read.what = agent_event::kind::volumes_read;
@@ -120,6 +133,61 @@ int run_agent(const agent_request& request, std::FILE* out, const std::atomic<bo
   if (written->warning_count > 0) {
     message += " (" + std::to_string(written->warning_count) +
                " warning(s), first: " + written->warnings.front() + ")";
+  }
+  // Every other destination gets a copy from here, as the controller gives
+  // its own archive: a worker's archive must not depend on the manager being
+  // able to read it (a `local` folder here is this node's).
+  std::vector<std::string> failures;
+  std::vector<std::unique_ptr<destinations::destination>> holding;
+  for (std::size_t i = 1; i < spec.destinations.size(); ++i) {
+    auto other = destinations::make_destination(spec.destinations[i]);
+    auto copied = other->check();
+    if (copied) {
+      if (auto c = destinations::copy_archive(*destination, *other, request.file_name); !c) {
+        copied = c.error();
+      }
+    }
+    if (!copied) {
+      failures.push_back(other->describe() + ": " + copied.error().message);
+      continue;
+    }
+    (void)other->point_latest(request.file_name);
+    holding.push_back(std::move(other));
+  }
+  holding.push_back(std::move(destination));
+  // The controller prunes what it can reach; folders on this node only the
+  // agent can. Retention only: leftovers are not looked for, since other
+  // parts of this run may be writing into the same folder (one shared by
+  // every node) right now.
+  if (spec.retention) {
+    const archive::archive_name_pattern pattern(
+        spec.archive.name, request.schedule.metadata.name,
+        archive::archive_extension(archive::transform_chain(spec.archive)));
+    for (const auto& d : holding) {
+      if (d->spool_folder().empty()) {
+        continue;
+      }
+      auto files = d->list();
+      if (!files) {
+        failures.push_back(d->describe() + ": pruning failed: " + files.error().message);
+        continue;
+      }
+      const auto plan = archive::plan_retention(*files, pattern, *spec.retention,
+                                                std::chrono::system_clock::now());
+      for (const auto& name : plan.remove) {
+        if (auto removed = d->remove(name); !removed) {
+          failures.push_back(d->describe() + ": pruning failed: " + removed.error().message);
+          break;
+        }
+      }
+    }
+  }
+  if (!failures.empty()) {
+    std::string joined;
+    for (const auto& f : failures) {
+      joined += (joined.empty() ? "" : "; ") + f;
+    }
+    return finish(false, message + ", in " + finished.archive + "; " + joined);
   }
   return finish(true, std::move(message));
 }

@@ -34,7 +34,8 @@ json::object job_spec(const agent_job_spec& spec) {
   const std::string schedule = "LIFEBOAT_AGENT_SCHEDULE=" + api::encode_yaml(spec.schedule);
   return json::object{
       // No name: Swarm makes one, so no run name can exceed its length limit.
-      {"Labels", json::object{{agent_of_label, spec.run_name}}},
+      {"Labels", json::object{{agent_of_label, spec.run_name},
+                              {volume_container_schedule_label, spec.schedule.metadata.name}}},
       {"TaskTemplate",
        json::object{
            // The task's container carries the label too: Swarm leaves the
@@ -42,7 +43,9 @@ json::object job_spec(const agent_job_spec& spec) {
            // after the service is gone (over 3 minutes on 20.10), still
            // holding the volumes, and the node's side can find it by this.
            {"ContainerSpec", json::object{{"Image", spec.image},
-                                          {"Labels", json::object{{agent_of_label, spec.run_name}}},
+                                          {"Labels", json::object{{agent_of_label, spec.run_name},
+                                                                  {volume_container_schedule_label,
+                                                                   spec.schedule.metadata.name}}},
                                           {"Args", std::move(args)},
                                           {"Env", json::array{schedule}},
                                           {"Mounts", std::move(mounts)},
@@ -93,8 +96,25 @@ engine::result<agent_event> agent_job::wait(const std::function<void()>& on_volu
     }
     const engine::task* task = tasks->empty() ? nullptr : &tasks->front();
     const bool ended = task != nullptr && task_ended(task->state);
+    // A node that went down (its engine stopped, its machine lost) leaves
+    // its task "running" in the manager's view for as long as Swarm keeps
+    // orphans (a day): the node's state is what tells. Asked before the
+    // logs, which a manager would wait for from a node that is gone.
+    if (!ended && task != nullptr && !task->node_id.empty()) {
+      if (auto nodes = client_->list_nodes({{"id", {task->node_id}}});
+          nodes && !nodes->empty() && nodes->front().state == "down") {
+        return engine::make_error(engine::errc::unavailable,
+                                  "node " + nodes->front().hostname +
+                                      " went down while its agent was running (task " +
+                                      task->state + ")");
+      }
+    }
     auto output = client_->service_logs(id_);
-    if (!output) {
+    if (!output && output.error().is(engine::errc::timeout) && !ended) {
+      // The node did not send its logs in time: it may be on its way down,
+      // which the next look at its state tells.
+      output = std::string();
+    } else if (!output) {
       return output.error();
     }
     std::optional<agent_event> finished;
@@ -140,8 +160,13 @@ engine::result<agent_event> agent_job::wait(const std::function<void()>& on_volu
 }
 
 engine::result<std::size_t> remove_leftover_agent_jobs(
-    const engine::client& client, const std::function<bool(const std::string& run)>& alive) {
-  auto jobs = client.list_services({{"label", {std::string(agent_of_label)}}}, false);
+    const engine::client& client, const std::function<bool(const std::string& run)>& alive,
+    const std::string& schedule) {
+  engine::filters labelled{{"label", {std::string(agent_of_label)}}};
+  if (!schedule.empty()) {
+    labelled["label"].push_back(std::string(volume_container_schedule_label) + "=" + schedule);
+  }
+  auto jobs = client.list_services(labelled, false);
   if (!jobs) {
     return jobs.error();
   }

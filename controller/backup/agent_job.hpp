@@ -63,9 +63,10 @@ class agent_job {
   std::string id_;
 };
 
-/// Removes the agent jobs of runs for which `alive` is false; returns how
-/// many were removed.
+/// Removes the agent jobs of runs for which `alive` is false (only those of
+/// `schedule` when it is given); returns how many were removed.
 engine::result<std::size_t> remove_leftover_agent_jobs(
-    const engine::client& client, const std::function<bool(const std::string& run)>& alive);
+    const engine::client& client, const std::function<bool(const std::string& run)>& alive,
+    const std::string& schedule = {});
 
 }  // namespace lifeboat::backup

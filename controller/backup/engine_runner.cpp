@@ -1,6 +1,8 @@
 #include "controller/backup/engine_runner.hpp"
 
+#include "controller/archive/name_pattern.hpp"
 #include "controller/archive/transforms.hpp"
+#include "controller/backup/agent_job.hpp"
 #include "controller/backup/volumes.hpp"
 #include "controller/quiesce/quiesce.hpp"
 
@@ -10,6 +12,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <optional>
 #include <thread>
@@ -134,35 +137,52 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
     return fail(joined_failures());
   }
 
-  // Volumes whose data is on another node fail the run before anything is
-  // held: a namesake here would be archived in their place. Named volumes are
-  // checked before they are looked up here (where they may not exist).
-  auto check_here = [&](const std::vector<std::string>& wanted) -> std::optional<run_result> {
-    auto elsewhere = quiesce::volumes_on_other_nodes(client_, wanted);
-    if (!elsewhere) {
-      result.failure = engine_failure_kind(elsewhere.error());
-      return fail("finding the nodes of the volumes: " + elsewhere.error().describe());
+  // Where the volumes are: those kept on other nodes are read there, by one
+  // agent per node; a namesake here of a volume kept only elsewhere is an
+  // unrelated volume and is not read. Named volumes are located before they
+  // are looked up here (where they may not exist).
+  quiesce::volume_locations where;
+  auto locate = [&](const std::vector<std::string>& wanted) -> std::optional<std::string> {
+    auto located = quiesce::locate_volumes(client_, wanted);
+    if (!located) {
+      result.failure = engine_failure_kind(located.error());
+      return "finding the nodes of the volumes: " + located.error().describe();
     }
-    if (!elsewhere->empty()) {
-      result.failure = "volume on another node";
-      return fail(*elsewhere);
-    }
+    where = std::move(*located);
     return std::nullopt;
   };
+  auto here_spec = spec;
   if (!spec.volumes.empty()) {
-    if (auto failed = check_here(spec.volumes)) {
-      return *failed;
+    if (auto failed = locate(spec.volumes)) {
+      return fail(*failed);
     }
+    std::erase_if(here_spec.volumes,
+                  [&](const std::string& v) { return where.only_elsewhere.contains(v); });
   }
-  auto volumes = resolve_volumes(client_, spec);
-  if (!volumes) {
-    result.failure = engine_failure_kind(volumes.error());
-    return fail(volumes.error().message);
+  std::vector<engine::volume> volumes;
+  if (spec.volumes.empty() || !here_spec.volumes.empty()) {
+    auto resolved = resolve_volumes(client_, here_spec);
+    if (!resolved) {
+      result.failure = engine_failure_kind(resolved.error());
+      return fail(resolved.error().message);
+    }
+    volumes = std::move(*resolved);
+  }
+  if (spec.volumes.empty()) {
+    std::vector<std::string> selected;
+    for (const auto& v : volumes) {
+      selected.push_back(v.name);
+    }
+    if (auto failed = locate(selected)) {
+      return fail(*failed);
+    }
+    std::erase_if(volumes,
+                  [&](const engine::volume& v) { return where.only_elsewhere.contains(v.name); });
   }
   std::vector<std::string> names;
   std::vector<volume_input> inputs;
   std::vector<std::string> through_engine;
-  for (const auto& v : *volumes) {
+  for (const auto& v : volumes) {
     names.push_back(v.name);
     volume_input input{v.name, {}};
     if (options_.direct_read && !engine::data_is_a_mount(v) && readable_directory(v.mountpoint)) {
@@ -172,9 +192,28 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
     }
     inputs.push_back(std::move(input));
   }
-  if (spec.volumes.empty()) {
-    if (auto failed = check_here(names)) {
-      return *failed;
+  std::size_t volume_count = names.size();
+  for (const auto& node : where.elsewhere) {
+    volume_count += node.volumes.size();
+  }
+  std::string agent_image;
+  if (!where.elsewhere.empty()) {
+    agent_image =
+        options_.agent_image.empty() ? own_image(client_).value_or("") : options_.agent_image;
+    if (agent_image.empty()) {
+      result.failure = "invalid argument";
+      return fail(
+          "no image for the agents that read the volumes on other nodes: run lifeboat in a "
+          "container, or pass --agent-image");
+    }
+    // Jobs of this schedule's earlier runs that died (one run per schedule
+    // at a time).
+    if (auto removed = remove_leftover_agent_jobs(
+            client_, [&](const std::string& run) { return run == run_name; },
+            schedule.metadata.name);
+        !removed) {
+      result.failure = engine_failure_kind(removed.error());
+      return fail("removing leftover agent jobs: " + removed.error().describe());
     }
   }
   // Containers of runs of this schedule that died are removed first (a retry
@@ -206,12 +245,14 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
     reader.emplace(std::move(*created));
   }
 
-  // All destinations get the same file name, from the schedule's zone.
+  // All destinations get the same file name, from the schedule's zone; each
+  // other node's archive adds the node's name.
   const auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
   const auto local_now = date::locate_zone(spec.timezone)->to_local(now);
   const std::string stem =
       api::expand_archive_name(spec.archive.name, schedule.metadata.name,
                                std::chrono::local_seconds{local_now.time_since_epoch()});
+  const bool read_here = !inputs.empty();
   // The first destination is written while held; the others are copies.
   archive_request request;
   request.volumes = inputs;
@@ -223,13 +264,37 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
   request.on_progress = options_.on_progress;
   request.spool_limit = options_.spool_limit;
 
+  // One agent per other node: it writes its node's archive into every
+  // destination itself (a `local` folder there is that node's).
+  struct agent_part {
+    const quiesce::node_volumes* node = nullptr;
+    agent_job_spec spec;
+    std::optional<engine::result<agent_event>> outcome;
+  };
+  std::vector<agent_part> agents;
+  std::vector<std::string> bind_folders;
+  for (const auto& target : targets) {
+    if (auto folder = target->spool_folder(); !folder.empty()) {
+      bind_folders.push_back(std::move(folder));
+    }
+  }
+  for (const auto& node : where.elsewhere) {
+    const auto extension = archive::archive_extension(archive::transform_chain(spec.archive));
+    agents.push_back(
+        {&node,
+         {run_name, node.node_id, agent_image, schedule,
+          archive::node_file_name(stem, node.node_name, extension), node.volumes, bind_folders},
+         std::nullopt});
+  }
+
   const quiesce::quiesce_run run{run_name, spec.stop_during_backup};
   std::optional<archive::result<archive_written>> written;
   // Downtime first: the workloads resume as soon as the volumes have been
-  // read, on a thread of their own, while the writer compresses and writes
-  // the rest. with_quiesced() resumes again afterwards, which finds nothing
-  // left to do after an early resume, and everything when it did not happen
-  // or failed (its engine errors are retried there until the deadline).
+  // read (here and by every agent), on a thread of their own, while the
+  // writers compress and write the rest. with_quiesced() resumes again
+  // afterwards, which finds nothing left to do after an early resume, and
+  // everything when it did not happen or failed (its engine errors are
+  // retried there until the deadline).
   std::optional<quiesce::outcome> early_resume;
   std::optional<clock::time_point> resumed_at;
   std::jthread resumer;
@@ -238,7 +303,11 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
   // published.
   const quiesce::hold_baseline* baseline = nullptr;
   std::optional<engine::result<void>> still_held;
-  request.on_sources_read = [&] {
+  std::atomic<std::size_t> unread{(read_here ? 1 : 0) + agents.size()};
+  auto source_read = [&] {
+    if (unread.fetch_sub(1) != 1) {
+      return;
+    }
     report(phase::resuming, "volumes read; resuming the workloads while the archive is finished");
     resumer = std::jthread([&] {
       still_held = quiesce::holds_still_hold(client_, journals_, run, *baseline);
@@ -248,6 +317,12 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
         resumed_at = clock::now();
         holding(0);
       }
+    });
+  };
+  request.on_sources_read = source_read;
+  auto agents_ok = [&] {
+    return std::all_of(agents.begin(), agents.end(), [](const agent_part& a) {
+      return a.outcome && *a.outcome && (*a.outcome)->ok;
     });
   };
 
@@ -262,14 +337,37 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
       [&](const quiesce::holding& hold) {
         baseline = &hold.baseline;
         holding(hold.workloads);
-        report(phase::archiving, fmt::format("reading {} volume(s), {} workload(s) held",
-                                             names.size(), hold.workloads));
+        report(phase::archiving,
+               fmt::format("reading {} volume(s){}, {} workload(s) held", volume_count,
+                           agents.empty() ? "" : fmt::format(" on {} node(s)", agents.size() + 1),
+                           hold.workloads));
         writing_from = clock::now();
-        written = steps_.write(request);
+        // The agents start reading at once; a job that cannot be created
+        // ends the run before anything else is read.
+        std::vector<agent_job> jobs;
+        for (auto& a : agents) {
+          auto job = agent_job::start(client_, a.spec);
+          if (!job) {
+            a.outcome = job.error();
+            return;
+          }
+          jobs.push_back(std::move(*job));
+        }
+        {
+          std::vector<std::jthread> waiting;
+          for (std::size_t i = 0; i < jobs.size(); ++i) {
+            waiting.emplace_back([&, i] {
+              agents[i].outcome = jobs[i].wait(source_read, cancel, options_.agent_timeout);
+            });
+          }
+          if (read_here) {
+            written = steps_.write(request);
+          }
+        }  // every agent has finished or failed; their jobs go with `jobs`
         if (resumer.joinable()) {
           resumer.join();
         } else {
-          if (written && *written) {
+          if ((!read_here || (written && *written)) && agents_ok()) {
             still_held = quiesce::holds_still_hold(client_, journals_, run, hold.baseline);
           }
           report(phase::resuming, "");
@@ -280,12 +378,35 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
   result.downtime =
       resumed_at ? std::chrono::duration_cast<std::chrono::milliseconds>(*resumed_at - held_from)
                  : held.held;
+  const std::string resume_failure =
+      held.resume.ok ? "" : "; resuming failed: " + held.resume.message;
   if (!held.quiesce.ok) {
     result.failure = "quiesce failed";
-    return fail("quiescing failed: " + held.quiesce.message +
-                (held.resume.ok ? "" : "; resuming failed: " + held.resume.message));
+    return fail("quiescing failed: " + held.quiesce.message + resume_failure);
   }
-  if (!written || !*written) {
+  // What each agent did, for the run's message; the first failure fails it.
+  std::vector<std::string> agent_reports;
+  std::optional<std::string> agent_failure;
+  for (const auto& a : agents) {
+    const auto& node = a.node->node_name;
+    if (!a.outcome) {
+      agent_failure = agent_failure.value_or("node " + node + ": the agent was not started");
+    } else if (!*a.outcome) {
+      agent_failure = agent_failure.value_or("node " + node + ": " + a.outcome->error().describe());
+    } else if (!(*a.outcome)->ok) {
+      agent_failure = agent_failure.value_or("node " + node + ": " + (*a.outcome)->message);
+    } else {
+      agent_reports.push_back(
+          fmt::format("{}: {} volume(s) in {}, {}, agent peak RSS {}", node, a.node->volumes.size(),
+                      (*a.outcome)->archive, (*a.outcome)->message,
+                      human_bytes(static_cast<double>((*a.outcome)->peak_rss))));
+      result.size_bytes += static_cast<double>((*a.outcome)->bytes);
+      if (result.archive.empty()) {
+        result.archive = (*a.outcome)->archive;
+      }
+    }
+  }
+  if (read_here && (!written || !*written)) {
     // The write step abandons its own upload when it fails. A failure of the
     // destination's side (not of reading the volumes) is its upload's.
     if (written && writing_from) {
@@ -297,47 +418,61 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
     }
     result.failure = written ? archive::to_string(written->error().code) : "internal error";
     const std::string why = written ? written->error().message : "the archive was not written";
-    return fail("archiving failed: " + why +
-                (held.resume.ok ? "" : "; resuming failed: " + held.resume.message));
+    return fail("archiving failed: " + why + (agent_failure ? "; agent on " + *agent_failure : "") +
+                resume_failure);
   }
-  const auto& archive = **written;
+  if (agent_failure) {
+    result.failure = "agent failed";
+    return fail("the agent on " + *agent_failure + resume_failure);
+  }
   if (still_held && !*still_held) {
     result.failure = "quiesce failed";
     return fail("the archive was not published: " + still_held->error().describe() +
-                (held.resume.ok ? "" : "; resuming failed: " + held.resume.message));
+                resume_failure);
   }
 
-  report(phase::shipping, "");
-  if (!hooks_at({hook_phase::process, hook_when::pre})) {
-    return fail(pre_hook_failure);
-  }
-  auto published = steps_.publish(archive, *targets.front());
-  hooks_at({hook_phase::process, hook_when::post},
-           published ? published->first.location : std::string());
-  if (!published) {
-    missed(*targets.front(), published.error(), *writing_from);
-    result.failure = archive::to_string(published.error().code);
-    return fail("publishing the archive in " + targets.front()->describe() +
-                " failed: " + published.error().message);
-  }
-  reached(*targets.front(), static_cast<double>(archive.bytes), *writing_from);
   std::vector<std::string> warnings;
-  if (!published->second.empty()) {
-    warnings.push_back(published->second);
+  std::vector<destinations::destination*> holding_archive;
+  const archive_written* archive = read_here ? &**written : nullptr;
+  std::string location = result.archive;
+  if (archive != nullptr) {
+    report(phase::shipping, "");
+    if (!hooks_at({hook_phase::process, hook_when::pre})) {
+      return fail(pre_hook_failure);
+    }
+    auto published = steps_.publish(*archive, *targets.front());
+    hooks_at({hook_phase::process, hook_when::post},
+             published ? published->first.location : std::string());
+    if (!published) {
+      missed(*targets.front(), published.error(), *writing_from);
+      result.failure = archive::to_string(published.error().code);
+      return fail("publishing the archive in " + targets.front()->describe() +
+                  " failed: " + published.error().message);
+    }
+    reached(*targets.front(), static_cast<double>(archive->bytes), *writing_from);
+    if (!published->second.empty()) {
+      warnings.push_back(published->second);
+    }
+    // The archive's own destination has it; each other one gets a copy, and
+    // is pruned only when its copy is there (never the newest good one lost).
+    holding_archive.push_back(targets.front().get());
+    // From here on the archive is published: every outcome reports it.
+    location = published->first.location;
+    result.archive = location;
+    result.size_bytes += static_cast<double>(archive->bytes);
+  } else {
+    // Only agents wrote: every destination that was reachable has their
+    // archives, and is pruned.
+    for (const auto& t : targets) {
+      holding_archive.push_back(t.get());
+    }
   }
-  // The archive's own destination has it; each other one gets a copy, and
-  // is pruned only when its copy is there (never the newest good one lost).
-  std::vector<destinations::destination*> holding_archive{targets.front().get()};
-  // From here on the archive is published: every outcome reports it.
-  const auto& location = published->first.location;
-  result.archive = location;
-  result.size_bytes = static_cast<double>(archive.bytes);
   if (!hooks_at({hook_phase::copy, hook_when::pre}, location)) {
     return fail(pre_hook_failure);
   }
-  for (std::size_t i = 1; i < targets.size(); ++i) {
+  for (std::size_t i = 1; archive != nullptr && i < targets.size(); ++i) {
     const auto copying_from = clock::now();
-    auto copied = destinations::copy_archive(*targets.front(), *targets[i], archive.file_name);
+    auto copied = destinations::copy_archive(*targets.front(), *targets[i], archive->file_name);
     if (!copied) {
       destination_failed(*targets[i], copied.error(), "copying the archive failed: ");
       missed(*targets[i], copied.error(), copying_from);
@@ -345,7 +480,7 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
     }
     reached(*targets[i], static_cast<double>(copied->size), copying_from);
     holding_archive.push_back(targets[i].get());
-    if (auto w = targets[i]->point_latest(archive.file_name); !w.empty()) {
+    if (auto w = targets[i]->point_latest(archive->file_name); !w.empty()) {
       warnings.push_back(w);
     }
   }
@@ -374,24 +509,32 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
   }
   // The hooks' and destinations' warnings (latest links), then the archive's.
   warnings.insert(warnings.begin(), hook_warnings.begin(), hook_warnings.end());
-  const auto warning_count = archive.warning_count + warnings.size();
-  for (std::size_t i = 0; i < archive.warnings.size() && warnings.size() < 100; ++i) {
-    warnings.push_back(archive.warnings[i]);
+  std::uint64_t warning_count = warnings.size();
+  std::string read_paths;
+  if (archive != nullptr) {
+    warning_count += archive->warning_count;
+    for (std::size_t i = 0; i < archive->warnings.size() && warnings.size() < 100; ++i) {
+      warnings.push_back(archive->warnings[i]);
+    }
+    for (const auto& p : archive->read_paths) {
+      read_paths += (read_paths.empty() ? "" : ", ") + p;
+    }
+  }
+  std::string elsewhere;
+  for (const auto& r : agent_reports) {
+    elsewhere += "; " + r;
   }
 
   result.ok = true;
   result.duration = clock::now() - start;
-  std::string read_paths;
-  for (const auto& p : archive.read_paths) {
-    read_paths += (read_paths.empty() ? "" : ", ") + p;
-  }
-  result.message =
-      fmt::format("{} volume(s) ({}), {}, held {:.1f}s{}{}", names.size(), read_paths,
-                  human_bytes(result.size_bytes), result.downtime.count(),
-                  held.resume.ok ? "" : "; resuming: " + held.resume.message,
-                  warning_count == 0 ? ""
-                                     : fmt::format("; {} warning(s), first: {}", warning_count,
-                                                   warnings.empty() ? "" : warnings.front()));
+  result.message = fmt::format(
+      "{} volume(s) ({}), {}, held {:.1f}s{}{}{}", volume_count,
+      read_paths.empty() ? "all on other nodes" : read_paths, human_bytes(result.size_bytes),
+      result.downtime.count(), held.resume.ok ? "" : "; resuming: " + held.resume.message,
+      warning_count == 0 ? ""
+                         : fmt::format("; {} warning(s), first: {}", warning_count,
+                                       warnings.empty() ? "" : warnings.front()),
+      elsewhere);
   return result;
 }
 

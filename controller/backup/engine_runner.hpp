@@ -7,6 +7,7 @@
 #include "controller/quiesce/journal_store.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -97,6 +98,11 @@ struct runner_options {
   std::uint64_t spool_limit = default_spool_limit;
   /// Actions before and after the run's phases (exec hooks); null: none.
   phase_hooks hooks;
+  /// The image the agents on other nodes run: lifeboat's own, present on
+  /// every node. Default: the image of the container this process runs in.
+  std::string agent_image;
+  /// How long an agent may take from its job's creation to its report.
+  std::chrono::milliseconds agent_timeout = std::chrono::hours{2};
 
   static constexpr std::uint64_t default_spool_limit = std::uint64_t{2} << 30;
 };
@@ -104,6 +110,10 @@ struct runner_options {
 /// The real run: resolve volumes, create the volume container, quiesce, write
 /// the archive, resume, publish to every destination, prune; with the hook
 /// points of phase_hooks.hpp around archive, process, copy and prune.
+/// Volumes kept on other nodes of the swarm are read there while the same
+/// hold lasts, by one agent job per node (agent_job.hpp), each writing an
+/// archive named for its node (archive::node_file_name) into every
+/// destination; the workloads resume once every node has read.
 class engine_runner final : public backup_runner {
  public:
   engine_runner(const engine::client& client, quiesce::journal_store& journals, archive_steps steps,

@@ -67,6 +67,7 @@ struct controller_options {
   std::string metrics_addr = ":9090";
   std::string log_format = "text";  ///< text (key=value) or json
   std::string helper_image;
+  std::string agent_image;  ///< image of the agents on other nodes
   bool direct_read = true;  ///< read volumes directly when their mountpoint is readable
   std::uint64_t spool_limit = backup::runner_options::default_spool_limit;
   std::string state_file = "/var/lib/lifeboat/state.json";
@@ -80,6 +81,7 @@ int controller(const engine::client_options& engine, const controller_options& o
 struct backup_once_options {
   std::string schedule_file;
   std::string helper_image;
+  std::string agent_image;
   std::string state_file = "/var/lib/lifeboat/state.json";
   bool direct_read = true;
   std::uint64_t spool_limit = backup::runner_options::default_spool_limit;

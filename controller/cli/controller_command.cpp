@@ -75,6 +75,7 @@ int controller(const engine::client_options& engine_options, const controller_op
                logging::value(client->api_version()));
   backup::runner_options runner_options;
   runner_options.helper_image = options.helper_image;
+  runner_options.agent_image = options.agent_image;
   runner_options.direct_read = options.direct_read;
   runner_options.spool_limit = options.spool_limit;
   backup::engine_runner runner(*client, **journals, backup::standard_archive_steps(),
@@ -140,6 +141,7 @@ int backup_once(const engine::client_options& engine_options, const backup_once_
   terminal_progress progress;
   backup::runner_options runner_options;
   runner_options.helper_image = options.helper_image;
+  runner_options.agent_image = options.agent_image;
   runner_options.direct_read = options.direct_read;
   runner_options.spool_limit = options.spool_limit;
   if (progress.enabled()) {

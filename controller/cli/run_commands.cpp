@@ -1,3 +1,4 @@
+#include "controller/backup/agent_job.hpp"
 #include "controller/cli/commands.hpp"
 #include "controller/quiesce/quiesce.hpp"
 
@@ -5,6 +6,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <set>
 #include <thread>
 
 namespace lifeboat::cli {
@@ -98,11 +100,24 @@ int recover(const engine::client_options& engine_options, const std::string& sta
   for (const auto& failure : report.failures) {
     fmt::print(stderr, "error: {}\n", failure);
   }
+  // Agent jobs of runs that no live process owns (each `kept` entry is
+  // "run: why", and run names hold no colon).
+  std::set<std::string> kept;
+  for (const auto& k : report.kept) {
+    kept.insert(k.substr(0, k.find(':')));
+  }
+  auto jobs = backup::remove_leftover_agent_jobs(
+      *client, [&](const std::string& run) { return kept.contains(run); });
+  if (!jobs) {
+    fmt::print(stderr, "error: removing agent jobs: {}\n", jobs.error().describe());
+  } else if (*jobs > 0) {
+    fmt::print("removed {} agent job(s) of dead runs\n", *jobs);
+  }
   if (report.recovered.empty() && report.failures.empty() && report.kept.empty() &&
-      report.removed.empty()) {
+      report.removed.empty() && jobs && *jobs == 0) {
     fmt::print("nothing is held\n");
   }
-  return report.failures.empty() ? 0 : 1;
+  return report.failures.empty() && jobs ? 0 : 1;
 }
 
 }  // namespace lifeboat::cli

@@ -947,15 +947,31 @@ recovery_report recover_beside_live_runs(const engine::client& client, journal_s
   return report;
 }
 
-engine::result<std::string> volumes_on_other_nodes(const engine::client& client,
-                                                   const std::vector<std::string>& volumes) {
+namespace {
+
+// The volumes among `volumes` kept on other nodes, and the host names of the
+// nodes involved (this one's under its own ID too).
+struct placement_found {
+  std::string self;
+  std::vector<reconcilers::volume_elsewhere> elsewhere;
+  std::map<std::string, std::string> names;
+
+  const std::string& name_of(const std::string& id) const {
+    const auto it = names.find(id);
+    return it == names.end() || it->second.empty() ? id : it->second;
+  }
+};
+
+engine::result<placement_found> find_placement(const engine::client& client,
+                                               const std::vector<std::string>& volumes) {
+  placement_found found;
   auto info = client.info();
   if (!info) {
     return info.error();
   }
-  const auto& self = info->swarm.node_id;
-  if (info->swarm.local_node_state != "active" || self.empty() || volumes.empty()) {
-    return std::string();
+  found.self = info->swarm.node_id;
+  if (info->swarm.local_node_state != "active" || found.self.empty() || volumes.empty()) {
+    return found;
   }
   auto services = client.list_services({}, false);
   if (!services) {
@@ -965,7 +981,7 @@ engine::result<std::string> volumes_on_other_nodes(const engine::client& client,
   std::vector<reconcilers::observed_service> mounting;
   engine::filters by_service;
   for (const auto& s : *services) {
-    auto observed = to_observed(s);
+    auto observed = quiesce::to_observed(s);
     if (std::any_of(observed.volumes.begin(), observed.volumes.end(),
                     [&](const std::string& v) { return wanted.contains(v); })) {
       by_service["service"].push_back(observed.id);
@@ -973,7 +989,7 @@ engine::result<std::string> volumes_on_other_nodes(const engine::client& client,
     }
   }
   if (mounting.empty()) {
-    return std::string();
+    return found;
   }
   auto tasks = client.list_tasks(by_service);
   if (!tasks) {
@@ -983,26 +999,37 @@ engine::result<std::string> volumes_on_other_nodes(const engine::client& client,
   for (const auto& t : *tasks) {
     placed.push_back({t.service_id, t.node_id, t.desired_state, t.created_at});
   }
-  const auto elsewhere = reconcilers::volumes_elsewhere(volumes, mounting, placed, self);
-  if (elsewhere.empty()) {
-    return std::string();
+  found.elsewhere = reconcilers::volumes_elsewhere(volumes, mounting, placed, found.self);
+  if (found.elsewhere.empty()) {
+    return found;
   }
   // Host names read better than IDs; a node list that fails keeps the IDs.
-  std::map<std::string, std::string> names;
   if (auto nodes = client.list_nodes()) {
+    std::map<std::string, std::string> hostnames;
     for (const auto& n : *nodes) {
-      names[n.id] = n.hostname;
+      hostnames[n.id] = n.hostname;
     }
+    found.names = reconcilers::node_names(hostnames);
   }
-  auto node_name = [&](const std::string& id) {
-    const auto it = names.find(id);
-    return it == names.end() || it->second.empty() ? id : it->second;
-  };
+  return found;
+}
+
+}  // namespace
+
+engine::result<std::string> volumes_on_other_nodes(const engine::client& client,
+                                                   const std::vector<std::string>& volumes) {
+  auto found = find_placement(client, volumes);
+  if (!found) {
+    return found.error();
+  }
+  if (found->elsewhere.empty()) {
+    return std::string();
+  }
   std::vector<std::string> parts;
-  for (const auto& e : elsewhere) {
+  for (const auto& e : found->elsewhere) {
     std::vector<std::string> nodes;
     for (const auto& id : e.node_ids) {
-      nodes.push_back(node_name(id));
+      nodes.push_back(found->name_of(id));
     }
     parts.push_back(fmt::format("volume {} is on node {} (service {} runs there)", e.volume,
                                 fmt::join(nodes, ", "), fmt::join(e.service_names, ", ")));
@@ -1010,7 +1037,34 @@ engine::result<std::string> volumes_on_other_nodes(const engine::client& client,
   return fmt::format(
       "{}, not on this node ({}): lifeboat reads and restores only the volumes of the node it "
       "runs on, and a volume of the same name here is another, unrelated volume",
-      fmt::join(parts, "; "), node_name(self));
+      fmt::join(parts, "; "), found->name_of(found->self));
+}
+
+engine::result<volume_locations> locate_volumes(const engine::client& client,
+                                                const std::vector<std::string>& volumes) {
+  auto found = find_placement(client, volumes);
+  if (!found) {
+    return found.error();
+  }
+  volume_locations where;
+  std::map<std::string, node_volumes> by_node;
+  for (const auto& e : found->elsewhere) {
+    for (const auto& id : e.node_ids) {
+      auto& node = by_node[id];
+      node.node_id = id;
+      node.node_name = found->name_of(id);
+      node.volumes.push_back(e.volume);
+    }
+    if (!e.also_here) {
+      where.only_elsewhere.insert(e.volume);
+    }
+  }
+  for (auto& [id, node] : by_node) {
+    where.elsewhere.push_back(std::move(node));
+  }
+  std::sort(where.elsewhere.begin(), where.elsewhere.end(),
+            [](const node_volumes& a, const node_volumes& b) { return a.node_name < b.node_name; });
+  return where;
 }
 
 }  // namespace lifeboat::quiesce

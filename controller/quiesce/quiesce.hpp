@@ -211,4 +211,26 @@ recovery_report recover_beside_live_runs(const engine::client& client, journal_s
 engine::result<std::string> volumes_on_other_nodes(const engine::client& client,
                                                    const std::vector<std::string>& volumes);
 
+/// The volumes a run reads on one other node, through that node's agent.
+struct node_volumes {
+  std::string node_id;
+  /// Its host name; its ID when another node has the same host name, or
+  /// when the node list failed (reconcilers::node_names).
+  std::string node_name;
+  std::vector<std::string> volumes;
+};
+
+/// Where a run's volumes are (reconcilers::volumes_elsewhere).
+struct volume_locations {
+  /// Each other node keeping some of them, by node name.
+  std::vector<node_volumes> elsewhere;
+  /// Those kept only on other nodes: a volume of the same name here is an
+  /// unrelated namesake and is not read.
+  std::set<std::string> only_elsewhere;
+};
+
+/// Where each of `volumes` is; everything is here outside a swarm.
+engine::result<volume_locations> locate_volumes(const engine::client& client,
+                                                const std::vector<std::string>& volumes);
+
 }  // namespace lifeboat::quiesce

@@ -31,14 +31,18 @@ class backup_runner_test : public engine_test {
     on_teardown([dir = dir_] { fs::remove_all(dir); });
   }
 
+  /// A schedule of `volume` (or "a, b") held with `group`, into dir_.
+  std::string schedule_yaml(const std::string& name, const std::string& volume,
+                            const std::string& group) const {
+    return "apiVersion: lifeboat/v1\nkind: BackupSchedule\nmetadata:\n  name: " + name +
+           "\nspec:\n  schedule: '@every 1h'\n  volumes: [" + volume +
+           "]\n  stopDuringBackup: " + group +
+           "\n  destinations:\n    - local: {path: " + dir_.string() + "}\n";
+  }
+
   api::backup_schedule schedule(const std::string& name, const std::string& volume,
                                 const std::string& group) const {
-    const std::string yaml =
-        "apiVersion: lifeboat/v1\nkind: BackupSchedule\nmetadata:\n  name: " + name +
-        "\nspec:\n  schedule: '@every 1h'\n  volumes: [" + volume +
-        "]\n  stopDuringBackup: " + group +
-        "\n  destinations:\n    - local: {path: " + dir_.string() + "}\n";
-    const auto decoded = api::decode(yaml);
+    const auto decoded = api::decode(schedule_yaml(name, volume, group));
     EXPECT_TRUE(decoded.ok());
     return std::get<api::backup_schedule>(decoded.objects().at(0));
   }

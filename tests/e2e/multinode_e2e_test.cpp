@@ -1,13 +1,19 @@
 // Runs on a three-node swarm (hack/cluster-up.sh, started by CTest as the
 // `cluster` fixture): the controller's engine is the manager n1, and a
-// database's volume lives on the worker n3. Until per-node agents read such
-// volumes (issue 16), a run must refuse them before holding anything, naming
-// the node, rather than archive (or restore into) an empty namesake on n1.
+// database's volume lives on the worker n3. A backup reads it there through
+// an agent job, never the empty namesake on n1; a restore into it is still
+// refused before anything is held (restores through agents are not built).
 
 #include "controller/backup/agent_job.hpp"
 #include "controller/restore/engine_runner.hpp"
 #include "tests/e2e/backup_runner_fixture.hpp"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -109,6 +115,46 @@ class multinode_e2e : public backup_runner_test {
     return id.out.substr(0, id.out.find('\n'));
   }
 
+  /// Moves the service's task to the manager n1 and waits until it runs there.
+  void pin_to_manager(const std::string& id) {
+    update(id, [&](json::object& spec) {
+      spec["TaskTemplate"].as_object()["Placement"] =
+          json::object{{"Constraints", json::array{"node.id==" + env_["LIFEBOAT_NODE1_ID"]}}};
+    });
+    ASSERT_TRUE(eventually([&] {
+      auto tasks = engine().list_tasks({{"service", {id}}, {"desired-state", {"running"}}});
+      return tasks && tasks->size() == 1 && tasks->front().node_id == env_["LIFEBOAT_NODE1_ID"] &&
+             tasks->front().state == "running";
+    }));
+  }
+
+  /// Replicas, running tasks and lifeboat's labels, for failure messages.
+  std::string describe_service(const std::string& id) {
+    auto s = engine().inspect_service(id);
+    if (!s) {
+      return s.error().describe();
+    }
+    std::string out = "replicas " + std::to_string(s->replicas.value_or(99)) + ", running " +
+                      std::to_string(running_tasks(id)) + ", labels:";
+    for (const auto& [k, v] : s->service_labels) {
+      out += " " + k + "=" + v;
+    }
+    if (auto tasks = engine().list_tasks({{"service", {id}}})) {
+      for (const auto& t : *tasks) {
+        out += "\n  task on " + t.node_id + ": " + t.state + " (desired " + t.desired_state + ") " +
+               t.message + " " + t.err;
+      }
+    }
+    return out;
+  }
+
+  std::size_t jobs_of_schedule(const std::string& schedule) {
+    auto jobs = engine().list_services(
+        {{"label", {std::string(backup::agent_of_label), "lifeboat.schedule=" + schedule}}}, false);
+    EXPECT_TRUE(jobs) << jobs.error().describe();
+    return jobs ? jobs->size() : 99;
+  }
+
   std::size_t agent_jobs_of(const std::string& run) {
     auto jobs = engine().list_services(
         {{"label", {std::string(backup::agent_of_label) + "=" + run}}}, false);
@@ -120,28 +166,155 @@ class multinode_e2e : public backup_runner_test {
   std::optional<engine::client> node3_;
 };
 
-TEST_F(multinode_e2e, a_backup_of_a_volume_on_a_worker_fails_naming_the_node_before_holding) {
-  const auto volume = volume_on_node3(unique("db-data"), "from-n3");
-  create_volume(volume);  // the empty namesake on the manager
+TEST_F(multinode_e2e, one_run_backs_up_volumes_on_the_manager_and_on_a_worker_holding_both) {
   const auto group = unique("g");
-  const auto name = unique("db");
-  const auto id = writer_on_node3(name, volume, group);
-  const auto version_before = engine().inspect_service(id)->version;
+  const auto db_volume = volume_on_node3(unique("db-data"), "from-n3");
+  create_volume(db_volume);  // an empty namesake on the manager: never read
+  const auto db = writer_on_node3(unique("db"), db_volume, group);
+  const auto web_volume = create_volume(unique("uploads"));
+  const auto wrote = run_command("docker run --rm --network none -v " + web_volume + ":/data " +
+                                 test_image() + " sh -c 'echo from-n1 > /data/marker' >&2");
+  ASSERT_EQ(wrote.status, 0);
+  const auto web = writer(unique("web"), web_volume, group);
+  pin_to_manager(web);
+  const auto sched = schedule(unique("sched"), db_volume + ", " + web_volume, group);
 
-  bool read = false;
-  const auto result = backup(schedule(unique("sched"), volume, group), [&] { read = true; });
+  std::optional<std::uint64_t> db_replicas, web_replicas;
+  backup::runner_options options;
+  options.agent_image = lifeboat_image();
+  const auto result = backup(
+      sched,
+      [&] {
+        db_replicas = engine().inspect_service(db)->replicas;
+        web_replicas = engine().inspect_service(web)->replicas;
+      },
+      options);
+  ASSERT_TRUE(result.ok) << result.message;
+  EXPECT_EQ(db_replicas, 0U) << "the worker's database ran while its volume was read";
+  EXPECT_EQ(web_replicas, 0U);
+  EXPECT_TRUE(back_as_before(db));
+  EXPECT_TRUE(back_as_before(web));
 
-  EXPECT_FALSE(result.ok) << "archived the manager's empty namesake: " << result.message;
-  EXPECT_EQ(result.failure, "volume on another node");
-  EXPECT_NE(result.message.find("volume " + volume + " is on node n3 (service " + name),
-            std::string::npos)
+  // One archive per node: the manager's holds its volume only, n3's the
+  // worker's volume (not the namesake).
+  auto names = archives();
+  std::sort(names.begin(), names.end());
+  ASSERT_EQ(names.size(), 2U) << result.message;
+  const auto& on_n3 = names[0].ends_with(".n3.tar.gz") ? names[0] : names[1];
+  const auto& on_n1 = names[0].ends_with(".n3.tar.gz") ? names[1] : names[0];
+  ASSERT_TRUE(on_n3.ends_with(".n3.tar.gz")) << names[0] << ", " << names[1];
+  EXPECT_EQ(on_n3.substr(0, on_n3.size() - 10) + ".tar.gz", on_n1) << "not one run's pair";
+  const auto db_marker =
+      run_command("tar -xzOf " + (dir_ / on_n3).string() + " " + db_volume + "/marker");
+  EXPECT_EQ(db_marker.out, "from-n3\n");
+  const auto web_marker =
+      run_command("tar -xzOf " + (dir_ / on_n1).string() + " " + web_volume + "/marker");
+  EXPECT_EQ(web_marker.out, "from-n1\n");
+  const auto listed = run_command("tar -tzf " + (dir_ / on_n1).string());
+  EXPECT_EQ(listed.out.find(db_volume), std::string::npos)
+      << "the manager's empty namesake was archived:\n"
+      << listed.out;
+  EXPECT_NE(result.message.find("n3: 1 volume(s) in " + (dir_ / on_n3).string()), std::string::npos)
       << result.message;
-  EXPECT_NE(result.message.find("not on this node (n1)"), std::string::npos) << result.message;
-  EXPECT_FALSE(read);
-  EXPECT_TRUE(archives().empty());
-  EXPECT_EQ(engine().inspect_service(id)->version, version_before)
-      << "the writer was touched although the run could not read its volume";
-  EXPECT_EQ(running_tasks(id), 1U);
+  EXPECT_EQ(jobs_of_schedule(sched.metadata.name), 0U) << "an agent job outlived the run";
+}
+
+// `lifeboat backup` killed while the worker's agent reads: the service stays
+// held and the job stays, until `lifeboat recover` (what a restarted
+// controller does first) brings the service back and removes the job.
+TEST_F(multinode_e2e, a_backup_killed_while_a_worker_reads_is_recovered_and_its_job_removed) {
+  const auto group = unique("g");
+  const auto volume = volume_on_node3(unique("db-data"), "x");
+  // Enough data that the agent is still at work when the job is seen.
+  const auto filled =
+      run_command("DOCKER_HOST=" + env_["LIFEBOAT_NODE3_HOST"] +
+                  " docker run --rm --network none -v " + volume + ":/data " + test_image() +
+                  " sh -c 'head -c 400000000 /dev/urandom > /data/big' >&2");
+  ASSERT_EQ(filled.status, 0);
+  const auto db = writer_on_node3(unique("db"), volume, group);
+  const auto name = unique("sched");
+  const auto file = dir_ / "schedule.yaml";
+  std::ofstream(file) << schedule_yaml(name, volume, group);
+  const auto log = dir_ / "backup.log";
+
+  std::fflush(nullptr);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    ::execl(LIFEBOAT_BINARY, LIFEBOAT_BINARY, "backup", "--schedule", file.c_str(), "--agent-image",
+            lifeboat_image().c_str(), nullptr);
+    ::_exit(127);
+  }
+  const bool job_seen = eventually([&] { return jobs_of_schedule(name) == 1; });
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  ASSERT_TRUE(job_seen) << "no agent job appeared; the run said:\n" << std::ifstream(log).rdbuf();
+  EXPECT_EQ(engine().inspect_service(db)->replicas, 0U) << "the killed run held nothing";
+
+  const auto recovered = run_command(std::string(LIFEBOAT_BINARY) + " recover --timeout 120");
+  EXPECT_EQ(recovered.status, 0) << recovered.out;
+  EXPECT_NE(recovered.out.find("removed 1 agent job(s) of dead runs"), std::string::npos)
+      << recovered.out;
+  EXPECT_TRUE(back_as_before(db)) << recovered.out;
+  EXPECT_EQ(jobs_of_schedule(name), 0U);
+}
+
+// The worker's engine stops answering mid-run (frozen: for the manager a
+// node that is gone): the run fails once Swarm marks the node down, the
+// manager's own service is back at once, the job is removed, and the
+// worker's service is released (its count back, lifeboat's labels gone).
+TEST_F(multinode_e2e, a_worker_lost_mid_run_fails_the_run_and_releases_everything) {
+  const auto group = unique("g");
+  const auto db_volume = volume_on_node3(unique("db-data"), "x");
+  const auto db = writer_on_node3(unique("db"), db_volume, group);
+  const auto web_volume = create_volume(unique("uploads"));
+  const auto web = writer(unique("web"), web_volume, group);
+  pin_to_manager(web);
+  auto sched = schedule(unique("sched"), db_volume + ", " + web_volume, group);
+  // The worker's service cannot be running again before its node is back:
+  // resuming gives up on it after this, and the run says so.
+  sched.spec.timeouts.scale_up = std::chrono::seconds{20};
+
+  const char* dir = std::getenv("LIFEBOAT_CLUSTER_DIR");
+  std::ifstream pid_file(std::string(dir != nullptr && *dir != '\0' ? dir : "/tmp/lbc") +
+                         "/n3/owned");
+  pid_t n3_engine = 0;
+  pid_file >> n3_engine;
+  ASSERT_GT(n3_engine, 0) << "no PID of n3's dockerd";
+  bool frozen = false;
+  // Harmless on a running process; a test that stops early must not leave n3
+  // frozen for the next.
+  auto thaw = [n3_engine] { ::kill(n3_engine, SIGCONT); };
+  on_teardown(thaw);
+
+  backup::runner_options options;
+  options.agent_image = lifeboat_image();
+  const auto result = backup(
+      sched, [&] { frozen = ::kill(n3_engine, SIGSTOP) == 0; }, options);
+  ASSERT_TRUE(frozen);
+  EXPECT_FALSE(result.ok) << result.message;
+  EXPECT_EQ(result.failure, "agent failed");
+  // The node's state ended the wait, not the agent timeout (2 h).
+  EXPECT_NE(result.message.find("node n3 went down"), std::string::npos) << result.message;
+  EXPECT_EQ(jobs_of_schedule(sched.metadata.name), 0U) << "the job outlived the run";
+  // The manager's service did not wait for the worker.
+  EXPECT_TRUE(eventually([&] { return running_tasks(web) == 1; }));
+  EXPECT_EQ(engine().inspect_service(web)->replicas, 1U);
+
+  thaw();
+  // The worker's service is released: its count is back and lifeboat's
+  // labels are gone. Whether Swarm then runs its task is Swarm's: on 20.10
+  // the task created while n3 was down stayed "pending task scheduling"
+  // minutes after n3 was back (noted in issue 16), so that is not asserted.
+  const auto db_now = engine().inspect_service(db);
+  ASSERT_TRUE(db_now) << db_now.error().describe();
+  EXPECT_EQ(db_now->replicas, 1U) << describe_service(db);
+  EXPECT_FALSE(db_now->service_labels.contains("lifeboat.held-by")) << describe_service(db);
+  EXPECT_FALSE(db_now->service_labels.contains("lifeboat.prior-replicas")) << describe_service(db);
+  EXPECT_TRUE(back_as_before(web));
 }
 
 TEST_F(multinode_e2e, a_restore_into_a_volume_on_a_worker_is_refused_before_holding) {
@@ -188,16 +361,8 @@ TEST_F(multinode_e2e, a_volume_whose_service_runs_on_the_manager_is_backed_up_in
   const auto volume = create_volume(unique("data"));
   const auto group = unique("g");
   const auto id = writer(unique("writer"), volume, group);
-  // The writer must be on the manager for this run; pin it there.
-  update(id, [&](json::object& spec) {
-    spec["TaskTemplate"].as_object()["Placement"] =
-        json::object{{"Constraints", json::array{"node.id==" + env_["LIFEBOAT_NODE1_ID"]}}};
-  });
-  ASSERT_TRUE(eventually([&] {
-    auto tasks = engine().list_tasks({{"service", {id}}, {"desired-state", {"running"}}});
-    return tasks && tasks->size() == 1 && tasks->front().node_id == env_["LIFEBOAT_NODE1_ID"] &&
-           tasks->front().state == "running";
-  }));
+  // The writer must be on the manager for this run.
+  pin_to_manager(id);
 
   std::uint64_t replicas_while_read = 99;
   const auto result = backup(schedule(unique("sched"), volume, group), [&] {

@@ -32,6 +32,17 @@ TEST(volumes_elsewhere, a_volume_whose_service_runs_on_a_worker_is_reported_with
   EXPECT_EQ(out[0].volume, "db-data");
   EXPECT_EQ(out[0].node_ids, std::vector<std::string>{"worker-2"});
   EXPECT_EQ(out[0].service_names, std::vector<std::string>{"db"});
+  EXPECT_FALSE(out[0].also_here);
+}
+
+TEST(volumes_elsewhere, a_volume_also_mounted_by_a_service_here_is_both_here_and_elsewhere) {
+  const auto out = volumes_elsewhere(
+      {"shared"}, {service("s1", "db", {"shared"}), service("s2", "web", {"shared"})},
+      {task("s1", "worker-2", "running"), task("s2", "self", "running")}, "self");
+  ASSERT_EQ(out.size(), 1U);
+  EXPECT_EQ(out[0].node_ids, std::vector<std::string>{"worker-2"});
+  EXPECT_EQ(out[0].service_names, std::vector<std::string>{"db"});
+  EXPECT_TRUE(out[0].also_here);
 }
 
 TEST(volumes_elsewhere, history_on_another_node_does_not_count_while_the_service_runs_here) {
@@ -77,6 +88,12 @@ TEST(volumes_elsewhere, unplaced_tasks_services_without_tasks_and_other_volumes_
                          service("s3", "other", {"logs"})},
                         {task("s1", "", "running"), task("s3", "worker-2", "running")}, "self");
   EXPECT_TRUE(out.empty());
+}
+
+TEST(node_names, are_host_names_unless_two_nodes_share_one) {
+  const auto names = node_names({{"id1", "db-host"}, {"id2", "web"}, {"id3", "web"}, {"id4", ""}});
+  EXPECT_EQ(names, (std::map<std::string, std::string>{
+                       {"id1", "db-host"}, {"id2", "id2"}, {"id3", "id3"}, {"id4", "id4"}}));
 }
 
 }  // namespace

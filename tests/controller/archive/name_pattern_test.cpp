@@ -58,6 +58,30 @@ TEST(archive_name_pattern, matches_exactly_what_the_template_writes) {
   }
 }
 
+TEST(archive_name_pattern, tells_which_node_wrote_an_archive) {
+  const archive_name_pattern p("{schedule}-%Y-%m-%dT%H-%M-%S", "nightly-db", ".tar.gz");
+  const std::string stem = "nightly-db-2024-05-01T03-00-00";
+  EXPECT_EQ(p.node_of(stem + ".tar.gz"), "");
+  EXPECT_EQ(p.node_of(stem + ".worker-2.tar.gz"), "worker-2");
+  EXPECT_EQ(p.node_of(node_file_name(stem, "db_host-1", ".tar.gz")), "db_host-1");
+  // What node_file_name cannot write is nobody's: no empty name, no dots, no
+  // name without its dot, no node after the extension.
+  EXPECT_EQ(p.node_of(stem + "..tar.gz"), std::nullopt);
+  EXPECT_EQ(p.node_of(stem + ".a.b.tar.gz"), std::nullopt);
+  EXPECT_EQ(p.node_of(stem + "n2.tar.gz"), std::nullopt);
+  EXPECT_EQ(p.node_of(stem + ".tar.gz.n2"), std::nullopt);
+  EXPECT_EQ(p.node_of(stem + ".n2.tar.gz.sha256"), std::nullopt);
+  EXPECT_EQ(p.node_of(stem + ".n2.tar.zst"), std::nullopt);
+  EXPECT_EQ(p.node_of("nightly-db-extra-2024-05-01T03-00-00.n2.tar.gz"), std::nullopt);
+  EXPECT_TRUE(p.matches(stem + ".n2.tar.gz"));
+}
+
+TEST(node_file_name, makes_any_host_name_file_name_safe) {
+  EXPECT_EQ(node_file_name("s-1", "n2", ".tar.gz"), "s-1.n2.tar.gz");
+  EXPECT_EQ(node_file_name("s-1", "db.example.com", ".tar"), "s-1.db_example_com.tar");
+  EXPECT_EQ(node_file_name("s-1", "a/b c", ".tar"), "s-1.a_b_c.tar");
+}
+
 TEST(archive_name_pattern, matches_every_expansion) {
   const std::vector<std::string> templates = {"{schedule}-%Y-%m-%dT%H-%M-%S", "%F-{schedule}",
                                               "x%a%b%e%j%y%%{schedule}"};

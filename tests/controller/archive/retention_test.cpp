@@ -118,6 +118,25 @@ TEST(plan_retention, table) {
   }
 }
 
+// A run that read volumes on two nodes left two archives per day: keepLast
+// counts runs, and each node keeps its own newest.
+TEST(plan_retention, ranks_each_nodes_archives_apart) {
+  const archive_name_pattern pattern("{schedule}-%Y-%m-%dT%H-%M-%S", "nightly-db", ".tar.gz");
+  auto on_node = [](int day, const std::string& node) {
+    auto f = nightly(day);
+    f.name = node_file_name(f.name.substr(0, f.name.size() - 7), node, ".tar.gz");
+    return f;
+  };
+  const std::vector<archive_file> files = {nightly(1),         on_node(1, "n3"), nightly(2),
+                                           on_node(2, "n3"),   nightly(3),       on_node(3, "n3"),
+                                           on_node(1, "other")};
+  const auto plan = plan_retention(files, pattern, {std::nullopt, 2}, now);
+  // Same mtime: the greater name first, as in one series.
+  EXPECT_EQ(plan.remove, (std::vector<std::string>{on_node(1, "n3").name, day_name(1)}));
+  EXPECT_EQ(plan.keep, (std::vector<std::string>{day_name(3), on_node(3, "n3").name, day_name(2),
+                                                 on_node(2, "n3").name, on_node(1, "other").name}));
+}
+
 TEST(plan_retention, keep_is_newest_first_and_remove_oldest_first) {
   const archive_name_pattern pattern("{schedule}-%Y-%m-%dT%H-%M-%S", "nightly-db", ".tar.gz");
   const std::vector<archive_file> files = {nightly(3), nightly(1), nightly(5), nightly(2),

@@ -24,6 +24,7 @@ TEST(agent_event, round_trips_and_ignores_other_lines) {
   finished.ok = true;
   finished.archive = "/archive/db-2026.tar.gz";
   finished.bytes = 1234;
+  finished.peak_rss = 20U << 20;
   finished.message = "line \"one\"\nline two";
   const auto decoded = decode_agent_event(encode_agent_event(finished));
   ASSERT_TRUE(decoded);
@@ -31,6 +32,7 @@ TEST(agent_event, round_trips_and_ignores_other_lines) {
   EXPECT_TRUE(decoded->ok);
   EXPECT_EQ(decoded->archive, finished.archive);
   EXPECT_EQ(decoded->bytes, 1234U);
+  EXPECT_EQ(decoded->peak_rss, 20U << 20);
   EXPECT_EQ(decoded->message, finished.message);
   EXPECT_EQ(encode_agent_event(finished).find('\n'), std::string::npos)
       << "a report must stay on one line";
@@ -122,6 +124,7 @@ TEST_F(agent_run, reports_volumes_read_then_the_published_archive) {
   EXPECT_TRUE(finished->ok) << finished->message;
   EXPECT_EQ(finished->archive, (root_ / "archives" / "db-n3.tar.gz").string());
   EXPECT_GT(finished->bytes, 0U);
+  EXPECT_GT(finished->peak_rss, 0U);
   EXPECT_EQ(files_in(finished->archive),
             (std::map<std::string, std::string>{{"db/sub/table", "rows"}}));
 }
