@@ -847,7 +847,7 @@ recovery_plan plan_recovery(const observed_state& observed, std::span<const jour
   for (const auto run : runs) {
     const std::string name(run);
     if (active.contains(name)) {
-      plan.kept.push_back(name + ": active in this process");
+      plan.kept.emplace(name, "active in this process");
       continue;
     }
     const auto found = record_of.find(run);
@@ -856,9 +856,9 @@ recovery_plan plan_recovery(const observed_state& observed, std::span<const jour
       const auto& o = *found->second;
       const auto expires = o.heartbeat + o.expiry;
       if (now < expires) {
-        plan.kept.push_back(name + ": owned by " + o.owner + ", alive (renewed " +
-                            ago(now - o.heartbeat) + " ago, expires in " + ago(expires - now) +
-                            ")");
+        plan.kept.emplace(name, "owned by " + o.owner + ", alive (renewed " +
+                                    ago(now - o.heartbeat) + " ago, expires in " +
+                                    ago(expires - now) + ")");
         continue;
       }
     }

@@ -19,6 +19,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <set>
 #include <span>
 #include <string>
@@ -299,9 +300,9 @@ struct recovery_plan {
   std::vector<std::string> release;
   /// Releasable runs that hold nothing: their records are deleted.
   std::vector<std::string> forget;
-  /// Runs left alone, with why: "nightly-1: active in this process", "nightly-1:
-  /// owned by host:12:ab, alive (renewed 3s ago, expires in 57s)".
-  std::vector<std::string> kept;
+  /// Runs left alone, each with why: "active in this process", "owned by
+  /// host:12:ab, alive (renewed 3s ago, expires in 57s)".
+  std::map<std::string, std::string> kept;
 
   bool operator==(const recovery_plan&) const = default;
 };

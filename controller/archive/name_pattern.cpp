@@ -90,7 +90,7 @@ archive_name_pattern::archive_name_pattern(std::string_view name_template,
   }
 }
 
-std::optional<std::string> archive_name_pattern::node_of(std::string_view name) const {
+std::optional<std::string> archive_name_pattern::any_node_of(std::string_view name) const {
   auto one_of = [&](const auto& names) {
     for (std::string_view n : names) {
       if (name.starts_with(n)) {
@@ -150,6 +150,20 @@ std::optional<std::string> archive_name_pattern::node_of(std::string_view name) 
     }
   }
   return std::string(name);
+}
+
+std::optional<std::string> archive_name_pattern::node_of(std::string_view file_name) const {
+  auto node = any_node_of(file_name);
+  if (node && only_node_ && *node != *only_node_) {
+    return std::nullopt;
+  }
+  return node;
+}
+
+archive_name_pattern archive_name_pattern::of_node(std::string_view node) const {
+  archive_name_pattern narrowed = *this;
+  narrowed.only_node_ = std::string(node);
+  return narrowed;
 }
 
 std::string node_file_name(std::string_view stem, std::string_view node,

@@ -36,14 +36,22 @@ class archive_name_pattern {
   /// one written on the controller's node; otherwise the node's name.
   std::optional<std::string> node_of(std::string_view file_name) const;
 
+  /// The same pattern narrowed to the archives of one node ("" for the
+  /// controller's): what an agent may clear as its own leftovers in a folder
+  /// every node writes into, while the others may be writing there.
+  archive_name_pattern of_node(std::string_view node) const;
+
  private:
   enum class kind { literal, digits, space_or_digit, weekday, month };
   struct token {
     kind k = kind::literal;
     std::string text;  // for literals
   };
+  std::optional<std::string> any_node_of(std::string_view file_name) const;
+
   std::vector<token> tokens_;
   std::string extension_;
+  std::optional<std::string> only_node_;
 };
 
 /// The name under which a node's agent writes its archive: the stem, a dot,

@@ -1,10 +1,10 @@
 #include "controller/backup/agent.hpp"
 
-#include "controller/archive/retention.hpp"
-#include "controller/archive/transforms.hpp"
 #include "controller/backup/archive_steps.hpp"
 #include "controller/backup/engine_runner.hpp"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
@@ -156,38 +156,29 @@ int run_agent(const agent_request& request, std::FILE* out, const std::atomic<bo
   }
   holding.push_back(std::move(destination));
   // The controller prunes what it can reach; folders on this node only the
-  // agent can. Retention only: leftovers are not looked for, since other
-  // parts of this run may be writing into the same folder (one shared by
-  // every node) right now.
-  if (spec.retention) {
-    const archive::archive_name_pattern pattern(
-        spec.archive.name, request.schedule.metadata.name,
-        archive::archive_extension(archive::transform_chain(spec.archive)));
-    for (const auto& d : holding) {
-      if (d->spool_folder().empty()) {
-        continue;
+  // agent can. Leftovers of this node's interrupted runs only: the other
+  // nodes of this run may be writing into the same folder (one shared by
+  // every node) right now, while no other run of this schedule is (a run
+  // removes the agent jobs of the ones before it first).
+  const auto node = name_pattern_of(request.schedule).node_of(request.file_name);
+  for (const auto& d : holding) {
+    if (d->spool_folder().empty()) {
+      continue;
+    }
+    if (node) {
+      if (auto cleared = d->remove_leftovers(name_pattern_of(request.schedule).of_node(*node));
+          !cleared) {
+        failures.push_back(d->describe() +
+                           ": removing leftovers failed: " + cleared.error().message);
       }
-      auto files = d->list();
-      if (!files) {
-        failures.push_back(d->describe() + ": pruning failed: " + files.error().message);
-        continue;
-      }
-      const auto plan = archive::plan_retention(*files, pattern, *spec.retention,
-                                                std::chrono::system_clock::now());
-      for (const auto& name : plan.remove) {
-        if (auto removed = d->remove(name); !removed) {
-          failures.push_back(d->describe() + ": pruning failed: " + removed.error().message);
-          break;
-        }
-      }
+    }
+    if (auto pruned = apply_retention(request.schedule, *d); !pruned) {
+      failures.push_back(d->describe() + ": pruning failed: " + pruned.error().message);
     }
   }
   if (!failures.empty()) {
-    std::string joined;
-    for (const auto& f : failures) {
-      joined += (joined.empty() ? "" : "; ") + f;
-    }
-    return finish(false, message + ", in " + finished.archive + "; " + joined);
+    return finish(
+        false, fmt::format("{}, in {}; {}", message, finished.archive, fmt::join(failures, "; ")));
   }
   return finish(true, std::move(message));
 }

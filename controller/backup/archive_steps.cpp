@@ -113,35 +113,47 @@ archive::result<std::pair<destinations::published_archive, std::string>> publish
 // own archives only.
 archive::result<std::string> prune_destination(const api::backup_schedule& schedule,
                                                destinations::destination& destination) {
-  const auto& spec = schedule.spec;
-  const archive::archive_name_pattern pattern(
-      spec.archive.name, schedule.metadata.name,
-      archive::archive_extension(archive::transform_chain(spec.archive)));
-  auto leftovers = destination.remove_leftovers(pattern);
+  auto leftovers = destination.remove_leftovers(name_pattern_of(schedule));
   if (!leftovers) {
     return leftovers.error();
   }
-  std::size_t pruned = 0;
-  if (spec.retention) {
-    auto files = destination.list();
-    if (!files) {
-      return files.error();
-    }
-    const auto plan =
-        archive::plan_retention(*files, pattern, *spec.retention, std::chrono::system_clock::now());
-    for (const auto& name : plan.remove) {
-      if (auto removed = destination.remove(name); !removed) {
-        return removed.error();
-      }
-      ++pruned;
-    }
+  auto pruned = apply_retention(schedule, destination);
+  if (!pruned) {
+    return pruned.error();
   }
-  return "pruned " + std::to_string(pruned) + " archive(s)" +
+  return "pruned " + std::to_string(*pruned) + " archive(s)" +
          (leftovers->empty() ? ""
                              : ", removed " + std::to_string(leftovers->size()) + " leftover(s)");
 }
 
 }  // namespace
+
+archive::archive_name_pattern name_pattern_of(const api::backup_schedule& schedule) {
+  return {schedule.spec.archive.name, schedule.metadata.name,
+          archive::archive_extension(archive::transform_chain(schedule.spec.archive))};
+}
+
+archive::result<std::size_t> apply_retention(const api::backup_schedule& schedule,
+                                             destinations::destination& destination) {
+  if (!schedule.spec.retention) {
+    return 0;
+  }
+  auto files = destination.list();
+  if (!files) {
+    return files.error();
+  }
+  const auto plan =
+      archive::plan_retention(*files, name_pattern_of(schedule), *schedule.spec.retention,
+                              std::chrono::system_clock::now());
+  std::size_t removed = 0;
+  for (const auto& name : plan.remove) {
+    if (auto done = destination.remove(name); !done) {
+      return done.error();
+    }
+    ++removed;
+  }
+  return removed;
+}
 
 archive_steps standard_archive_steps() {
   return {write_archive, publish_archive, prune_destination};

@@ -253,13 +253,14 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
       api::expand_archive_name(spec.archive.name, schedule.metadata.name,
                                std::chrono::local_seconds{local_now.time_since_epoch()});
   const bool read_here = !inputs.empty();
+  const auto extension = archive::archive_extension(archive::transform_chain(spec.archive));
   // The first destination is written while held; the others are copies.
   archive_request request;
   request.volumes = inputs;
   request.open = [&](const std::string& v) { return reader->read(v); };
   request.spec = spec.archive;
   request.destination = targets.front().get();
-  request.file_name = archive::archive_file_name(stem, spec.archive);
+  request.file_name = stem + extension;
   request.cancel = &cancel;
   request.on_progress = options_.on_progress;
   request.spool_limit = options_.spool_limit;
@@ -279,7 +280,6 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
     }
   }
   for (const auto& node : where.elsewhere) {
-    const auto extension = archive::archive_extension(archive::transform_chain(spec.archive));
     agents.push_back(
         {&node,
          {run_name, node.node_id, agent_image, schedule,

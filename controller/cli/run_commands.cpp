@@ -91,8 +91,8 @@ int recover(const engine::client_options& engine_options, const std::string& sta
   for (const auto& run : report.recovered) {
     fmt::print("recovered the workloads held by run {}\n", run);
   }
-  for (const auto& kept : report.kept) {
-    fmt::print("left alone, run {}\n", kept);
+  for (const auto& [run, why] : report.kept) {
+    fmt::print("left alone, run {}: {}\n", run, why);
   }
   for (const auto& container : report.removed) {
     fmt::print("removed the helper container {} of a dead run\n", container);
@@ -100,14 +100,9 @@ int recover(const engine::client_options& engine_options, const std::string& sta
   for (const auto& failure : report.failures) {
     fmt::print(stderr, "error: {}\n", failure);
   }
-  // Agent jobs of runs that no live process owns (each `kept` entry is
-  // "run: why", and run names hold no colon).
-  std::set<std::string> kept;
-  for (const auto& k : report.kept) {
-    kept.insert(k.substr(0, k.find(':')));
-  }
+  // Agent jobs of runs that no live process owns.
   auto jobs = backup::remove_leftover_agent_jobs(
-      *client, [&](const std::string& run) { return kept.contains(run); });
+      *client, [&](const std::string& run) { return report.kept.contains(run); });
   if (!jobs) {
     fmt::print(stderr, "error: removing agent jobs: {}\n", jobs.error().describe());
   } else if (*jobs > 0) {

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -174,10 +175,10 @@ held_outcome with_quiesced(const engine::client& client, journal_store& journals
                            const std::function<void(int workloads)>& body, const pacing& pace = {});
 
 struct recovery_report {
-  std::vector<std::string> recovered;  ///< runs whose workloads were brought back
-  std::vector<std::string> failures;   ///< "run: reason"
-  std::vector<std::string> kept;       ///< "run: why it was left alone" (a live owner)
-  std::vector<std::string> removed;    ///< helper containers of dead runs, by name
+  std::vector<std::string> recovered;       ///< runs whose workloads were brought back
+  std::vector<std::string> failures;        ///< "run: reason"
+  std::map<std::string, std::string> kept;  ///< run → why it was left alone (a live owner)
+  std::vector<std::string> removed;         ///< helper containers of dead runs, by name
 };
 
 /// Brings back everything held (services labelled held-by, containers in

@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -612,6 +613,13 @@ class ownership_e2e : public quiesce_e2e {
   static bool contains(const std::vector<std::string>& list, const std::string& prefix) {
     return std::any_of(list.begin(), list.end(),
                        [&](const auto& item) { return item.starts_with(prefix); });
+  }
+
+  /// Whether a run kept by recovery reads "run: why" starting with `prefix`.
+  static bool contains(const std::map<std::string, std::string>& kept, const std::string& prefix) {
+    return std::any_of(kept.begin(), kept.end(), [&](const auto& entry) {
+      return (entry.first + ": " + entry.second).starts_with(prefix);
+    });
   }
 
   void drop_on_teardown(const std::string& run) {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <ostream>
 #include <set>
@@ -1134,7 +1135,7 @@ TEST(plan_recovery, table) {
        true,
        owned("r", "host-b/7/bb", seconds{3}),
        false,
-       {{}, {}, {"r: owned by host-b/7/bb, alive (renewed 3s ago, expires in 57s)"}}},
+       {{}, {}, {{"r", "owned by host-b/7/bb, alive (renewed 3s ago, expires in 57s)"}}}},
       {"another owner's expired record: released",
        true,
        owned("r", "host-b/7/bb", seconds{61}),
@@ -1149,12 +1150,12 @@ TEST(plan_recovery, table) {
        true,
        owned("r", "host-b/7/bb", seconds{60} - milliseconds{1}),
        false,
-       {{}, {}, {"r: owned by host-b/7/bb, alive (renewed 59s ago, expires in 0s)"}}},
+       {{}, {}, {{"r", "owned by host-b/7/bb, alive (renewed 59s ago, expires in 0s)"}}}},
       {"the owner's own expiry counts, not a default",
        true,
        owned("r", "host-b/7/bb", seconds{100}, seconds{300}),
        false,
-       {{}, {}, {"r: owned by host-b/7/bb, alive (renewed 100s ago, expires in 200s)"}}},
+       {{}, {}, {{"r", "owned by host-b/7/bb, alive (renewed 100s ago, expires in 200s)"}}}},
       {"an unreadable record (zero heartbeat) counts as expired",
        true,
        run_owner{"r", "host-b/7/bb", {}, seconds{60}},
@@ -1169,17 +1170,17 @@ TEST(plan_recovery, table) {
        true,
        owned("r", self, seconds{1}),
        true,
-       {{}, {}, {"r: active in this process"}}},
+       {{}, {}, {{"r", "active in this process"}}}},
       {"active without a record (a run of this process before ownership): kept",
        true,
        std::nullopt,
        true,
-       {{}, {}, {"r: active in this process"}}},
+       {{}, {}, {{"r", "active in this process"}}}},
       {"a live run that holds nothing yet (claimed, not acted): kept",
        false,
        owned("r", "host-b/7/bb", seconds{0}),
        false,
-       {{}, {}, {"r: owned by host-b/7/bb, alive (renewed 0s ago, expires in 60s)"}}},
+       {{}, {}, {{"r", "owned by host-b/7/bb, alive (renewed 0s ago, expires in 60s)"}}}},
       {"an expired record of a run that holds nothing: forgotten",
        false,
        owned("r", "host-b/7/bb", std::chrono::hours{2}),
@@ -1266,9 +1267,9 @@ TEST(plan_recovery, journals_count_as_holdings_and_lists_are_sorted) {
   EXPECT_EQ(plan.release, (std::vector<std::string>{"backup-9", "nightly-3", "restore-1"}));
   EXPECT_EQ(plan.forget, (std::vector<std::string>{"old-1"}));
   EXPECT_EQ(plan.kept,
-            (std::vector<std::string>{
-                "nightly-1: active in this process",
-                "restore-2: owned by host-b/7/bb, alive (renewed 5s ago, expires in 55s)"}));
+            (std::map<std::string, std::string>{
+                {"nightly-1", "active in this process"},
+                {"restore-2", "owned by host-b/7/bb, alive (renewed 5s ago, expires in 55s)"}}));
 }
 
 TEST(scale_to_zero, labels_to_set_records_prior_and_holder) {

@@ -76,6 +76,21 @@ TEST(archive_name_pattern, tells_which_node_wrote_an_archive) {
   EXPECT_TRUE(p.matches(stem + ".n2.tar.gz"));
 }
 
+TEST(archive_name_pattern, narrowed_to_one_node_matches_only_its_archives) {
+  const archive_name_pattern p("{schedule}-%Y-%m-%dT%H-%M-%S", "nightly-db", ".tar.gz");
+  const std::string stem = "nightly-db-2024-05-01T03-00-00";
+  const auto n2 = p.of_node("n2");
+  EXPECT_TRUE(n2.matches(stem + ".n2.tar.gz"));
+  EXPECT_FALSE(n2.matches(stem + ".n3.tar.gz"));
+  EXPECT_FALSE(n2.matches(stem + ".tar.gz"));
+  EXPECT_FALSE(n2.matches("nightly-db-extra-2024-05-01T03-00-00.n2.tar.gz"));
+  const auto manager = p.of_node("");
+  EXPECT_TRUE(manager.matches(stem + ".tar.gz"));
+  EXPECT_FALSE(manager.matches(stem + ".n2.tar.gz"));
+  // The original is left as it was.
+  EXPECT_TRUE(p.matches(stem + ".n3.tar.gz"));
+}
+
 TEST(node_file_name, makes_any_host_name_file_name_safe) {
   EXPECT_EQ(node_file_name("s-1", "n2", ".tar.gz"), "s-1.n2.tar.gz");
   EXPECT_EQ(node_file_name("s-1", "db.example.com", ".tar"), "s-1.db_example_com.tar");

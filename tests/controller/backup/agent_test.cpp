@@ -129,6 +129,27 @@ TEST_F(agent_run, reports_volumes_read_then_the_published_archive) {
             (std::map<std::string, std::string>{{"db/sub/table", "rows"}}));
 }
 
+// The folder may be one every node writes into: the agent clears what its own
+// node's interrupted runs left, and nothing another node may be writing now.
+TEST_F(agent_run, clears_its_own_nodes_leftovers_and_no_other) {
+  const fs::path archives = root_ / "archives";
+  const std::string own_leftover = "db-2026-12-02T10-00-00.n3.tar.gz.partial";
+  const std::string other_node_writing = "db-2026-12-03T10-00-00.n2.tar.gz.partial";
+  const std::string managers_writing = "db-2026-12-03T10-00-00.tar.gz.partial";
+  for (const auto& name : {own_leftover, other_node_writing, managers_writing}) {
+    std::ofstream(archives / name) << "half";
+  }
+  agent_request request{schedule(archives), "db-run-1", "db-2026-12-03T10-00-00.n3.tar.gz", {"db"}};
+  request.volumes_root = (root_ / "volumes").string();
+  const auto [code, lines] = run(request);
+
+  ASSERT_EQ(code, 0) << (lines.empty() ? "" : lines.back());
+  EXPECT_FALSE(fs::exists(archives / own_leftover));
+  EXPECT_TRUE(fs::exists(archives / other_node_writing));
+  EXPECT_TRUE(fs::exists(archives / managers_writing));
+  EXPECT_TRUE(fs::exists(archives / "db-2026-12-03T10-00-00.n3.tar.gz"));
+}
+
 TEST_F(agent_run, a_destination_it_cannot_use_is_a_failed_report_and_exit_1) {
   // Neither the folder nor its parent exists (one level would be made).
   agent_request request{schedule(root_ / "missing" / "deeper"), "db-run-1", "db-n3.tar.gz", {"db"}};
