@@ -339,7 +339,9 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
         holding(hold.workloads);
         report(phase::archiving,
                fmt::format("reading {} volume(s){}, {} workload(s) held", volume_count,
-                           agents.empty() ? "" : fmt::format(" on {} node(s)", agents.size() + 1),
+                           agents.empty()
+                               ? ""
+                               : fmt::format(" on {} node(s)", agents.size() + (read_here ? 1 : 0)),
                            hold.workloads));
         writing_from = clock::now();
         // The agents start reading at once; a job that cannot be created
@@ -401,6 +403,11 @@ run_result engine_runner::run(const api::backup_schedule& schedule, const std::s
                       (*a.outcome)->archive, (*a.outcome)->message,
                       human_bytes(static_cast<double>((*a.outcome)->peak_rss))));
       result.size_bytes += static_cast<double>((*a.outcome)->bytes);
+      // An agent reports success only once its archive is in every
+      // destination: one upload to each, as the manager's own archive is.
+      for (const auto& t : targets) {
+        reached(*t, static_cast<double>((*a.outcome)->bytes), writing_from.value_or(held_from));
+      }
       if (result.archive.empty()) {
         result.archive = (*a.outcome)->archive;
       }
