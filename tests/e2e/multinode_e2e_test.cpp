@@ -7,6 +7,7 @@
 #include "controller/backup/agent_job.hpp"
 #include "controller/restore/engine_runner.hpp"
 #include "tests/e2e/backup_runner_fixture.hpp"
+#include "tests/e2e/controller_process.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -20,6 +21,8 @@
 
 namespace lifeboat::e2e {
 namespace {
+
+using namespace std::chrono_literals;
 
 // The lines `export K=V` that hack/cluster-up.sh writes.
 std::map<std::string, std::string> cluster_env() {
@@ -216,6 +219,12 @@ TEST_F(multinode_e2e, one_run_backs_up_volumes_on_the_manager_and_on_a_worker_ho
       << listed.out;
   EXPECT_NE(result.message.find("n3: 1 volume(s) in " + (dir_ / on_n3).string()), std::string::npos)
       << result.message;
+  // Each node's archive is an upload into the destination, in the metrics.
+  ASSERT_EQ(result.destinations.size(), 2U) << result.message;
+  for (const auto& d : result.destinations) {
+    EXPECT_TRUE(d.ok) << d.destination;
+    EXPECT_GT(d.bytes, 0) << d.destination;
+  }
   EXPECT_EQ(jobs_of_schedule(sched.metadata.name), 0U) << "an agent job outlived the run";
 }
 
@@ -260,6 +269,69 @@ TEST_F(multinode_e2e, a_backup_killed_while_a_worker_reads_is_recovered_and_its_
       << recovered.out;
   EXPECT_TRUE(back_as_before(db)) << recovered.out;
   EXPECT_EQ(jobs_of_schedule(name), 0U);
+}
+
+// The same crash in a controller: kill -9 while the worker's agent reads an
+// on-demand Backup. The next controller (same lease) takes over, marks the
+// Backup failed, brings the worker's service back and removes the job.
+TEST_F(multinode_e2e, a_controller_killed_while_a_worker_reads_is_recovered_by_the_next_one) {
+  const auto group = unique("g");
+  const auto volume = volume_on_node3(unique("db-data"), "x");
+  const auto filled =
+      run_command("DOCKER_HOST=" + env_["LIFEBOAT_NODE3_HOST"] +
+                  " docker run --rm --network none -v " + volume + ":/data " + test_image() +
+                  " sh -c 'head -c 400000000 /dev/urandom > /data/big' >&2");
+  ASSERT_EQ(filled.status, 0);
+  const auto db = writer_on_node3(unique("db"), volume, group);
+  const auto name = unique("sched");
+  on_teardown([prefix = unique("")] { remove_objects(prefix); });
+  // Never due while the test runs: the only run is the on-demand one.
+  auto yaml = schedule_yaml(name, volume, group);
+  yaml.replace(yaml.find("'@every 1h'"), 11, "'0 3 1 1 *'");
+  const auto file = dir_ / "schedule.yaml";
+  std::ofstream(file) << yaml;
+  const auto applied = run_command(lifeboat_command("apply -f " + file.string() + " 2>&1"));
+  ASSERT_EQ(applied.status, 0) << applied.out;
+
+  const auto lease = unique("lease");
+  on_teardown([lease] { run_command("docker config rm " + lease + " >/dev/null 2>&1"); });
+  auto start = [&](const std::string& identity) {
+    return std::make_unique<controller_process>(
+        dir_ / (identity + ".log"),
+        std::vector<std::string>{"--lease-name", lease, "--identity", identity, "--agent-image",
+                                 lifeboat_image(), "--helper-image", test_image()});
+  };
+  auto first = start("a");
+  const auto asked = run_command(lifeboat_command("backup now " + name + " 2>&1"));
+  ASSERT_EQ(asked.status, 0) << asked.out;
+  const bool job_seen = eventually([&] { return jobs_of_schedule(name) == 1; }, 120s);
+  first->kill();
+  ASSERT_TRUE(job_seen) << "no agent job appeared; the controller said:\n" << first->log();
+  EXPECT_EQ(engine().inspect_service(db)->replicas, 0U) << "the killed run held nothing";
+
+  auto second = start("b");
+  auto backup_of_schedule = [&]() -> std::optional<listed_object> {
+    for (auto& o : get_objects("backups")) {
+      if (o.schedule_ref == name) {
+        return o;
+      }
+    }
+    return std::nullopt;
+  };
+  EXPECT_TRUE(eventually(
+      [&] {
+        const auto b = backup_of_schedule();
+        return b && b->phase == "Failed";
+      },
+      120s))
+      << second->log();
+  const auto failed = backup_of_schedule();
+  ASSERT_TRUE(failed);
+  EXPECT_NE(failed->message.find("controller restarted during"), std::string::npos)
+      << failed->message;
+  EXPECT_TRUE(eventually([&] { return jobs_of_schedule(name) == 0; }, 120s)) << second->log();
+  EXPECT_TRUE(back_as_before(db)) << describe_service(db) << "\n" << second->log();
+  EXPECT_EQ(second->stop(), 0);
 }
 
 // The worker's engine stops answering mid-run (frozen: for the manager a
