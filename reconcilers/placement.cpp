@@ -3,10 +3,37 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <string_view>
 
 namespace lifeboat::reconcilers {
 
 namespace {
+
+// Whether RFC 3339 UTC time `a` ("2026-12-01T10:00:00.25Z", as the engine
+// writes it: fraction digits trimmed, none at all on a whole second) is
+// before `b`. Plain string order gets a whole second wrong: 'Z' sorts after
+// '.', so "…:00Z" would pass for later than "…:00.25Z".
+bool earlier(std::string_view a, std::string_view b) {
+  constexpr std::size_t seconds_end = 19;  // "YYYY-MM-DDTHH:MM:SS"
+  if (a.size() < seconds_end || b.size() < seconds_end) {
+    return a < b;
+  }
+  if (const auto whole = a.substr(0, seconds_end).compare(b.substr(0, seconds_end)); whole != 0) {
+    return whole < 0;
+  }
+  // The fraction's digits, right-padded to nanoseconds.
+  const auto fraction = [](std::string_view t) {
+    std::string digits;
+    if (t.size() > seconds_end && t[seconds_end] == '.') {
+      for (std::size_t i = seconds_end + 1; i < t.size() && t[i] >= '0' && t[i] <= '9'; ++i) {
+        digits += t[i];
+      }
+    }
+    digits.resize(9, '0');
+    return digits;
+  };
+  return fraction(a) < fraction(b);
+}
 
 // The nodes a service's data is on: where its tasks are meant to run, or,
 // with none meant to run, where its newest task ran.
@@ -21,7 +48,7 @@ std::set<std::string> nodes_of(const std::string& service_id,
     if (t.desired_state == "running") {
       running.insert(t.node_id);
     }
-    if (newest == nullptr || t.created_at > newest->created_at) {
+    if (newest == nullptr || earlier(newest->created_at, t.created_at)) {
       newest = &t;
     }
   }

@@ -54,6 +54,24 @@ TEST(volumes_elsewhere, history_on_another_node_does_not_count_while_the_service
   EXPECT_TRUE(out.empty());
 }
 
+// The engine trims a time's fraction, and writes none on a whole second:
+// "…:00Z" is before "…:00.25Z", though it sorts after it as text.
+TEST(volumes_elsewhere, the_newest_task_is_found_by_time_not_by_text) {
+  const std::vector<observed_service> services{service("s1", "db", {"db-data"})};
+  const auto out = volumes_elsewhere({"db-data"}, services,
+                                     {task("s1", "worker-2", "shutdown", "2026-11-01T10:00:00.25Z"),
+                                      task("s1", "self", "shutdown", "2026-11-01T10:00:00Z"),
+                                      task("s1", "self", "shutdown", "2026-11-01T10:00:00.125Z")},
+                                     "self");
+  ASSERT_EQ(out.size(), 1U);
+  EXPECT_EQ(out[0].node_ids, std::vector<std::string>{"worker-2"});
+  const auto here = volumes_elsewhere({"db-data"}, services,
+                                      {task("s1", "worker-2", "shutdown", "2026-11-01T10:00:00Z"),
+                                       task("s1", "self", "shutdown", "2026-11-01T10:00:00.3Z")},
+                                      "self");
+  EXPECT_TRUE(here.empty());
+}
+
 TEST(volumes_elsewhere, a_service_at_zero_counts_where_its_newest_task_ran) {
   const std::vector<observed_service> services{service("s1", "db", {"db-data"})};
   const auto there = volumes_elsewhere({"db-data"}, services,
