@@ -321,7 +321,7 @@ const std::string& process_identity() {
 
 namespace {
 
-engine::result<observed_state> observe_scoped(
+engine::result<observed_state> observe_scoped_once(
     const engine::client& client,
     const std::function<bool(const reconcilers::observed_service&)>* tasks_of) {
   auto services = client.list_services({}, false);
@@ -357,6 +357,23 @@ engine::result<observed_state> observe_scoped(
     out.containers.push_back(quiesce::to_observed(c));
   }
   return out;
+}
+
+// The engine refuses a task listing filtered by a service that is gone (404),
+// and a service listed a moment ago may be removed before its tasks are
+// listed: an agent job finishing, or a user's `docker service rm`. Observing
+// again then sees the swarm without it.
+engine::result<observed_state> observe_scoped(
+    const engine::client& client,
+    const std::function<bool(const reconcilers::observed_service&)>* tasks_of) {
+  constexpr int attempts = 3;
+  auto observed = observe_scoped_once(client, tasks_of);
+  for (int i = 1; i < attempts && !observed && tasks_of != nullptr &&
+                  observed.error().is(engine::errc::not_found);
+       ++i) {
+    observed = observe_scoped_once(client, tasks_of);
+  }
+  return observed;
 }
 
 // What recovery plans from: the services whose lifeboat.held-by label names

@@ -152,6 +152,33 @@ TEST_F(quiesce_e2e, plain_containers_are_stopped_and_started) {
   EXPECT_TRUE(c->running);
 }
 
+// A service removed between the listing of services and that of its tasks
+// (an agent job finishing, a user's `docker service rm`): the engine refuses
+// the task listing (404), and observing again sees the swarm without it.
+TEST_F(quiesce_e2e, a_service_removed_while_observed_is_observed_again_without_it) {
+  const auto volume = create_volume(unique("data"));
+  const auto going = create_service(unique("going"), volume, polite_loop, 1);
+  const auto staying = create_service(unique("staying"), volume, polite_loop, 1);
+  bool removed = false;
+  const auto observed = quiesce::observe(engine(), [&](const reconcilers::observed_service& o) {
+    if (o.id == going && !removed) {
+      removed = true;
+      EXPECT_TRUE(engine().remove_service(going));
+    }
+    return o.id == going || o.id == staying;
+  });
+  ASSERT_TRUE(removed);
+  ASSERT_TRUE(observed) << observed.error().describe();
+  std::set<std::string> services;
+  for (const auto& o : observed->services) {
+    services.insert(o.id);
+  }
+  EXPECT_FALSE(services.contains(going));
+  EXPECT_TRUE(services.contains(staying));
+  EXPECT_TRUE(std::any_of(observed->tasks.begin(), observed->tasks.end(),
+                          [&](const auto& t) { return t.service_id == staying; }));
+}
+
 // A restore holds every writer of its volume, labelled or not: an unlabelled
 // service is scaled to zero and a `docker run` container stopped, and both
 // come back as they were.
