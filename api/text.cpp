@@ -1,7 +1,10 @@
 #include "api/text.hpp"
 
+#include <algorithm>
+#include <array>
 #include <cctype>
 #include <cstdint>
+#include <cstdio>
 
 namespace lifeboat::api {
 
@@ -151,6 +154,19 @@ std::string percent_decode(std::string_view text) {
     }
   }
   return out;
+}
+
+std::string human_bytes(double bytes) {
+  constexpr std::array<const char*, 5> units = {"B", "KiB", "MiB", "GiB", "TiB"};
+  std::size_t u = 0;
+  while (bytes >= 1024 && u + 1 < units.size()) {
+    bytes /= 1024;
+    ++u;
+  }
+  std::array<char, 32> out{};
+  const int n = u == 0 ? std::snprintf(out.data(), out.size(), "%.0f B", bytes)
+                       : std::snprintf(out.data(), out.size(), "%.1f %s", bytes, units[u]);
+  return {out.data(), static_cast<std::size_t>(std::max(n, 0))};
 }
 
 }  // namespace lifeboat::api

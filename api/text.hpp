@@ -29,4 +29,7 @@ std::string escape_quoted(std::string_view text);
 /// destinations' URL encoding: WebDAV hrefs and archive locations.
 std::string percent_decode(std::string_view text);
 
+/// A size for people: "512 B", "1.5 KiB", ... up to TiB, one decimal.
+std::string human_bytes(double bytes);
+
 }  // namespace lifeboat::api

@@ -59,17 +59,6 @@ leftovers_exist() {
   return 1
 }
 
-# dockerd outlives this script: it must not inherit the caller's open files
-# (a test's pipes, a lock), or whoever waits on those waits forever.
-close_inherited_fds() {
-  local fd
-  for fd in "/proc/$BASHPID/fd/"*; do
-    fd=${fd##*/}
-    ((fd > 2)) && eval "exec $fd>&-" 2>/dev/null
-  done
-  return 0
-}
-
 start_network() {
   local node node_ns
   ip netns add "$hub"

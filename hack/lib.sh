@@ -19,6 +19,18 @@ cluster_nodes=(n1 n2 n3)
 log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+# For a daemon started from here that outlives the script (dockerd): run in
+# its subshell first, so that it inherits none of the caller's open files (a
+# test's pipes, a lock), on which whoever waits would wait forever.
+close_inherited_fds() {
+  local fd
+  for fd in "/proc/$BASHPID/fd/"*; do
+    fd=${fd##*/}
+    ((fd > 2)) && eval "exec $fd>&-" 2>/dev/null
+  done
+  return 0
+}
+
 # Loads DOCKER_HOST written by swarm-up.sh, unless the caller already chose one.
 load_engine_env() {
   if [[ -z "${DOCKER_HOST:-}" && -f "$LIFEBOAT_ENGINE_DIR/env" ]]; then

@@ -25,16 +25,6 @@ else
   export DOCKER_HOST=$own_socket
   log "starting dockerd at $DOCKER_HOST"
   mkdir -p "$LIFEBOAT_ENGINE_DIR"/{data,exec}
-  # dockerd outlives this script: it must not inherit the caller's open files
-  # (a test's pipes, a lock), or whoever waits on those waits forever.
-  close_inherited_fds() {
-    local fd
-    for fd in /proc/$BASHPID/fd/*; do
-      fd=${fd##*/}
-      ((fd > 2)) && eval "exec $fd>&-" 2>/dev/null
-    done
-    return 0
-  }
   # No container networking is needed: no bridge, no iptables, nothing routed.
   (close_inherited_fds; exec nohup dockerd \
     --data-root "$LIFEBOAT_ENGINE_DIR/data" \

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "api/objects.hpp"
+#include "api/text.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -28,8 +29,8 @@ inline constexpr std::string_view skipped = "Skipped";
 /// True for Succeeded, Failed and Skipped.
 bool is_terminal(std::string_view phase);
 
-/// "512 B", "1.5 KiB", "3.2 GiB": sizes in run messages and progress lines.
-std::string human_bytes(double bytes);
+/// Sizes in run messages and progress lines.
+using api::human_bytes;
 
 /// How the archive of a run fared on one destination.
 struct destination_report {

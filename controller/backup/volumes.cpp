@@ -50,18 +50,6 @@ engine::result<std::vector<engine::volume>> resolve_volumes(const engine::client
   return out;
 }
 
-std::optional<std::string> own_image(const engine::client& client) {
-  std::array<char, 256> host{};
-  if (::gethostname(host.data(), host.size() - 1) != 0) {
-    return std::nullopt;
-  }
-  auto self = client.inspect_container(host.data());
-  if (!self || !self->id.starts_with(host.data())) {
-    return std::nullopt;
-  }
-  return self->image;
-}
-
 engine::result<volume_container> volume_container::create(const engine::client& client,
                                                           const std::string& image,
                                                           const std::vector<std::string>& volumes,

@@ -17,10 +17,7 @@ namespace lifeboat::backup {
 engine::result<std::vector<engine::volume>> resolve_volumes(const engine::client& client,
                                                             const api::backup_schedule_spec& spec);
 
-/// The image of the container this process runs in, if it runs in one (its
-/// host name is its container ID, as Docker sets it): lifeboat's own image,
-/// which is always present on the node.
-std::optional<std::string> own_image(const engine::client& client);
+using engine::own_image;
 
 /// A container that is created, never started, with each volume mounted at
 /// /lifeboat/<volume> (read-only for reading). Reading or writing its paths

@@ -7,6 +7,8 @@
 #include <boost/url/encode.hpp>
 #include <boost/url/rfc/unreserved_chars.hpp>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <cstdlib>
@@ -912,6 +914,18 @@ result<void> client::put_archive(std::string_view container_id, std::string_view
                                {},
                                "application/x-tar"},
                               source));
+}
+
+std::optional<std::string> own_image(const client& client) {
+  std::array<char, 256> host{};
+  if (::gethostname(host.data(), host.size() - 1) != 0) {
+    return std::nullopt;
+  }
+  auto self = client.inspect_container(host.data());
+  if (!self || !self->id.starts_with(host.data())) {
+    return std::nullopt;
+  }
+  return self->image;
 }
 
 }  // namespace lifeboat::engine

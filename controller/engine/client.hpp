@@ -169,4 +169,9 @@ class client {
   std::string api_version_;
 };
 
+/// The image of the container this process runs in, if it runs in one (its
+/// host name is its container ID, as Docker sets it): lifeboat's own image,
+/// which is always present on the node. Volume containers and agents run it.
+std::optional<std::string> own_image(const client& client);
+
 }  // namespace lifeboat::engine

@@ -50,20 +50,6 @@ error engine_failure(const std::string& what, const engine::error& e) {
   return make_error(errc::engine, what + ": " + e.describe());
 }
 
-// The image of the container this process runs in (Docker makes the host
-// name the container's ID): lifeboat's own, always present on the node.
-std::optional<std::string> own_image(const engine::client& client) {
-  std::array<char, 256> host{};
-  if (::gethostname(host.data(), host.size() - 1) != 0) {
-    return std::nullopt;
-  }
-  auto self = client.inspect_container(host.data());
-  if (!self || !self->id.starts_with(host.data())) {
-    return std::nullopt;
-  }
-  return self->image;
-}
-
 json::array mounts_of(const std::vector<std::string>& volumes, bool read_only = false) {
   json::array mounts;
   for (const auto& v : volumes) {
@@ -466,7 +452,7 @@ run_result engine_runner::run(const api::restore& restore, const std::string& ru
   result.path = direct ? "direct" : "engine";
   std::string image = options_.helper_image;
   if (!direct && image.empty()) {
-    image = own_image(client_).value_or("");
+    image = engine::own_image(client_).value_or("");
     if (image.empty()) {
       return fail_unwritten(outcome::invalid,
                             "no image for the restore container: run lifeboat in a container, or "

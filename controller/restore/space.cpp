@@ -37,16 +37,6 @@ std::optional<std::uint64_t> next_number(std::string_view line, std::size_t& pos
 
 }  // namespace
 
-std::string human_bytes(double bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (bytes >= 1024 && u < 4) {
-    bytes /= 1024;
-    ++u;
-  }
-  return fmt::format("{:.1f} {}", bytes, units[u]);
-}
-
 result<volume_space> measure_directory(const std::string& volume, const fs::path& root,
                                        bool with_content) {
   volume_space space{volume};

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "api/text.hpp"
 #include "controller/restore/error.hpp"
 
 #include <cstdint>
@@ -22,8 +23,8 @@
 //    size free.
 namespace lifeboat::restore {
 
-/// "1.2 GiB": for messages.
-std::string human_bytes(double bytes);
+/// Sizes in messages.
+using api::human_bytes;
 
 /// Where one target volume's data lives and how much room it has.
 struct volume_space {

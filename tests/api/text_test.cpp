@@ -65,4 +65,13 @@ TEST(percent_decode, decodes_escapes_and_keeps_a_stray_percent) {
   EXPECT_EQ(percent_decode("%zz%41"), "%zzA");
 }
 
+TEST(human_bytes, whole_bytes_then_one_decimal_up_to_tebibytes) {
+  EXPECT_EQ(human_bytes(0), "0 B");
+  EXPECT_EQ(human_bytes(1023), "1023 B");
+  EXPECT_EQ(human_bytes(1024), "1.0 KiB");
+  EXPECT_EQ(human_bytes(1536), "1.5 KiB");
+  EXPECT_EQ(human_bytes(3.2 * 1024 * 1024 * 1024), "3.2 GiB");
+  EXPECT_EQ(human_bytes(2048.0 * 1024 * 1024 * 1024 * 1024), "2048.0 TiB");
+}
+
 }  // namespace lifeboat::api
