@@ -3,6 +3,7 @@
 # Idempotent and quiet when everything is already there.
 #   hack/setup.sh          what the build, the tests and the engine need
 #   hack/setup.sh --fuzz   also clang and libFuzzer, for hack/fuzz.sh only
+#   hack/setup.sh --tidy   also clang-tidy, for hack/verify-tidy.sh only
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -23,6 +24,8 @@ packages=(
 if [[ "${1:-}" == "--fuzz" ]]; then
   # libFuzzer's runtime is in libclang-rt-14-dev, apart from the compiler.
   packages+=(clang libclang-rt-14-dev)
+elif [[ "${1:-}" == "--tidy" ]]; then
+  packages+=(clang-tidy)
 fi
 
 missing=()

@@ -532,8 +532,9 @@ quiesce_plan plan_restored(const quiesce_run& run, const observed_index& index,
 // reason given, and listed in the documented order.
 class pending_set {
  public:
-  void add(workload_kind kind, std::string_view id, std::string_view name, std::string reason) {
-    items_.try_emplace(key{kind, std::string(name), std::string(id)}, std::move(reason));
+  void add(workload_kind kind, std::string_view id, std::string_view name,
+           const std::string& reason) {
+    items_.try_emplace(key{kind, std::string(name), std::string(id)}, reason);
   }
 
   convergence result() && {
@@ -599,7 +600,7 @@ void add_quiesced_observations(pending_set& pending, const quiesce_run& run,
     }
     auto reason = active_tasks_reason(index.tasks_of(s->id));
     if (!reason.empty()) {
-      pending.add(workload_kind::service, s->id, s->name, std::move(reason));
+      pending.add(workload_kind::service, s->id, s->name, reason);
     }
   }
   std::set<std::string_view> journaled;

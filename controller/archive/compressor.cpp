@@ -35,25 +35,25 @@ constexpr int default_zstd_level = 3;
 // Measured on 1.3 GiB of libraries, 2 threads: 256 KiB and 512 KiB blocks
 // cost the same CPU (19.1 s user+sys) for 2.3 MiB less peak RSS (11.8 vs
 // 14.1 MiB); 1 MiB blocks measured the same speed for 4 MiB more again.
-constexpr std::size_t default_gzip_block_size = 256 * 1024;
+constexpr std::size_t default_gzip_block_size = std::size_t{256} * 1024;
 // zstd's own default job is 4 windows (8 MiB at level 3), and `zstd -T0`
 // peaks near 70 MB; 512 KiB jobs (zstd's minimum) with a 1 MiB window and
 // tables to match keep the whole writer near 15 MiB (measured with
 // hack/bench-archive.sh).
-constexpr std::size_t default_zstd_job_size = 512 * 1024;
-constexpr std::size_t min_zstd_job_size = 512 * 1024;
+constexpr std::size_t default_zstd_job_size = std::size_t{512} * 1024;
+constexpr std::size_t min_zstd_job_size = std::size_t{512} * 1024;
 constexpr int max_capped_zstd_level = 9;
 constexpr int zstd_window_log_cap = 20;
 constexpr int zstd_hash_log_cap = 14;
 constexpr int zstd_chain_log_cap = 13;
-constexpr std::size_t none_buffer_size = 1024 * 1024;
+constexpr std::size_t none_buffer_size = std::size_t{1024} * 1024;
 
 #if LIFEBOAT_HAVE_ISAL
 constexpr bool have_isal = true;
 // The probe that tells incompressible blocks apart: ISA-L level 1 on the
 // first 64 KiB; a block whose sample does not shrink below 97% is stored by
 // ISA-L rather than searched by libdeflate.
-constexpr std::size_t probe_size = 64 * 1024;
+constexpr std::size_t probe_size = std::size_t{64} * 1024;
 #else
 constexpr bool have_isal = false;
 #endif
@@ -516,7 +516,7 @@ result<std::unique_ptr<compressor>> make_compressor(const compression_options& o
         return make_error(errc::invalid_argument,
                           "gzip level " + std::to_string(level) + " is not in 1-9");
       }
-      if (options.gzip_block_size < 64 * 1024 && options.gzip_block_size != 0) {
+      if (options.gzip_block_size < std::size_t{64} * 1024 && options.gzip_block_size != 0) {
         return make_error(errc::invalid_argument, "gzip blocks must be at least 64 KiB");
       }
       // Fail here, not in a worker, if the codec cannot be set up.

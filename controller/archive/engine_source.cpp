@@ -33,7 +33,7 @@ tar_stream_source engine_volume_source(std::string volume, engine::http::body_re
   return tar_stream_source{std::move(volume), pull_from(std::move(reader))};
 }
 
-tar_stream_source engine_volume_source(std::string volume, body_opener open) {
+tar_stream_source engine_volume_source(const std::string& volume, body_opener open) {
   struct state {
     body_opener open;
     pull_source pull;  // set once opened

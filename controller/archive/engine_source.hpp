@@ -24,6 +24,6 @@ tar_stream_source engine_volume_source(std::string volume, engine::http::body_re
 ///   engine_volume_source(v, [&] { return client.get_archive(id, "/" + v); })
 /// A failure to open becomes errc::source_failed naming the volume.
 using body_opener = std::function<engine::result<engine::http::body_reader>()>;
-tar_stream_source engine_volume_source(std::string volume, body_opener open);
+tar_stream_source engine_volume_source(const std::string& volume, body_opener open);
 
 }  // namespace lifeboat::archive

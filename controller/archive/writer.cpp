@@ -42,14 +42,14 @@ const std::string& prefix_of(const volume_source& s) {
 
 namespace {
 
-constexpr std::size_t pull_buffer_size = 256 * 1024;
-constexpr std::size_t file_buffer_size = 256 * 1024;
-constexpr std::size_t max_trailing_bytes = 1024 * 1024;
-constexpr std::uint64_t progress_interval = 8 * 1024 * 1024;
+constexpr std::size_t pull_buffer_size = std::size_t{256} * 1024;
+constexpr std::size_t file_buffer_size = std::size_t{256} * 1024;
+constexpr std::size_t max_trailing_bytes = std::size_t{1024} * 1024;
+constexpr std::uint64_t progress_interval = std::uint64_t{8} * 1024 * 1024;
 
 // Holes and missing data are fed to the tar writer from here; the pax writer
 // skips holes without copying them.
-constexpr std::size_t zero_buffer_size = 256 * 1024;
+constexpr std::size_t zero_buffer_size = std::size_t{256} * 1024;
 const std::array<char, zero_buffer_size> zeros{};
 
 struct read_free {
@@ -171,7 +171,7 @@ class sink_thread {
   }
 
  private:
-  static constexpr std::size_t chunk_size = 128 * 1024;
+  static constexpr std::size_t chunk_size = std::size_t{128} * 1024;
   static constexpr std::size_t queue_depth = 4;
 
   void drain() {

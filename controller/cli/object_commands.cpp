@@ -65,7 +65,7 @@ std::string name_of_entry(const catalog_entry& e) {
   return e.document.name.empty() ? "(" + e.source.name + ")" : e.document.name;
 }
 
-std::string label_or(const catalog_entry& e, std::string_view key, std::string fallback) {
+std::string label_or(const catalog_entry& e, std::string_view key, const std::string& fallback) {
   const auto it = e.source.labels.find(std::string(key));
   return it != e.source.labels.end() ? it->second : fallback;
 }

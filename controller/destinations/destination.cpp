@@ -48,7 +48,7 @@ archive::result<std::string> read_all(const destination& from, const std::string
       return out;
     }
     out.append(buf.data(), *n);
-    if (out.size() > 64 * 1024) {
+    if (out.size() > std::size_t{64} * 1024) {
       return archive::make_error(archive::errc::bad_source, name + " is not a checksum file");
     }
   }

@@ -55,7 +55,7 @@ struct s3_bucket::impl {
   mutable std::mutex credentials_mutex;
   mutable std::optional<detail::transfer_options> options;
 
-  impl(api::s3_destination s, s3_tuning t) : spec(std::move(s)), tuning(t) {
+  impl(api::s3_destination s, const s3_tuning& t) : spec(std::move(s)), tuning(t) {
     what = "s3 " + spec.bucket + "/" + spec.prefix;
   }
 
@@ -619,7 +619,7 @@ class s3_download final : public download {
 
 }  // namespace
 
-s3_bucket::s3_bucket(api::s3_destination spec, s3_tuning tuning)
+s3_bucket::s3_bucket(api::s3_destination spec, const s3_tuning& tuning)
     : impl_(std::make_shared<impl>(std::move(spec), tuning)) {}
 
 s3_bucket::~s3_bucket() = default;

@@ -45,7 +45,7 @@ struct s3_tuning {
 /// unreachable server; errc::io_error for everything else.
 class s3_bucket final : public destination {
  public:
-  explicit s3_bucket(api::s3_destination spec, s3_tuning tuning = {});
+  explicit s3_bucket(api::s3_destination spec, const s3_tuning& tuning = {});
   ~s3_bucket() override;
 
   std::string describe() const override;

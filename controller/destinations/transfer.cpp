@@ -28,7 +28,7 @@ void global_init() {
   });
 }
 
-constexpr long buffer_size = 256 * 1024;
+constexpr long buffer_size = 256L * 1024;
 
 std::string lower(std::string_view text) {
   std::string out(text);
@@ -502,7 +502,7 @@ archive::result<std::string> read_secret_file(std::string_view what, std::string
   char buf[4096];
   while (in.read(buf, sizeof buf) || in.gcount() > 0) {
     content.append(buf, static_cast<std::size_t>(in.gcount()));
-    if (content.size() > 64 * 1024) {
+    if (content.size() > std::size_t{64} * 1024) {
       return archive::make_error(archive::errc::refused, std::string(what) + ": " +
                                                              std::string(field) + " " + path +
                                                              " is too large for a secret");

@@ -502,8 +502,8 @@ event_stream::event_stream(http::body_reader reader) : reader_(std::move(reader)
 void event_stream::cancel() { reader_.cancel(); }
 
 result<event> event_stream::next() {
-  constexpr std::size_t max_line = 4 * 1024 * 1024;
-  std::array<char, 16 * 1024> chunk{};
+  constexpr std::size_t max_line = std::size_t{4} * 1024 * 1024;
+  std::array<char, std::size_t{16} * 1024> chunk{};
   for (;;) {
     // Events already buffered are not delivered after cancel(): the caller
     // asked to stop.
@@ -728,7 +728,7 @@ result<std::string> read_multiplexed(http::body_reader& reader, std::size_t max_
                                      std::initializer_list<unsigned char> streams) {
   std::string raw;
   std::string output;
-  std::array<char, 16 * 1024> chunk{};
+  std::array<char, std::size_t{16} * 1024> chunk{};
   for (;;) {
     auto n = reader.read(chunk);
     if (!n) {

@@ -27,13 +27,13 @@ using std::chrono::milliseconds;
 
 namespace {
 
-constexpr std::size_t max_buffered_body = 64 * 1024 * 1024;
-constexpr std::size_t max_error_body = 64 * 1024;
-constexpr std::size_t upload_chunk = 256 * 1024;
+constexpr std::size_t max_buffered_body = std::size_t{64} * 1024 * 1024;
+constexpr std::size_t max_error_body = std::size_t{64} * 1024;
+constexpr std::size_t upload_chunk = std::size_t{256} * 1024;
 // Beast reads at most the free capacity of its buffer (and at least 512 bytes),
 // so the capacity set here is the size of each read from the socket.
-constexpr std::size_t stream_read_size = 256 * 1024;
-constexpr std::size_t buffered_read_size = 16 * 1024;
+constexpr std::size_t stream_read_size = std::size_t{256} * 1024;
+constexpr std::size_t buffered_read_size = std::size_t{16} * 1024;
 
 // Presents a byte_stream as Beast's SyncReadStream and SyncWriteStream. Every
 // operation gets either the exchange's fixed deadline or, for streamed bodies,

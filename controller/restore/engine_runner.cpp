@@ -79,7 +79,7 @@ class container_guard {
 // Created under a fixed name per run: a container left by a run that was
 // killed is replaced by its retry.
 engine::result<std::string> create_container(const engine::client& client, const std::string& name,
-                                             json::object body) {
+                                             const json::object& body) {
   (void)client.remove_container(name, true);
   return client.create_container(body, name);
 }
@@ -106,7 +106,7 @@ result<void> wipe_through_engine(const engine::client& client, const std::string
       {"Cmd", std::move(cmd)},
       {"Labels", json::object{{"lifeboat.volume-container", "true"}}},
       {"HostConfig", json::object{{"NetworkMode", "none"}, {"Mounts", mounts_of(volumes)}}}};
-  auto id = create_container(client, "lifeboat-wipe-" + run_name, std::move(body));
+  auto id = create_container(client, "lifeboat-wipe-" + run_name, body);
   if (!id) {
     return engine_failure("creating the wipe container", id.error());
   }
@@ -142,7 +142,7 @@ result<std::vector<volume_space>> measure_through_engine(const engine::client& c
       {"Labels", json::object{{"lifeboat.volume-container", "true"}}},
       {"HostConfig",
        json::object{{"NetworkMode", "none"}, {"Mounts", mounts_of(volumes, /*read_only=*/true)}}}};
-  auto id = create_container(client, "lifeboat-measure-" + run_name, std::move(body));
+  auto id = create_container(client, "lifeboat-measure-" + run_name, body);
   if (!id) {
     return engine_failure("creating the container that measures the volumes", id.error());
   }
@@ -163,7 +163,7 @@ result<std::vector<volume_space>> measure_through_engine(const engine::client& c
   if (!exec) {
     return engine_failure("measuring the volumes", exec.error());
   }
-  auto output = client.start_exec(*exec, 64 * 1024);
+  auto output = client.start_exec(*exec, std::size_t{64} * 1024);
   if (!output) {
     return engine_failure("measuring the volumes", output.error());
   }
@@ -215,7 +215,7 @@ result<unpack_report> unpack_through_engine(const engine::client& client, const 
       {"Cmd", json::array{"true"}},
       {"Labels", json::object{{"lifeboat.volume-container", "true"}}},
       {"HostConfig", json::object{{"NetworkMode", "none"}, {"Mounts", mounts_of(volumes)}}}};
-  auto id = create_container(client, "lifeboat-restore-" + run_name, std::move(body));
+  auto id = create_container(client, "lifeboat-restore-" + run_name, body);
   if (!id) {
     return engine_failure("creating the restore container", id.error());
   }
@@ -378,7 +378,7 @@ run_result engine_runner::run(const api::restore& restore, const std::string& ru
       }(),
       human_bytes(static_cast<double>(verified->content_bytes)), verified->compression,
       verified->checksum_verified ? ", checksum verified" : ", no checksum file");
-  const auto verified_only = [&](std::string note) {
+  const auto verified_only = [&](const std::string& note) {
     result.ok = true;
     result.outcome = outcome::verified;
     result.message = "verified: " + checked + note;

@@ -204,7 +204,6 @@ result<std::optional<placed_entry>> entry_checker::check(const entry_info& entry
 
   switch (entry.type) {
     case entry_type::file:
-      break;
     case entry_type::directory:
       break;
     case entry_type::symlink:

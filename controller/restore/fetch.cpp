@@ -74,7 +74,7 @@ result<archive_file> fetch_archive(const destinations::destination& from, const 
                         "reading " + shown_as + ".sha256: " + d.error().describe());
     }
     auto read = drain(**d, shown_as + ".sha256", cancel, [&](std::span<const char> bytes) {
-      if (checksum_text.size() + bytes.size() > 64 * 1024) {
+      if (checksum_text.size() + bytes.size() > std::size_t{64} * 1024) {
         return result<void>(make_error(errc::invalid_argument,
                                        shown_as + ".sha256 is not a checksum file (over 64 KiB)"));
       }

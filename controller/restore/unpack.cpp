@@ -552,7 +552,7 @@ struct tar_restream::impl {
   }
 
   result<void> write_zeros(std::int64_t count) {
-    static const std::array<char, 64 * 1024> zeros{};
+    static const std::array<char, std::size_t{64} * 1024> zeros{};
     while (count > 0) {
       const auto n = static_cast<std::size_t>(std::min<std::int64_t>(count, zeros.size()));
       if (archive_write_data(writer.get(), zeros.data(), n) < 0) {
