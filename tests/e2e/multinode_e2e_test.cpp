@@ -80,6 +80,18 @@ class multinode_e2e : public backup_runner_test {
     return name;
   }
 
+  /// A volume on n3 with 400 MB in it: enough that its agent is still at
+  /// work when the test sees the job. Empty when it could not be filled.
+  std::string busy_volume_on_node3() {
+    const auto volume = volume_on_node3(unique("db-data"), "x");
+    const auto filled =
+        run_command("DOCKER_HOST=" + env_["LIFEBOAT_NODE3_HOST"] +
+                    " docker run --rm --network none -v " + volume + ":/data " + test_image() +
+                    " sh -c 'head -c 400000000 /dev/urandom > /data/big' >&2");
+    EXPECT_EQ(filled.status, 0);
+    return filled.status == 0 ? volume : std::string();
+  }
+
   /// A service labelled for `group`, its one task pinned to n3 with `volume`.
   std::string writer_on_node3(const std::string& name, const std::string& volume,
                               const std::string& group) {
@@ -233,13 +245,8 @@ TEST_F(multinode_e2e, one_run_backs_up_volumes_on_the_manager_and_on_a_worker_ho
 // controller does first) brings the service back and removes the job.
 TEST_F(multinode_e2e, a_backup_killed_while_a_worker_reads_is_recovered_and_its_job_removed) {
   const auto group = unique("g");
-  const auto volume = volume_on_node3(unique("db-data"), "x");
-  // Enough data that the agent is still at work when the job is seen.
-  const auto filled =
-      run_command("DOCKER_HOST=" + env_["LIFEBOAT_NODE3_HOST"] +
-                  " docker run --rm --network none -v " + volume + ":/data " + test_image() +
-                  " sh -c 'head -c 400000000 /dev/urandom > /data/big' >&2");
-  ASSERT_EQ(filled.status, 0);
+  const auto volume = busy_volume_on_node3();
+  ASSERT_FALSE(volume.empty());
   const auto db = writer_on_node3(unique("db"), volume, group);
   const auto name = unique("sched");
   const auto file = dir_ / "schedule.yaml";
@@ -276,12 +283,8 @@ TEST_F(multinode_e2e, a_backup_killed_while_a_worker_reads_is_recovered_and_its_
 // Backup failed, brings the worker's service back and removes the job.
 TEST_F(multinode_e2e, a_controller_killed_while_a_worker_reads_is_recovered_by_the_next_one) {
   const auto group = unique("g");
-  const auto volume = volume_on_node3(unique("db-data"), "x");
-  const auto filled =
-      run_command("DOCKER_HOST=" + env_["LIFEBOAT_NODE3_HOST"] +
-                  " docker run --rm --network none -v " + volume + ":/data " + test_image() +
-                  " sh -c 'head -c 400000000 /dev/urandom > /data/big' >&2");
-  ASSERT_EQ(filled.status, 0);
+  const auto volume = busy_volume_on_node3();
+  ASSERT_FALSE(volume.empty());
   const auto db = writer_on_node3(unique("db"), volume, group);
   const auto name = unique("sched");
   on_teardown([prefix = unique("")] { remove_objects(prefix); });
