@@ -1,5 +1,6 @@
 #include "controller/restore/engine_runner.hpp"
 
+#include "api/labels.hpp"
 #include "controller/destinations/destination.hpp"
 #include "controller/quiesce/quiesce.hpp"
 #include "controller/restore/fetch.hpp"
@@ -104,7 +105,7 @@ result<void> wipe_through_engine(const engine::client& client, const std::string
       {"Image", image},
       {"Entrypoint", json::array{"/bin/busybox"}},
       {"Cmd", std::move(cmd)},
-      {"Labels", json::object{{"lifeboat.volume-container", "true"}}},
+      {"Labels", json::object{{api::label::volume_container, "true"}}},
       {"HostConfig", json::object{{"NetworkMode", "none"}, {"Mounts", mounts_of(volumes)}}}};
   auto id = create_container(client, "lifeboat-wipe-" + run_name, body);
   if (!id) {
@@ -139,7 +140,7 @@ result<std::vector<volume_space>> measure_through_engine(const engine::client& c
       {"Image", image},
       {"Entrypoint", json::array{"/bin/busybox"}},
       {"Cmd", json::array{"sleep", "3600"}},
-      {"Labels", json::object{{"lifeboat.volume-container", "true"}}},
+      {"Labels", json::object{{api::label::volume_container, "true"}}},
       {"HostConfig",
        json::object{{"NetworkMode", "none"}, {"Mounts", mounts_of(volumes, /*read_only=*/true)}}}};
   auto id = create_container(client, "lifeboat-measure-" + run_name, body);
@@ -213,7 +214,7 @@ result<unpack_report> unpack_through_engine(const engine::client& client, const 
   json::object body{
       {"Image", image},
       {"Cmd", json::array{"true"}},
-      {"Labels", json::object{{"lifeboat.volume-container", "true"}}},
+      {"Labels", json::object{{api::label::volume_container, "true"}}},
       {"HostConfig", json::object{{"NetworkMode", "none"}, {"Mounts", mounts_of(volumes)}}}};
   auto id = create_container(client, "lifeboat-restore-" + run_name, body);
   if (!id) {
@@ -270,207 +271,256 @@ reconcilers::quiesce_run quiesce_run_for(const std::string& run_name,
   return reconcilers::quiesce_run{run_name, spec.stop_during_backup, target_volumes(spec)};
 }
 
-engine_runner::engine_runner(const engine::client& client, quiesce::journal_store& journals,
-                             runner_options options)
-    : client_(client), journals_(journals), options_(std::move(options)) {}
+namespace {
 
-run_result engine_runner::run(const api::restore& restore, const std::string& run_name,
-                              const phase_reporter& report, const held_reporter& holding,
-                              const std::atomic<bool>& cancel) {
-  const auto start = clock::now();
-  run_result result;
-  auto fail = [&](std::string_view outcome, std::string message) {
-    result.ok = false;
-    result.outcome = outcome;
-    result.message = std::move(message);
-    result.duration = clock::now() - start;
-    return result;
-  };
-  const auto& spec = restore.spec;
+// One restore run, phase by phase: each method is a phase of run(), and the
+// state the phases hand on is this object's. A phase that ends the run
+// returns its result; nullopt goes on.
+class restore_run {
+ public:
+  restore_run(const engine::client& client, quiesce::journal_store& journals,
+              const runner_options& options, const api::restore& restore,
+              const std::string& run_name, const phase_reporter& report,
+              const held_reporter& holding, const std::atomic<bool>& cancel)
+      : client_(client),
+        journals_(journals),
+        options_(options),
+        spec_(restore.spec),
+        run_name_(run_name),
+        report_(report),
+        holding_(holding),
+        cancel_(cancel) {}
+
+  run_result run() {
+    if (auto ended = locate_archive()) {
+      return *ended;
+    }
+    if (auto ended = find_targets()) {
+      return *ended;
+    }
+    if (auto ended = verify_archive()) {
+      return *ended;
+    }
+    if (options_.verify_only && !missing_.empty()) {
+      return verified_only(fmt::format("; {} would be created, so their space is not checked",
+                                       fmt::join(missing_, ", ")));
+    }
+    if (auto ended = create_missing()) {
+      return *ended;
+    }
+    if (auto ended = choose_path()) {
+      return *ended;
+    }
+    if (auto ended = check_space()) {
+      return *ended;
+    }
+    if (options_.verify_only) {
+      return verified_only("");
+    }
+    const auto held = hold_and_write();
+    return finish(held);
+  }
+
+ private:
+  run_result fail(std::string_view outcome, std::string message) {
+    result_.ok = false;
+    result_.outcome = outcome;
+    result_.message = std::move(message);
+    result_.duration = clock::now() - start_;
+    return result_;
+  }
+
+  // Missing volumes created by this run go again when it fails before it
+  // writes anything.
+  run_result fail_unwritten(std::string_view outcome, std::string message) {
+    for (const auto& v : created_) {
+      (void)client_.remove_volume(v);
+    }
+    return fail(outcome, std::move(message));
+  }
+
+  run_result verified_only(const std::string& note) {
+    result_.ok = true;
+    result_.outcome = outcome::verified;
+    result_.message = "verified: " + checked_ + note;
+    result_.duration = clock::now() - start_;
+    return result_;
+  }
 
   // Which archive. One on a remote destination is fetched while Verifying.
-  std::unique_ptr<destinations::destination> remote;
-  if (spec.source) {
-    if (const auto* local = std::get_if<api::local_destination>(&spec.source->destination)) {
-      result.archive = (std::filesystem::path(local->path) / spec.source->name).string();
+  std::optional<run_result> locate_archive() {
+    if (spec_.source) {
+      if (const auto* local = std::get_if<api::local_destination>(&spec_.source->destination)) {
+        result_.archive = (std::filesystem::path(local->path) / spec_.source->name).string();
+      } else {
+        remote_ = destinations::make_destination(spec_.source->destination);
+        result_.archive = remote_->describe() + " " + spec_.source->name;
+      }
+    } else if (spec_.archive) {
+      result_.archive = *spec_.archive;
     } else {
-      remote = destinations::make_destination(spec.source->destination);
-      result.archive = remote->describe() + " " + spec.source->name;
+      // The controller turns backupRef into spec.archive before a run starts
+      // (it knows the Backup objects); a runner given one directly cannot.
+      return fail(outcome::invalid, "spec.backupRef cannot be resolved here; give spec.archive");
     }
-  } else if (spec.archive) {
-    result.archive = *spec.archive;
-  } else {
-    // The controller turns backupRef into spec.archive before a run starts
-    // (it knows the Backup objects); a runner given one directly cannot.
-    return fail(outcome::invalid, "spec.backupRef cannot be resolved here; give spec.archive");
+    for (const auto& v : spec_.volumes) {
+      mappings_.push_back(mapping{v.from, v.to.empty() ? v.from : v.to});
+    }
+    read_.allow_devices = options_.allow_devices;
+    read_.allow_absolute_symlinks = options_.allow_absolute_symlinks;
+    read_.cancel = &cancel_;
+    return std::nullopt;
   }
-  std::vector<mapping> mappings;
-  for (const auto& v : spec.volumes) {
-    mappings.push_back(mapping{v.from, v.to.empty() ? v.from : v.to});
-  }
-  read_options read;
-  read.allow_devices = options_.allow_devices;
-  read.allow_absolute_symlinks = options_.allow_absolute_symlinks;
-  read.cancel = &cancel;
 
   // Target volumes, looked up before the archive is read: a missing one is
   // created only when asked (on this engine's node, which need not be the
   // node whose volume the archive came from).
-  std::vector<std::string> target_names;
-  for (const auto& m : mappings) {
-    target_names.push_back(m.to);
-  }
-  // A target whose data is on another node is refused before anything is
-  // held: writing into a namesake here would restore nothing where it counts.
-  auto elsewhere = quiesce::volumes_on_other_nodes(client_, target_names);
-  if (!elsewhere) {
-    return fail(outcome::write_failed,
-                "finding the nodes of the target volumes: " + elsewhere.error().describe());
-  }
-  if (!elsewhere->empty()) {
-    return fail(outcome::invalid, *elsewhere);
-  }
-  std::vector<std::optional<engine::volume>> volumes;
-  std::vector<std::string> missing;
-  for (const auto& m : mappings) {
-    auto existing = client_.inspect_volume(m.to);
-    if (!existing && !existing.error().is(engine::errc::not_found)) {
+  std::optional<run_result> find_targets() {
+    std::vector<std::string> target_names;
+    target_names.reserve(mappings_.size());
+    for (const auto& m : mappings_) {
+      target_names.push_back(m.to);
+    }
+    // A target whose data is on another node is refused before anything is
+    // held: writing into a namesake here would restore nothing where it counts.
+    auto elsewhere = quiesce::volumes_on_other_nodes(client_, target_names);
+    if (!elsewhere) {
       return fail(outcome::write_failed,
-                  "inspecting volume " + m.to + ": " + existing.error().describe());
+                  "finding the nodes of the target volumes: " + elsewhere.error().describe());
     }
-    if (!existing) {
-      missing.push_back(m.to);
-      volumes.emplace_back();
-    } else {
-      volumes.emplace_back(std::move(*existing));
+    if (!elsewhere->empty()) {
+      return fail(outcome::invalid, *elsewhere);
     }
-  }
-  if (!missing.empty() && !spec.create_volume) {
-    return fail(outcome::invalid, missing_volumes_message(client_, missing));
+    for (const auto& m : mappings_) {
+      auto existing = client_.inspect_volume(m.to);
+      if (!existing && !existing.error().is(engine::errc::not_found)) {
+        return fail(outcome::write_failed,
+                    "inspecting volume " + m.to + ": " + existing.error().describe());
+      }
+      if (!existing) {
+        missing_.push_back(m.to);
+        volumes_.emplace_back();
+      } else {
+        volumes_.emplace_back(std::move(*existing));
+      }
+    }
+    if (!missing_.empty() && !spec_.create_volume) {
+      return fail(outcome::invalid, missing_volumes_message(client_, missing_));
+    }
+    return std::nullopt;
   }
 
   // Verifying: before anything is held or written.
-  report(phase::verifying, result.archive);
-  auto archive =
-      remote ? fetch_archive(*remote, spec.source->name,
-                             options_.spool_folder.empty() ? std::filesystem::temp_directory_path()
-                                                           : options_.spool_folder,
-                             &cancel)
-             : archive_file::open(result.archive);
-  if (!archive) {
-    return fail(outcome_of(archive.error()), archive.error().message);
-  }
-  if (options_.on_progress) {
-    read.on_progress = [&](const progress& p) { options_.on_progress(phase::verifying, p); };
-  }
-  auto verified = verify(*archive, mappings, read);
-  if (!verified) {
-    return fail(outcome_of(verified.error()), verified.error().describe());
-  }
-  std::string checked = fmt::format(
-      "{} entries, {} of data, {}{}",
-      [&] {
-        std::uint64_t n = 0;
-        for (const auto e : verified->entries) {
-          n += e;
-        }
-        return n;
-      }(),
-      human_bytes(static_cast<double>(verified->content_bytes)), verified->compression,
-      verified->checksum_verified ? ", checksum verified" : ", no checksum file");
-  const auto verified_only = [&](const std::string& note) {
-    result.ok = true;
-    result.outcome = outcome::verified;
-    result.message = "verified: " + checked + note;
-    result.duration = clock::now() - start;
-    return result;
-  };
-  if (options_.verify_only && !missing.empty()) {
-    return verified_only(fmt::format("; {} would be created, so their space is not checked",
-                                     fmt::join(missing, ", ")));
+  std::optional<run_result> verify_archive() {
+    report_(phase::verifying, result_.archive);
+    auto archive = remote_ ? fetch_archive(*remote_, spec_.source->name,
+                                           options_.spool_folder.empty()
+                                               ? std::filesystem::temp_directory_path()
+                                               : options_.spool_folder,
+                                           &cancel_)
+                           : archive_file::open(result_.archive);
+    if (!archive) {
+      return fail(outcome_of(archive.error()), archive.error().message);
+    }
+    archive_.emplace(std::move(*archive));
+    if (options_.on_progress) {
+      read_.on_progress = [this](const progress& p) { options_.on_progress(phase::verifying, p); };
+    }
+    auto verified = verify(*archive_, mappings_, read_);
+    if (!verified) {
+      return fail(outcome_of(verified.error()), verified.error().describe());
+    }
+    std::uint64_t entries = 0;
+    for (const auto e : verified->entries) {
+      entries += e;
+    }
+    checked_ = fmt::format(
+        "{} entries, {} of data, {}{}", entries,
+        human_bytes(static_cast<double>(verified->content_bytes)), verified->compression,
+        verified->checksum_verified ? ", checksum verified" : ", no checksum file");
+    verified_.emplace(std::move(*verified));
+    return std::nullopt;
   }
 
-  // Missing volumes created; removed again when the run fails before it
-  // writes anything.
-  std::vector<std::string> created;
-  const auto fail_unwritten = [&](std::string_view outcome, std::string message) {
-    for (const auto& v : created) {
-      (void)client_.remove_volume(v);
+  std::optional<run_result> create_missing() {
+    for (std::size_t i = 0; i < mappings_.size(); ++i) {
+      if (volumes_[i]) {
+        continue;
+      }
+      const auto& m = mappings_[i];
+      std::string driver = "local";
+      engine::labels labels;
+      if (m.from != m.to) {
+        // Renamed: the new volume is made like the source, when it exists here.
+        if (auto source = client_.inspect_volume(m.from); source) {
+          driver = source->driver;
+          labels = source->volume_labels;
+        }
+      }
+      auto made = client_.create_volume(m.to, driver, labels);
+      if (!made) {
+        return fail_unwritten(outcome::write_failed,
+                              "creating volume " + m.to + ": " + made.error().describe());
+      }
+      created_.push_back(m.to);
+      volumes_[i] = std::move(*made);
     }
-    return fail(outcome, std::move(message));
-  };
-  for (std::size_t i = 0; i < mappings.size(); ++i) {
-    if (volumes[i]) {
-      continue;
-    }
-    const auto& m = mappings[i];
-    std::string driver = "local";
-    engine::labels labels;
-    if (m.from != m.to) {
-      // Renamed: the new volume is made like the source, when it exists here.
-      if (auto source = client_.inspect_volume(m.from); source) {
-        driver = source->driver;
-        labels = source->volume_labels;
+    return std::nullopt;
+  }
+
+  // Which path: the mountpoints directly, or through the engine (a restore
+  // container, run from lifeboat's own image).
+  std::optional<run_result> choose_path() {
+    std::vector<std::string> mounted;  // volumes whose data is a mount: engine only
+    for (std::size_t i = 0; i < mappings_.size(); ++i) {
+      mountpoints_.push_back(volumes_[i]->mountpoint);
+      if (engine::data_is_a_mount(*volumes_[i])) {
+        mounted.push_back(mappings_[i].to);
       }
     }
-    auto made = client_.create_volume(m.to, driver, labels);
-    if (!made) {
-      return fail_unwritten(outcome::write_failed,
-                            "creating volume " + m.to + ": " + made.error().describe());
+    direct_ = options_.path == data_path::direct;
+    if (options_.path != data_path::engine) {
+      if (direct_ && !mounted.empty()) {
+        return fail_unwritten(outcome::invalid,
+                              "--path direct: volume " + mounted.front() +
+                                  " is a mount that exists only while a container uses it; "
+                                  "restore it through the engine");
+      }
+      bool all = mounted.empty();
+      for (const auto& mp : mountpoints_) {
+        all = all && writable_folder(mp);
+      }
+      if (direct_ && !all) {
+        return fail_unwritten(outcome::invalid,
+                              "--path direct: a target's mountpoint cannot be written here");
+      }
+      direct_ = all;
     }
-    created.push_back(m.to);
-    volumes[i] = std::move(*made);
-  }
-  std::vector<std::string> mountpoints;
-  std::vector<std::string> mounted;  // volumes whose data is a mount: engine only
-  for (std::size_t i = 0; i < mappings.size(); ++i) {
-    mountpoints.push_back(volumes[i]->mountpoint);
-    if (engine::data_is_a_mount(*volumes[i])) {
-      mounted.push_back(mappings[i].to);
+    result_.path = direct_ ? "direct" : "engine";
+    image_ = options_.helper_image;
+    if (!direct_ && image_.empty()) {
+      image_ = engine::own_image(client_).value_or("");
+      if (image_.empty()) {
+        return fail_unwritten(
+            outcome::invalid,
+            "no image for the restore container: run lifeboat in a container, or pass "
+            "--helper-image");
+      }
     }
-  }
-
-  // Which path.
-  bool direct = options_.path == data_path::direct;
-  if (options_.path != data_path::engine) {
-    if (direct && !mounted.empty()) {
-      return fail_unwritten(outcome::invalid,
-                            "--path direct: volume " + mounted.front() +
-                                " is a mount that exists only while a container uses it; "
-                                "restore it through the engine");
-    }
-    bool all = mounted.empty();
-    for (const auto& mp : mountpoints) {
-      all = all && writable_folder(mp);
-    }
-    if (direct && !all) {
-      return fail_unwritten(outcome::invalid,
-                            "--path direct: a target's mountpoint cannot be written here");
-    }
-    direct = all;
-  }
-  result.path = direct ? "direct" : "engine";
-  std::string image = options_.helper_image;
-  if (!direct && image.empty()) {
-    image = engine::own_image(client_).value_or("");
-    if (image.empty()) {
-      return fail_unwritten(outcome::invalid,
-                            "no image for the restore container: run lifeboat in a container, or "
-                            "pass --helper-image");
-    }
+    return std::nullopt;
   }
 
   // Still verifying: do the files fit? The engine writes sparse files densely.
-  const auto targets = target_volumes(spec);
-  {
+  std::optional<run_result> check_space() {
     std::vector<std::uint64_t> needs;
-    for (const auto& need : verified->space) {
-      needs.push_back(direct ? need.sparse : need.dense);
+    needs.reserve(verified_->space.size());
+    for (const auto& need : verified_->space) {
+      needs.push_back(direct_ ? need.sparse : need.dense);
     }
     restore::result<std::vector<volume_space>> spaces{std::vector<volume_space>{}};
-    if (direct) {
-      for (std::size_t i = 0; i < mappings.size() && spaces; ++i) {
-        auto one = measure_directory(mappings[i].to, mountpoints[i], spec.wipe);
+    if (direct_) {
+      for (std::size_t i = 0; i < mappings_.size() && spaces; ++i) {
+        auto one = measure_directory(mappings_[i].to, mountpoints_[i], spec_.wipe);
         if (!one) {
           spaces = one.error();
         } else {
@@ -478,98 +528,146 @@ run_result engine_runner::run(const api::restore& restore, const std::string& ru
         }
       }
     } else {
-      spaces = measure_through_engine(client_, image, run_name, targets, spec.wipe);
+      spaces = measure_through_engine(client_, image_, run_name_, targets_, spec_.wipe);
     }
     if (!spaces) {
       return fail_unwritten(outcome_of(spaces.error()), spaces.error().describe());
     }
-    if (auto fits = check_space(*spaces, needs, spec.wipe); !fits) {
+    if (auto fits = restore::check_space(*spaces, needs, spec_.wipe); !fits) {
       return fail_unwritten(outcome::no_space, fits.error().describe());
     }
     std::uint64_t total = 0;
     for (const auto n : needs) {
       total += n;
     }
-    checked +=
-        fmt::format(", fits ({} needed, {})", human_bytes(static_cast<double>(total)), result.path);
-  }
-  if (options_.verify_only) {
-    return verified_only("");
-  }
-  if (options_.on_progress) {
-    read.on_progress = [&](const progress& p) { options_.on_progress(phase::restoring, p); };
+    checked_ += fmt::format(", fits ({} needed, {})", human_bytes(static_cast<double>(total)),
+                            result_.path);
+    return std::nullopt;
   }
 
-  std::optional<restore::result<unpack_report>> written;
-  report(phase::quiescing, "verified: " + checked);
-  const auto quiesce_run = quiesce_run_for(run_name, spec);
-  // Set when a held workload came back while the volumes were written.
-  std::optional<std::string> disturbed;
-  const auto held = quiesce::with_quiesced(
-      client_, journals_, quiesce_run, spec.timeouts.scale_down, spec.timeouts.scale_up,
-      [&](const quiesce::holding& hold) {
-        const int workloads = hold.workloads;
-        holding(workloads);
-        report(phase::restoring, fmt::format("{} volume(s) {}, {} workload(s) held", targets.size(),
-                                             result.path, workloads));
-        // The archive was verified: only now may the volumes be emptied.
-        if (spec.wipe) {
-          restore::result<void> wiped;
-          if (direct) {
-            for (const auto& mp : mountpoints) {
-              if (wiped) {
-                wiped = wipe_directory(mp);
-              }
+  quiesce::held_outcome hold_and_write() {
+    if (options_.on_progress) {
+      read_.on_progress = [this](const progress& p) { options_.on_progress(phase::restoring, p); };
+    }
+    report_(phase::quiescing, "verified: " + checked_);
+    auto held = quiesce::with_quiesced(
+        client_, journals_, quiesce_run_, spec_.timeouts.scale_down, spec_.timeouts.scale_up,
+        [&](const quiesce::holding& hold) {
+          holding_(hold.workloads);
+          report_(phase::restoring, fmt::format("{} volume(s) {}, {} workload(s) held",
+                                                targets_.size(), result_.path, hold.workloads));
+          write();
+          if (written_ && *written_) {
+            if (auto still =
+                    quiesce::holds_still_hold(client_, journals_, quiesce_run_, hold.baseline);
+                !still) {
+              disturbed_ = still.error().describe();
             }
-          } else {
-            wiped = wipe_through_engine(client_, image, run_name, targets);
           }
-          if (!wiped) {
-            written = wiped.error();
-            report(phase::resuming, "");
-            return;
-          }
-        }
-        if (direct) {
-          std::vector<fs::path> roots(mountpoints.begin(), mountpoints.end());
-          written = extract_to_directories(*archive, mappings, roots, read);
-        } else {
-          written = unpack_through_engine(client_, image, run_name, *archive, mappings, read);
-        }
-        if (written && *written) {
-          if (auto still =
-                  quiesce::holds_still_hold(client_, journals_, quiesce_run, hold.baseline);
-              !still) {
-            disturbed = still.error().describe();
+          report_(phase::resuming, "");
+        });
+    holding_(0);
+    return held;
+  }
+
+  // While held. The archive was verified: only now may the volumes be
+  // emptied.
+  void write() {
+    if (spec_.wipe) {
+      restore::result<void> wiped;
+      if (direct_) {
+        for (const auto& mp : mountpoints_) {
+          if (wiped) {
+            wiped = wipe_directory(mp);
           }
         }
-        report(phase::resuming, "");
-      });
-  holding(0);
-  result.downtime = held.held;
-  const std::string resume_note = held.resume.ok ? "" : "; resuming failed: " + held.resume.message;
-  if (!held.quiesce.ok) {
-    return fail(outcome::quiesce_failed, "quiescing failed: " + held.quiesce.message + resume_note);
+      } else {
+        wiped = wipe_through_engine(client_, image_, run_name_, targets_);
+      }
+      if (!wiped) {
+        written_ = wiped.error();
+        return;
+      }
+    }
+    if (direct_) {
+      std::vector<fs::path> roots(mountpoints_.begin(), mountpoints_.end());
+      written_ = extract_to_directories(*archive_, mappings_, roots, read_);
+    } else {
+      written_ = unpack_through_engine(client_, image_, run_name_, *archive_, mappings_, read_);
+    }
   }
-  if (!written || !*written) {
-    const error why = written ? written->error() : make_error(errc::internal, "nothing written");
-    return fail(outcome_of(why),
-                "restoring failed (" + result.path + "): " + why.describe() + resume_note);
+
+  run_result finish(const quiesce::held_outcome& held) {
+    result_.downtime = held.held;
+    const std::string resume_note =
+        held.resume.ok ? "" : "; resuming failed: " + held.resume.message;
+    if (!held.quiesce.ok) {
+      return fail(outcome::quiesce_failed,
+                  "quiescing failed: " + held.quiesce.message + resume_note);
+    }
+    if (!written_ || !*written_) {
+      const error why =
+          written_ ? written_->error() : make_error(errc::internal, "nothing written");
+      return fail(outcome_of(why),
+                  "restoring failed (" + result_.path + "): " + why.describe() + resume_note);
+    }
+    if (disturbed_) {
+      return fail(outcome::quiesce_failed,
+                  "the volumes were written, but a workload ran meanwhile, so they may be "
+                  "inconsistent; restore again: " +
+                      *disturbed_ + resume_note);
+    }
+    result_.ok = held.resume.ok;
+    result_.outcome = held.resume.ok ? outcome::succeeded : outcome::quiesce_failed;
+    result_.bytes = static_cast<double>((*written_)->content_bytes);
+    result_.duration = clock::now() - start_;
+    result_.message = fmt::format("{} volume(s), {} entries, {}, {}, held {:.1f}s{}",
+                                  targets_.size(), (*written_)->entries, human_bytes(result_.bytes),
+                                  result_.path, result_.downtime.count(), resume_note);
+    return result_;
   }
-  if (disturbed) {
-    return fail(outcome::quiesce_failed,
-                "the volumes were written, but a workload ran meanwhile, so they may be "
-                "inconsistent; restore again: " +
-                    *disturbed + resume_note);
-  }
-  result.ok = held.resume.ok;
-  result.outcome = held.resume.ok ? outcome::succeeded : outcome::quiesce_failed;
-  result.bytes = static_cast<double>((*written)->content_bytes);
-  result.duration = clock::now() - start;
-  result.message = fmt::format("{} volume(s), {} entries, {}, {}, held {:.1f}s{}", targets.size(),
-                               (*written)->entries, human_bytes(result.bytes), result.path,
-                               result.downtime.count(), resume_note);
-  return result;
+
+  const engine::client& client_;
+  quiesce::journal_store& journals_;
+  const runner_options& options_;
+  const api::restore_spec& spec_;
+  const std::string& run_name_;
+  const phase_reporter& report_;
+  const held_reporter& holding_;
+  const std::atomic<bool>& cancel_;
+  const clock::time_point start_ = clock::now();
+  const std::vector<std::string> targets_ = target_volumes(spec_);
+  const reconcilers::quiesce_run quiesce_run_ = quiesce_run_for(run_name_, spec_);
+
+  run_result result_;
+  std::unique_ptr<destinations::destination> remote_;
+  std::vector<mapping> mappings_;
+  read_options read_;
+  std::vector<std::optional<engine::volume>> volumes_;
+  std::vector<std::string> missing_;
+  std::optional<archive_file> archive_;
+  std::optional<verify_report> verified_;
+  std::string checked_;  ///< what verifying found, for the run's messages
+  std::vector<std::string> created_;
+  std::vector<std::string> mountpoints_;
+  bool direct_ = false;
+  std::string image_;
+  std::optional<restore::result<unpack_report>> written_;
+  /// Set when a held workload came back while the volumes were written.
+  std::optional<std::string> disturbed_;
+};
+
+}  // namespace
+
+engine_runner::engine_runner(const engine::client& client, quiesce::journal_store& journals,
+                             runner_options options)
+    : client_(client), journals_(journals), options_(std::move(options)) {}
+
+run_result engine_runner::run(const api::restore& restore, const std::string& run_name,
+                              const phase_reporter& report, const held_reporter& holding,
+                              const std::atomic<bool>& cancel) {
+  return restore_run(client_, journals_, options_, restore, run_name, report, holding, cancel)
+      .run();
 }
 
 }  // namespace lifeboat::restore
