@@ -63,7 +63,14 @@ inline constexpr std::string_view lease_duration_ms = "lifeboat.lease.duration-m
 // --- Helper containers lifeboat creates (never started) to read or write volumes.
 
 inline constexpr std::string_view volume_container = "lifeboat.volume-container";
-/// On a volume-reading container: the schedule whose run created it.
+/// On a volume-reading container or an agent job: the schedule whose run
+/// created it (a run removes what its schedule's dead runs left).
 inline constexpr std::string_view schedule = "lifeboat.schedule";
+
+// --- Agent jobs: replicated-job services, one per node that holds a run's
+// volumes (and their tasks' containers).
+
+/// The run the job reads for: recovery removes the jobs of dead runs by it.
+inline constexpr std::string_view agent_of = "lifeboat.agent-of";
 
 }  // namespace lifeboat::api::label

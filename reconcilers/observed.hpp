@@ -5,6 +5,8 @@
 // library never depends on the controller. Only the fields the planner reads
 // are here.
 
+#include "api/labels.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -26,8 +28,8 @@ inline constexpr std::string_view default_stop_group = "true";
 /// Service labels lifeboat writes in the same versioned update that scales a
 /// service to zero, and removes in the update that scales it back: the replica
 /// count to restore (decimal) and the name of the run that holds the service.
-inline constexpr std::string_view prior_replicas_label = "lifeboat.prior-replicas";
-inline constexpr std::string_view held_by_label = "lifeboat.held-by";
+inline constexpr std::string_view prior_replicas_label = api::label::prior_replicas;
+inline constexpr std::string_view held_by_label = api::label::held_by;
 
 /// Labels Swarm puts on every task container; the controller fills
 /// observed_container::service_id from the first.

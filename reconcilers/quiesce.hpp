@@ -329,7 +329,7 @@ recovery_plan plan_recovery(const observed_state& observed, std::span<const jour
 /// A container a run created to read or write volumes through the engine
 /// (labelled helper_container_label=true, named "<prefix><run>"): never
 /// started, it only holds the volumes' mounts, and a killed run leaves it.
-inline constexpr std::string_view helper_container_label = "lifeboat.volume-container";
+inline constexpr std::string_view helper_container_label = api::label::volume_container;
 inline constexpr std::string_view helper_container_prefixes[] = {
     "lifeboat-read-", "lifeboat-restore-", "lifeboat-wipe-", "lifeboat-measure-"};
 

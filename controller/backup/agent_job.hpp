@@ -1,5 +1,6 @@
 #pragma once
 
+#include "api/labels.hpp"
 #include "controller/backup/agent.hpp"
 #include "controller/engine/client.hpp"
 
@@ -19,7 +20,7 @@ namespace lifeboat::backup {
 
 /// Every agent job carries this label, set to the run's name: recovery finds
 /// the jobs of dead runs by it.
-inline constexpr std::string_view agent_of_label = "lifeboat.agent-of";
+inline constexpr std::string_view agent_of_label = api::label::agent_of;
 
 struct agent_job_spec {
   std::string run_name;

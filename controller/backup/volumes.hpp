@@ -1,5 +1,6 @@
 #pragma once
 
+#include "api/labels.hpp"
 #include "api/objects.hpp"
 #include "controller/engine/client.hpp"
 
@@ -57,9 +58,9 @@ class volume_container {
 };
 
 /// Every volume container carries this label ("true").
-inline constexpr std::string_view volume_container_label = "lifeboat.volume-container";
+inline constexpr std::string_view volume_container_label = api::label::volume_container;
 /// The schedule whose run made a backup's volume container.
-inline constexpr std::string_view volume_container_schedule_label = "lifeboat.schedule";
+inline constexpr std::string_view volume_container_schedule_label = api::label::schedule;
 
 /// Removes the volume containers left by runs of `schedule` that died (kill -9,
 /// power loss) before removing their own; a run calls it before making its

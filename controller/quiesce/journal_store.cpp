@@ -1,5 +1,6 @@
 #include "controller/quiesce/journal_store.hpp"
 
+#include "api/labels.hpp"
 #include "api/validate.hpp"
 
 #include <boost/json/parse.hpp>
@@ -20,15 +21,15 @@ namespace json = boost::json;
 
 namespace {
 
-constexpr std::string_view run_label = "lifeboat.journal.run";
-constexpr std::string_view entries_label = "lifeboat.journal";
+constexpr std::string_view run_label = api::label::journal_run;
+constexpr std::string_view entries_label = api::label::journal;
 constexpr std::string_view config_prefix = "lifeboat-journal.";
 
 constexpr std::string_view owner_prefix = "lifeboat-run.";
-constexpr std::string_view owner_run_label = "lifeboat.owner.run";
-constexpr std::string_view owner_label = "lifeboat.owner";
-constexpr std::string_view heartbeat_label = "lifeboat.owner.heartbeat";
-constexpr std::string_view expiry_label = "lifeboat.owner.expiry";
+constexpr std::string_view owner_run_label = api::label::owner_run;
+constexpr std::string_view owner_label = api::label::owner;
+constexpr std::string_view heartbeat_label = api::label::owner_heartbeat;
+constexpr std::string_view expiry_label = api::label::owner_expiry;
 
 using std::chrono::milliseconds;
 using std::chrono::system_clock;

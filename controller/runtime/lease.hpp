@@ -1,5 +1,6 @@
 #pragma once
 
+#include "api/labels.hpp"
 #include "controller/engine/client.hpp"
 #include "controller/runtime/clock.hpp"
 
@@ -17,12 +18,12 @@
 // judged by each observer's own monotonic clock, never by the holder's.
 namespace lifeboat::runtime {
 
-inline constexpr std::string_view lease_holder_label = "lifeboat.lease.holder";
+inline constexpr std::string_view lease_holder_label = api::label::lease_holder;
 /// When the holder last renewed, by the holder's wall clock (RFC 3339, UTC,
 /// milliseconds). For people to read, and a value that changes on every renewal
 /// so that observers see the lease is alive; nobody compares it with a clock.
-inline constexpr std::string_view lease_renewed_label = "lifeboat.lease.renewed";
-inline constexpr std::string_view lease_duration_label = "lifeboat.lease.duration-ms";
+inline constexpr std::string_view lease_renewed_label = api::label::lease_renewed;
+inline constexpr std::string_view lease_duration_label = api::label::lease_duration_ms;
 
 /// The lease as its config's labels show it.
 struct lease_record {
