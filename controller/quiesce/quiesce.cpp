@@ -321,6 +321,21 @@ const std::string& process_identity() {
 
 namespace {
 
+// The engine refuses a task listing filtered by a service that is gone (404),
+// and a service listed a moment ago may be removed before its tasks are
+// listed: an agent job finishing, or a user's `docker service rm`. What lists
+// services and then their tasks is done again then (up to three times in
+// all), and sees the swarm without it.
+template <typename Observe>
+auto again_if_a_service_vanished(const Observe& observe) {
+  constexpr int attempts = 3;
+  auto observed = observe();
+  for (int i = 1; i < attempts && !observed && observed.error().is(engine::errc::not_found); ++i) {
+    observed = observe();
+  }
+  return observed;
+}
+
 engine::result<observed_state> observe_scoped_once(
     const engine::client& client,
     const std::function<bool(const reconcilers::observed_service&)>* tasks_of) {
@@ -359,21 +374,14 @@ engine::result<observed_state> observe_scoped_once(
   return out;
 }
 
-// The engine refuses a task listing filtered by a service that is gone (404),
-// and a service listed a moment ago may be removed before its tasks are
-// listed: an agent job finishing, or a user's `docker service rm`. Observing
-// again then sees the swarm without it.
+// Only a listing of some services' tasks can meet one that vanished.
 engine::result<observed_state> observe_scoped(
     const engine::client& client,
     const std::function<bool(const reconcilers::observed_service&)>* tasks_of) {
-  constexpr int attempts = 3;
-  auto observed = observe_scoped_once(client, tasks_of);
-  for (int i = 1; i < attempts && !observed && tasks_of != nullptr &&
-                  observed.error().is(engine::errc::not_found);
-       ++i) {
-    observed = observe_scoped_once(client, tasks_of);
+  if (tasks_of == nullptr) {
+    return observe_scoped_once(client, tasks_of);
   }
-  return observed;
+  return again_if_a_service_vanished([&] { return observe_scoped_once(client, tasks_of); });
 }
 
 // What recovery plans from: the services whose lifeboat.held-by label names
@@ -979,8 +987,8 @@ struct placement_found {
   }
 };
 
-engine::result<placement_found> find_placement(const engine::client& client,
-                                               const std::vector<std::string>& volumes) {
+engine::result<placement_found> find_placement_once(const engine::client& client,
+                                                    const std::vector<std::string>& volumes) {
   placement_found found;
   auto info = client.info();
   if (!info) {
@@ -1029,6 +1037,12 @@ engine::result<placement_found> find_placement(const engine::client& client,
     found.names = reconcilers::node_names(hostnames);
   }
   return found;
+}
+
+// Services mounting the volumes, then their tasks: as observe_scoped.
+engine::result<placement_found> find_placement(const engine::client& client,
+                                               const std::vector<std::string>& volumes) {
+  return again_if_a_service_vanished([&] { return find_placement_once(client, volumes); });
 }
 
 }  // namespace
