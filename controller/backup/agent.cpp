@@ -160,14 +160,14 @@ int run_agent(const agent_request& request, std::FILE* out, const std::atomic<bo
   // nodes of this run may be writing into the same folder (one shared by
   // every node) right now, while no other run of this schedule is (a run
   // removes the agent jobs of the ones before it first).
-  const auto node = name_pattern_of(request.schedule).node_of(request.file_name);
+  const auto pattern = name_pattern_of(request.schedule);
+  const auto node = pattern.node_of(request.file_name);
   for (const auto& d : holding) {
     if (d->spool_folder().empty()) {
       continue;
     }
     if (node) {
-      if (auto cleared = d->remove_leftovers(name_pattern_of(request.schedule).of_node(*node));
-          !cleared) {
+      if (auto cleared = d->remove_leftovers(pattern.of_node(*node)); !cleared) {
         failures.push_back(d->describe() +
                            ": removing leftovers failed: " + cleared.error().message);
       }

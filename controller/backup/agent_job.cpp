@@ -35,7 +35,7 @@ json::object job_spec(const agent_job_spec& spec) {
   return json::object{
       // No name: Swarm makes one, so no run name can exceed its length limit.
       {"Labels", json::object{{agent_of_label, spec.run_name},
-                              {volume_container_schedule_label, spec.schedule.metadata.name}}},
+                              {api::label::schedule, spec.schedule.metadata.name}}},
       {"TaskTemplate",
        json::object{
            // The task's container carries the label too: Swarm leaves the
@@ -44,7 +44,7 @@ json::object job_spec(const agent_job_spec& spec) {
            // holding the volumes, and the node's side can find it by this.
            {"ContainerSpec", json::object{{"Image", spec.image},
                                           {"Labels", json::object{{agent_of_label, spec.run_name},
-                                                                  {volume_container_schedule_label,
+                                                                  {api::label::schedule,
                                                                    spec.schedule.metadata.name}}},
                                           {"Args", std::move(args)},
                                           {"Env", json::array{schedule}},
@@ -164,7 +164,7 @@ engine::result<std::size_t> remove_leftover_agent_jobs(
     const std::string& schedule) {
   engine::filters labelled{{"label", {std::string(agent_of_label)}}};
   if (!schedule.empty()) {
-    labelled["label"].push_back(std::string(volume_container_schedule_label) + "=" + schedule);
+    labelled["label"].push_back(std::string(api::label::schedule) + "=" + schedule);
   }
   auto jobs = client.list_services(labelled, false);
   if (!jobs) {

@@ -338,9 +338,9 @@ class backup_run {
     report_(phase::resuming, "volumes read; resuming the workloads while the archive is finished");
     resumer_ = std::jthread([this] {
       still_held_ = quiesce::holds_still_hold(client_, journals_, quiesce_run_, *baseline_);
-      early_resume_ = quiesce::reach(client_, journals_, quiesce_run_,
-                                     quiesce::quiesce_goal::restored, spec_.timeouts.scale_up);
-      if (early_resume_->ok) {
+      const auto resumed = quiesce::reach(client_, journals_, quiesce_run_,
+                                          quiesce::quiesce_goal::restored, spec_.timeouts.scale_up);
+      if (resumed.ok) {
         resumed_at_ = clock::now();
         holding_(0);
       }
@@ -643,7 +643,6 @@ class backup_run {
   std::optional<archive::result<archive_written>> written_;
   const quiesce::hold_baseline* baseline_ = nullptr;
   std::optional<engine::result<void>> still_held_;
-  std::optional<quiesce::outcome> early_resume_;
   std::optional<clock::time_point> resumed_at_;
   std::atomic<std::size_t> unread_{0};
   // Last: the resuming thread uses the members above until it is joined.

@@ -6,7 +6,6 @@
 
 #include <chrono>
 #include <csignal>
-#include <set>
 #include <thread>
 
 namespace lifeboat::cli {
