@@ -13,6 +13,7 @@ RUN apt-get update \
       libarchive-dev libyaml-cpp-dev prometheus-cpp-dev libspdlog-dev libfmt-dev \
       libcli11-dev libhowardhinnant-date-dev \
       libdeflate-dev libisal-dev libzstd-dev nettle-dev libcurl4-openssl-dev libxml2-dev \
+      libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -34,6 +35,7 @@ RUN apt-get update \
       libstdc++6 libgcc-s1 \
       libboost-json1.81.0 libyaml-cpp0.7 libprometheus-cpp-core1.0 libspdlog1.10 libfmt9 \
       libarchive13 libnettle8 libdeflate0 libisal2 libzstd1 libdate-tz3 libcurl4 libxml2 \
+      libssl3 \
       ca-certificates \
       tzdata busybox-static \
  && rm -rf /var/lib/apt/lists/* \
