@@ -40,6 +40,7 @@ measure() {
   local name=$1 timing
   shift
   timing=$(mktemp)
+  sync  # the previous row's output is not written back during this one
   /usr/bin/time -o "$timing" -f '%e %U %S %M' "$@" 2>"$dir/stderr" ||
     { cat "$dir/stderr" >&2; die "$name failed"; }
   local secs user sys rss

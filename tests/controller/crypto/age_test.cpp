@@ -8,6 +8,7 @@
 
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace lifeboat::crypto {
@@ -631,6 +632,164 @@ TEST(AgeLastChunkFlag, MisuseIsRefused) {
   e = error_of(prefix + known_chunk(full, 1, false) + known_chunk("b", 0, true));
   EXPECT_TRUE(e.is(errc::corrupt));
   EXPECT_THAT(e.message, HasSubstr("chunk 0"));
+}
+
+// Made once with Debian's age 1.1 and OpenSSH 9.2's ssh-keygen, so the decryptor
+// is checked against files it did not write. The keys are test-only.
+namespace age_1_1 {
+
+/// `age -r <the spec's example recipient>` of "hello from age 1.1\n", in base64.
+constexpr std::string_view x25519_file =
+    "YWdlLWVuY3J5cHRpb24ub3JnL3YxCi0+IFgyNTUxOSBOR2tBQWVYQlV2Z3JxM1YxTVF2WXlJeWNj"
+    "bUJaZHgzQm1ITE9FQ0UyelUwClpRY2JncnlHSm1idml0T3BMRUROanFOdzNJM1pObWUvVG1vcS9J"
+    "UGZhZTAKLS0tIGl2S0ZZZEtORDlSMXZRNXVXQ08vVHE0S2Y3UHFNNk5aVXZaamt6WDRkWEEK7IYZ"
+    "88DxuH9LSJVHtVHN+YiZ8csMJnITppa/Rvteku40P/qLxDJNnj/027r6qpIhSYeC";
+
+constexpr std::string_view ed25519_key = R"(-----BEGIN OPENSSH PRIVATE KEY-----
+b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW
+QyNTUxOQAAACCLcrhWtpfMboMYDK//sZW9nz0GSzW++IAa6U0yR2cGgAAAAJAxVSm1MVUp
+tQAAAAtzc2gtZWQyNTUxOQAAACCLcrhWtpfMboMYDK//sZW9nz0GSzW++IAa6U0yR2cGgA
+AAAEDE8pCKgmtDK0lOiP8F8gMpzSLjQRNaug3IAAxySWXQZ4tyuFa2l8xugxgMr/+xlb2f
+PQZLNb74gBrpTTJHZwaAAAAAB3Rlc3QtZWQBAgMEBQY=
+-----END OPENSSH PRIVATE KEY-----
+)";
+constexpr std::string_view ed25519_pub =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIItyuFa2l8xugxgMr/+xlb2fPQZLNb74gBrpTTJH"
+    "ZwaA test-ed";
+/// `age -R ed25519.pub`, in base64.
+constexpr std::string_view ed25519_file =
+    "YWdlLWVuY3J5cHRpb24ub3JnL3YxCi0+IHNzaC1lZDI1NTE5IGJ1N1ZXUSBZcWwxaE8zM3NCM1ZT"
+    "a0dQQ3VIMFhWUVRlVzdyZ1ZFNlUzNDVXZ2RMY1RJCk0relFBZWJ3UUVFT1Z2bU5vQnQzcFYxczVF"
+    "MzNvSDhUSFV3VEF2MEx1MzQKLS0tIEJ3Z21LdUZnMW1Jd29zQnhmR1h0V29pUDRXVGRLWndFdVNE"
+    "endJTnRmczgKwbg/Dbn+U/ErBjbvjB7eG4rnuHecwtcm5FeszPBgtasTtzuCe8vuva5uGPENOPbN"
+    "RFWq";
+
+constexpr std::string_view rsa_key = R"(-----BEGIN OPENSSH PRIVATE KEY-----
+b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAABFwAAAAdzc2gtcn
+NhAAAAAwEAAQAAAQEAozuIT5HQj8TyNQozI9Xw3gaiMIJND8u1wZCdARy1Q4Q07P5UlfIM
+cr/hx2jGW7Y8k3VI9TPSH+P2RAOzQrmHFmIOqDVfxQmZkr6MRBLgzDAy/DpTicf47nnPFv
+EyWAhIjVTZ4lqSQNCvLZaasVVPOz30lYo2/rf1YN+VKamynW+GvkXz5HuS+N8u5NKg9DE0
+Qmn0Mvr64ihGnLFfXUcDE16vcbOeWPxnV/A6ON527K+aoR57yeGYf55+8U+aryNnNg1sND
+xmiKXYB1/bItH/SSH35rFAh+ACXBGAMpAD9yrn/DP61459Mon9/Bj+60wAWBoHBJMLU8Mb
+8HVQ0PXlxQAAA8Ck6X0gpOl9IAAAAAdzc2gtcnNhAAABAQCjO4hPkdCPxPI1CjMj1fDeBq
+Iwgk0Py7XBkJ0BHLVDhDTs/lSV8gxyv+HHaMZbtjyTdUj1M9If4/ZEA7NCuYcWYg6oNV/F
+CZmSvoxEEuDMMDL8OlOJx/juec8W8TJYCEiNVNniWpJA0K8tlpqxVU87PfSVijb+t/Vg35
+UpqbKdb4a+RfPke5L43y7k0qD0MTRCafQy+vriKEacsV9dRwMTXq9xs55Y/GdX8Do43nbs
+r5qhHnvJ4Zh/nn7xT5qvI2c2DWw0PGaIpdgHX9si0f9JIffmsUCH4AJcEYAykAP3Kuf8M/
+rXjn0yif38GP7rTABYGgcEkwtTwxvwdVDQ9eXFAAAAAwEAAQAAAQARv9/NpIcaQF8vV0xC
+TE7kcFzjNiKtDLNXOKNp7eDkAOnvD092p/BPQKrgunWUnsIC2CZhILZrk1KXCL6jCyDeVT
+akzHun0FMWZYlDvw3EsO+1BPP1L9J+FAQUdDvLiMhi3eQnZz6EtRcnYjtbUccgzlbcipVP
+qK88+R2eKdQV/FBEhlI9h54WPIwphr8EQSJgkKZniC12dzMucHkrcNExkgmSw9ddEX4gKQ
+AktMWkn2r9hRqziY0CHKV3d9103jvClRDE947MzF7hUgSDhjQWGLC/8z/+asAbBkVbV+4i
+x0tP1ASQwMEAYo+GqG09Lu4R4jKRiMcUivOZM02/PmWtAAAAgHmNxVoyc5inChUJIMte94
+SDMosbnza2x7fY5V9OjrdngX+lS6hUISr6Gb9qNWp/QzGeEg+C8v01/D6yKAyAgi7HqAqZ
+kKG4ZCnEe7RPkS6sYQmrGKRZ/bkzXDKDXdpsWAL5i8Q6xW4xaWVHl4ZgoF29Us5I3nhD6I
+xdaJrBAbvwAAAAgQDhNF+u8J79Z1uDXTuSUWHOMf5pIclS3Iy3dOUUcvu/7fcEeiyDoOHo
+c6rejpM2F1kFJctjOmCnwFlLgEgrldNrygv2o3dEr/LgjYVcn1EegEUIzne6szksSODQL9
+eYR/X7VKnDGmYKJtIyzG4QDaPfvSPcjE1Ok+eAVtGvAZsCYwAAAIEAuY277KixEjoREq+o
+2wOziRyoK6ks+Xv/lPCoD239EiIRWfeoE8DZlm8Mn+TKsiUDcqN4o71SDZsDKlxfkWo/EE
+/TBaDBjFuPke63C0bgGaoASa6AxbOyCZW1kLxG39uzM+73luU8mV7oWlsZti5k0oPjrFdq
+DrPVnZUauyPaW7cAAAAIdGVzdC1yc2EBAgM=
+-----END OPENSSH PRIVATE KEY-----
+)";
+constexpr std::string_view rsa_pub =
+    "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQCjO4hPkdCPxPI1CjMj1fDeBqIwgk0Py7XBkJ0B"
+    "HLVDhDTs/lSV8gxyv+HHaMZbtjyTdUj1M9If4/ZEA7NCuYcWYg6oNV/FCZmSvoxEEuDMMDL8OlOJ"
+    "x/juec8W8TJYCEiNVNniWpJA0K8tlpqxVU87PfSVijb+t/Vg35UpqbKdb4a+RfPke5L43y7k0qD0"
+    "MTRCafQy+vriKEacsV9dRwMTXq9xs55Y/GdX8Do43nbsr5qhHnvJ4Zh/nn7xT5qvI2c2DWw0PGaI"
+    "pdgHX9si0f9JIffmsUCH4AJcEYAykAP3Kuf8M/rXjn0yif38GP7rTABYGgcEkwtTwxvwdVDQ9eXF"
+    " test-rsa";
+/// `age -R rsa.pub`, in base64.
+constexpr std::string_view rsa_file =
+    "YWdlLWVuY3J5cHRpb24ub3JnL3YxCi0+IHNzaC1yc2EgL1BiblpRClJZVlZTN2NIR01vWEFsdHpT"
+    "K1BYdm1FdWxBR3p6cHArOVhJcVdWdUZmdzJWM2N2U01ha0lvckpxV21YV09PU20Kdy85UmJtTGNY"
+    "VjJCeHF1ZWdJUVdXRndnR2VzMzl5czZBMUhWaklkYkxCd2RCUGVhcnFtamxpR3NXNHVQR3pHOAp5"
+    "L0hPNHdCSjVTVFBBclBFTDlGTVo2ejAyNVdsYXpoQ1VZY3ZpdTlEMlp0OTFaWFlzZkZzQ3Fxdm40"
+    "RGlMMTh6ClVyTVI2d1JxekdwRVZ1K2Q3SmtzUFRweUlkNzVwWWFQVHRJL0JwbGhEYW9FZU5SaHBv"
+    "WDV1bUVialhOOUQ3MFoKWmJ2YjR4Q0p2SUlUcDlmT0dPcHh1aENmcC9abDg5YnZrZ2plYWhOL08z"
+    "bDkwejNlL080RWJ5ZW9XSnc2K2djTgpWVlhFLy95YWZ3VHdWbUdIbkh5aFJ3Ci0tLSBKNktuUGxx"
+    "UTFmMDhtMnBTNjhxOE9OZ0JTMW5rRFRhZnJVL0diUVNTT1dJCp46Tc6mWOVSN7yWGcngzjlrV0xE"
+    "t6u77mQj3/BUbPcV2qMc/bRrFOiwjFQKVlhGYnFNIw==";
+
+/// `ssh-keygen -N pw`: a passphrase-protected key.
+constexpr std::string_view encrypted_key = R"(-----BEGIN OPENSSH PRIVATE KEY-----
+b3BlbnNzaC1rZXktdjEAAAAACmFlczI1Ni1jdHIAAAAGYmNyeXB0AAAAGAAAABC1PAf0Ff
+nDl5NYI6O0Ww2OAAAAEAAAAAEAAAAzAAAAC3NzaC1lZDI1NTE5AAAAINE/uUjn3Vb+uTl5
+QAcpRzcmW2ZT2PeTRfzv16XJ/IdGAAAAkNDARE921C9G9uwM7HsYWNsjOkorsRbQh1dQh7
+6LF12do8CkPgk708OBWpgX6ReZj7vQfxSkdW/BhxRGEQa2jnyenkLgh1TXoHBBX/4hQZfH
+fCC0mvGGirnr7Xim2zTpVeV8L+r00apgViUT73SFD5qf7k0suU/XaEUxEwb/JPESfpfSAi
+FiMxe+tYY6lIbyZg==
+-----END OPENSSH PRIVATE KEY-----
+)";
+/// ECDSA, which age does not take either.
+constexpr std::string_view ecdsa_pub =
+    "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBB+F"
+    "V2npo0CWAAXnQJoAB5EEYWrFtzuv8WIuHiJ78r+cZEa8qtZj2GRMkjLlW+s9D+BsoKAkc38htfbV"
+    "FvwOy2M= ec";
+
+}  // namespace age_1_1
+
+std::string unbase64(std::string_view text) {
+  auto decoded = detail::base64_decode_padded(text);
+  EXPECT_TRUE(decoded);
+  return decoded ? std::string(decoded->begin(), decoded->end()) : std::string();
+}
+
+TEST(AgeVectors, DecryptsAge11X25519File) {
+  auto out = decrypt({spec_id()}, unbase64(age_1_1::x25519_file), 4);
+  ASSERT_TRUE(out) << out.error().describe();
+  EXPECT_EQ(*out, "hello from age 1.1\n");
+}
+
+TEST(AgeVectors, DecryptsAge11SshFiles) {
+  for (const auto& [key, pub, file] :
+       {std::tuple{age_1_1::ed25519_key, age_1_1::ed25519_pub, age_1_1::ed25519_file},
+        std::tuple{age_1_1::rsa_key, age_1_1::rsa_pub, age_1_1::rsa_file}}) {
+    auto ids = parse_identities(key);
+    ASSERT_TRUE(ids) << ids.error().describe();
+    auto out = decrypt(*ids, unbase64(file));
+    ASSERT_TRUE(out) << out.error().describe();
+    EXPECT_EQ(*out, "hello from age 1.1\n");
+
+    // The public key line parses, and is what the private key says it is.
+    auto to = parse_recipient(pub);
+    ASSERT_TRUE(to) << to.error().describe();
+    EXPECT_EQ(to->to_string() + std::string(pub.substr(pub.rfind(' '))), pub);
+    EXPECT_EQ((*ids)[0].to_recipient().value().to_string(), to->to_string());
+
+    // Our own files to that key open with it.
+    const std::string plaintext = random_text(chunk + 3, 21);
+    auto back = decrypt(*ids, encrypt({*to}, plaintext), 2);
+    ASSERT_TRUE(back) << back.error().describe();
+    EXPECT_EQ(*back, plaintext);
+
+    // And not with another key.
+    auto wrong = decrypt({spec_id()}, unbase64(file));
+    ASSERT_FALSE(wrong);
+    EXPECT_TRUE(wrong.error().is(errc::no_matching_identity));
+  }
+}
+
+TEST(AgeVectors, SshKeysAgeDoesNotTakeAreRefused) {
+  auto ids = parse_identities(age_1_1::encrypted_key);
+  ASSERT_FALSE(ids);
+  EXPECT_TRUE(ids.error().is(errc::invalid_key));
+  EXPECT_THAT(ids.error().message, HasSubstr("encrypted"));
+  auto to = parse_recipient(age_1_1::ecdsa_pub);
+  ASSERT_FALSE(to);
+  EXPECT_THAT(to.error().message, HasSubstr("unsupported key type ecdsa-sha2-nistp256"));
+  auto damaged = parse_recipient("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIItyuFa2l8xugxgMr comment");
+  ASSERT_FALSE(damaged);
+  EXPECT_TRUE(damaged.error().is(errc::invalid_key));
+}
+
+TEST(AgeVectors, HeaderMacOfAge11FileIsChecked) {
+  std::string file = unbase64(age_1_1::x25519_file);
+  const std::size_t at = file.find("\n--- ") + 5;
+  file[at] = file[at] == 'A' ? 'B' : 'A';
+  auto r = decrypt({spec_id()}, file);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().describe(), "corrupt: header MAC mismatch");
 }
 
 // --- keys and key files.
