@@ -23,7 +23,7 @@ seed=${LIFEBOAT_FUZZ_SEED:-0}
 [[ "$seconds" =~ ^[0-9]+$ && "$seconds" -gt 0 ]] || die "seconds per target must be a positive number, not '$seconds'"
 shift || true
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(decode_fuzz engine_decode_fuzz checksum_file_fuzz entry_check_fuzz)
+[[ ${#targets[@]} -gt 0 ]] || targets=(decode_fuzz engine_decode_fuzz checksum_file_fuzz entry_check_fuzz age_decrypt_fuzz)
 
 # clang only here: the normal build and tests need GCC alone.
 "$LIFEBOAT_ROOT/hack/setup.sh" --fuzz

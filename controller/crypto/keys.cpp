@@ -63,35 +63,9 @@ std::string ssh_tag(byte_view wire_key) {
   return base64_encode(byte_view(digest).first(4));
 }
 
-/// Reads the SSH wire format (RFC 4251 strings and mpints) front to back.
-class wire_reader {
- public:
-  explicit wire_reader(byte_view bytes) : bytes_(bytes) {}
-  std::optional<byte_view> string() {
-    if (bytes_.size() < 4) {
-      return std::nullopt;
-    }
-    const std::size_t n = (std::size_t{bytes_[0]} << 24) | (std::size_t{bytes_[1]} << 16) |
-                          (std::size_t{bytes_[2]} << 8) | std::size_t{bytes_[3]};
-    if (bytes_.size() - 4 < n) {
-      return std::nullopt;
-    }
-    const byte_view out = bytes_.subspan(4, n);
-    bytes_ = bytes_.subspan(4 + n);
-    return out;
-  }
-
- private:
-  byte_view bytes_;
-};
-
-std::string_view as_text(byte_view bytes) {
-  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
-}
-
 /// The Ed25519 public key (32 bytes) inside an ssh-ed25519 wire key.
 result<byte_view> ed25519_key_of(byte_view wire) {
-  wire_reader reader(wire);
+  ssh_reader reader(wire);
   const auto type = reader.string();
   const auto key = reader.string();
   if (!type || as_text(*type) != "ssh-ed25519" || !key || key->size() != 32) {
@@ -140,7 +114,7 @@ result<stanza> wrap_scrypt(byte_view passphrase, int log2_work_factor, byte_view
 }
 
 result<stanza> wrap_ssh_rsa(byte_view wire, byte_view file_key) {
-  wire_reader reader(wire);
+  ssh_reader reader(wire);
   reader.string();
   const auto e = reader.string();
   const auto n = reader.string();
@@ -303,7 +277,7 @@ result<std::optional<secret_bytes>> unwrap_ssh_rsa(byte_view secret, byte_view w
     if (s.args[1] != tag) {
       continue;
     }
-    wire_reader reader(secret);
+    ssh_reader reader(secret);
     rsa_private_parts parts;
     for (byte_view* part : {&parts.n, &parts.e, &parts.d, &parts.p, &parts.q}) {
       auto value = reader.string();

@@ -3,6 +3,7 @@
 #include "controller/crypto/age.hpp"
 #include "controller/crypto/format.hpp"
 
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <vector>
@@ -41,6 +42,21 @@ result<std::unique_ptr<encryptor>> make_encryptor(std::span<const recipient> rec
 /// Standard base64 with '=' padding, as OpenSSH writes keys.
 std::string base64_encode_padded(std::span<const unsigned char> bytes);
 std::optional<std::vector<unsigned char>> base64_decode_padded(std::string_view text);
+
+/// Reads the SSH wire format (RFC 4251 uint32s and strings) front to back; a read past
+/// the end gives nullopt.
+class ssh_reader {
+ public:
+  explicit ssh_reader(std::span<const unsigned char> bytes) : bytes_(bytes) {}
+  std::optional<std::uint32_t> u32();
+  std::optional<std::span<const unsigned char>> string();
+  std::span<const unsigned char> rest() const { return bytes_; }
+
+ private:
+  std::span<const unsigned char> bytes_;
+};
+
+std::string_view as_text(std::span<const unsigned char> bytes);
 
 /// "ssh-rsa AAAA… comment" and "ssh-ed25519 AAAA… comment".
 result<recipient> parse_ssh_recipient(std::string_view line);

@@ -10,39 +10,6 @@ namespace lifeboat::crypto::detail {
 
 namespace {
 
-std::string_view as_text(byte_view bytes) {
-  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
-}
-
-/// Reads RFC 4251 strings and integers front to back; any read past the end fails.
-class ssh_reader {
- public:
-  explicit ssh_reader(byte_view bytes) : bytes_(bytes) {}
-
-  std::optional<std::uint32_t> u32() {
-    if (bytes_.size() < 4) {
-      return std::nullopt;
-    }
-    const std::uint32_t v = (std::uint32_t{bytes_[0]} << 24) | (std::uint32_t{bytes_[1]} << 16) |
-                            (std::uint32_t{bytes_[2]} << 8) | std::uint32_t{bytes_[3]};
-    bytes_ = bytes_.subspan(4);
-    return v;
-  }
-  std::optional<byte_view> string() {
-    auto n = u32();
-    if (!n || bytes_.size() < *n) {
-      return std::nullopt;
-    }
-    const byte_view out = bytes_.first(*n);
-    bytes_ = bytes_.subspan(*n);
-    return out;
-  }
-  byte_view rest() const { return bytes_; }
-
- private:
-  byte_view bytes_;
-};
-
 void append_string(std::vector<unsigned char>& out, byte_view bytes) {
   const auto n = static_cast<std::uint32_t>(bytes.size());
   out.push_back(static_cast<unsigned char>(n >> 24));
@@ -96,6 +63,30 @@ result<recipient::kind> check_public_wire(byte_view wire, std::string_view expec
 }
 
 }  // namespace
+
+std::string_view as_text(byte_view bytes) {
+  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+}
+
+std::optional<std::uint32_t> ssh_reader::u32() {
+  if (bytes_.size() < 4) {
+    return std::nullopt;
+  }
+  const std::uint32_t v = (std::uint32_t{bytes_[0]} << 24) | (std::uint32_t{bytes_[1]} << 16) |
+                          (std::uint32_t{bytes_[2]} << 8) | std::uint32_t{bytes_[3]};
+  bytes_ = bytes_.subspan(4);
+  return v;
+}
+
+std::optional<byte_view> ssh_reader::string() {
+  auto n = u32();
+  if (!n || bytes_.size() < *n) {
+    return std::nullopt;
+  }
+  const byte_view out = bytes_.first(*n);
+  bytes_ = bytes_.subspan(*n);
+  return out;
+}
 
 result<recipient> parse_ssh_recipient(std::string_view line) {
   const std::size_t space = line.find(' ');
