@@ -482,6 +482,9 @@ void read_group(decoder& d, const node& n, const std::string& path, std::string&
   }
 }
 
+void read_encryption(decoder& d, const node& n, const std::string& path,
+                     std::optional<age_encryption>& out);
+
 void read_archive(decoder& d, const node& n, const std::string& path,
                   std::string_view schedule_name, archive_spec& out) {
   if (!expect(d, n, node::type::map, path)) {
@@ -520,6 +523,9 @@ void read_archive(decoder& d, const node& n, const std::string& path,
     if (out.exclude) {
       d.check(check_exclude_pattern(*out.exclude), f.path_of("exclude"), v->mark);
     }
+  }
+  if (const node* v = f.optional("encryption")) {
+    read_encryption(d, *v, f.path_of("encryption"), out.encryption);
   }
   f.finish();
 }
@@ -570,6 +576,100 @@ void refuse_inline_secrets(decoder& d, field_reader& f,
                  std::string{s.file_field});
     }
   }
+}
+
+// The one method key of an `encryption` or `decryption` map: "age" (OpenPGP,
+// "gpg", is refused by name until it is implemented). Null when absent or
+// wrong, with the error recorded.
+const node* read_method(decoder& d, const node& n, const std::string& path) {
+  if (!expect(d, n, node::type::map, path)) {
+    return nullptr;
+  }
+  const auto entries = entries_of(d, n, path);
+  if (entries.size() != 1) {
+    d.fail(path, n.mark,
+           "expected exactly one method (age), got " + std::to_string(entries.size()));
+    return nullptr;
+  }
+  const auto& e = entries.front();
+  if (e.key == "gpg") {
+    d.fail(child_path(path, e.key), e.key_node->mark,
+           "OpenPGP (gpg) is not implemented yet; use age");
+    return nullptr;
+  }
+  if (e.key != "age") {
+    d.fail(child_path(path, e.key), e.key_node->mark,
+           "unknown method " + quote(e.key) + "; expected age");
+    return nullptr;
+  }
+  return e.value;
+}
+
+void read_encryption(decoder& d, const node& n, const std::string& path,
+                     std::optional<age_encryption>& out) {
+  const node* method = read_method(d, n, path);
+  if (method == nullptr) {
+    return;
+  }
+  const std::string apath = child_path(path, "age");
+  if (!expect(d, *method, node::type::map, apath)) {
+    return;
+  }
+  age_encryption age;
+  field_reader f{d, *method, apath};
+  const node* recipients = f.optional("recipients");
+  if (const node* v = recipients) {
+    const std::string rpath = f.path_of("recipients");
+    if (expect(d, *v, node::type::sequence, rpath)) {
+      for (std::size_t i = 0; i < v->children.size(); ++i) {
+        const node& item = *v->children[i];
+        if (auto r = read_string(d, item, item_path(rpath, i))) {
+          d.check(check_age_recipient(*r), item_path(rpath, i), item.mark);
+          age.recipients.push_back(std::move(*r));
+        }
+      }
+      if (v->children.empty()) {
+        d.fail(rpath, v->mark, "must not be empty (or leave it out)");
+      }
+    }
+  }
+  read_path_field(d, f, "recipientsFile", age.recipients_file);
+  read_path_field(d, f, "passphraseFile", age.passphrase_file);
+  refuse_inline_secrets(d, f, {{"passphrase", "passphraseFile"}});
+  const bool to_keys = !age.recipients.empty() || age.recipients_file;
+  if (age.passphrase_file && to_keys) {
+    d.fail(apath, method->mark,
+           "passphraseFile excludes recipients and recipientsFile: age encrypts to a "
+           "passphrase alone");
+  } else if (!age.passphrase_file && !to_keys && recipients == nullptr) {
+    d.fail(apath, method->mark, "set recipients, recipientsFile or passphraseFile");
+  }
+  f.finish();
+  out = std::move(age);
+}
+
+void read_decryption(decoder& d, const node& n, const std::string& path,
+                     std::optional<age_decryption>& out) {
+  const node* method = read_method(d, n, path);
+  if (method == nullptr) {
+    return;
+  }
+  const std::string apath = child_path(path, "age");
+  if (!expect(d, *method, node::type::map, apath)) {
+    return;
+  }
+  age_decryption age;
+  field_reader f{d, *method, apath};
+  read_path_field(d, f, "identityFile", age.identity_file);
+  read_path_field(d, f, "passphraseFile", age.passphrase_file);
+  refuse_inline_secrets(d, f, {{"identity", "identityFile"}, {"passphrase", "passphraseFile"}});
+  if (age.identity_file && age.passphrase_file) {
+    d.fail(apath, method->mark, "set identityFile or passphraseFile, not both");
+  } else if (!age.identity_file && !age.passphrase_file) {
+    d.fail(apath, method->mark, "set identityFile or passphraseFile");
+  }
+  f.finish();
+  out = std::move(age);
 }
 
 std::optional<std::string> check_bucket_name(std::string_view bucket) {
@@ -1196,6 +1296,9 @@ void read_restore_spec(decoder& d, const node& n, const std::string& path, resto
   if (const node* v = f.optional("timeouts")) {
     read_timeouts(d, *v, f.path_of("timeouts"), out.timeouts);
   }
+  if (const node* v = f.optional("decryption")) {
+    read_decryption(d, *v, f.path_of("decryption"), out.decryption);
+  }
   f.finish();
 }
 
@@ -1368,6 +1471,26 @@ void emit_timeouts(YAML::Emitter& out, const timeouts_spec& t) {
   out << YAML::EndMap;
 }
 
+// `encryption: {age: {...}}`, as read_encryption reads it.
+void emit_encryption(YAML::Emitter& out, const age_encryption& age) {
+  out << YAML::Key << "encryption" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "age" << YAML::Value << YAML::BeginMap;
+  if (!age.recipients.empty()) {
+    out << YAML::Key << "recipients" << YAML::Value << YAML::BeginSeq;
+    for (const auto& r : age.recipients) {
+      emit_string(out, r);
+    }
+    out << YAML::EndSeq;
+  }
+  if (age.recipients_file) {
+    emit(out, "recipientsFile", *age.recipients_file);
+  }
+  if (age.passphrase_file) {
+    emit(out, "passphraseFile", *age.passphrase_file);
+  }
+  out << YAML::EndMap << YAML::EndMap;
+}
+
 // `{kind: {...}}`, as read_destination reads it.
 void emit_destination(YAML::Emitter& out, const destination& dest) {
   out << YAML::BeginMap << YAML::Key << std::string{destination_kind(dest)} << YAML::Value;
@@ -1462,6 +1585,9 @@ void emit_spec(YAML::Emitter& out, const backup_schedule_spec& s) {
   if (s.archive.exclude) {
     emit(out, "exclude", *s.archive.exclude);
   }
+  if (s.archive.encryption) {
+    emit_encryption(out, *s.archive.encryption);
+  }
   out << YAML::EndMap;
   out << YAML::Key << "destinations" << YAML::Value << YAML::BeginSeq;
   for (const auto& dest : s.destinations) {
@@ -1518,6 +1644,17 @@ void emit_spec(YAML::Emitter& out, const restore_spec& s) {
     emit(out, "stopDuringBackup", s.stop_during_backup);
   }
   emit_timeouts(out, s.timeouts);
+  if (s.decryption) {
+    out << YAML::Key << "decryption" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "age" << YAML::Value << YAML::BeginMap;
+    if (s.decryption->identity_file) {
+      emit(out, "identityFile", *s.decryption->identity_file);
+    }
+    if (s.decryption->passphrase_file) {
+      emit(out, "passphraseFile", *s.decryption->passphrase_file);
+    }
+    out << YAML::EndMap << YAML::EndMap;
+  }
 }
 
 // The message for a parser stuck at `mark`, naming the character there when

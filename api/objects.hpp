@@ -51,6 +51,22 @@ enum class compression_kind { gzip, zstd, none };
 /// "gzip", "zstd" or "none": the spelling used in YAML.
 std::string_view to_string(compression_kind c);
 
+/// age encryption of an archive (age-encryption.org/v1): to public keys, or
+/// to a passphrase (scrypt), never both. Public keys are not secrets, so they
+/// may be written inline; a passphrase only ever comes from a file.
+struct age_encryption {
+  /// "age1…" (X25519), "ssh-ed25519 AAAA…", "ssh-rsa AAAA…".
+  std::vector<std::string> recipients;
+  /// An absolute path: one recipient per line, '#' comments and blank lines
+  /// skipped (age's own recipients-file format).
+  std::optional<std::string> recipients_file;
+  /// An absolute path whose content (a trailing newline stripped) is the
+  /// passphrase; excludes the two above, as age allows scrypt alone.
+  std::optional<std::string> passphrase_file;
+
+  bool operator==(const age_encryption&) const = default;
+};
+
 struct archive_spec {
   /// A template: strftime conversions %Y %m %d %H %M %S %y %j %a %b %e %F,
   /// `%%`, and `{schedule}`. See expand_archive_name.
@@ -60,6 +76,9 @@ struct archive_spec {
   std::optional<int> level;
   /// An ECMAScript regular expression (std::regex) that compiles.
   std::optional<std::string> exclude;
+  /// Encrypts the compressed stream as it is written; the name gains ".age".
+  /// (OpenPGP, issue 14's other method, is not implemented yet.)
+  std::optional<age_encryption> encryption;
 
   bool operator==(const archive_spec&) const = default;
 };
@@ -210,6 +229,15 @@ struct restore_source {
   bool operator==(const restore_source&) const = default;
 };
 
+/// What decrypts an encrypted archive: exactly one of the two, absolute
+/// paths (Swarm secrets).
+struct age_decryption {
+  std::optional<std::string> identity_file;    ///< age-keygen's file, or an OpenSSH private key
+  std::optional<std::string> passphrase_file;  ///< for archives encrypted to a passphrase
+
+  bool operator==(const age_decryption&) const = default;
+};
+
 struct restore_spec {
   /// Exactly one of the three is set.
   std::optional<std::string> backup_ref;  // a Backup's metadata.name
@@ -226,6 +254,8 @@ struct restore_spec {
   /// take down every labelled service of the swarm.
   std::string stop_during_backup;
   timeouts_spec timeouts;
+  /// Needed for an encrypted archive; a plain one is read as it is.
+  std::optional<age_decryption> decryption;
 
   bool operator==(const restore_spec&) const = default;
 };

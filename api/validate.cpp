@@ -259,6 +259,36 @@ std::optional<std::string> check_archive_name_template(std::string_view name_tem
   return std::nullopt;
 }
 
+std::optional<std::string> check_age_recipient(std::string_view recipient) {
+  static constexpr std::string_view bech32_chars = "qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+  if (recipient.starts_with("age1")) {
+    const auto data = recipient.substr(4);
+    if (data.size() != 58 || data.find_first_not_of(bech32_chars) != std::string_view::npos) {
+      return quote(recipient) +
+             " is not an age X25519 recipient: expected \"age1\" and 58 lower-case bech32 "
+             "characters, as age-keygen prints them";
+    }
+    return std::nullopt;
+  }
+  for (const std::string_view type : {"ssh-ed25519 ", "ssh-rsa "}) {
+    if (recipient.starts_with(type)) {
+      const auto key = recipient.substr(type.size());
+      const auto end = key.find(' ');  // a comment may follow
+      const auto base64 = key.substr(0, end);
+      const bool ok = !base64.empty() && std::all_of(base64.begin(), base64.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '+' || c == '/' || c == '=';
+      });
+      if (!ok) {
+        return quote(recipient) + " is not an SSH public key: expected \"" + std::string(type) +
+               "\" followed by the key in base64";
+      }
+      return std::nullopt;
+    }
+  }
+  return quote(recipient) +
+         " is not an age recipient: expected \"age1…\", \"ssh-ed25519 …\" or \"ssh-rsa …\"";
+}
+
 std::optional<std::string> check_absolute_path(std::string_view path) {
   if (path.empty()) {
     return "must not be empty";

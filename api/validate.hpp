@@ -67,6 +67,11 @@ std::optional<std::string> check_absolute_path(std::string_view path);
 /// empty, no '/', no NUL, not "." or "..".
 std::optional<std::string> check_archive_file_name(std::string_view name);
 
+/// The shape of an age recipient, as far as it can be told without crypto:
+/// "age1" and 58 bech32 characters (lower case), or "ssh-ed25519 " /
+/// "ssh-rsa " and base64. The key itself is checked when a run starts.
+std::optional<std::string> check_age_recipient(std::string_view recipient);
+
 /// gzip takes 1-9, zstd 1-19, none takes no level at all.
 std::optional<std::string> check_compression_level(compression_kind compression, int level);
 

@@ -163,6 +163,14 @@ int main(int argc, char** argv) {
                     "accept character and block device entries");
   restore->add_flag("--allow-absolute-symlinks", restore_options.allow_absolute_symlinks,
                     "accept symlinks to absolute paths (they resolve in the workload's container)");
+  auto* identity =
+      restore->add_option("--identity", restore_options.identity_file,
+                          "FILE with the age identity (age-keygen's file) that decrypts an "
+                          "encrypted archive");
+  restore
+      ->add_option("--passphrase-file", restore_options.passphrase_file,
+                   "FILE whose content is the passphrase of an archive encrypted with one")
+      ->excludes(identity);
   restore->add_flag("--dry-run", restore_options.dry_run,
                     "verify the archive (checksum, every entry, readable to the end, fits in "
                     "the volumes) and stop");

@@ -14,6 +14,10 @@ std::vector<transform_link> transform_chain(const api::archive_spec& spec) {
     case api::compression_kind::none:
       break;
   }
+  // After compression: ciphertext does not compress.
+  if (spec.encryption) {
+    chain.push_back({"age", ".age"});
+  }
   return chain;
 }
 

@@ -2,6 +2,7 @@
 
 #include "controller/backup/archive_steps.hpp"
 #include "controller/backup/engine_runner.hpp"
+#include "controller/crypto/spec_keys.hpp"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -105,6 +106,15 @@ int run_agent(const agent_request& request, std::FILE* out, const std::atomic<bo
                               "volume " + v + " is not mounted in the agent's container");
   };
   archive.spec = spec.archive;
+  if (spec.archive.encryption) {
+    // Inline recipients only: the controller resolved any file into them.
+    auto recipients =
+        crypto::load_recipients(*spec.archive.encryption, "spec.archive.encryption.age");
+    if (!recipients) {
+      return finish(false, recipients.error().message);
+    }
+    archive.recipients = std::move(*recipients);
+  }
   archive.destination = destination.get();
   archive.file_name = request.file_name;
   archive.cancel = &cancel;

@@ -72,9 +72,50 @@ archive::result<archive_written> write_archive(const archive_request& req) {
     }
   };
   options.on_sources_read = req.on_sources_read;
+
+  // Encryption is the last link before the upload. An upload's own error
+  // (no space, refused) is kept as it is, not turned into an encryption
+  // error, so the run's failure kind still says what happened.
+  std::optional<archive::error> upload_failure;
+  std::unique_ptr<crypto::encryptor> encrypt;
+  if (!req.recipients.empty()) {
+    auto made = crypto::encryptor::make(
+        req.recipients, [&](std::span<const char> bytes) -> crypto::result<void> {
+          if (auto written = pending->write(bytes); !written) {
+            upload_failure = written.error();
+            return crypto::error{crypto::errc::internal, written.error().message};
+          }
+          return {};
+        });
+    if (!made) {
+      pending->abandon();
+      return archive::make_error(archive::errc::invalid_argument,
+                                 "encrypting: " + made.error().message);
+    }
+    encrypt = std::move(*made);
+  }
+  auto encryption_failed = [&](const crypto::error& e) {
+    return upload_failure
+               ? *upload_failure
+               : archive::make_error(archive::errc::internal, "encrypting: " + e.message);
+  };
   check_cancel();
-  auto report = archive::write_archive(
-      sources, options, [&pending](std::span<const char> bytes) { return pending->write(bytes); });
+  auto report = archive::write_archive(sources, options,
+                                       [&](std::span<const char> bytes) -> archive::result<void> {
+                                         if (!encrypt) {
+                                           return pending->write(bytes);
+                                         }
+                                         if (auto written = encrypt->write(bytes); !written) {
+                                           return encryption_failed(written.error());
+                                         }
+                                         return {};
+                                       });
+  if (report && encrypt) {
+    if (auto finished = encrypt->finish(); !finished) {
+      pending->abandon();
+      return encryption_failed(finished.error());
+    }
+  }
   if (!report) {
     pending->abandon();
     return report.error();

@@ -4,6 +4,7 @@
 #include "controller/archive/transforms.hpp"
 #include "controller/backup/agent_job.hpp"
 #include "controller/backup/volumes.hpp"
+#include "controller/crypto/spec_keys.hpp"
 #include "controller/quiesce/quiesce.hpp"
 
 #include <date/tz.h>
@@ -65,6 +66,9 @@ class backup_run {
       return *ended;
     }
     if (auto ended = find_volumes()) {
+      return *ended;
+    }
+    if (auto ended = load_keys()) {
       return *ended;
     }
     if (auto ended = prepare_readers()) {
@@ -229,6 +233,39 @@ class backup_run {
     return std::nullopt;
   }
 
+  // The keys an encrypting schedule names, read before anything is held: a
+  // missing secret or a bad recipient fails the run naming the field and the
+  // file, with every workload untouched. Agents get the public keys inline
+  // (they are not secrets, and the files are this container's); a
+  // passphrase would have to travel in the job's environment, so it is
+  // refused for volumes on other nodes.
+  std::optional<run_result> load_keys() {
+    if (!spec_.archive.encryption) {
+      return std::nullopt;
+    }
+    const auto& age = *spec_.archive.encryption;
+    static constexpr std::string_view field = "spec.archive.encryption.age";
+    auto recipients = crypto::load_recipients(age, field);
+    if (!recipients) {
+      result_.failure = archive::to_string(archive::errc::invalid_argument);
+      return fail(recipients.error().message);
+    }
+    request_.recipients = std::move(*recipients);
+    if (where_.elsewhere.empty()) {
+      return std::nullopt;
+    }
+    if (age.passphrase_file) {
+      result_.failure = archive::to_string(archive::errc::invalid_argument);
+      return fail(std::string(field) +
+                  ".passphraseFile: volumes on other nodes are archived by agents, and a "
+                  "passphrase cannot be handed to them without writing it into a job's "
+                  "environment; encrypt to recipients instead");
+    }
+    agent_schedule_.spec.archive.encryption =
+        api::age_encryption{crypto::recipient_texts(age, field).value(), {}, {}};
+    return std::nullopt;
+  }
+
   // The agents' image and the volume container, with what runs of this
   // schedule that died left of either removed first.
   std::optional<run_result> prepare_readers() {
@@ -314,7 +351,7 @@ class backup_run {
     for (const auto& node : where_.elsewhere) {
       agents_.push_back(
           {&node,
-           {run_name_, node.node_id, agent_image_, schedule_,
+           {run_name_, node.node_id, agent_image_, agent_schedule_,
             archive::node_file_name(stem, node.node_name, extension), node.volumes, bind_folders},
            std::nullopt});
     }
@@ -611,6 +648,8 @@ class backup_run {
   const held_reporter& holding_;
   const std::atomic<bool>& cancel_;
   const quiesce::quiesce_run quiesce_run_{run_name_, spec_.stop_during_backup};
+  /// What agents are given: the schedule, with its recipients inline.
+  api::backup_schedule agent_schedule_ = schedule_;
   const clock::time_point start_ = clock::now();
 
   run_result result_;

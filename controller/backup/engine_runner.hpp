@@ -2,6 +2,7 @@
 
 #include "controller/backup/phase_hooks.hpp"
 #include "controller/backup/runner.hpp"
+#include "controller/crypto/age.hpp"
 #include "controller/destinations/destination.hpp"
 #include "controller/engine/client.hpp"
 #include "controller/quiesce/journal_store.hpp"
@@ -56,6 +57,10 @@ struct archive_request {
   /// compressor, so that the workloads resume when reading ends rather than
   /// when compression does; 0: no spool.
   std::uint64_t spool_limit = 0;
+  /// Set when the schedule encrypts (spec.archive.encryption): the archive is
+  /// age-encrypted to these as it is written, so no plaintext archive exists
+  /// anywhere. Read from their files before anything is held.
+  std::vector<crypto::recipient> recipients;
 };
 
 struct archive_written {

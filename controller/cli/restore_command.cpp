@@ -5,6 +5,7 @@
 #include "api/validate.hpp"
 #include "controller/cli/commands.hpp"
 #include "controller/cli/output.hpp"
+#include "controller/crypto/spec_keys.hpp"
 #include "controller/destinations/destination.hpp"
 #include "controller/restore/engine_runner.hpp"
 #include "controller/restore/fetch.hpp"
@@ -97,7 +98,8 @@ int into_directory(const restore::archive_file& archive,
   }
   const auto verified_at = clock::now();
   if (options.dry_run) {
-    say(stdout, "verified {} ({}{})\n", archive.path().string(), verified->compression,
+    say(stdout, "verified {} ({}{}{})\n", archive.path().string(), verified->compression,
+        verified->encrypted ? ", age-encrypted" : "",
         verified->checksum_verified ? ", checksum verified" : "");
     return 0;
   }
@@ -147,6 +149,15 @@ int restore(const engine::client_options& engine_options, const restore_options&
   } else {
     object.spec.archive = fs::absolute(options.archive).string();
   }
+  if (!options.identity_file.empty() || !options.passphrase_file.empty()) {
+    api::age_decryption keys;
+    if (!options.identity_file.empty()) {
+      keys.identity_file = fs::absolute(options.identity_file).string();
+    } else {
+      keys.passphrase_file = fs::absolute(options.passphrase_file).string();
+    }
+    object.spec.decryption = keys;
+  }
   object.spec.wipe = options.wipe;
   object.spec.create_volume = options.create_volume;
   object.spec.stop_during_backup = options.stop_group;
@@ -165,6 +176,14 @@ int restore(const engine::client_options& engine_options, const restore_options&
   read.allow_devices = options.allow_devices;
   read.allow_absolute_symlinks = options.allow_absolute_symlinks;
   read.cancel = &cancel_requested;
+  if (object.spec.decryption) {
+    auto identities = crypto::load_identities(*object.spec.decryption, "");
+    if (!identities) {
+      say(stderr, "error: {}\n", identities.error().message);
+      return 2;
+    }
+    read.identities = std::move(*identities);
+  }
 
   const fs::path spool_folder =
       options.spool_folder.empty() ? fs::temp_directory_path() : fs::path(options.spool_folder);

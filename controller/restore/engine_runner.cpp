@@ -1,6 +1,7 @@
 #include "controller/restore/engine_runner.hpp"
 
 #include "api/labels.hpp"
+#include "controller/crypto/spec_keys.hpp"
 #include "controller/destinations/destination.hpp"
 #include "controller/quiesce/quiesce.hpp"
 #include "controller/restore/fetch.hpp"
@@ -423,6 +424,16 @@ class restore_run {
       return fail(outcome_of(archive.error()), archive.error().message);
     }
     archive_.emplace(std::move(*archive));
+    // The keys, before the archive is read: an encrypted archive is
+    // decrypted as it is verified, so a wrong key fails here, with nothing
+    // held or written.
+    if (spec_.decryption) {
+      auto identities = crypto::load_identities(*spec_.decryption, "spec.decryption.age");
+      if (!identities) {
+        return fail(outcome::invalid, identities.error().message);
+      }
+      read_.identities = std::move(*identities);
+    }
     if (options_.on_progress) {
       read_.on_progress = [this](const progress& p) { options_.on_progress(phase::verifying, p); };
     }
@@ -434,10 +445,11 @@ class restore_run {
     for (const auto e : verified->entries) {
       entries += e;
     }
-    checked_ = fmt::format(
-        "{} entries, {} of data, {}{}", entries,
-        human_bytes(static_cast<double>(verified->content_bytes)), verified->compression,
-        verified->checksum_verified ? ", checksum verified" : ", no checksum file");
+    checked_ =
+        fmt::format("{} entries, {} of data, {}{}", entries,
+                    human_bytes(static_cast<double>(verified->content_bytes)),
+                    verified->compression + (verified->encrypted ? ", age-encrypted" : ""),
+                    verified->checksum_verified ? ", checksum verified" : ", no checksum file");
     verified_.emplace(std::move(*verified));
     return std::nullopt;
   }

@@ -50,16 +50,51 @@ std::string library_error(archive* a) {
 }
 
 // The archive file fed to libarchive by pread from offset 0 (so pass 1 and
-// pass 2 share one descriptor), hashed on the way when asked.
+// pass 2 share one descriptor), hashed on the way when asked (the checksum is
+// of the file as stored, so of the ciphertext when it is encrypted), and
+// decrypted on the way when it is an age file: libarchive then sees the
+// plaintext, each 64 KiB chunk only once its tag has been checked.
 struct file_feed {
   int fd = -1;
+  std::string shown_as;  // the archive, for messages
   std::uint64_t offset = 0;
   std::uint64_t size = 0;
   std::vector<char> buffer = std::vector<char>(read_buffer_size);
   std::optional<sha256_ctx> hash;
+  std::unique_ptr<crypto::decryptor> decrypt;
+  std::string plain;  // what the decryptor gave for the current read
+  bool decrypted_to_end = false;
+  std::optional<crypto::error> decrypt_failure;
+
+  // Starts decrypting when the file is an age file; `this` must not move
+  // afterwards (the decryptor's sink holds it).
+  result<void> recognise(const std::vector<crypto::identity>& keys) {
+    std::array<char, 64> head{};
+    const ssize_t n = ::pread(fd, head.data(), head.size(), 0);
+    if (n < 0) {
+      return make_error(errc::io_error, "reading " + shown_as + ": " + std::strerror(errno));
+    }
+    if (!crypto::looks_like_age(std::span<const char>(head.data(), static_cast<std::size_t>(n)))) {
+      return {};
+    }
+    if (keys.empty()) {
+      return make_error(errc::invalid_argument,
+                        shown_as +
+                            " is encrypted with age: give the key that decrypts it (--identity "
+                            "FILE or --passphrase-file FILE; spec.decryption.age in a Restore)");
+    }
+    decrypt = crypto::decryptor::make(keys, [this](std::span<const char> bytes) {
+      plain.append(bytes.data(), bytes.size());
+      return crypto::result<void>{};
+    });
+    return {};
+  }
 
   static la_ssize_t on_read(archive* a, void* self, const void** out) {
     auto& f = *static_cast<file_feed*>(self);
+    if (f.decrypt) {
+      return f.read_decrypted(a, out);
+    }
     const ssize_t n = ::pread(f.fd, f.buffer.data(), f.buffer.size(), static_cast<off_t>(f.offset));
     if (n < 0) {
       archive_set_error(a, errno, "reading the archive: %s", std::strerror(errno));
@@ -70,6 +105,57 @@ struct file_feed {
     return n;
   }
 
+  la_ssize_t read_decrypted(archive* a, const void** out) {
+    plain.clear();
+    while (plain.empty() && !decrypted_to_end) {
+      if (auto fed = feed_decryptor(); !fed) {
+        archive_set_error(a, EIO, "%s", fed.error().message.c_str());
+        return -1;
+      }
+    }
+    *out = plain.data();
+    return static_cast<la_ssize_t>(plain.size());
+  }
+
+  // One pread through the decryptor, or its end: errors say what is wrong
+  // with the file (the chunk, the key), kept for the caller's message.
+  result<void> feed_decryptor() {
+    const ssize_t n = ::pread(fd, buffer.data(), buffer.size(), static_cast<off_t>(offset));
+    if (n < 0) {
+      return make_error(errc::io_error,
+                        std::string("reading the archive: ") + std::strerror(errno));
+    }
+    auto done = [&]() -> crypto::result<void> {
+      if (n == 0) {
+        decrypted_to_end = true;
+        return decrypt->finish();
+      }
+      consume(static_cast<std::size_t>(n));
+      return decrypt->write(std::span<const char>(buffer.data(), static_cast<std::size_t>(n)));
+    }();
+    if (!done) {
+      decrypt_failure = done.error();
+      return make_error(done.error().is(crypto::errc::no_matching_identity) ||
+                                done.error().is(crypto::errc::invalid_key)
+                            ? errc::invalid_argument
+                            : errc::corrupt,
+                        "decrypting: " + done.error().message);
+    }
+    return {};
+  }
+
+  // The error to report when libarchive gave up: a decryption failure is the
+  // cause, named as such, not the tar damage it looks like downstream.
+  std::optional<error> decryption_error() const {
+    if (!decrypt_failure) {
+      return std::nullopt;
+    }
+    const bool wrong_key = decrypt_failure->is(crypto::errc::no_matching_identity) ||
+                           decrypt_failure->is(crypto::errc::invalid_key);
+    return make_error(wrong_key ? errc::invalid_argument : errc::corrupt,
+                      "decrypting: " + decrypt_failure->message);
+  }
+
   void consume(std::size_t n) {
     if (hash) {
       sha256_update(&*hash, n, reinterpret_cast<const std::uint8_t*>(buffer.data()));
@@ -78,15 +164,26 @@ struct file_feed {
   }
 
   // Hashes what libarchive did not need (padding after the end-of-archive
-  // blocks): the checksum covers the whole file.
-  bool drain() {
+  // blocks): the checksum covers the whole file. An encrypted file is
+  // decrypted to its end, so that a missing or damaged final chunk after the
+  // tar's end is found too (decryption_error() tells); after a decryption
+  // failure the rest is only hashed. Fails only when the file cannot be read.
+  result<void> drain() {
     for (;;) {
+      if (decrypt && !decrypt_failure && !decrypted_to_end) {
+        plain.clear();
+        if (auto fed = feed_decryptor(); !fed && !decrypt_failure) {
+          return fed.error();
+        }
+        continue;
+      }
       const ssize_t n = ::pread(fd, buffer.data(), buffer.size(), static_cast<off_t>(offset));
       if (n < 0) {
-        return false;
+        return make_error(errc::io_error,
+                          std::string("reading the archive: ") + std::strerror(errno));
       }
       if (n == 0) {
-        return true;
+        return {};
       }
       consume(static_cast<std::size_t>(n));
     }
@@ -162,6 +259,7 @@ struct reading {
     reading r;
     r.options = options;
     r.feed.fd = file.fd();
+    r.feed.shown_as = file.path().string();
     r.feed.size = file.size();
     if (hash) {
       r.feed.hash.emplace();
@@ -177,10 +275,17 @@ struct reading {
     return r;
   }
 
-  // Opened only once `this` has its final address: libarchive keeps &feed.
+  // Opened only once `this` has its final address: libarchive keeps &feed,
+  // and the decryptor's sink too.
   result<void> open() {
+    if (auto known = feed.recognise(options.identities); !known) {
+      return known.error();
+    }
     auto a = open_reader(feed);
     if (!a) {
+      if (auto cause = feed.decryption_error()) {
+        return *cause;
+      }
       return a.error();
     }
     reader = std::move(*a);
@@ -199,6 +304,10 @@ struct reading {
   }
 
   error broken(const std::string& why) const {
+    // A wrong key is not damage: say so (the tar reader only saw no data).
+    if (auto cause = feed.decryption_error(); cause && cause->is(errc::invalid_argument)) {
+      return *cause;
+    }
     return make_error(
         errc::corrupt,
         (current.empty() ? std::string("at the first entry") : "at entry " + current) + ": " + why);
@@ -395,12 +504,12 @@ result<verify_report> verify(const archive_file& archive, const std::vector<mapp
     }
   }
   report.compression = archive_filter_name(r.reader.get(), 0);
+  report.encrypted = r.feed.decrypt != nullptr;
   if (const char* f = archive_format_name(r.reader.get()); f != nullptr) {
     report.format = f;
   }
-  if (!r.feed.drain()) {
-    return make_error(errc::io_error,
-                      "reading " + archive.path().string() + ": " + std::strerror(errno));
+  if (auto drained = r.feed.drain(); !drained) {
+    return make_error(errc::io_error, archive.path().string() + ": " + drained.error().message);
   }
   std::array<std::uint8_t, SHA256_DIGEST_SIZE> digest{};
   sha256_digest(&*r.feed.hash, digest.size(), digest.data());
@@ -417,6 +526,11 @@ result<verify_report> verify(const archive_file& archive, const std::vector<mapp
   }
   if (damage) {
     return *damage;
+  }
+  // Found only past the tar's end: a missing final chunk (truncation at a
+  // chunk boundary) or a damaged last chunk.
+  if (auto cause = r.feed.decryption_error()) {
+    return *cause;
   }
   if (auto finished = r.checker->finish(); !finished) {
     return finished.error();

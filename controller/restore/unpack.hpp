@@ -1,5 +1,6 @@
 #pragma once
 
+#include "controller/crypto/age.hpp"
 #include "controller/restore/entry_check.hpp"
 #include "controller/restore/error.hpp"
 
@@ -65,6 +66,10 @@ struct progress {
 };
 
 struct read_options {
+  /// What decrypts an age-encrypted archive (recognised by its content, not
+  /// its name). Empty: such an archive fails with errc::invalid_argument
+  /// saying that it needs a key; a plain archive is read as it is either way.
+  std::vector<crypto::identity> identities;
   bool allow_devices = false;
   bool allow_absolute_symlinks = false;
   /// Checked before every block; a set flag fails with errc::cancelled.
@@ -86,6 +91,7 @@ struct verify_report {
   bool checksum_verified = false;      ///< a .sha256 was found and matched
   std::string sha256;                  ///< of the whole file, lower-case hex
   std::string compression;             ///< libarchive's filter name: "gzip", "zstd", "none"
+  bool encrypted = false;              ///< age: decrypted and authenticated to its last chunk
   std::string format;                  ///< e.g. "POSIX pax interchange format"
   std::vector<std::uint64_t> entries;  ///< per mapping
   std::uint64_t content_bytes = 0;     ///< file data of the mapped entries

@@ -114,7 +114,7 @@ spec:
   expected.spec.volume_selector = label_selector{{{"backup", "nightly"}}};
   expected.spec.stop_during_backup = "db";
   expected.spec.timeouts = {seconds{90}, seconds{5400}};
-  expected.spec.archive = {"{schedule}-%F", compression_kind::zstd, 19, R"(\.cache/)"};
+  expected.spec.archive = {"{schedule}-%F", compression_kind::zstd, 19, R"(\.cache/)", {}};
   expected.spec.destinations = {local_destination{"/archive"}, local_destination{"/mnt/offsite"}};
   expected.spec.retention = retention_spec{7, 0};
   expected.spec.history_limits = {10, 0};
@@ -985,6 +985,82 @@ TEST(encode_yaml, quotes_strings_other_parsers_would_not_read_as_strings) {
                                         "    c: \"~\"\n"
                                         "    d: plain\n"
                                         "    e: \"No\"\n"));
+}
+
+// Issue 14: archives encrypted with age, to keys or to a passphrase, and the
+// restore's way to decrypt them.
+constexpr const char* age_key = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+
+TEST(decode, age_encryption_and_decryption_round_trip) {
+  const auto s = decode_one<backup_schedule>(
+      schedule_with(std::string("  archive:\n    compression: zstd\n    encryption:\n      age:\n"
+                                "        recipients: [") +
+                    age_key +
+                    ", \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIL0 user@host\"]\n"
+                    "        recipientsFile: /run/secrets/age_recipients\n"));
+  ASSERT_TRUE(s.spec.archive.encryption);
+  EXPECT_EQ(
+      s.spec.archive.encryption->recipients,
+      (std::vector<std::string>{age_key, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIL0 user@host"}));
+  EXPECT_EQ(s.spec.archive.encryption->recipients_file, "/run/secrets/age_recipients");
+  EXPECT_FALSE(s.spec.archive.encryption->passphrase_file);
+  EXPECT_EQ(decode_one<backup_schedule>(encode_yaml(s)), s);
+
+  const auto p = decode_one<backup_schedule>(
+      schedule_with("  archive: {encryption: {age: {passphraseFile: /run/secrets/pass}}}\n"));
+  ASSERT_TRUE(p.spec.archive.encryption);
+  EXPECT_EQ(p.spec.archive.encryption->passphrase_file, "/run/secrets/pass");
+  EXPECT_EQ(decode_one<backup_schedule>(encode_yaml(p)), p);
+
+  const auto r = decode_one<restore>(
+      restore_with("  archive: /a.tar.zst.age\n  volumes: [app_db]\n"
+                   "  decryption: {age: {identityFile: /run/secrets/age_key}}\n"));
+  ASSERT_TRUE(r.spec.decryption);
+  EXPECT_EQ(r.spec.decryption->identity_file, "/run/secrets/age_key");
+  EXPECT_EQ(decode_one<restore>(encode_yaml(r)), r);
+}
+
+TEST(decode_errors, age_encryption) {
+  run({
+      {"two methods",
+       schedule_with("  archive:\n    encryption:\n      age: {recipients: [" +
+                     std::string(age_key) + "]}\n      gpg: {publicKeyFile: /k.asc}\n"),
+       {"10:7: spec.archive.encryption: expected exactly one method (age), got 2"}},
+      {"gpg is not there yet",
+       schedule_with("  archive: {encryption: {gpg: {publicKeyFile: /k.asc}}}\n"),
+       {"8:26: spec.archive.encryption.gpg: OpenPGP (gpg) is not implemented yet; use age"}},
+      {"a wrong recipient string, named with its index",
+       schedule_with("  archive: {encryption: {age: {recipients: [" + std::string(age_key) +
+                     ", age1short]}}}\n"),
+       {"8:109: spec.archive.encryption.age.recipients[1]: \"age1short\" is not an age X25519 "
+        "recipient: expected \"age1\" and 58 lower-case bech32 characters, as age-keygen "
+        "prints them"}},
+      {"not a recipient at all",
+       schedule_with("  archive: {encryption: {age: {recipients: [\"AGE-SECRET-KEY-1XYZ\"]}}}\n"),
+       {"8:45: spec.archive.encryption.age.recipients[0]: \"AGE-SECRET-KEY-1XYZ\" is not an age "
+        "recipient: expected \"age1…\", \"ssh-ed25519 …\" or \"ssh-rsa …\""}},
+      {"passphrase with recipients",
+       schedule_with("  archive: {encryption: {age: {recipientsFile: /r, passphraseFile: /p}}}\n"),
+       {"8:31: spec.archive.encryption.age: passphraseFile excludes recipients and "
+        "recipientsFile: age encrypts to a passphrase alone"}},
+      {"nothing to encrypt to",
+       schedule_with("  archive: {encryption: {age: {}}}\n"),
+       {"8:31: spec.archive.encryption.age: set recipients, recipientsFile or passphraseFile"}},
+      {"an inline passphrase, a relative file",
+       schedule_with(
+           "  archive: {encryption: {age: {recipientsFile: r.txt, passphrase: hunter2}}}\n"),
+       {"8:48: spec.archive.encryption.age.recipientsFile: \"r.txt\" is not an absolute path",
+        "8:67: spec.archive.encryption.age.passphrase: secrets are never written into an "
+        "object: put it in a file (a Swarm secret under /run/secrets) and name that file in "
+        "passphraseFile"}},
+      {"decryption with both, and an unknown method",
+       restore_with("  archive: /a\n  volumes: [app_db]\n"
+                    "  decryption: {age: {identityFile: /i, passphraseFile: /p}}\n"),
+       {"7:21: spec.decryption.age: set identityFile or passphraseFile, not both"}},
+      {"decryption by an unknown method",
+       restore_with("  archive: /a\n  volumes: [app_db]\n  decryption: {pgp: {}}\n"),
+       {"7:16: spec.decryption.pgp: unknown method \"pgp\"; expected age"}},
+  });
 }
 
 }  // namespace
