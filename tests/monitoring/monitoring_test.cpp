@@ -2,7 +2,9 @@
 // registers: the Grafana dashboard queries every one of them, and neither the
 // dashboard nor the alert rules and their tests name a metric that does not
 // exist (a misspelt name in a query is no error to Prometheus: the panel or
-// the alert just stays empty).
+// the alert just stays empty). And the stack file, Prometheus's
+// configuration and the controller's stack agree on names, files and ports,
+// which no tool checks before a deployment.
 #include "controller/metrics/metrics.hpp"
 
 #include <gtest/gtest.h>
@@ -10,6 +12,8 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/value_to.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -159,7 +163,7 @@ TEST(monitoring, every_metric_in_metrics_cpp_is_served_by_this_test_registry) {
     served.insert(name);
   }
   EXPECT_EQ(served, names_in_metrics_source())
-      << "call the new metric's member in served_families() (tests/monitoring/dashboard_test.cpp)";
+      << "call the new metric's member in served_families() (tests/monitoring/monitoring_test.cpp)";
   EXPECT_GE(served.size(), 21U);
 }
 
@@ -185,7 +189,7 @@ TEST(monitoring, dashboard_queries_only_registered_metrics) {
   for (const auto& name : not_yet_registered) {
     EXPECT_FALSE(families.contains(name))
         << name << " is registered now: remove it from not_yet_registered in "
-        << "tests/monitoring/dashboard_test.cpp";
+        << "tests/monitoring/monitoring_test.cpp";
   }
   for (const auto& q : dashboard_queries()) {
     for (const auto& name : metric_names_in(q.expr)) {
@@ -255,6 +259,75 @@ TEST(monitoring, alert_rules_and_their_tests_name_only_registered_metrics) {
     }
   }
   EXPECT_GT(series, 0U);
+}
+
+// A duration as Prometheus writes it, in one unit ("30s", "1m", "2h").
+std::chrono::seconds prometheus_duration(const std::string& text) {
+  const std::map<char, std::chrono::seconds> units{{'s', 1s}, {'m', 1min}, {'h', 1h}};
+  const auto unit = units.find(text.empty() ? ' ' : text.back());
+  if (unit == units.end()) {
+    ADD_FAILURE() << "unexpected duration " << text;
+    return {};
+  }
+  return std::stoi(text.substr(0, text.size() - 1)) * unit->second;
+}
+
+TEST(monitoring, prometheus_scrapes_the_controller_stack_and_loads_the_rules_it_is_given) {
+  const auto controller = YAML::LoadFile((source_dir / "manifests" / "stack.yml").string());
+  const auto prometheus = YAML::LoadFile((kit / "prometheus.yml").string());
+  const auto stack = YAML::LoadFile((kit / "stack.yml").string());
+
+  // The controller serves /metrics on 9090 (manifests/stack.yml): Prometheus
+  // asks Swarm's DNS for the tasks of lifeboat_controller (stack lifeboat,
+  // service controller) on that port.
+  const auto command =
+      controller["services"]["controller"]["command"].as<std::vector<std::string>>();
+  const auto addr = std::find(command.begin(), command.end(), "--metrics-addr");
+  ASSERT_NE(addr, command.end());
+  ASSERT_NE(addr + 1, command.end());
+  EXPECT_EQ(*(addr + 1), ":9090");
+  bool scraped = false;
+  for (const auto& job : prometheus["scrape_configs"]) {
+    for (const auto& sd : job["dns_sd_configs"]) {
+      scraped |= sd["names"][0].as<std::string>() == "tasks.lifeboat_controller" &&
+                 sd["port"].as<int>() == 9090 && sd["type"].as<std::string>() == "A";
+    }
+  }
+  EXPECT_TRUE(scraped) << "prometheus.yml scrapes no dns_sd tasks.lifeboat_controller:9090";
+  // The rules read the next-run gauge one minute apart.
+  EXPECT_LT(prometheus_duration(prometheus["global"]["scrape_interval"].as<std::string>()), 1min);
+
+  // Prometheus reads /etc/prometheus/prometheus.yml, and the rule files it
+  // names relative to it; each is a Swarm config made from the file of that
+  // name beside stack.yml.
+  const auto service = stack["services"]["prometheus"];
+  const auto args = service["command"].as<std::vector<std::string>>();
+  EXPECT_NE(std::find(args.begin(), args.end(), "--config.file=/etc/prometheus/prometheus.yml"),
+            args.end());
+  std::map<std::string, std::string> mounted;  // target -> file
+  for (const auto& c : service["configs"]) {
+    const auto source = c["source"].as<std::string>();
+    ASSERT_TRUE(stack["configs"][source]) << "stack.yml: no top-level config " << source;
+    mounted[c["target"].as<std::string>()] = stack["configs"][source]["file"].as<std::string>();
+  }
+  std::vector<std::string> files{"prometheus.yml"};
+  for (const auto& rule_file : prometheus["rule_files"]) {
+    files.push_back(rule_file.as<std::string>());
+  }
+  for (const auto& file : files) {
+    const auto it = mounted.find("/etc/prometheus/" + file);
+    ASSERT_NE(it, mounted.end()) << "stack.yml does not mount " << file << " in /etc/prometheus";
+    EXPECT_EQ(fs::path(it->second).lexically_normal(), fs::path(file)) << it->second;
+    EXPECT_TRUE(fs::exists(kit / file)) << file;
+  }
+
+  // It joins the controller stack's default network, made by that stack.
+  const auto network = service["networks"][0].as<std::string>();
+  EXPECT_TRUE(stack["networks"][network]["external"].as<bool>());
+  EXPECT_NE(stack["networks"][network]["name"].as<std::string>().find("lifeboat_default"),
+            std::string::npos);
+  EXPECT_FALSE(controller["networks"]) << "manifests/stack.yml has networks of its own now: "
+                                          "join the controller's in manifests/monitoring/stack.yml";
 }
 
 }  // namespace
