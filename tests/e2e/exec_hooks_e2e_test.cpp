@@ -306,5 +306,30 @@ TEST_F(exec_hooks_e2e, a_command_that_does_not_split_fails_the_run_naming_contai
   EXPECT_TRUE(archives().empty());
 }
 
+// The commands of one point run at once: each of two containers waits for
+// the other's file in a volume they share, which only works when neither
+// waits for the other to finish first.
+TEST_F(exec_hooks_e2e, the_commands_of_one_point_run_at_the_same_time) {
+  const auto volume = create_volume(unique("data"));
+  const auto group = unique("g");
+  const auto label = unique("x");
+  const auto meet = [](const std::string& mine, const std::string& theirs) {
+    return "sh -c 'touch /data/" + mine + "; for i in $(seq 100); do [ -f /data/" + theirs +
+           " ] && exit 0; sleep 0.1; done; exit 7'";
+  };
+  const auto a = unique("a");
+  const auto b = unique("b");
+  hooked_writer(a, volume, group,
+                {{exec_label_key, label}, {std::string(hook) + "archive-pre", meet("a", "b")}});
+  hooked_writer(b, volume, group,
+                {{exec_label_key, label}, {std::string(hook) + "archive-pre", meet("b", "a")}});
+  const auto result = backup_with_hooks(hooked_schedule(volume, group, label));
+  ASSERT_TRUE(result.ok) << result.message;
+  ASSERT_EQ(reports_of("archive-pre", a).size(), 1U);
+  ASSERT_EQ(reports_of("archive-pre", b).size(), 1U);
+  EXPECT_EQ(reports_of("archive-pre", a)[0].outcome, "exit 0");
+  EXPECT_EQ(reports_of("archive-pre", b)[0].outcome, "exit 0");
+}
+
 }  // namespace
 }  // namespace lifeboat::e2e
