@@ -458,11 +458,18 @@ void read_string_map(decoder& d, const node& n, const std::string& path,
 // ---------------------------------------------------------------------------
 // Object parts.
 
-void read_timeouts(decoder& d, const node& n, const std::string& path, timeouts_spec& out) {
+// `hooks` only where there are hooks (schedules); elsewhere it is unknown.
+void read_timeouts(decoder& d, const node& n, const std::string& path, bool with_hooks,
+                   timeouts_spec& out) {
   if (!expect(d, n, node::type::map, path)) {
     return;
   }
   field_reader f{d, n, path};
+  if (with_hooks) {
+    if (const node* v = f.optional("hooks")) {
+      out.hooks = read_duration(d, *v, f.path_of("hooks")).value_or(out.hooks);
+    }
+  }
   if (const node* v = f.optional("scaleDown")) {
     out.scale_down = read_duration(d, *v, f.path_of("scaleDown")).value_or(out.scale_down);
   }
@@ -1115,8 +1122,15 @@ void read_schedule_spec(decoder& d, const node& n, const std::string& path,
   if (const node* v = f.optional("stopDuringBackup")) {
     read_group(d, *v, f.path_of("stopDuringBackup"), out.stop_during_backup);
   }
+  if (const node* v = f.optional("execLabel")) {
+    std::string label;
+    read_group(d, *v, f.path_of("execLabel"), label);
+    if (!label.empty()) {
+      out.exec_label = std::move(label);
+    }
+  }
   if (const node* v = f.optional("timeouts")) {
-    read_timeouts(d, *v, f.path_of("timeouts"), out.timeouts);
+    read_timeouts(d, *v, f.path_of("timeouts"), /*with_hooks=*/true, out.timeouts);
   }
   if (const node* v = f.optional("archive")) {
     read_archive(d, *v, f.path_of("archive"), schedule_name, out.archive);
@@ -1294,7 +1308,7 @@ void read_restore_spec(decoder& d, const node& n, const std::string& path, resto
     read_group(d, *v, f.path_of("stopDuringBackup"), out.stop_during_backup);
   }
   if (const node* v = f.optional("timeouts")) {
-    read_timeouts(d, *v, f.path_of("timeouts"), out.timeouts);
+    read_timeouts(d, *v, f.path_of("timeouts"), /*with_hooks=*/false, out.timeouts);
   }
   if (const node* v = f.optional("decryption")) {
     read_decryption(d, *v, f.path_of("decryption"), out.decryption);
@@ -1464,10 +1478,13 @@ void emit_string_map(YAML::Emitter& out, std::string_view key,
   out << YAML::EndMap;
 }
 
-void emit_timeouts(YAML::Emitter& out, const timeouts_spec& t) {
+void emit_timeouts(YAML::Emitter& out, const timeouts_spec& t, bool with_hooks) {
   out << YAML::Key << "timeouts" << YAML::Value << YAML::BeginMap;
   emit(out, "scaleDown", format_duration(t.scale_down));
   emit(out, "scaleUp", format_duration(t.scale_up));
+  if (with_hooks) {
+    emit(out, "hooks", format_duration(t.hooks));
+  }
   out << YAML::EndMap;
 }
 
@@ -1575,7 +1592,10 @@ void emit_spec(YAML::Emitter& out, const backup_schedule_spec& s) {
     out << YAML::EndSeq;
   }
   emit(out, "stopDuringBackup", s.stop_during_backup);
-  emit_timeouts(out, s.timeouts);
+  if (s.exec_label) {
+    emit(out, "execLabel", *s.exec_label);
+  }
+  emit_timeouts(out, s.timeouts, /*with_hooks=*/true);
   out << YAML::Key << "archive" << YAML::Value << YAML::BeginMap;
   emit(out, "name", s.archive.name);
   emit(out, "compression", to_string(s.archive.compression));
@@ -1643,7 +1663,7 @@ void emit_spec(YAML::Emitter& out, const restore_spec& s) {
   if (!s.stop_during_backup.empty()) {
     emit(out, "stopDuringBackup", s.stop_during_backup);
   }
-  emit_timeouts(out, s.timeouts);
+  emit_timeouts(out, s.timeouts, /*with_hooks=*/false);
   if (s.decryption) {
     out << YAML::Key << "decryption" << YAML::Value << YAML::BeginMap;
     out << YAML::Key << "age" << YAML::Value << YAML::BeginMap;

@@ -42,6 +42,9 @@ struct object_meta {
 struct timeouts_spec {
   std::chrono::seconds scale_down{std::chrono::minutes{5}};  // > 0
   std::chrono::seconds scale_up{std::chrono::minutes{5}};    // > 0
+  /// How long the exec hooks of one hook point may take together (schedules
+  /// only: `timeouts.hooks` in a Restore is an unknown field).
+  std::chrono::seconds hooks{std::chrono::minutes{5}};  // > 0
 
   bool operator==(const timeouts_spec&) const = default;
 };
@@ -178,6 +181,10 @@ struct backup_schedule_spec {
   /// The value of the docker-volume-backup.stop-during-backup label that
   /// selects the workloads to quiesce.
   std::string stop_during_backup = "true";
+  /// Restricts exec hooks to containers also labelled
+  /// `docker-volume-backup.exec-label=<value>`; unset: every container with
+  /// hook labels (docker-volume-backup's EXEC_LABEL). Never empty when set.
+  std::optional<std::string> exec_label;
   timeouts_spec timeouts;
   archive_spec archive;
   std::vector<destination> destinations;    // not empty

@@ -87,6 +87,10 @@ int main(int argc, char** argv) {
                          "where /metrics, /healthz and /readyz are served (host:port)");
   controller->add_option("--log-format", controller_options.log_format, "text or json")
       ->check(CLI::IsMember({"text", "json"}));
+  controller
+      ->add_option("--log-level", controller_options.log_level,
+                   "debug, info or warning (debug: each exec hook's outcome and output)")
+      ->check(CLI::IsMember({"debug", "info", "warning"}));
   controller->add_option("--helper-image", controller_options.helper_image,
                          "image for volume containers (default: lifeboat's own)");
   controller->add_option("--agent-image", controller_options.agent_image,

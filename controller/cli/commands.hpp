@@ -66,6 +66,7 @@ int recover(const engine::client_options& engine, const std::string& state_file,
 struct controller_options {
   std::string metrics_addr = ":9090";
   std::string log_format = "text";  ///< text (key=value) or json
+  std::string log_level = "info";   ///< debug shows each exec hook's output
   std::string helper_image;
   std::string agent_image;  ///< image of the agents on other nodes
   bool direct_read = true;  ///< read volumes directly when their mountpoint is readable

@@ -3,6 +3,7 @@
 #include "controller/backup/agent.hpp"
 #include "controller/backup/archive_steps.hpp"
 #include "controller/backup/engine_runner.hpp"
+#include "controller/backup/exec_hooks.hpp"
 #include "controller/cli/commands.hpp"
 #include "controller/cli/output.hpp"
 #include "controller/cli/progress.hpp"
@@ -26,6 +27,18 @@
 
 namespace lifeboat::cli {
 
+namespace {
+
+// Each exec hook's outcome and the tail of its output, at debug: a failed
+// one is in the run's message too.
+void log_exec_hook(const backup::exec_hook_report& r) {
+  spdlog::debug("event=hook_ran point={} container={} label={} ok={} result={} output={}", r.point,
+                logging::value(r.container), logging::value(r.label), r.ok,
+                logging::value(r.outcome), logging::value(r.output));
+}
+
+}  // namespace
+
 int controller(const engine::client_options& engine_options, const controller_options& options) {
   // One malloc arena for all threads, before any thread starts: glibc gives
   // each thread that allocates an arena of its own, and their unreturned
@@ -43,6 +56,8 @@ int controller(const engine::client_options& engine_options, const controller_op
   ::mallopt(M_MMAP_THRESHOLD, 128 * 1024);
   // main() accepts only the formats parse_format knows.
   logging::install(logging::parse_format(options.log_format).value_or(logging::format::text));
+  // main() accepts only debug, info and warning.
+  spdlog::set_level(spdlog::level::from_str(options.log_level));
   // The lease is a config: Swarm would refuse the name only at the first write.
   if (const auto why = api::check_config_name(options.loop.lease_name)) {
     spdlog::critical("event=startup_failed error={}", logging::value("--lease-name: " + *why));
@@ -78,6 +93,7 @@ int controller(const engine::client_options& engine_options, const controller_op
   runner_options.agent_image = options.agent_image;
   runner_options.direct_read = options.direct_read;
   runner_options.spool_limit = options.spool_limit;
+  runner_options.hooks = backup::make_exec_hooks(*client, {log_exec_hook, std::nullopt});
   backup::engine_runner runner(*client, **journals, backup::standard_archive_steps(),
                                std::move(runner_options));
   restore::runner_options restore_options;
@@ -139,11 +155,23 @@ int backup_once(const engine::client_options& engine_options, const backup_once_
       schedule->metadata.name,
       std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()));
   terminal_progress progress;
+  const auto started = std::chrono::steady_clock::now();
   backup::runner_options runner_options;
   runner_options.helper_image = options.helper_image;
   runner_options.agent_image = options.agent_image;
   runner_options.direct_read = options.direct_read;
   runner_options.spool_limit = options.spool_limit;
+  // One line per exec hook among the phases; its output only when it failed
+  // (in the run's message).
+  runner_options.hooks = backup::make_exec_hooks(
+      *client, {[&](const backup::exec_hook_report& r) {
+                  const std::chrono::duration<double> t =
+                      std::chrono::steady_clock::now() - started;
+                  progress.clear();
+                  say(stdout, "{:7.1f}s  {:<10} {} in {} ({}): {}\n", t.count(), "hook", r.point,
+                      api::escape_controls(r.container), r.label, api::escape_controls(r.outcome));
+                },
+                std::nullopt});
   if (progress.enabled()) {
     runner_options.on_progress = [&](const backup::archive_progress& p) {
       progress.update(p.content_bytes, p.output_bytes);
@@ -151,7 +179,6 @@ int backup_once(const engine::client_options& engine_options, const backup_once_
   }
   backup::engine_runner runner(*client, **journals, backup::standard_archive_steps(),
                                std::move(runner_options));
-  const auto started = std::chrono::steady_clock::now();
   const auto result = runner.run(
       *schedule, name,
       [&](std::string_view phase, const std::string& message) {

@@ -705,13 +705,24 @@ result<int> client::wait_container(std::string_view id, milliseconds timeout) co
 }
 
 result<std::string> client::create_exec(std::string_view container_id,
-                                        const std::vector<std::string>& cmd) const {
+                                        const std::vector<std::string>& cmd,
+                                        const exec_options& options) const {
   json::array args;
   for (const auto& a : cmd) {
     args.emplace_back(a);
   }
-  const json::object body{
+  json::object body{
       {"AttachStdout", true}, {"AttachStderr", true}, {"Tty", false}, {"Cmd", std::move(args)}};
+  if (!options.user.empty()) {
+    body["User"] = options.user;
+  }
+  if (!options.env.empty()) {
+    json::array env;
+    for (const auto& e : options.env) {
+      env.emplace_back(e);
+    }
+    body["Env"] = std::move(env);
+  }
   return id_of(
       http_.send({http::method::post, path("/containers/" + encoded(container_id) + "/exec"),
                   json::serialize(body)}),
@@ -723,9 +734,11 @@ namespace {
 // Reads a stream multiplexed as the engine does without a TTY (exec output,
 // logs): frames of an 8-byte header (stream, 0, 0, 0, big-endian length)
 // followed by the payload. Keeps up to `max_output` bytes of the payloads of
-// the streams in `streams` (1 stdout, 2 stderr), the earliest ones.
+// the streams in `streams` (1 stdout, 2 stderr): the earliest ones, or with
+// output_keep::last the latest ones.
 result<std::string> read_multiplexed(http::body_reader& reader, std::size_t max_output,
-                                     std::initializer_list<unsigned char> streams) {
+                                     std::initializer_list<unsigned char> streams,
+                                     output_keep keep = output_keep::first) {
   std::string raw;
   std::string output;
   std::array<char, std::size_t{16} * 1024> chunk{};
@@ -746,9 +759,19 @@ result<std::string> read_multiplexed(http::body_reader& reader, std::size_t max_
       if (raw.size() - used < 8 + length) {
         break;
       }
-      if (std::find(streams.begin(), streams.end(), h[0]) != streams.end()) {
+      if (std::find(streams.begin(), streams.end(), h[0]) == streams.end()) {
+        // Not a stream we keep.
+      } else if (keep == output_keep::first) {
         output.append(raw, used + 8,
                       std::min(length, max_output - std::min(max_output, output.size())));
+      } else {
+        // The tail: at most the last `max_output` bytes of this frame, and the
+        // front dropped once twice the limit is reached (amortised, bounded).
+        const std::size_t take = std::min(length, max_output);
+        output.append(raw, used + 8 + (length - take), take);
+        if (output.size() > 2 * max_output) {
+          output.erase(0, output.size() - max_output);
+        }
       }
       used += 8 + length;
     }
@@ -757,16 +780,29 @@ result<std::string> read_multiplexed(http::body_reader& reader, std::size_t max_
   if (!raw.empty()) {
     return make_error(errc::unavailable, "the stream ended inside a frame");
   }
+  if (output.size() > max_output) {
+    output.erase(0, output.size() - max_output);
+  }
   return output;
 }
 
 }  // namespace
 
+result<std::string> read_exec_output(http::body_reader& reader, std::size_t max_output,
+                                     output_keep keep) {
+  return read_multiplexed(reader, max_output, {1, 2}, keep);
+}
+
+result<http::body_reader> client::open_exec(
+    std::string_view exec_id, std::optional<std::chrono::milliseconds> idle_timeout) const {
+  return http_.open({http::method::post, path("/exec/" + encoded(exec_id) + "/start"),
+                     R"({"Detach":false,"Tty":false})"},
+                    idle_timeout);
+}
+
 result<std::string> client::start_exec(std::string_view exec_id, std::size_t max_output,
                                        std::chrono::milliseconds idle_timeout) const {
-  auto reader = http_.open({http::method::post, path("/exec/" + encoded(exec_id) + "/start"),
-                            R"({"Detach":false,"Tty":false})"},
-                           idle_timeout);
+  auto reader = open_exec(exec_id, idle_timeout);
   if (!reader) {
     return reader.error();
   }

@@ -112,8 +112,17 @@ class client {
   result<int> wait_container(std::string_view id, std::chrono::milliseconds timeout) const;
 
   // Exec.
+  /// `options.user` ("" : the container's user) and `options.env`
+  /// ("KEY=value") apply to this exec only.
   result<std::string> create_exec(std::string_view container_id,
-                                  const std::vector<std::string>& cmd) const;
+                                  const std::vector<std::string>& cmd,
+                                  const exec_options& options = {}) const;
+  /// Starts the exec and returns once the engine runs it; its output (stdout
+  /// and stderr, multiplexed) is then read with read_exec_output. Cancelling
+  /// the reader ends the reading, not the command: the engine has no way to
+  /// stop an exec. `idle_timeout` bounds each wait for output (nullopt: none).
+  result<http::body_reader> open_exec(std::string_view exec_id,
+                                      std::optional<std::chrono::milliseconds> idle_timeout) const;
   /// Runs the exec and returns its combined stdout and stderr, at most
   /// `max_output` bytes (the rest is read and dropped). A command that prints
   /// nothing for `idle_timeout` fails with errc::timeout.
@@ -168,6 +177,17 @@ class client {
   http::client http_;
   std::string api_version_;
 };
+
+/// Which part of an output longer than its limit is kept.
+enum class output_keep { first, last };
+
+/// Reads the multiplexed output of an exec opened with client::open_exec to
+/// its end: stdout and stderr as they interleave, of which the first or last
+/// `max_output` bytes are kept (the rest is read and dropped, so memory stays
+/// bounded). Fails with errc::unavailable when the stream ends inside a
+/// frame, and with the reader's errors (timeout, cancelled).
+result<std::string> read_exec_output(http::body_reader& reader, std::size_t max_output,
+                                     output_keep keep);
 
 /// The image of the container this process runs in, if it runs in one (its
 /// host name is its container ID, as Docker sets it): lifeboat's own image,

@@ -124,6 +124,12 @@ struct container {
   std::vector<mount_point> mounts;
 };
 
+/// What an exec runs as, besides its command.
+struct exec_options {
+  std::string user;              ///< "user", "uid", "user:group"; empty: the container's
+  std::vector<std::string> env;  ///< "KEY=value", added to the container's environment
+};
+
 struct exec_status {
   bool running = false;
   std::optional<int> exit_code;

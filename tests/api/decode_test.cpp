@@ -1063,5 +1063,41 @@ TEST(decode_errors, age_encryption) {
   });
 }
 
+// Issue 15: exec hooks. `execLabel` scopes them, `timeouts.hooks` bounds each
+// point; both decode strictly and round-trip, and a Restore has no hooks.
+TEST(decode, exec_label_and_hooks_timeout) {
+  const auto unset = decode_one<backup_schedule>(schedule_with(""));
+  EXPECT_FALSE(unset.spec.exec_label);
+  EXPECT_EQ(unset.spec.timeouts.hooks, minutes{5});
+
+  const auto s =
+      decode_one<backup_schedule>(schedule_with("  execLabel: db\n  timeouts: {hooks: 90s}\n"));
+  EXPECT_EQ(s.spec.exec_label, "db");
+  EXPECT_EQ(s.spec.timeouts.hooks, seconds{90});
+  EXPECT_EQ(s.spec.timeouts.scale_down, minutes{5});
+  EXPECT_THAT(encode_yaml(s), HasSubstr("execLabel: db\n"));
+  EXPECT_THAT(encode_yaml(s), HasSubstr("hooks: 1m30s\n"));
+  EXPECT_EQ(decode_one<backup_schedule>(encode_yaml(s)), s);
+  EXPECT_EQ(decode_one<backup_schedule>(encode_yaml(unset)), unset);
+}
+
+TEST(decode_errors, exec_label_and_hooks_timeout) {
+  run({
+      {"empty execLabel",
+       schedule_with("  execLabel: \"\"\n"),
+       {"8:14: spec.execLabel: must not be empty"}},
+      {"execLabel not a string",
+       schedule_with("  execLabel: [a]\n"),
+       {"8:14: spec.execLabel: expected a string, got a list"}},
+      {"bad hooks timeout",
+       schedule_with("  timeouts: {hooks: 0s}\n"),
+       {"8:21: spec.timeouts.hooks: invalid duration \"0s\": write digits with units h, m and s "
+        "in that order, e.g. 90s, 5m, 1h30m"}},
+      {"hooks timeout in a restore",
+       restore_with("  backupRef: b\n  volumes: [app_db]\n  timeouts: {hooks: 1m}\n"),
+       {"7:14: spec.timeouts.hooks: unknown field"}},
+  });
+}
+
 }  // namespace
 }  // namespace lifeboat::api

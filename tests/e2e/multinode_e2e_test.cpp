@@ -5,6 +5,7 @@
 // refused before anything is held (restores through agents are not built).
 
 #include "controller/backup/agent_job.hpp"
+#include "controller/backup/exec_hooks.hpp"
 #include "controller/restore/engine_runner.hpp"
 #include "tests/e2e/backup_runner_fixture.hpp"
 #include "tests/e2e/controller_process.hpp"
@@ -92,9 +93,10 @@ class multinode_e2e : public backup_runner_test {
     return filled.status == 0 ? volume : std::string();
   }
 
-  /// A service labelled for `group`, its one task pinned to n3 with `volume`.
+  /// A service labelled for `group`, its one task pinned to n3 with `volume`,
+  /// its containers labelled with `container_labels`.
   std::string writer_on_node3(const std::string& name, const std::string& volume,
-                              const std::string& group) {
+                              const std::string& group, const json::object& container_labels = {}) {
     const json::object spec{
         {"Name", name},
         {"Labels", json::object{{"lifeboat.test", "true"}, {stop_label, group}}},
@@ -104,6 +106,7 @@ class multinode_e2e : public backup_runner_test {
               json::object{
                   {"Image", test_image()},
                   {"Command", json::array{"sh", "-c", polite_loop}},
+                  {"Labels", container_labels},
                   {"StopGracePeriod", 1'000'000'000},
                   {"Mounts", json::array{json::object{
                                  {"Type", "volume"}, {"Source", volume}, {"Target", "/data"}}}}}},
@@ -530,6 +533,55 @@ TEST_F(multinode_e2e, recovery_removes_the_agent_jobs_of_dead_runs_only) {
   EXPECT_GE(*removed, 1U);
   EXPECT_EQ(agent_jobs_of(dead), 0U);
   EXPECT_EQ(agent_jobs_of(live), 1U) << "the job of a live run was removed";
+}
+
+// Exec hooks (issue 15) run only in containers of the controller's node;
+// a labelled task on a worker is reported as skipped, naming its node,
+// never silently left out.
+TEST_F(multinode_e2e, exec_hooks_of_tasks_on_other_nodes_are_skipped_naming_the_node) {
+  const auto volume = create_volume(unique("data"));
+  const auto group = unique("g");
+  const auto label = unique("x");
+  const json::object hook_labels{
+      {"docker-volume-backup.exec-label", label},
+      {"docker-volume-backup.archive-pre", "sh -c 'echo ran > /data/marker'"}};
+  // Here: the writer of the volume, on the manager, with the hook.
+  const auto here = unique("here");
+  const auto here_id = writer(here, volume, group);
+  update(here_id, [&](json::object& spec) {
+    spec["TaskTemplate"].as_object()["ContainerSpec"].as_object()["Labels"] = hook_labels;
+  });
+  pin_to_manager(here_id);
+  // There: the same hook on a service whose task runs on n3.
+  const auto there = unique("there");
+  writer_on_node3(there, volume_on_node3(unique("n3"), "x"), unique("g3"), hook_labels);
+  const auto n3_name = node3_->info();
+  ASSERT_TRUE(n3_name) << n3_name.error().describe();
+
+  std::vector<backup::exec_hook_report> ran;
+  backup::runner_options options;
+  options.hooks = backup::make_exec_hooks(
+      engine(), {[&](const backup::exec_hook_report& r) { ran.push_back(r); }, std::nullopt});
+  const auto decoded =
+      api::decode(schedule_yaml(unique("sched"), volume, group) + "  execLabel: " + label + "\n");
+  ASSERT_TRUE(decoded.ok());
+  const auto result = backup(
+      std::get<api::backup_schedule>(decoded.objects().at(0)), [] {}, options);
+  ASSERT_TRUE(result.ok) << result.message;
+
+  ASSERT_EQ(ran.size(), 1U);
+  EXPECT_TRUE(ran[0].container.starts_with(here + ".")) << ran[0].container;
+  EXPECT_EQ(ran[0].outcome, "exit 0");
+  EXPECT_NE(result.message.find("archive-pre skipped service " + there + " task "),
+            std::string::npos)
+      << result.message;
+  EXPECT_NE(result.message.find(" on node " + n3_name->name +
+                                " (docker-volume-backup.archive-pre): hooks on other nodes are "
+                                "not supported yet"),
+            std::string::npos)
+      << result.message;
+  EXPECT_EQ(run_command("tar -xzOf '" + result.archive + "' '" + volume + "/marker'").out, "ran\n");
+  EXPECT_TRUE(back_as_before(here_id));
 }
 
 }  // namespace

@@ -948,6 +948,22 @@ std::vector<call_case> call_cases() {
                      ASSERT_TRUE(r.has_value()) << why(r);
                      EXPECT_EQ(*r, "4b2f");
                    }});
+  cases.push_back({"create_exec with a user and environment",
+                   respond_json(201, R"({"Id":"4b2f"})"),
+                   "POST",
+                   "/v1.41/containers/db/exec",
+                   {},
+                   R"({"AttachStdout":true,"AttachStderr":true,"Tty":false,
+                       "Cmd":["sh","-c","pg_dump > /data/dump.sql"],"User":"postgres:postgres",
+                       "Env":["COMMAND_RUNTIME_ARCHIVE_FILEPATH=/archive/a.tar.gz"]})",
+                   [](const client& c) {
+                     const auto r =
+                         c.create_exec("db", {"sh", "-c", "pg_dump > /data/dump.sql"},
+                                       {"postgres:postgres",
+                                        {"COMMAND_RUNTIME_ARCHIVE_FILEPATH=/archive/a.tar.gz"}});
+                     ASSERT_TRUE(r.has_value()) << why(r);
+                     EXPECT_EQ(*r, "4b2f");
+                   }});
   return cases;
 }
 
@@ -1112,6 +1128,35 @@ TEST(client_exec, output_beyond_the_limit_is_read_and_dropped) {
   ASSERT_TRUE(out.has_value()) << why(out);
   EXPECT_EQ(*out, "0123456789ab");
   EXPECT_EQ(engine.live(), 0);
+}
+
+// Exec hooks keep the end of a long output: that is where the error is.
+TEST(client_exec, the_tail_of_the_output_is_kept_across_frames) {
+  const std::string big = generated_bytes(40'000, 3);
+  struct tail_case {
+    std::string name;
+    std::string frames;
+    std::size_t limit;
+    std::string expected;
+  };
+  const std::vector<tail_case> cases{
+      {"shorter than the limit", frame(1, "abc") + frame(2, "de"), 12, "abcde"},
+      {"the last frame alone is longer", frame(1, "0123456789") + frame(2, "abcdef"), 4, "cdef"},
+      {"across two frames", frame(1, "0123456789") + frame(2, "abcdef"), 8, "89abcdef"},
+      {"many frames past twice the limit", frame(1, big) + frame(2, "x") + frame(1, "the end\n"), 9,
+       "xthe end\n"},
+      {"a frame of another stream is not kept", frame(3, "zzz") + frame(1, "ok"), 4, "ok"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    scripted_engine engine;
+    engine.respond(raw_stream_head() + c.frames, 5);
+    auto reader = make_client(engine).open_exec("4b2f", std::chrono::seconds{5});
+    ASSERT_TRUE(reader.has_value()) << why(reader);
+    const auto out = read_exec_output(*reader, c.limit, output_keep::last);
+    ASSERT_TRUE(out.has_value()) << why(out);
+    EXPECT_EQ(*out, c.expected);
+  }
 }
 
 // BUG: client.cpp start_exec() returns success when the stream ends inside a
