@@ -8,8 +8,14 @@
 //   archive_bench write DIR OUT gzip|zstd|none [LEVEL] [THREADS] [BLOCK_KIB] [JOB_KIB]
 //       Reads DIR directly and writes OUT as lifeboat does (.partial, SHA-256,
 //       fsync, rename); prints a summary line.
+//   archive_bench run DIR OUT gzip|zstd|none
+//       The same through a backup run's archive steps into a local folder
+//       destination, age-encrypted to $BENCH_AGE_RECIPIENT when it is set.
 #include "controller/archive/local_destination.hpp"
 #include "controller/archive/writer.hpp"
+#include "controller/backup/archive_steps.hpp"
+#include "controller/crypto/age.hpp"
+#include "controller/destinations/destination.hpp"
 
 #include <fcntl.h>
 #include <fmt/core.h>
@@ -221,6 +227,64 @@ int write(int argc, char** argv) {
   return 0;
 }
 
+// As a backup run writes its first destination: backup::standard_archive_steps
+// into a local folder (hash, fsync, rename, latest), encrypted with age to
+// $BENCH_AGE_RECIPIENT when it is set.
+int run(char** argv) {
+  const fs::path dir = argv[2];
+  const fs::path out = argv[3];
+  const std::string_view kind = argv[4];
+  lifeboat::backup::archive_request request;
+  if (kind == "gzip") {
+    request.spec.compression = lifeboat::api::compression_kind::gzip;
+  } else if (kind == "zstd") {
+    request.spec.compression = lifeboat::api::compression_kind::zstd;
+  } else if (kind == "none") {
+    request.spec.compression = lifeboat::api::compression_kind::none;
+  } else {
+    fmt::print(stderr, "unknown compression {}\n", kind);
+    return 2;
+  }
+  if (const char* r = std::getenv("BENCH_AGE_RECIPIENT"); r != nullptr && *r != '\0') {
+    auto recipient = lifeboat::crypto::parse_recipient(r);
+    if (!recipient) {
+      fmt::print(stderr, "BENCH_AGE_RECIPIENT: {}\n", recipient.error().message);
+      return 2;
+    }
+    request.recipients.push_back(*recipient);
+  }
+  auto destination = lifeboat::destinations::make_destination(
+      lifeboat::api::local_destination{out.parent_path().string()});
+  request.volumes.push_back({"data", dir.string()});
+  request.open =
+      [](const std::string& v) -> lifeboat::engine::result<lifeboat::engine::http::body_reader> {
+    return lifeboat::engine::make_error(lifeboat::engine::errc::unsupported, v);
+  };
+  request.destination = destination.get();
+  request.file_name = out.filename().string();
+  const auto start = std::chrono::steady_clock::now();
+  std::chrono::duration<double> held{0};
+  request.on_sources_read = [&] { held = std::chrono::steady_clock::now() - start; };
+  const auto steps = lifeboat::backup::standard_archive_steps();
+  auto written = steps.write(request);
+  if (!written) {
+    fmt::print(stderr, "error: {}\n", written.error().describe());
+    return 1;
+  }
+  auto published = steps.publish(*written, *destination);
+  if (!published) {
+    fmt::print(stderr, "error: {}\n", published.error().describe());
+    return 1;
+  }
+  const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+  if (const char* file = std::getenv("BENCH_HELD_FILE"); file != nullptr) {
+    std::ofstream(file) << fmt::format("{:.2f}\n", held.count());
+  }
+  fmt::print(stderr, "{}{}: {} MiB out, {:.2f} s\n", kind,
+             request.recipients.empty() ? "" : " + age", written->bytes >> 20, elapsed.count());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -232,13 +296,17 @@ int main(int argc, char** argv) {
     if (command == "write" && argc >= 5) {
       return write(argc, argv);
     }
+    if (command == "run" && argc == 5) {
+      return run(argv);
+    }
   } catch (const std::exception& e) {
     fmt::print(stderr, "error: {}\n", e.what());
     return 1;
   }
   fmt::print(stderr,
              "usage: {0} generate DIR SIZE_MIB\n"
-             "       {0} write DIR OUT gzip|zstd|none [LEVEL|-] [THREADS] [BLOCK_KIB] [JOB_KIB]\n",
+             "       {0} write DIR OUT gzip|zstd|none [LEVEL|-] [THREADS] [BLOCK_KIB] [JOB_KIB]\n"
+             "       {0} run DIR OUT gzip|zstd|none   (BENCH_AGE_RECIPIENT: encrypt)\n",
              argv[0]);
   return 2;
 }

@@ -8,7 +8,7 @@
 # with ratios against `tar -czf` and `tar | pigz -6`. lifeboat's rows include
 # what a real run does besides: SHA-256 of the output, fsync, rename. One run
 # each, after a raw read has put the data set in the page cache; about 3 min
-# on 2 cores.
+# on 2 cores. Rows with "age" encrypt (Debian's age for the pipelines).
 #
 #   BENCH_SIZE_MIB   size of the data set (default 2048)
 #   BENCH_DATA       where it is generated once (default /tmp/lifeboat-bench-data)
@@ -89,6 +89,20 @@ BENCH_HELD_FILE="$out/held" BENCH_SPOOL=$((4 << 30)) \
   measure "lifeboat zstd (3) spool" "$out/lbs.tar.zst" "$bench" write "$data/data" "$out/lbs.tar.zst" zstd
 BENCH_HELD_FILE="$out/held" measure "lifeboat zstd (3)" "$out/lb.tar.zst" "$bench" write "$data/data" "$out/lb.tar.zst" zstd
 BENCH_HELD_FILE="$out/held" measure "lifeboat none" "$out/lb.tar" "$bench" write "$data/data" "$out/lb.tar" none
+# Encryption (age): lifeboat through a backup run's own archive steps, with
+# and without age, beside the pipeline a user would write.
+age_key="$out/age-key.txt"
+if command -v age >/dev/null; then
+  age-keygen -o "$age_key" 2>/dev/null
+  recipient=$(age-keygen -y "$age_key")
+  BENCH_HELD_FILE="$out/held" measure "lifeboat zstd run" "$out/r.tar.zst" "$bench" run "$data/data" "$out/r.tar.zst" zstd
+  BENCH_HELD_FILE="$out/held" BENCH_AGE_RECIPIENT=$recipient \
+    measure "lifeboat zstd age" "$out/r.tar.zst.age" "$bench" run "$data/data" "$out/r.tar.zst.age" zstd
+  BENCH_HELD_FILE="$out/held" BENCH_AGE_RECIPIENT=$recipient \
+    measure "lifeboat gzip age" "$out/r.tar.gz.age" "$bench" run "$data/data" "$out/r.tar.gz.age" gzip
+  measure "tar | zstd -3 | age" "$out/z.tar.zst.age" sh -c "tar -C '$data' -cf - data | zstd -q -T0 -3 | age -r $recipient > '$out/z.tar.zst.age'"
+  measure "tar | pigz -6 | age" "$out/p.tar.gz.age" sh -c "tar -C '$data' -cf - data | pigz -6 | age -r $recipient > '$out/p.tar.gz.age'"
+fi
 
 mib=$(awk "BEGIN{print $tar_bytes / 1048576}")
 ref_secs="" ref_size="" pigz_secs=""
