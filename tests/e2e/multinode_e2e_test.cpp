@@ -243,6 +243,50 @@ TEST_F(multinode_e2e, one_run_backs_up_volumes_on_the_manager_and_on_a_worker_ho
   EXPECT_EQ(jobs_of_schedule(sched.metadata.name), 0U) << "an agent job outlived the run";
 }
 
+// Issue 14: a worker's agent encrypts to the recipients the run read from the
+// schedule's recipientsFile (a file the agent's container does not have: the
+// controller hands the public keys over inline); a passphrase cannot be
+// handed over, and such a run fails before holding anything.
+TEST_F(multinode_e2e, a_workers_archive_is_encrypted_by_its_agent) {
+  const auto group = unique("g");
+  const auto db_volume = volume_on_node3(unique("db-data"), "from-n3");
+  const auto db = writer_on_node3(unique("db"), db_volume, group);
+  const auto key = dir_ / "key.txt";
+  ASSERT_EQ(run_command("age-keygen -o " + key.string() + " 2>/dev/null").status, 0);
+  const auto recipients = dir_ / "recipients.txt";
+  ASSERT_EQ(run_command("age-keygen -y " + key.string() + " > " + recipients.string()).status, 0);
+  auto sched = schedule(unique("sched"), db_volume, group);
+  sched.spec.archive.encryption = api::age_encryption{{}, recipients.string(), {}};
+
+  backup::runner_options options;
+  options.agent_image = lifeboat_image();
+  const auto result = backup(
+      sched, [] {}, options);
+  ASSERT_TRUE(result.ok) << result.message;
+  EXPECT_TRUE(back_as_before(db));
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir_)) {
+    if (e.path().filename().string().ends_with(".n3.tar.gz.age")) {
+      names.push_back(e.path().filename().string());
+    }
+  }
+  ASSERT_EQ(names.size(), 1U) << result.message;
+  const auto marker = run_command("age -d -i " + key.string() + " " + (dir_ / names[0]).string() +
+                                  " | tar -xzO " + db_volume + "/marker");
+  EXPECT_EQ(marker.out, "from-n3\n");
+
+  const auto passphrase = dir_ / "passphrase.txt";
+  std::ofstream(passphrase) << "secret\n";
+  sched.spec.archive.encryption = api::age_encryption{{}, {}, passphrase.string()};
+  const auto refused = backup(
+      sched, [] {}, options);
+  EXPECT_FALSE(refused.ok);
+  EXPECT_NE(refused.message.find("passphraseFile: volumes on other nodes"), std::string::npos)
+      << refused.message;
+  EXPECT_TRUE(back_as_before(db));
+  EXPECT_EQ(jobs_of_schedule(sched.metadata.name), 0U) << "an agent job outlived the run";
+}
+
 // `lifeboat backup` killed while the worker's agent reads: the service stays
 // held and the job stays, until `lifeboat recover` (what a restarted
 // controller does first) brings the service back and removes the job.
