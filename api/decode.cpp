@@ -614,12 +614,9 @@ const node* read_method(decoder& d, const node& n, const std::string& path) {
 
 void read_encryption(decoder& d, const node& n, const std::string& path,
                      std::optional<age_encryption>& out) {
-  const node* method = read_method(d, n, path);
-  if (method == nullptr) {
-    return;
-  }
   const std::string apath = child_path(path, "age");
-  if (!expect(d, *method, node::type::map, apath)) {
+  const node* method = read_method(d, n, path);
+  if (method == nullptr || !expect(d, *method, node::type::map, apath)) {
     return;
   }
   age_encryption age;
@@ -657,12 +654,9 @@ void read_encryption(decoder& d, const node& n, const std::string& path,
 
 void read_decryption(decoder& d, const node& n, const std::string& path,
                      std::optional<age_decryption>& out) {
-  const node* method = read_method(d, n, path);
-  if (method == nullptr) {
-    return;
-  }
   const std::string apath = child_path(path, "age");
-  if (!expect(d, *method, node::type::map, apath)) {
+  const node* method = read_method(d, n, path);
+  if (method == nullptr || !expect(d, *method, node::type::map, apath)) {
     return;
   }
   age_decryption age;

@@ -60,6 +60,17 @@ class encryption_e2e : public engine_test {
     return {file, recipient};
   }
 
+  // A volume a restore creates, removed after the test.
+  std::string removed_after(const std::string& volume) {
+    on_teardown([this, volume] {
+      eventually([&] {
+        auto r = engine().remove_volume(volume, true);
+        return r || r.error().is(engine::errc::not_found);
+      });
+    });
+    return volume;
+  }
+
   fs::path only_archive(const fs::path& folder, std::string_view extension) {
     fs::path found;
     for (const auto& e : fs::directory_iterator(folder)) {
@@ -156,13 +167,7 @@ TEST_F(encryption_e2e, backup_to_keys_read_by_age_and_tar_and_restored_by_lifebo
   EXPECT_NE(keyless.out.find("is encrypted with age"), std::string::npos) << keyless.out;
 
   // The right key restores the exact tree.
-  const auto copy = unique("copy");
-  on_teardown([this, copy] {
-    eventually([&] {
-      auto r = engine().remove_volume(copy, true);
-      return r || r.error().is(engine::errc::not_found);
-    });
-  });
+  const auto copy = removed_after(unique("copy"));
   auto restored =
       run_command(restore("--archive " + archive.string() + " --volume " + original + "=" + copy +
                           " --create-volume --identity " + second_key.string()));
@@ -187,13 +192,7 @@ TEST_F(encryption_e2e, archives_of_tar_zstd_and_age_are_restored) {
                           " > " + archive.string());
   ASSERT_EQ(made.status, 0) << made.out;
 
-  const auto copy = unique("copy");
-  on_teardown([this, copy] {
-    eventually([&] {
-      auto r = engine().remove_volume(copy, true);
-      return r || r.error().is(engine::errc::not_found);
-    });
-  });
+  const auto copy = removed_after(unique("copy"));
   auto restored = run_command(restore("--archive " + archive.string() + " --volume .=" + copy +
                                       " --create-volume --identity " + key.string()));
   ASSERT_EQ(restored.status, 0) << restored.out;
@@ -225,13 +224,7 @@ TEST_F(encryption_e2e, passphrase_round_trip_and_a_missing_secret_holds_nothing)
   const auto archive = only_archive(dir_ / "archives", ".tar.zst.age");
   ASSERT_FALSE(archive.empty());
 
-  const auto copy = unique("copy");
-  on_teardown([this, copy] {
-    eventually([&] {
-      auto r = engine().remove_volume(copy, true);
-      return r || r.error().is(engine::errc::not_found);
-    });
-  });
+  const auto copy = removed_after(unique("copy"));
   auto restored =
       run_command(restore("--archive " + archive.string() + " --volume " + original + "=" + copy +
                           " --create-volume --passphrase-file " + passphrase.string()));
