@@ -1033,6 +1033,51 @@ void read_history_limits(decoder& d, const node& n, const std::string& path,
   f.finish();
 }
 
+void read_notifications(decoder& d, const node& n, const std::string& path,
+                        std::optional<notifications_spec>& out) {
+  if (!expect(d, n, node::type::map, path)) {
+    return;
+  }
+  field_reader f{d, n, path};
+  notifications_spec spec;
+  if (const node* v = f.optional("level")) {
+    if (auto text = read_string(d, *v, f.path_of("level"))) {
+      if (*text == "error") {
+        spec.level = notification_level::error;
+      } else if (*text == "info") {
+        spec.level = notification_level::info;
+      } else {
+        d.fail(f.path_of("level"), v->mark,
+               "unknown level " + quote(*text) + "; expected error or info");
+      }
+    }
+  }
+  const node* urls = f.optional("urls");
+  if (urls != nullptr) {
+    const std::string upath = f.path_of("urls");
+    if (expect(d, *urls, node::type::sequence, upath)) {
+      for (std::size_t i = 0; i < urls->children.size(); ++i) {
+        const node& item = *urls->children[i];
+        if (auto url = read_string(d, item, item_path(upath, i))) {
+          // The error names the URL by its position only: the URL may hold a
+          // password or a token.
+          d.check(check_notification_url(*url), item_path(upath, i), item.mark);
+          spec.urls.push_back(std::move(*url));
+        }
+      }
+      if (urls->children.empty()) {
+        d.fail(upath, urls->mark, "must not be empty (or leave it out)");
+      }
+    }
+  }
+  read_path_field(d, f, "urlsFile", spec.urls_file);
+  if (urls == nullptr && !spec.urls_file) {
+    d.fail(path, n.mark, "set urls or urlsFile");
+  }
+  f.finish();
+  out = std::move(spec);
+}
+
 void read_volume_names(decoder& d, const node& n, const std::string& path,
                        std::vector<std::string>& out) {
   if (!expect(d, n, node::type::sequence, path)) {
@@ -1142,6 +1187,9 @@ void read_schedule_spec(decoder& d, const node& n, const std::string& path,
   }
   if (const node* v = f.optional("historyLimits")) {
     read_history_limits(d, *v, f.path_of("historyLimits"), out.history_limits);
+  }
+  if (const node* v = f.optional("notifications")) {
+    read_notifications(d, *v, f.path_of("notifications"), out.notifications);
   }
   f.finish();
 }
@@ -1622,6 +1670,21 @@ void emit_spec(YAML::Emitter& out, const backup_schedule_spec& s) {
   out << YAML::Key << "succeeded" << YAML::Value << s.history_limits.succeeded;
   out << YAML::Key << "failed" << YAML::Value << s.history_limits.failed;
   out << YAML::EndMap;
+  if (s.notifications) {
+    out << YAML::Key << "notifications" << YAML::Value << YAML::BeginMap;
+    emit(out, "level", to_string(s.notifications->level));
+    if (!s.notifications->urls.empty()) {
+      out << YAML::Key << "urls" << YAML::Value << YAML::BeginSeq;
+      for (const auto& url : s.notifications->urls) {
+        emit_string(out, url);
+      }
+      out << YAML::EndSeq;
+    }
+    if (s.notifications->urls_file) {
+      emit(out, "urlsFile", *s.notifications->urls_file);
+    }
+    out << YAML::EndMap;
+  }
 }
 
 void emit_spec(YAML::Emitter& out, const backup_spec& s) {

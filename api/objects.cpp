@@ -47,6 +47,16 @@ std::string_view to_string(compression_kind c) {
   return "gzip";  // unreachable: every enumerator is handled above
 }
 
+std::string_view to_string(notification_level l) {
+  switch (l) {
+    case notification_level::error:
+      return "error";
+    case notification_level::info:
+      return "info";
+  }
+  return "error";  // unreachable: every enumerator is handled above
+}
+
 std::string_view destination_kind(const destination& d) {
   return std::visit(overloaded{[](const local_destination&) { return std::string_view{"local"}; },
                                [](const s3_destination&) { return std::string_view{"s3"}; },

@@ -170,6 +170,25 @@ struct label_selector {
   bool operator==(const label_selector&) const = default;
 };
 
+/// Which runs are notified: `error` only failed runs, `info` every run.
+enum class notification_level { error, info };
+
+std::string_view to_string(notification_level l);
+
+/// Where a schedule's runs are reported: shoutrrr-style URLs
+/// (`generic+https://`, `slack://`, `smtp://`, ...; see
+/// api::notification_schemes), given inline or one per line in a file (a
+/// Swarm secret, since most URLs carry a token). Inline URLs have a known
+/// scheme; the file is read, and its URLs checked, when a run ends.
+struct notifications_spec {
+  notification_level level = notification_level::error;
+  std::vector<std::string> urls;         // each with a known scheme
+  std::optional<std::string> urls_file;  // absolute; one URL a line, '#' comments
+  // At least one of the two is set.
+
+  bool operator==(const notifications_spec&) const = default;
+};
+
 struct backup_schedule_spec {
   std::string schedule;          // parses with cron_schedule::parse
   std::string timezone = "UTC";  // found by date::locate_zone
@@ -190,6 +209,7 @@ struct backup_schedule_spec {
   std::vector<destination> destinations;    // not empty
   std::optional<retention_spec> retention;  // unset: keep everything
   history_limits_spec history_limits;
+  std::optional<notifications_spec> notifications;  // unset: no notifications
 
   bool operator==(const backup_schedule_spec&) const = default;
 };

@@ -2,6 +2,7 @@
 
 #include <date/tz.h>
 
+#include <algorithm>
 #include <array>
 #include <exception>
 #include <regex>
@@ -255,6 +256,35 @@ std::optional<std::string> check_archive_name_template(std::string_view name_tem
   if (name.size() > max_archive_name_length) {
     return "expands to " + std::to_string(name.size()) + " bytes; at most " +
            std::to_string(max_archive_name_length) + " are allowed";
+  }
+  return std::nullopt;
+}
+
+const std::vector<std::string_view>& notification_schemes() {
+  static const std::vector<std::string_view> schemes = {"generic+https", "generic+http", "slack",
+                                                        "discord",       "smtp",         "gotify",
+                                                        "ntfy",          "telegram",     "matrix"};
+  return schemes;
+}
+
+std::optional<std::string> check_notification_url(std::string_view url) {
+  const auto sep = url.find("://");
+  if (sep == std::string_view::npos || sep == 0) {
+    // No scheme to name: say nothing of the text itself, it may be a token.
+    return std::string("not a URL: expected <scheme>://..., e.g. generic+https://host/path");
+  }
+  const auto scheme = url.substr(0, sep);
+  const auto& known = notification_schemes();
+  if (std::find(known.begin(), known.end(), scheme) == known.end()) {
+    std::string list;
+    for (const auto s : known) {
+      list += list.empty() ? "" : ", ";
+      list += s;
+    }
+    return "unknown scheme " + quote(scheme) + "; expected one of " + list;
+  }
+  if (url.size() == sep + 3) {
+    return "nothing after " + std::string(scheme) + "://";
   }
   return std::nullopt;
 }

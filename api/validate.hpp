@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "api/objects.hpp"
 
@@ -71,6 +72,14 @@ std::optional<std::string> check_archive_file_name(std::string_view name);
 /// "age1" and 58 bech32 characters (lower case), or "ssh-ed25519 " /
 /// "ssh-rsa " and base64. The key itself is checked when a run starts.
 std::optional<std::string> check_age_recipient(std::string_view recipient);
+
+/// The URL schemes a notification URL may have, as shoutrrr spells them.
+const std::vector<std::string_view>& notification_schemes();
+
+/// A notification URL whose scheme (the text before "://") is one of
+/// notification_schemes() and that has something after it. The message never
+/// repeats the URL beyond its scheme: the rest may hold a password or token.
+std::optional<std::string> check_notification_url(std::string_view url);
 
 /// gzip takes 1-9, zstd 1-19, none takes no level at all.
 std::optional<std::string> check_compression_level(compression_kind compression, int level);

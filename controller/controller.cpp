@@ -5,6 +5,7 @@
 #include "controller/logging/log.hpp"
 #include "controller/loop/object_store.hpp"
 #include "controller/loop/reconciler.hpp"
+#include "controller/notify/listener.hpp"
 #include "controller/quiesce/quiesce.hpp"
 #include "controller/runtime/lease.hpp"
 #include "controller/runtime/work_queue.hpp"
@@ -116,7 +117,11 @@ class run_threads final : public run_launcher {
  public:
   run_threads(backup::backup_runner& backups, restore::restore_runner& restores,
               metrics::registry& metrics)
-      : backups_(backups), restores_(restores), metrics_(metrics) {}
+      : backups_(backups),
+        restores_(restores),
+        metrics_(metrics),
+        notifier_(sender_, &notify::sleep_for, &notify::read_file,
+                  [&metrics](bool sent) { metrics.notification_finished(sent); }) {}
 
   ~run_threads() override {
     cancel_all();
@@ -165,6 +170,13 @@ class run_threads final : public run_launcher {
         result.message = internal_error(launch.name, e.what());
       }
       reconciler_->finish_backup(launch, result);
+      // After the status is written, so a slow receiver delays nothing the
+      // run reports; the run counts as running until this returns (at most
+      // the bounded retries per URL), which a next tick of the same schedule
+      // sees as "still active".
+      if (launch.schedule.spec.notifications) {
+        notify_backup(launch, result);
+      }
     });
   }
 
@@ -252,6 +264,17 @@ class run_threads final : public run_launcher {
     });
   }
 
+  void notify_backup(const backup_launch& launch, const backup::run_result& result) {
+    try {
+      notifier_.notify(*launch.schedule.spec.notifications,
+                       notify::summarize(launch.schedule.metadata.name, launch.name, result));
+    } catch (const std::exception& e) {
+      metrics_.add_run_exception();
+      spdlog::error("event=notification_exception backup={} error={}", logging::value(launch.name),
+                    logging::value(e.what()));
+    }
+  }
+
   void held(run& r, int workloads) {
     r.held = workloads;
     update_held();
@@ -271,6 +294,8 @@ class run_threads final : public run_launcher {
   backup::backup_runner& backups_;
   restore::restore_runner& restores_;
   metrics::registry& metrics_;
+  notify::curl_sender sender_;
+  notify::run_notifier notifier_;
   reconciler* reconciler_ = nullptr;
   mutable std::mutex mutex_;
   std::map<std::string, std::unique_ptr<run>> runs_;

@@ -21,6 +21,7 @@ packages=(
   openssh-server openssh-client  # sshd, ssh-keygen for tests/e2e/sftp_destination_e2e_test.cpp
   age  # Debian's age 1.1 and age-keygen: interop of controller/crypto (tests/controller/crypto)
   prometheus  # the server and promtool, for tests/e2e/prometheus_e2e_test.cpp
+  python3-aiosmtpd  # a real SMTP server for tests/controller/notify (python3 -m aiosmtpd)
 )
 if [[ "${1:-}" == "--fuzz" ]]; then
   # libFuzzer's runtime is in libclang-rt-14-dev, apart from the compiler.

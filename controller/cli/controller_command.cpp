@@ -10,6 +10,7 @@
 #include "controller/controller.hpp"
 #include "controller/logging/log.hpp"
 #include "controller/metrics/http_server.hpp"
+#include "controller/notify/listener.hpp"
 #include "controller/objects/catalog.hpp"
 #include "controller/objects/swarm_objects.hpp"
 #include "controller/restore/engine_runner.hpp"
@@ -193,6 +194,19 @@ int backup_once(const engine::client_options& engine_options, const backup_once_
   } else {
     say(stdout, "backup {} succeeded: {}\n  {}\n", name, api::escape_controls(result.message),
         api::escape_controls(result.archive));
+  }
+  if (schedule->spec.notifications) {
+    // After the outcome is printed; a failed notification never changes the
+    // exit status.
+    notify::curl_sender sender;
+    const notify::run_notifier notifier(sender, &notify::sleep_for, &notify::read_file,
+                                        [](bool) {});
+    for (const auto& d :
+         notifier.notify(*schedule->spec.notifications,
+                         notify::summarize(schedule->metadata.name, name, result))) {
+      say(d.ok ? stdout : stderr, "notification {} {}{}\n", api::escape_controls(d.target),
+          d.ok ? "sent" : "failed: ", api::escape_controls(d.error));
+    }
   }
   // Stopped by a signal (SIGTERM, SIGINT, a hang-up): the workloads are back
   // by now; the exit says what ended the run.

@@ -118,6 +118,15 @@ struct registry::impl {
                                         .Name("lifeboat_restores_total")
                                         .Help("Restore runs by result.")
                                         .Register(*reg);
+  // Both results exist from the start, so increase() sees the first failure.
+  p::Family<p::Counter>& notifications = p::BuildCounter()
+                                             .Name("lifeboat_notifications_total")
+                                             .Help(
+                                                 "Notifications after runs, one per URL, by "
+                                                 "result (sent or failed after its retries).")
+                                             .Register(*reg);
+  p::Counter& notifications_sent = notifications.Add({{"result", "sent"}});
+  p::Counter& notifications_failed = notifications.Add({{"result", "failed"}});
   p::Counter& recoveries = p::BuildCounter()
                                .Name("lifeboat_recoveries_total")
                                .Help("Runs whose held workloads were brought back by recovery.")
@@ -309,6 +318,10 @@ void registry::set_workqueue_depth(double n) { impl_->workqueue_depth.Set(n); }
 
 void registry::engine_request(bool ok) {
   (ok ? impl_->engine_ok : impl_->engine_failed).Increment();
+}
+
+void registry::notification_finished(bool sent) {
+  (sent ? impl_->notifications_sent : impl_->notifications_failed).Increment();
 }
 
 void registry::add_watch_restart() { impl_->watch_restarts.Increment(); }

@@ -54,6 +54,10 @@ class registry {
   /// restore::outcome spells it (succeeded, refused, corrupt...).
   void restore_finished(const std::string& result);
 
+  /// lifeboat_notifications_total{result="sent"|"failed"}: one per URL a
+  /// finished run was notified to.
+  void notification_finished(bool sent);
+
   void set_workloads_held(double n);
   void add_recovery();
   void add_run_exception();

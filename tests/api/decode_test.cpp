@@ -1099,5 +1099,58 @@ TEST(decode_errors, exec_label_and_hooks_timeout) {
   });
 }
 
+// Issue 15: notifications after runs, inline URLs checked for a known scheme
+// and never repeated beyond it in an error (they may hold a password).
+TEST(decode, notifications_round_trip) {
+  const auto s = decode_one<backup_schedule>(
+      schedule_with("  notifications:\n    level: info\n"
+                    "    urls: [\"generic+https://hooks.example/x?template=json\", "
+                    "\"ntfy://ntfy.sh/backups\"]\n"
+                    "    urlsFile: /run/secrets/notify_urls\n"));
+  ASSERT_TRUE(s.spec.notifications);
+  EXPECT_EQ(s.spec.notifications->level, notification_level::info);
+  EXPECT_EQ(s.spec.notifications->urls,
+            (std::vector<std::string>{"generic+https://hooks.example/x?template=json",
+                                      "ntfy://ntfy.sh/backups"}));
+  EXPECT_EQ(s.spec.notifications->urls_file, "/run/secrets/notify_urls");
+  EXPECT_EQ(decode_one<backup_schedule>(encode_yaml(s)), s);
+
+  const auto f = decode_one<backup_schedule>(
+      schedule_with("  notifications: {urlsFile: /run/secrets/notify_urls}\n"));
+  ASSERT_TRUE(f.spec.notifications);
+  EXPECT_EQ(f.spec.notifications->level, notification_level::error);
+  EXPECT_TRUE(f.spec.notifications->urls.empty());
+  EXPECT_EQ(decode_one<backup_schedule>(encode_yaml(f)), f);
+
+  const auto none = decode_one<backup_schedule>(schedule_with(""));
+  EXPECT_FALSE(none.spec.notifications);
+}
+
+TEST(decode_errors, notifications) {
+  run({
+      {"unknown scheme named by position, password left out",
+       schedule_with("  notifications:\n    urls: [\"slack://t/a/b\", "
+                     "\"pushover://user:s3cret@host/\"]\n"),
+       {"9:29: spec.notifications.urls[1]: unknown scheme \"pushover\"; expected one of "
+        "generic+https, generic+http, slack, discord, smtp, gotify, ntfy, telegram, matrix"}},
+      {"not a URL",
+       schedule_with("  notifications: {urls: [\"user:s3cret@host\"]}\n"),
+       {"8:26: spec.notifications.urls[0]: not a URL: expected <scheme>://..., e.g. "
+        "generic+https://host/path"}},
+      {"unknown level",
+       schedule_with("  notifications: {level: warn, urlsFile: /u}\n"),
+       {"8:26: spec.notifications.level: unknown level \"warn\"; expected error or info"}},
+      {"no URLs",
+       schedule_with("  notifications: {level: info}\n"),
+       {"8:18: spec.notifications: set urls or urlsFile"}},
+      {"relative file",
+       schedule_with("  notifications: {urlsFile: notify_urls}\n"),
+       {"8:29: spec.notifications.urlsFile: \"notify_urls\" is not an absolute path"}},
+      {"unknown field",
+       schedule_with("  notifications: {urlsFile: /u, template: x}\n"),
+       {"8:33: spec.notifications.template: unknown field"}},
+  });
+}
+
 }  // namespace
 }  // namespace lifeboat::api
