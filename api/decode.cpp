@@ -489,6 +489,31 @@ void read_group(decoder& d, const node& n, const std::string& path, std::string&
   }
 }
 
+// spec.labelMatch, and the check it implies on spec.stopDuringBackup: under
+// one-of a workload's value is split at commas, so a group containing one
+// could never match.
+void read_label_match(decoder& d, field_reader& f, const node* group_node, const std::string& group,
+                      label_match& out) {
+  if (const node* v = f.optional("labelMatch")) {
+    if (const auto text = read_string(d, *v, f.path_of("labelMatch"))) {
+      if (*text == to_string(label_match::exact)) {
+        out = label_match::exact;
+      } else if (*text == to_string(label_match::one_of)) {
+        out = label_match::one_of;
+      } else {
+        d.fail(f.path_of("labelMatch"), v->mark,
+               "must be one of exact, one-of; got " + quote(*text));
+      }
+    }
+  }
+  if (out == label_match::one_of && group.find(',') != std::string::npos) {
+    d.fail(f.path_of("stopDuringBackup"), group_node != nullptr ? group_node->mark : YAML::Mark{},
+           "must not contain ',' with labelMatch one-of (a label value is split at commas into "
+           "groups); got " +
+               quote(group));
+  }
+}
+
 void read_encryption(decoder& d, const node& n, const std::string& path,
                      std::optional<age_encryption>& out);
 
@@ -1158,9 +1183,11 @@ void read_schedule_spec(decoder& d, const node& n, const std::string& path,
   } else if (volumes == nullptr && selector == nullptr) {
     d.fail(path, n.mark, "one of volumes or volumeSelector is required");
   }
-  if (const node* v = f.optional("stopDuringBackup")) {
-    read_group(d, *v, f.path_of("stopDuringBackup"), out.stop_during_backup);
+  const node* group = f.optional("stopDuringBackup");
+  if (group != nullptr) {
+    read_group(d, *group, f.path_of("stopDuringBackup"), out.stop_during_backup);
   }
+  read_label_match(d, f, group, out.stop_during_backup, out.label_match);
   if (const node* v = f.optional("execLabel")) {
     std::string label;
     read_group(d, *v, f.path_of("execLabel"), label);
@@ -1346,9 +1373,11 @@ void read_restore_spec(decoder& d, const node& n, const std::string& path, resto
   if (const node* v = f.optional("createVolume")) {
     out.create_volume = read_bool(d, *v, f.path_of("createVolume")).value_or(out.create_volume);
   }
-  if (const node* v = f.optional("stopDuringBackup")) {
-    read_group(d, *v, f.path_of("stopDuringBackup"), out.stop_during_backup);
+  const node* group = f.optional("stopDuringBackup");
+  if (group != nullptr) {
+    read_group(d, *group, f.path_of("stopDuringBackup"), out.stop_during_backup);
   }
+  read_label_match(d, f, group, out.stop_during_backup, out.label_match);
   if (const node* v = f.optional("timeouts")) {
     read_timeouts(d, *v, f.path_of("timeouts"), /*with_hooks=*/false, out.timeouts);
   }
@@ -1634,6 +1663,9 @@ void emit_spec(YAML::Emitter& out, const backup_schedule_spec& s) {
     out << YAML::EndSeq;
   }
   emit(out, "stopDuringBackup", s.stop_during_backup);
+  if (s.label_match != label_match::exact) {
+    emit(out, "labelMatch", to_string(s.label_match));
+  }
   if (s.exec_label) {
     emit(out, "execLabel", *s.exec_label);
   }
@@ -1719,6 +1751,9 @@ void emit_spec(YAML::Emitter& out, const restore_spec& s) {
   }
   if (!s.stop_during_backup.empty()) {
     emit(out, "stopDuringBackup", s.stop_during_backup);
+  }
+  if (s.label_match != label_match::exact) {
+    emit(out, "labelMatch", to_string(s.label_match));
   }
   emit_timeouts(out, s.timeouts, /*with_hooks=*/false);
   if (s.decryption) {

@@ -13,6 +13,10 @@ namespace lifeboat::api::label {
 /// On a service (deploy.labels: scale to zero) or a container (stop): the
 /// group a schedule's `stopDuringBackup` selects ("true" by default).
 inline constexpr std::string_view stop_during_backup = "docker-volume-backup.stop-during-backup";
+/// The same, but the workload is deliberately left stopped (scaled to zero)
+/// after the run. Both labels on one workload is a conflict.
+inline constexpr std::string_view stop_during_backup_no_restart =
+    "docker-volume-backup.stop-during-backup-no-restart";
 
 // --- Object configs: schedules, backups, restores (written by users or
 // `lifeboat apply`; status written by the controller).
@@ -44,6 +48,16 @@ inline constexpr std::string_view size_bytes = "lifeboat.status.size-bytes";
 
 inline constexpr std::string_view prior_replicas = "lifeboat.prior-replicas";
 inline constexpr std::string_view held_by = "lifeboat.held-by";
+/// "true" on a service held for a no-restart label: resuming leaves it at zero.
+inline constexpr std::string_view held_no_restart = "lifeboat.held-no-restart";
+
+// --- Services left at zero for a no-restart label: written by the update
+// that releases them (removing the three labels above), so that a user can
+// see who left them stopped and what count to scale them back to. Nothing
+// reads them back; the next hold of the service overwrites them.
+
+inline constexpr std::string_view left_stopped_by = "lifeboat.left-stopped-by";
+inline constexpr std::string_view left_stopped_replicas = "lifeboat.left-stopped-replicas";
 
 // --- Run records and journals (configs the controller owns).
 

@@ -57,6 +57,16 @@ std::string_view to_string(notification_level l) {
   return "error";  // unreachable: every enumerator is handled above
 }
 
+std::string_view to_string(label_match m) {
+  switch (m) {
+    case label_match::exact:
+      return "exact";
+    case label_match::one_of:
+      return "one-of";
+  }
+  return "exact";  // unreachable: every enumerator is handled above
+}
+
 std::string_view destination_kind(const destination& d) {
   return std::visit(overloaded{[](const local_destination&) { return std::string_view{"local"}; },
                                [](const s3_destination&) { return std::string_view{"s3"}; },

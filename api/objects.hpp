@@ -163,6 +163,16 @@ struct history_limits_spec {
   bool operator==(const history_limits_spec&) const = default;
 };
 
+/// How a workload's docker-volume-backup.stop-during-backup(-no-restart)
+/// label value is matched against a run's group (docker-volume-backup's
+/// LABEL_MATCH_BEHAVIOR). `exact`: the value is the group. `one_of`: the value
+/// is a comma-separated list of groups (spaces around each ignored), one of
+/// which is the group: `a, b` is in groups `a` and `b`.
+enum class label_match { exact, one_of };
+
+/// "exact" or "one-of": the spelling used in YAML.
+std::string_view to_string(label_match m);
+
 /// Selects the volumes that carry all of these labels.
 struct label_selector {
   std::map<std::string, std::string> match_labels;  // not empty, keys non-empty
@@ -200,6 +210,9 @@ struct backup_schedule_spec {
   /// The value of the docker-volume-backup.stop-during-backup label that
   /// selects the workloads to quiesce.
   std::string stop_during_backup = "true";
+  /// How stop_during_backup is matched against workloads' label values. With
+  /// one_of, stop_during_backup contains no ','.
+  api::label_match label_match = api::label_match::exact;
   /// Restricts exec hooks to containers also labelled
   /// `docker-volume-backup.exec-label=<value>`; unset: every container with
   /// hook labels (docker-volume-backup's EXEC_LABEL). Never empty when set.
@@ -280,6 +293,9 @@ struct restore_spec {
   /// that mount a target volume are held — a restore of one volume must not
   /// take down every labelled service of the swarm.
   std::string stop_during_backup;
+  /// As in a schedule: how stop_during_backup is matched (with one_of, it
+  /// contains no ','). Meaningless without stop_during_backup.
+  api::label_match label_match = api::label_match::exact;
   timeouts_spec timeouts;
   /// Needed for an encrypted archive; a plain one is read as it is.
   std::optional<age_decryption> decryption;

@@ -416,6 +416,9 @@ class controller_loop {
     for (const auto& c : report.removed) {
       spdlog::warn("event=helper_container_removed container={}", logging::value(c));
     }
+    for (const auto& left : report.left_stopped) {
+      spdlog::warn("event=left_stopped detail={}", logging::value(left));
+    }
     for (const auto& f : report.failures) {
       spdlog::error("event=recovery_failed detail={}", logging::value(f));
     }

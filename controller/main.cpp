@@ -186,6 +186,11 @@ int main(int argc, char** argv) {
       "--stop-group", restore_options.stop_group,
       "also hold the workloads of this stop-during-backup group (default: only those "
       "that mount a target volume)");
+  restore
+      ->add_option("--label-match", restore_options.label_match,
+                   "how --stop-group matches label values: exact, or one-of (a value \"a,b\" is "
+                   "in groups a and b)")
+      ->check(CLI::IsMember({"exact", "one-of"}));
   restore->add_option("--helper-image", restore_options.helper_image,
                       "image for the restore and wipe containers (default: lifeboat's own)");
   restore->add_option("--state-file", restore_options.state_file,

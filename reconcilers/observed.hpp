@@ -24,12 +24,20 @@ using label_map = std::map<std::string, std::string>;
 inline constexpr std::string_view stop_during_backup_label =
     "docker-volume-backup.stop-during-backup";
 inline constexpr std::string_view default_stop_group = "true";
+/// The same selection, but the workload is not brought back after the run.
+inline constexpr std::string_view stop_during_backup_no_restart_label =
+    api::label::stop_during_backup_no_restart;
 
 /// Service labels lifeboat writes in the same versioned update that scales a
 /// service to zero, and removes in the update that scales it back: the replica
 /// count to restore (decimal) and the name of the run that holds the service.
 inline constexpr std::string_view prior_replicas_label = api::label::prior_replicas;
 inline constexpr std::string_view held_by_label = api::label::held_by;
+/// Written with the two above for a service selected by its no-restart label.
+inline constexpr std::string_view held_no_restart_label = api::label::held_no_restart;
+/// Written by the update that releases such a service and leaves it at zero.
+inline constexpr std::string_view left_stopped_by_label = api::label::left_stopped_by;
+inline constexpr std::string_view left_stopped_replicas_label = api::label::left_stopped_replicas;
 
 /// Labels Swarm puts on every task container; the controller fills
 /// observed_container::service_id from the first.
@@ -143,6 +151,8 @@ struct journal_entry {
   /// service). A larger observed value means the service has been redeployed
   /// since, which brought the stopped task back.
   std::uint64_t force_update = 0;
+  /// Stopped for a no-restart label: resuming leaves it stopped.
+  bool no_restart = false;
 
   bool operator==(const journal_entry&) const = default;
 };

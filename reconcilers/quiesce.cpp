@@ -30,9 +30,25 @@ std::optional<std::string_view> label_value(const label_map& labels, std::string
   return std::string_view(it->second);
 }
 
-bool selects(const label_map& labels, std::string_view group) {
-  const auto value = label_value(labels, stop_during_backup_label);
-  return !group.empty() && value && *value == group;
+bool selects_by(const label_map& labels, std::string_view key, const quiesce_run& run) {
+  const auto value = label_value(labels, key);
+  return value && matches_group(*value, run.group, run.label_match);
+}
+
+bool selects_no_restart(const label_map& labels, const quiesce_run& run) {
+  return selects_by(labels, stop_during_backup_no_restart_label, run);
+}
+
+// By either label: both quiesce for the run, and differ only afterwards.
+bool selects(const label_map& labels, const quiesce_run& run) {
+  return selects_by(labels, stop_during_backup_label, run) || selects_no_restart(labels, run);
+}
+
+// Both labels, one selecting the run: whether to bring the workload back
+// would depend on which label is read, so nothing is guessed.
+bool both_labels(const label_map& labels, const quiesce_run& run) {
+  return selects(labels, run) && label_value(labels, stop_during_backup_label) &&
+         label_value(labels, stop_during_backup_no_restart_label);
 }
 
 // The first of `mounted` that the run selects workloads by, if any.
@@ -69,6 +85,31 @@ bool has_workload_label(const label_map& labels) {
 
 }  // namespace
 
+bool matches_group(std::string_view value, std::string_view group, api::label_match match) {
+  if (group.empty()) {
+    return false;
+  }
+  if (match == api::label_match::exact) {
+    return value == group;
+  }
+  constexpr std::string_view blanks = " \t";
+  while (true) {
+    const auto comma = value.find(',');
+    auto item = value.substr(0, comma);
+    const auto first = item.find_first_not_of(blanks);
+    item = first == std::string_view::npos
+               ? std::string_view{}
+               : item.substr(first, item.find_last_not_of(blanks) - first + 1);
+    if (item == group) {
+      return true;
+    }
+    if (comma == std::string_view::npos) {
+      return false;
+    }
+    value.remove_prefix(comma + 1);
+  }
+}
+
 std::string_view holder(const observed_service& s) {
   return label_value(s.service_labels, held_by_label).value_or(std::string_view{});
 }
@@ -79,7 +120,7 @@ std::optional<std::uint64_t> recorded_prior(const observed_service& s) {
 }
 
 bool selects_service(const quiesce_run& run, const observed_service& s) {
-  return selects(s.service_labels, run.group) || targeted_volume(run, s.volumes).has_value();
+  return selects(s.service_labels, run) || targeted_volume(run, s.volumes).has_value();
 }
 
 namespace {
@@ -202,7 +243,7 @@ void check_container_quiesce(const quiesce_run& run, const observed_service& s,
       names.empty() ? std::string("the containers")
                     : (one ? "container " : "containers ") + join_names(names, " and ");
   const std::string carry = one ? " carries " : " carry ";
-  if (selects(s.service_labels, run.group)) {
+  if (selects(s.service_labels, run)) {
     errors.push_back("service " + s.name + " and " + (names.empty() ? "its containers" : subject) +
                      " both carry " + selector_text(run) +
                      ": the service would be scaled to zero and its containers stopped; keep the "
@@ -220,6 +261,19 @@ void check_container_quiesce(const quiesce_run& run, const observed_service& s,
                      (one ? "it" : "them") +
                      " at once; set deploy.restart_policy.condition to on-failure or none");
   }
+}
+
+// `subject` ("service app_db") carries both labels in `where`.
+std::string both_labels_error(const std::string& subject, std::string_view where) {
+  return subject + " carries both " + std::string(stop_during_backup_label) + " and " +
+         std::string(stop_during_backup_no_restart_label) + " in its " + std::string(where) +
+         ": it cannot be both brought back and left stopped after the run; keep one of the two";
+}
+
+// Whether `s` was held for its no-restart label: the mark written with the
+// hold, not the label now, decides (a label changed since does not count).
+bool held_for_no_restart(const observed_service& s) {
+  return label_value(s.service_labels, held_no_restart_label) == std::string_view("true");
 }
 
 // "1 task still running", "3 tasks still preparing, starting or running".
@@ -339,7 +393,7 @@ quiesce_plan plan_quiesced(const quiesce_run& run, const observed_index& index,
   std::map<std::string_view, std::vector<const observed_container*>> selected_tasks;
   for (const auto* c : index.containers()) {
     if (!c->service_id.empty() && is_running_container_state(c->state) &&
-        selects(c->container_labels, run.group)) {
+        selects(c->container_labels, run)) {
       selected_tasks[c->service_id].push_back(c);
     }
   }
@@ -349,16 +403,27 @@ quiesce_plan plan_quiesced(const quiesce_run& run, const observed_index& index,
   std::vector<quiesce_action> scales;
   for (const auto* s : index.services()) {
     const std::string_view held = holder(*s);
-    const bool labelled = selects(s->service_labels, run.group);
+    const bool labelled = selects(s->service_labels, run);
     const auto volume = targeted_volume(run, s->volumes);
     const auto errors_before = errors.size();
+    if (both_labels(s->service_labels, run)) {
+      errors.push_back(both_labels_error("service " + s->name, "deploy.labels"));
+    }
+    if (both_labels(s->container_labels, run)) {
+      errors.push_back(both_labels_error("service " + s->name, "container labels"));
+    }
+    if (errors.size() > errors_before) {
+      refused.insert(s->id);
+      continue;  // which label wins cannot be told: nothing else to check
+    }
     if (held == run.name) {
       // Ours: keep it at zero. The recorded count is what it had before the
       // run; a count someone set since is not. Without a readable record, the
       // current count is the best there is.
       if (s->replicas.value_or(0) > 0) {
         scales.emplace_back(scale_to_zero{s->id, s->name, s->version,
-                                          recorded_prior(*s).value_or(*s->replicas), run.name});
+                                          recorded_prior(*s).value_or(*s->replicas), run.name,
+                                          held_for_no_restart(*s)});
       }
     } else if (labelled || volume) {
       if (s->mode != service_mode::replicated) {
@@ -380,7 +445,8 @@ quiesce_plan plan_quiesced(const quiesce_run& run, const observed_index& index,
         errors.push_back("service " + s->name +
                          " is replicated but the engine reported no replica count");
       } else if (*s->replicas > 0) {
-        scales.emplace_back(scale_to_zero{s->id, s->name, s->version, *s->replicas, run.name});
+        scales.emplace_back(scale_to_zero{s->id, s->name, s->version, *s->replicas, run.name,
+                                          selects_no_restart(s->service_labels, run)});
       }
       // At zero and not held: the user's choice; untouched, and never
       // recorded as "prior 0", which would not be a count to restore.
@@ -392,7 +458,7 @@ quiesce_plan plan_quiesced(const quiesce_run& run, const observed_index& index,
       const auto found = selected_tasks.find(s->id);
       if (found != selected_tasks.end()) {
         check_container_quiesce(run, *s, found->second, errors);
-      } else if (selects(s->container_labels, run.group)) {
+      } else if (selects(s->container_labels, run)) {
         check_container_quiesce(run, *s, {}, errors);
       }
     }
@@ -416,7 +482,7 @@ quiesce_plan plan_quiesced(const quiesce_run& run, const observed_index& index,
       continue;
     }
     const bool in_journal = journaled.contains(c->id);
-    const bool labelled = selects(c->container_labels, run.group);
+    const bool labelled = selects(c->container_labels, run);
     const auto volume = targeted_volume(run, c->volumes);
     if (!in_journal && !labelled && !volume) {
       continue;
@@ -425,6 +491,12 @@ quiesce_plan plan_quiesced(const quiesce_run& run, const observed_index& index,
     // stopped all the same (it may still write); its entry is dropped on
     // restore.
     const auto* s = c->service_id.empty() ? nullptr : index.service(c->service_id);
+    if (!in_journal && both_labels(c->container_labels, run)) {
+      if (s == nullptr || !refused.contains(s->id)) {
+        container_errors.push_back(both_labels_error("container " + c->name, "labels"));
+      }
+      continue;
+    }
     if (!in_journal && s != nullptr && volume) {
       if (emptied_by_run(run, *s)) {
         continue;  // the scale-down stops it
@@ -444,7 +516,8 @@ quiesce_plan plan_quiesced(const quiesce_run& run, const observed_index& index,
       // its service above apply).
     }
     if (!in_journal) {
-      added.push_back({c->id, c->service_id, s != nullptr ? s->force_update : 0});
+      added.push_back({c->id, c->service_id, s != nullptr ? s->force_update : 0,
+                       selects_no_restart(c->container_labels, run)});
     }
     stops.emplace_back(stop_container{c->id, c->name});
   }
@@ -471,6 +544,15 @@ quiesce_plan plan_restored(const quiesce_run& run, const observed_index& index,
     if (holder(*s) != run.name) {
       continue;
     }
+    if (held_for_no_restart(*s)) {
+      // Released, not restored; an unreadable count is simply not copied.
+      const auto prior = recorded_prior(*s);
+      plan.actions.emplace_back(leave_stopped{s->id, s->name, s->version, prior, run.name});
+      plan.left_stopped.push_back(
+          "service " + s->name +
+          (prior ? " (" + plural(*prior, "replica") + ")" : std::string(" (replicas unknown)")));
+      continue;
+    }
     if (const auto prior = recorded_prior(*s)) {
       plan.actions.emplace_back(restore_replicas{s->id, s->name, s->version, *prior});
     } else {
@@ -490,8 +572,17 @@ quiesce_plan plan_restored(const quiesce_run& run, const observed_index& index,
   }
   std::vector<const observed_container*> to_start;
   std::vector<const observed_service*> to_redeploy;
+  std::vector<std::string> left_containers;
   for (const auto& e : recorded.entries) {
     const auto* c = index.container(e.container_id);
+    if (e.no_restart) {
+      // Left stopped on purpose; a task container's entry does not count as
+      // one to bring back either, so its service is not redeployed for it.
+      if (c != nullptr) {
+        left_containers.push_back("container " + c->name);
+      }
+      continue;
+    }
     const bool running = c != nullptr && is_running_container_state(c->state);
     if (e.service_id.empty()) {
       // A container that was removed since has nothing to bring back.
@@ -524,6 +615,10 @@ quiesce_plan plan_restored(const quiesce_run& run, const observed_index& index,
     plan.actions.emplace_back(redeploy_service{s->id, s->name, s->version, s->force_update + 1});
   }
   plan.actions.emplace_back(clear_journal{run.name});
+  std::sort(left_containers.begin(), left_containers.end());
+  left_containers.erase(std::unique(left_containers.begin(), left_containers.end()),
+                        left_containers.end());
+  plan.left_stopped.insert(plan.left_stopped.end(), left_containers.begin(), left_containers.end());
   plan.errors = std::move(errors);
   return plan;
 }
@@ -559,6 +654,10 @@ void add_planned(pending_set& pending, const quiesce_action& action) {
                  [&](const restore_replicas& a) {
                    pending.add(workload_kind::service, a.service_id, a.service_name,
                                "not scaled back to " + plural(a.replicas, "replica") + " yet");
+                 },
+                 [&](const leave_stopped& a) {
+                   pending.add(workload_kind::service, a.service_id, a.service_name,
+                               "not released yet");
                  },
                  [](const record_journal&) {},  // the stops it covers are listed
                  [&](const stop_container& a) {
@@ -609,7 +708,7 @@ void add_quiesced_observations(pending_set& pending, const quiesce_run& run,
   }
   for (const auto* c : index.containers()) {
     if (is_running_container_state(c->state) &&
-        (journaled.contains(c->id) || selects(c->container_labels, run.group) ||
+        (journaled.contains(c->id) || selects(c->container_labels, run) ||
          targeted_volume(run, c->volumes))) {
       pending.add(workload_kind::container, c->id, c->name, "still " + c->state);
     }
@@ -710,8 +809,20 @@ std::string_view to_string(workload_kind kind) {
 }
 
 label_map scale_to_zero::labels_to_set() const {
-  return {{std::string(prior_replicas_label), std::to_string(prior_replicas)},
-          {std::string(held_by_label), held_by}};
+  label_map out{{std::string(prior_replicas_label), std::to_string(prior_replicas)},
+                {std::string(held_by_label), held_by}};
+  if (no_restart) {
+    out.emplace(held_no_restart_label, "true");
+  }
+  return out;
+}
+
+label_map leave_stopped::labels_to_set() const {
+  label_map out{{std::string(left_stopped_by_label), run}};
+  if (prior_replicas) {
+    out.emplace(left_stopped_replicas_label, std::to_string(*prior_replicas));
+  }
+  return out;
 }
 
 std::string describe(const quiesce_action& action) {
@@ -725,7 +836,15 @@ std::string describe(const quiesce_action& action) {
                         [&](const scale_to_zero& a) {
                           return "scale " + service(a.service_name, a.service_id, a.version) +
                                  " from " + plural(a.prior_replicas, "replica") +
-                                 " to 0, held by " + a.held_by;
+                                 " to 0, held by " + a.held_by +
+                                 (a.no_restart ? std::string(", not to be restarted") : "");
+                        },
+                        [&](const leave_stopped& a) {
+                          return "release " + service(a.service_name, a.service_id, a.version) +
+                                 " and leave it at 0 replicas (it had " +
+                                 (a.prior_replicas ? std::to_string(*a.prior_replicas)
+                                                   : std::string("an unknown count")) +
+                                 "), left stopped by " + a.run;
                         },
                         [&](const restore_replicas& a) {
                           return "scale " + service(a.service_name, a.service_id, a.version) +

@@ -13,6 +13,14 @@
 //   `docker start` outside Swarm, with a forced update of its service (Swarm
 //   does not revive a stopped task) for a Swarm task. Stopped containers are
 //   recorded in the run's journal before they are stopped.
+// - docker-volume-backup.stop-during-backup-no-restart=<group> selects the
+//   same way, but the workload is left stopped (at zero) after the run: the
+//   hold is recorded as crash-safely (lifeboat.held-no-restart with the
+//   service's other labels, a flag in the journal entry), so that neither
+//   resuming nor recovery brings it back. A service is released with
+//   lifeboat.left-stopped-by=<run> and lifeboat.left-stopped-replicas=<count>.
+// - With label_match one_of, a label value "a, b" selects the workload for
+//   the groups "a" and "b" (docker-volume-backup's LABEL_MATCH_BEHAVIOR).
 //
 // Nothing here does I/O, reads a clock or throws (beyond std::bad_alloc); every
 // function may be called from any thread.
@@ -27,6 +35,7 @@
 #include <variant>
 #include <vector>
 
+#include "api/objects.hpp"
 #include "reconcilers/observed.hpp"
 
 namespace lifeboat::reconcilers {
@@ -41,7 +50,15 @@ struct quiesce_run {
   /// volume) whose every writer must be quiesced, labelled or not: a restore
   /// selects the volumes it writes. Adds to the selection by `group`.
   std::vector<std::string> volumes = {};
+  /// How `group` is matched against label values.
+  api::label_match label_match = api::label_match::exact;
 };
+
+/// Whether the label value `value` selects `group` under `match`: exact, the
+/// value is the group; one_of, one of its comma-separated items is, once
+/// spaces and tabs around the item are dropped. An empty group selects
+/// nothing, and no empty item matches.
+bool matches_group(std::string_view value, std::string_view group, api::label_match match);
 
 enum class quiesce_goal {
   /// Everything the run selects is scaled to zero or stopped.
@@ -67,8 +84,10 @@ struct scale_to_zero {
   std::uint64_t version = 0;
   std::uint64_t prior_replicas = 0;  ///< > 0
   std::string held_by;               ///< the run's name
+  bool no_restart = false;           ///< selected by the no-restart label
 
-  /// {prior_replicas_label: "<prior_replicas>", held_by_label: held_by}.
+  /// {prior_replicas_label: "<prior_replicas>", held_by_label: held_by}, and
+  /// held_no_restart_label: "true" when no_restart.
   label_map labels_to_set() const;
 
   bool operator==(const scale_to_zero&) const = default;
@@ -83,6 +102,25 @@ struct restore_replicas {
   std::uint64_t replicas = 0;
 
   bool operator==(const restore_replicas&) const = default;
+};
+
+/// One versioned service update that releases a service held for a
+/// no-restart label and leaves it at zero: held_by_label,
+/// prior_replicas_label and held_no_restart_label removed from Spec.Labels,
+/// the labels of labels_to_set() added; replicas untouched.
+struct leave_stopped {
+  std::string service_id;
+  std::string service_name;
+  std::uint64_t version = 0;
+  /// The count it had before the run; none when its label was unreadable.
+  std::optional<std::uint64_t> prior_replicas;
+  std::string run;
+
+  /// {left_stopped_by_label: run, left_stopped_replicas_label: "<prior>"
+  /// (when known)}.
+  label_map labels_to_set() const;
+
+  bool operator==(const leave_stopped&) const = default;
 };
 
 /// Write `content` as the run's journal, replacing what was there. Always
@@ -129,8 +167,9 @@ struct clear_journal {
   bool operator==(const clear_journal&) const = default;
 };
 
-using quiesce_action = std::variant<scale_to_zero, restore_replicas, record_journal, stop_container,
-                                    start_container, redeploy_service, clear_journal>;
+using quiesce_action =
+    std::variant<scale_to_zero, restore_replicas, leave_stopped, record_journal, stop_container,
+                 start_container, redeploy_service, clear_journal>;
 
 /// One line for logs and events, naming the target and what changes, e.g.
 /// "scale service app_db (id s1, version 7) from 2 replicas to 0, held by nightly-1".
@@ -139,8 +178,8 @@ std::string describe(const quiesce_action& action);
 struct quiesce_plan {
   /// To apply in this order, stopping at the first failure (then re-read and
   /// re-plan). quiesced: record_journal, stop_container..., scale_to_zero....
-  /// restored: restore_replicas..., start_container..., redeploy_service...,
-  /// clear_journal. Within a kind, sorted by service or container name (then
+  /// restored: restore_replicas and leave_stopped..., start_container...,
+  /// redeploy_service..., clear_journal. Within a kind, sorted by service or container name (then
   /// ID), whatever the order of the observed state.
   std::vector<quiesce_action> actions;
   /// Why the run must fail. For the quiesced goal a non-empty list comes with
@@ -151,13 +190,22 @@ struct quiesce_plan {
   /// should be applied. Errors about the arguments come first, then those
   /// about workloads, by service name.
   std::vector<std::string> errors;
+  /// restored: the workloads the run leaves stopped for their no-restart
+  /// label, still to release or not brought back: "service app_db (2
+  /// replicas)", "container app_worker". Services, then containers, by name.
+  std::vector<std::string> left_stopped = {};
 };
 
 /// Plans the step from `observed` toward `goal` for `run`. `recorded` is the
 /// run's journal as last written (empty if none). On a state that already
 /// matches the goal, returns no actions and no errors.
 ///
+/// Both labels, stop-during-backup and stop-during-backup-no-restart, select
+/// by the run's group (under run.label_match); "labelled" below means either.
 /// quiesced:
+/// - Error: a service or container that carries both labels, one of them
+///   selecting the run's group (the service's labels and its containers'
+///   labels checked apart).
 /// - A service labelled with the run's group in its service labels: if it is
 ///   replicated, not held and has replicas, scale_to_zero with the current
 ///   count. At zero replicas and not held: untouched and not recorded (never a
@@ -165,7 +213,8 @@ struct quiesce_plan {
 /// - A service held by this run is kept at zero: if someone scaled it up, it
 ///   is scaled to zero again with the recorded prior count.
 /// - A container labelled with the run's group, or already in the journal,
-///   that is running (running, paused, restarting) is journaled, then stopped.
+///   that is running (running, paused, restarting) is journaled, then stopped;
+///   its entry says no_restart when its no-restart label selected it.
 ///   Exited containers (Swarm's task history among them) are left alone.
 /// - Errors, for services whose task containers are selected (by the
 ///   service's container labels or by a running container's own labels): the
@@ -205,8 +254,11 @@ struct quiesce_plan {
 ///
 /// restored:
 /// - A service held by this run: restore_replicas with the recorded prior
-///   count; an unreadable count is an error for that service alone.
+///   count; an unreadable count is an error for that service alone. One
+///   labelled held_no_restart_label: leave_stopped instead.
 /// - A journaled plain container that exists and is not running: start.
+///   Entries marked no_restart are neither started nor redeployed (a
+///   service whose every stopped task is no_restart is not redeployed).
 /// - A service with journaled task containers that are not back: one
 ///   redeploy. A task container is back when it is running, or when the
 ///   service's force_update has grown since it was journaled. Entries of

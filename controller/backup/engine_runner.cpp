@@ -79,6 +79,18 @@ class backup_run {
       return fail(pre_hook_failure_);
     }
     const auto held = hold_and_read();
+    // An early resume (source_read) released what the final one then no
+    // longer finds: what either left stopped counts.
+    std::vector<std::string> left = early_left_stopped_;
+    for (const auto& w : held.resume.left_stopped) {
+      if (std::find(left.begin(), left.end(), w) == left.end()) {
+        left.push_back(w);
+      }
+    }
+    for (std::size_t i = 0; i < left.size(); ++i) {
+      left_stopped_ +=
+          (i == 0 ? "; left stopped (stop-during-backup-no-restart): " : ", ") + left[i];
+    }
     hooks_at({hook_phase::archive, hook_when::post});
     if (auto ended = check_reads(held)) {
       return *ended;
@@ -100,6 +112,7 @@ class backup_run {
     for (const auto& f : post_hook_failures_) {
       message += "; " + f;
     }
+    message += left_stopped_;
     result_.message = std::move(message);
     result_.duration = clock::now() - start_;
     return result_;
@@ -377,6 +390,7 @@ class backup_run {
       still_held_ = quiesce::holds_still_hold(client_, journals_, quiesce_run_, *baseline_);
       const auto resumed = quiesce::reach(client_, journals_, quiesce_run_,
                                           quiesce::quiesce_goal::restored, spec_.timeouts.scale_up);
+      early_left_stopped_ = resumed.left_stopped;
       if (resumed.ok) {
         resumed_at_ = clock::now();
         holding_(0);
@@ -626,14 +640,15 @@ class backup_run {
     }
     result_.ok = true;
     result_.duration = clock::now() - start_;
-    result_.message = fmt::format(
-        "{} volume(s) ({}), {}, held {:.1f}s{}{}{}", volume_count_,
-        read_paths.empty() ? "all on other nodes" : read_paths, human_bytes(result_.size_bytes),
-        result_.downtime.count(), held.resume.ok ? "" : "; resuming: " + held.resume.message,
-        warning_count == 0 ? ""
-                           : fmt::format("; {} warning(s), first: {}", warning_count,
-                                         warnings_.empty() ? "" : warnings_.front()),
-        elsewhere);
+    result_.message =
+        fmt::format("{} volume(s) ({}), {}, held {:.1f}s{}{}{}{}", volume_count_,
+                    read_paths.empty() ? "all on other nodes" : read_paths,
+                    human_bytes(result_.size_bytes), result_.downtime.count(),
+                    held.resume.ok ? "" : "; resuming: " + held.resume.message, left_stopped_,
+                    warning_count == 0 ? ""
+                                       : fmt::format("; {} warning(s), first: {}", warning_count,
+                                                     warnings_.empty() ? "" : warnings_.front()),
+                    elsewhere);
     return result_;
   }
 
@@ -647,7 +662,8 @@ class backup_run {
   const phase_reporter& report_;
   const held_reporter& holding_;
   const std::atomic<bool>& cancel_;
-  const quiesce::quiesce_run quiesce_run_{run_name_, spec_.stop_during_backup};
+  const quiesce::quiesce_run quiesce_run_{
+      run_name_, spec_.stop_during_backup, {}, spec_.label_match};
   /// What agents are given: the schedule, with its recipients inline.
   api::backup_schedule agent_schedule_ = schedule_;
   const clock::time_point start_ = clock::now();
@@ -655,6 +671,12 @@ class backup_run {
   run_result result_;
   std::vector<std::string> post_hook_failures_;
   std::vector<std::string> hook_warnings_;
+  /// "; left stopped (...): service a (2 replicas), ...": what the run left
+  /// stopped for a no-restart label, in every message once it has resumed.
+  std::string left_stopped_;
+  /// What the early resume left stopped; written by resumer_, read once it
+  /// has joined.
+  std::vector<std::string> early_left_stopped_;
   std::string pre_hook_failure_;
   std::vector<std::unique_ptr<destinations::destination>> targets_;
   std::vector<std::string> destination_failures_;

@@ -161,6 +161,15 @@ int restore(const engine::client_options& engine_options, const restore_options&
   object.spec.wipe = options.wipe;
   object.spec.create_volume = options.create_volume;
   object.spec.stop_during_backup = options.stop_group;
+  if (options.label_match == api::to_string(api::label_match::one_of)) {
+    // As the decoder says of spec.stopDuringBackup: a value is split at commas.
+    if (options.stop_group.find(',') != std::string::npos) {
+      say(stderr, "error: --stop-group must not contain ',' with --label-match one-of; got {}\n",
+          options.stop_group);
+      return 2;
+    }
+    object.spec.label_match = api::label_match::one_of;
+  }
   for (const auto& text : options.volumes) {
     auto m = restore::parse_mapping(text);
     if (!m) {

@@ -19,12 +19,13 @@ struct restore_options {
   bool create_volume = false;  ///< create missing target volumes (else they fail the run)
   bool allow_devices = false;
   bool allow_absolute_symlinks = false;
-  std::string identity_file;    ///< decrypts an age-encrypted archive (age-keygen's file)
-  std::string passphrase_file;  ///< ... encrypted to a passphrase instead
-  bool dry_run = false;         ///< verify only: nothing is held or written
-  std::string path = "auto";    ///< auto | engine | direct
-  std::string stop_group;       ///< empty: only the workloads that mount a target volume
-  std::string helper_image;     ///< image of the restore and wipe containers
+  std::string identity_file;          ///< decrypts an age-encrypted archive (age-keygen's file)
+  std::string passphrase_file;        ///< ... encrypted to a passphrase instead
+  bool dry_run = false;               ///< verify only: nothing is held or written
+  std::string path = "auto";          ///< auto | engine | direct
+  std::string stop_group;             ///< empty: only the workloads that mount a target volume
+  std::string label_match = "exact";  ///< exact | one-of, as a Restore's spec.labelMatch
+  std::string helper_image;           ///< image of the restore and wipe containers
   std::string state_file = "/var/lib/lifeboat/state.json";
   /// Extract into <dir>/<TO> instead of volumes, without an engine (for
   /// benchmarks and for looking into an archive).

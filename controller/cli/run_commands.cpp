@@ -90,6 +90,9 @@ int recover(const engine::client_options& engine_options, const std::string& sta
   for (const auto& run : report.recovered) {
     fmt::print("recovered the workloads held by run {}\n", run);
   }
+  for (const auto& left : report.left_stopped) {
+    fmt::print("left stopped for its no-restart label, run {}\n", left);
+  }
   for (const auto& [run, why] : report.kept) {
     fmt::print("left alone, run {}: {}\n", run, why);
   }

@@ -67,8 +67,13 @@ engine::error record_gone(std::string_view run) {
 json::array entries_to_json(const journal& j) {
   json::array out;
   for (const auto& e : j.entries) {
-    out.push_back(json::object{
-        {"container", e.container_id}, {"service", e.service_id}, {"forceUpdate", e.force_update}});
+    json::object o{
+        {"container", e.container_id}, {"service", e.service_id}, {"forceUpdate", e.force_update}};
+    if (e.no_restart) {
+      // Written only when set: a journal without it reads as before.
+      o["noRestart"] = true;
+    }
+    out.push_back(std::move(o));
   }
   return out;
 }
@@ -484,6 +489,15 @@ engine::result<journal> decode_entries(std::string_view run, std::string_view te
       } else if (f->is_int64() && f->as_int64() >= 0) {
         e.force_update = static_cast<std::uint64_t>(f->as_int64());
       }
+    }
+    if (const auto* n = o->if_contains("noRestart"); n != nullptr) {
+      // Guessing would either restart what must stay stopped or the reverse.
+      if (!n->is_bool()) {
+        return engine::make_error(engine::errc::protocol_error,
+                                  "journal of run " + std::string(run) +
+                                      " has an entry whose noRestart is not a boolean");
+      }
+      e.no_restart = n->as_bool();
     }
     j.entries.push_back(std::move(e));
   }

@@ -459,6 +459,9 @@ engine::result<void> apply(const engine::client& client, journal_store& journals
           return update_service(client, a.service_id, a.version, [&](json::object& spec) {
             child(child(spec, "Mode"), "Replicated")["Replicas"] = 0;
             auto& labels = child(spec, "Labels");
+            // A hold makes what an earlier run left stopped out of date.
+            labels.erase(reconcilers::left_stopped_by_label);
+            labels.erase(reconcilers::left_stopped_replicas_label);
             for (const auto& [k, v] : a.labels_to_set()) {
               labels[k] = v;
             }
@@ -474,6 +477,20 @@ engine::result<void> apply(const engine::client& client, journal_store& journals
             forget_held_spec(client, a.service_id);
           }
           return restored;
+        } else if constexpr (std::is_same_v<T, reconcilers::leave_stopped>) {
+          auto released = update_service(client, a.service_id, a.version, [&](json::object& spec) {
+            auto& labels = child(spec, "Labels");
+            labels.erase(reconcilers::prior_replicas_label);
+            labels.erase(reconcilers::held_by_label);
+            labels.erase(reconcilers::held_no_restart_label);
+            for (const auto& [k, v] : a.labels_to_set()) {
+              labels[k] = v;
+            }
+          });
+          if (released) {
+            forget_held_spec(client, a.service_id);
+          }
+          return released;
         } else if constexpr (std::is_same_v<T, reconcilers::redeploy_service>) {
           return update_service(client, a.service_id, a.version, [&](json::object& spec) {
             child(spec, "TaskTemplate")["ForceUpdate"] = a.force_update;
@@ -509,6 +526,13 @@ outcome reach_observed(const engine::client& client, journal_store& journals,
   std::string last_problem;
   std::string unreadable_journal;
   std::set<std::string> watched;
+  // What the run leaves stopped, as every plan so far named it: a service
+  // leaves the plans once released.
+  std::vector<std::string> left_stopped;
+  const auto finish = [&](outcome o) {
+    o.left_stopped = left_stopped;
+    return o;
+  };
   // The deadline, brought forward once the process is told to stop.
   const auto deadline_now = [&] {
     auto until = deadline;
@@ -541,8 +565,13 @@ outcome reach_observed(const engine::client& client, journal_store& journals,
     }
     if (observed && recorded) {
       const auto plan = reconcilers::plan_quiesce(run, goal, *observed, *recorded);
+      for (const auto& left : plan.left_stopped) {
+        if (std::find(left_stopped.begin(), left_stopped.end(), left) == left_stopped.end()) {
+          left_stopped.push_back(left);
+        }
+      }
       if (goal == quiesce_goal::quiesced && !plan.errors.empty()) {
-        return {false, join(plan.errors), count_workloads(applied)};
+        return finish({false, join(plan.errors), count_workloads(applied)});
       }
       if (plan.actions.empty()) {
         const auto conv = reconcilers::check_convergence(run, goal, *observed, *recorded, applied);
@@ -561,9 +590,9 @@ outcome reach_observed(const engine::client& client, journal_store& journals,
                 unreadable_journal +
                 "); start any container it held by hand, then remove the "
                 "journal config");
-            return {false, join(errors), count_workloads(applied)};
+            return finish({false, join(errors), count_workloads(applied)});
           }
-          return {plan.errors.empty(), join(plan.errors), count_workloads(applied)};
+          return finish({plan.errors.empty(), join(plan.errors), count_workloads(applied)});
         }
         last_problem = reconcilers::describe(conv);
       }
@@ -580,10 +609,10 @@ outcome reach_observed(const engine::client& client, journal_store& journals,
       last_problem = observed ? recorded.error().describe() : observed.error().describe();
     }
     if (pace.now() >= deadline_now()) {
-      return {false,
-              std::string(goal == quiesce_goal::quiesced ? "quiescing" : "resuming") +
-                  " timed out: " + last_problem,
-              count_workloads(applied)};
+      return finish({false,
+                     std::string(goal == quiesce_goal::quiesced ? "quiescing" : "resuming") +
+                         " timed out: " + last_problem,
+                     count_workloads(applied)});
     }
     wait(pace, pace.poll);
   }
@@ -615,7 +644,9 @@ hold_baseline baseline_of(const quiesce_run& run, const observed_state& observed
   b.run = run.name;
   for (const auto& s : observed.services) {
     if (reconcilers::holder(s) == run.name) {
-      b.services.push_back({s.id, s.name, reconcilers::recorded_prior(s).value_or(0)});
+      const auto mark = s.service_labels.find(std::string(reconcilers::held_no_restart_label));
+      b.services.push_back({s.id, s.name, reconcilers::recorded_prior(s).value_or(0),
+                            mark != s.service_labels.end() && mark->second == "true"});
     }
   }
   b.watched_services = watched_services(run, observed, recorded);
@@ -643,6 +674,10 @@ std::string reclaim_released(const engine::client& client, const quiesce_run& ru
       }
       continue;
     }
+    const auto left = s->service_labels.find(std::string(reconcilers::left_stopped_by_label));
+    if (held.no_restart && left != s->service_labels.end() && left->second == run.name) {
+      continue;  // released at zero on purpose, by an earlier resume of this run
+    }
     const auto holder = s->service_labels.find(std::string(reconcilers::held_by_label));
     if (holder != s->service_labels.end() || s->mode != engine::service_mode::replicated ||
         s->replicas.value_or(1) != 0 || held.prior_replicas == 0) {
@@ -652,6 +687,9 @@ std::string reclaim_released(const engine::client& client, const quiesce_run& ru
       auto& labels = child(spec, "Labels");
       labels[reconcilers::prior_replicas_label] = std::to_string(held.prior_replicas);
       labels[reconcilers::held_by_label] = run.name;
+      if (held.no_restart) {
+        labels[reconcilers::held_no_restart_label] = "true";
+      }
     });
     if (!relabelled) {
       problems.push_back("service " + held.name + " lost its labels while held at zero; giving " +
@@ -963,6 +1001,9 @@ recovery_report recover_beside_live_runs(const engine::client& client, journal_s
     await_stops_in_flight(client, journals, run, pace);
     const auto result =
         reach(client, journals, quiesce_run{run, ""}, quiesce_goal::restored, timeout, pace);
+    for (const auto& left : result.left_stopped) {
+      report.left_stopped.push_back(run + ": " + left);
+    }
     if (result.ok) {
       report.recovered.push_back(run);
     } else {

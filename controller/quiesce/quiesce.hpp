@@ -50,6 +50,9 @@ struct outcome {
   bool ok = false;
   std::string message;  ///< why not ok; for a restore, also what could not be brought back
   int workloads = 0;    ///< services and containers acted upon
+  /// restored: the workloads left stopped for their no-restart label
+  /// (reconcilers::quiesce_plan::left_stopped), whatever `ok`.
+  std::vector<std::string> left_stopped = {};
 };
 
 /// This process's identity as the owner of runs: "<host>/<pid>/<random>",
@@ -110,6 +113,7 @@ struct hold_baseline {
     std::string id;
     std::string name;
     std::uint64_t prior_replicas = 0;  ///< its lifeboat.prior-replicas
+    bool no_restart = false;           ///< labelled lifeboat.held-no-restart=true
   };
   std::string run;
   std::vector<service> services;  ///< held by the run: scaled to zero, labelled held-by
@@ -179,6 +183,9 @@ struct recovery_report {
   std::vector<std::string> failures;        ///< "run: reason"
   std::map<std::string, std::string> kept;  ///< run → why it was left alone (a live owner)
   std::vector<std::string> removed;         ///< helper containers of dead runs, by name
+  /// "run: service app_db (2 replicas)": what released runs left stopped for
+  /// a no-restart label, as they were meant to.
+  std::vector<std::string> left_stopped = {};
 };
 
 /// Brings back everything held (services labelled held-by, containers in

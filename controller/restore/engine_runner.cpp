@@ -269,7 +269,8 @@ std::vector<std::string> target_volumes(const api::restore_spec& spec) {
 
 reconcilers::quiesce_run quiesce_run_for(const std::string& run_name,
                                          const api::restore_spec& spec) {
-  return reconcilers::quiesce_run{run_name, spec.stop_during_backup, target_volumes(spec)};
+  return reconcilers::quiesce_run{run_name, spec.stop_during_backup, target_volumes(spec),
+                                  spec.label_match};
 }
 
 namespace {
@@ -611,8 +612,11 @@ class restore_run {
 
   run_result finish(const quiesce::held_outcome& held) {
     result_.downtime = held.held;
-    const std::string resume_note =
-        held.resume.ok ? "" : "; resuming failed: " + held.resume.message;
+    std::string resume_note = held.resume.ok ? "" : "; resuming failed: " + held.resume.message;
+    for (std::size_t i = 0; i < held.resume.left_stopped.size(); ++i) {
+      resume_note += (i == 0 ? "; left stopped (stop-during-backup-no-restart): " : ", ") +
+                     held.resume.left_stopped[i];
+    }
     if (!held.quiesce.ok) {
       return fail(outcome::quiesce_failed,
                   "quiescing failed: " + held.quiesce.message + resume_note);

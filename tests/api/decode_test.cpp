@@ -1152,5 +1152,55 @@ TEST(decode_errors, notifications) {
   });
 }
 
+// Issue 15: one-of label matching. `labelMatch` is exact unless told, is
+// written back only when it is not, and round-trips in both kinds.
+TEST(decode, label_match) {
+  const auto unset = decode_one<backup_schedule>(schedule_with(""));
+  EXPECT_EQ(unset.spec.label_match, label_match::exact);
+  EXPECT_THAT(encode_yaml(unset), testing::Not(HasSubstr("labelMatch")));
+
+  const auto exact = decode_one<backup_schedule>(schedule_with("  labelMatch: exact\n"));
+  EXPECT_EQ(exact.spec.label_match, label_match::exact);
+  EXPECT_EQ(exact, unset);
+
+  const auto s =
+      decode_one<backup_schedule>(schedule_with("  stopDuringBackup: db\n  labelMatch: one-of\n"));
+  EXPECT_EQ(s.spec.label_match, label_match::one_of);
+  EXPECT_EQ(s.spec.stop_during_backup, "db");
+  EXPECT_THAT(encode_yaml(s), HasSubstr("labelMatch: one-of\n"));
+  EXPECT_EQ(decode_one<backup_schedule>(encode_yaml(s)), s);
+
+  // Under exact a comma is part of the one group.
+  const auto comma = decode_one<backup_schedule>(schedule_with("  stopDuringBackup: \"a,b\"\n"));
+  EXPECT_EQ(comma.spec.stop_during_backup, "a,b");
+
+  const auto r = decode_one<restore>(
+      restore_with("  backupRef: b\n  volumes: [app_db]\n  stopDuringBackup: db\n"
+                   "  labelMatch: one-of\n"));
+  EXPECT_EQ(r.spec.label_match, label_match::one_of);
+  EXPECT_THAT(encode_yaml(r), HasSubstr("labelMatch: one-of\n"));
+  EXPECT_EQ(decode_one<restore>(encode_yaml(r)), r);
+  EXPECT_EQ(to_string(label_match::exact), "exact");
+  EXPECT_EQ(to_string(label_match::one_of), "one-of");
+}
+
+TEST(decode_errors, label_match) {
+  run({
+      {"unknown labelMatch",
+       schedule_with("  labelMatch: any\n"),
+       {"8:15: spec.labelMatch: must be one of exact, one-of; got \"any\""}},
+      {"labelMatch not a string",
+       schedule_with("  labelMatch: [exact]\n"),
+       {"8:15: spec.labelMatch: expected a string, got a list"}},
+      {"a group with a comma under one-of",
+       schedule_with("  stopDuringBackup: \"a,b\"\n  labelMatch: one-of\n"),
+       {"8:21: spec.stopDuringBackup: must not contain ',' with labelMatch one-of (a label value "
+        "is split at commas into groups); got \"a,b\""}},
+      {"unknown labelMatch in a restore",
+       restore_with("  backupRef: b\n  volumes: [app_db]\n  labelMatch: One-Of\n"),
+       {"7:15: spec.labelMatch: must be one of exact, one-of; got \"One-Of\""}},
+  });
+}
+
 }  // namespace
 }  // namespace lifeboat::api

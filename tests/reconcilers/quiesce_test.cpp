@@ -49,6 +49,10 @@ label_map stop_label(const std::string& group = "true") {
   return {{std::string(stop_during_backup_label), group}};
 }
 
+label_map no_restart_label(const std::string& group = "true") {
+  return {{std::string(stop_during_backup_no_restart_label), group}};
+}
+
 label_map merged(label_map a, const label_map& b) {
   a.insert(b.begin(), b.end());
   return a;
@@ -143,6 +147,15 @@ journal_entry task_entry(const std::string& service_name, int slot,
 
 journal_entry plain_entry(const std::string& name) { return {"c-" + name, "", 0}; }
 
+journal_entry no_restart_entry(journal_entry e) {
+  e.no_restart = true;
+  return e;
+}
+
+label_map held_no_restart(const std::string& run, const std::string& prior) {
+  return merged(held(run, prior), {{std::string(held_no_restart_label), "true"}});
+}
+
 stop_container stop(const std::string& name) { return {"c-" + name, name}; }
 start_container start(const std::string& name) { return {"c-" + name, name}; }
 
@@ -196,6 +209,16 @@ void apply(world& w, const quiesce_action& action) {
                    s.replicas = a.replicas;
                    s.service_labels.erase(std::string(prior_replicas_label));
                    s.service_labels.erase(std::string(held_by_label));
+                 },
+                 [&](const leave_stopped& a) {
+                   auto& s = find_service(w, a.service_id);
+                   versioned_update(s, a.version);
+                   s.service_labels.erase(std::string(prior_replicas_label));
+                   s.service_labels.erase(std::string(held_by_label));
+                   s.service_labels.erase(std::string(held_no_restart_label));
+                   for (const auto& [key, value] : a.labels_to_set()) {
+                     s.service_labels[key] = value;
+                   }
                  },
                  [&](const record_journal& a) { w.recorded = a.content; },
                  [&](const stop_container& a) {
@@ -292,6 +315,234 @@ struct scenario {
   actions expected_actions;
   errors expected_errors;
 };
+
+// Scenarios of the no-restart label and of one-of matching, with what each
+// plan says it leaves stopped. Part of scenarios() too, so that every test of
+// the table runs on them.
+struct label_scenario {
+  scenario sc;
+  std::vector<std::string> left_stopped;
+};
+
+std::vector<label_scenario> label_scenarios() {
+  const quiesce_run group_b{"nightly-1", "b"};
+  const quiesce_run group_b_one_of{"nightly-1", "b", {}, api::label_match::one_of};
+  const quiesce_run recovery{"nightly-1", ""};  // what recovery plans with
+  const auto no_restart = no_restart_label();
+  const std::string both =
+      " carries both docker-volume-backup.stop-during-backup and "
+      "docker-volume-backup.stop-during-backup-no-restart in its ";
+  const std::string keep_one =
+      ": it cannot be both brought back and left stopped after the run; keep one of the two";
+  std::vector<label_scenario> out;
+
+  // --- One-of matching.
+  out.push_back({{"exact: a value a,b is one group named \"a,b\", not b",
+                  group_b,
+                  quiesce_goal::quiesced,
+                  with_services({{replicated("app_db", 2, stop_label("a,b")), 2}},
+                                {plain_container("files", stop_label("a,b"))}),
+                  {},
+                  {},
+                  {}},
+                 {}});
+  out.push_back({{"exact: the value b itself is selected",
+                  group_b,
+                  quiesce_goal::quiesced,
+                  with_services({{replicated("app_db", 2, stop_label("b")), 2}}),
+                  {},
+                  {scale_to_zero{"id-app_db", "app_db", 10, 2, "nightly-1"}},
+                  {}},
+                 {}});
+  out.push_back({{"one-of: a value a,b selects for group b, service and container",
+                  group_b_one_of,
+                  quiesce_goal::quiesced,
+                  with_services({{replicated("app_db", 2, stop_label("a,b")), 2}},
+                                {plain_container("files", stop_label("b,a"))}),
+                  {},
+                  {record_journal{{"nightly-1", {plain_entry("files")}}}, stop("files"),
+                   scale_to_zero{"id-app_db", "app_db", 10, 2, "nightly-1"}},
+                  {}},
+                 {}});
+  out.push_back({{"one-of: spaces and tabs around the commas are ignored",
+                  group_b_one_of,
+                  quiesce_goal::quiesced,
+                  with_services({{replicated("app_db", 1, stop_label(" a ,  b ")), 1},
+                                 {replicated("app_web", 3, stop_label("a,\tb\t")), 3}},
+                                {plain_container("files", stop_label("b , c"))}),
+                  {},
+                  {record_journal{{"nightly-1", {plain_entry("files")}}}, stop("files"),
+                   scale_to_zero{"id-app_db", "app_db", 10, 1, "nightly-1"},
+                   scale_to_zero{"id-app_web", "app_web", 10, 3, "nightly-1"}},
+                  {}},
+                 {}});
+  out.push_back({{"one-of: no part of an item, no empty item, no other group selects b",
+                  group_b_one_of,
+                  quiesce_goal::quiesced,
+                  with_services({{replicated("app_db", 2, stop_label("ab,c")), 2},
+                                 {replicated("app_web", 2, stop_label("a b")), 2},
+                                 {replicated("app_api", 2, stop_label(",,")), 2}},
+                                {plain_container("files", stop_label("a"))}),
+                  {},
+                  {},
+                  {}},
+                 {}});
+  out.push_back({{"one-of: a single value still selects its group",
+                  group_b_one_of,
+                  quiesce_goal::quiesced,
+                  with_services({{replicated("app_db", 2, no_restart_label("b")), 2}}),
+                  {},
+                  {scale_to_zero{"id-app_db", "app_db", 10, 2, "nightly-1", true}},
+                  {}},
+                 {}});
+
+  // --- No-restart: quiescing.
+  out.push_back({{"no-restart: a service is scaled to zero and marked not to restart",
+                  nightly,
+                  quiesce_goal::quiesced,
+                  with_services({{replicated("app_db", 2, no_restart), 2},
+                                 {replicated("app_web", 1, stop_label()), 1}}),
+                  {},
+                  {scale_to_zero{"id-app_db", "app_db", 10, 2, "nightly-1", true},
+                   scale_to_zero{"id-app_web", "app_web", 10, 1, "nightly-1"}},
+                  {}},
+                 {}});
+  out.push_back({{"no-restart: containers are journaled as not to restart, then stopped",
+                  nightly,
+                  quiesce_goal::quiesced,
+                  with_services({{replicated("app_worker", 1, {}, no_restart, "on-failure"), 1}},
+                                {plain_container("files", no_restart),
+                                 plain_container("logs", stop_label())}),
+                  {},
+                  {record_journal{{"nightly-1",
+                                   {no_restart_entry(task_entry("app_worker", 1)),
+                                    no_restart_entry(plain_entry("files")), plain_entry("logs")}}},
+                   stop("app_worker.1"), stop("files"), stop("logs")},
+                  {}},
+                 {}});
+  out.push_back(
+      {{"no-restart: a held service scaled up again is held again, still marked",
+        nightly,
+        quiesce_goal::quiesced,
+        with_services(
+            {{replicated("app_db", 1, merged(no_restart, held_no_restart("nightly-1", "2"))), 1}}),
+        {},
+        {scale_to_zero{"id-app_db", "app_db", 10, 2, "nightly-1", true}},
+        {}},
+       {}});
+  out.push_back({{"no-restart: a service already at zero is left alone",
+                  nightly,
+                  quiesce_goal::quiesced,
+                  with_services({{replicated("app_db", 0, no_restart), 0}}),
+                  {},
+                  {},
+                  {}},
+                 {}});
+
+  // --- Both labels: refused before anything is touched.
+  out.push_back(
+      {{"both labels on a service, a container or a service's containers: nothing is touched",
+        nightly,
+        quiesce_goal::quiesced,
+        with_services(
+            {{replicated("app_db", 2, merged(stop_label(), no_restart)), 2},
+             {replicated("app_web", 2, stop_label()), 2},
+             {replicated("app_worker", 1, {}, merged(stop_label("x"), no_restart), "on-failure"),
+              1}},
+            {plain_container("files", merged(no_restart, stop_label("other")))}),
+        {},
+        {},
+        {"service app_db" + both + "deploy.labels" + keep_one,
+         "service app_worker" + both + "container labels" + keep_one,
+         "container files" + both + "labels" + keep_one}},
+       {}});
+  out.push_back(
+      {{"both labels, under one-of, where one of them selects the group",
+        group_b_one_of,
+        quiesce_goal::quiesced,
+        with_services(
+            {{replicated("app_db", 2, merged(stop_label("a"), no_restart_label("c, b"))), 2}}),
+        {},
+        {},
+        {"service app_db" + both + "deploy.labels" + keep_one}},
+       {}});
+  out.push_back({{"both labels selecting other groups: not this run's concern",
+                  group_b,
+                  quiesce_goal::quiesced,
+                  with_services({{replicated("app_db", 2, merged(stop_label("a"), no_restart)), 2}},
+                                {plain_container("files", merged(stop_label("a"), no_restart))}),
+                  {},
+                  {},
+                  {}},
+                 {}});
+
+  // --- No-restart: resuming and recovery.
+  out.push_back(
+      {{"no-restart: resuming releases the service at zero and brings back the rest",
+        nightly,
+        quiesce_goal::restored,
+        with_services(
+            {{replicated("app_db", 0, merged(no_restart, held_no_restart("nightly-1", "2"))), 0},
+             {replicated("app_web", 0, merged(stop_label(), held("nightly-1", "1"))), 0}}),
+        {},
+        {leave_stopped{"id-app_db", "app_db", 10, 2, "nightly-1"},
+         restore_replicas{"id-app_web", "app_web", 10, 1}},
+        {}},
+       {"service app_db (2 replicas)"}});
+  {
+    observed_state state;
+    add_service(state, replicated("app_worker", 1, {}, no_restart, "on-failure"), 1, "complete",
+                "exited");
+    add_service(state, replicated("app_api", 1, {}, stop_label(), "on-failure"), 1, "complete",
+                "exited");
+    state.containers.push_back(plain_container("files", no_restart, "exited"));
+    state.containers.push_back(plain_container("logs", stop_label(), "exited"));
+    out.push_back({{"no-restart: journaled containers stay stopped, their services unredeployed",
+                    nightly,
+                    quiesce_goal::restored,
+                    state,
+                    {"nightly-1",
+                     {task_entry("app_api", 1), no_restart_entry(task_entry("app_worker", 1)),
+                      no_restart_entry(plain_entry("files")), plain_entry("logs")}},
+                    {start("logs"), redeploy_service{"id-app_api", "app_api", 10, 1},
+                     clear_journal{"nightly-1"}},
+                    {}},
+                   {"container app_worker.1", "container files"}});
+  }
+  out.push_back(
+      {{"recovery: a dead run's no-restart service is released, not restored, without a group",
+        recovery,
+        quiesce_goal::restored,
+        with_services({{replicated("app_db", 0, held_no_restart("nightly-1", "3")), 0}},
+                      {plain_container("files", {}, "exited")}),
+        {"nightly-1", {no_restart_entry(plain_entry("files"))}},
+        {leave_stopped{"id-app_db", "app_db", 10, 3, "nightly-1"}, clear_journal{"nightly-1"}},
+        {}},
+       {"service app_db (3 replicas)", "container files"}});
+  out.push_back(
+      {{"no-restart: an unreadable count is not an error, it is not copied",
+        recovery,
+        quiesce_goal::restored,
+        with_services({{replicated("app_db", 0, held_no_restart("nightly-1", "two")), 0}}),
+        {},
+        {leave_stopped{"id-app_db", "app_db", 10, std::nullopt, "nightly-1"}},
+        {}},
+       {"service app_db (replicas unknown)"}});
+  out.push_back(
+      {{"no-restart: a service left stopped earlier is not held by anyone",
+        nightly,
+        quiesce_goal::restored,
+        with_services(
+            {{replicated("app_db", 0,
+                         merged(no_restart, {{std::string(left_stopped_by_label), "nightly-0"},
+                                             {std::string(left_stopped_replicas_label), "2"}})),
+              0}}),
+        {},
+        {},
+        {}},
+       {}});
+  return out;
+}
 
 std::vector<scenario> scenarios() {
   const auto stop_true = stop_label("true");
@@ -790,6 +1041,9 @@ std::vector<scenario> scenarios() {
        {"nightly-0", {plain_entry("files")}},
        {restore_replicas{"id-app_db", "app_db", 10, 2}},
        {"the journal given for run \"nightly-1\" belongs to run \"nightly-0\""}});
+  for (auto& l : label_scenarios()) {
+    out.push_back(std::move(l.sc));
+  }
   return out;
 }
 
@@ -800,6 +1054,97 @@ TEST(plan_quiesce, table) {
     EXPECT_EQ(plan.actions, sc.expected_actions);
     EXPECT_EQ(plan.errors, sc.expected_errors);
   }
+}
+
+TEST(plan_quiesce, left_stopped_names_what_no_restart_leaves_stopped) {
+  for (const auto& [sc, left] : label_scenarios()) {
+    SCOPED_TRACE(sc.name);
+    EXPECT_EQ(plan_quiesce(sc.run, sc.goal, sc.observed, sc.recorded).left_stopped, left);
+  }
+}
+
+TEST(matches_group, exact_and_one_of) {
+  using api::label_match;
+  struct row {
+    std::string_view value;
+    std::string_view group;
+    label_match match;
+    bool expected;
+  };
+  const row rows[] = {
+      {"true", "true", label_match::exact, true}, {"a,b", "b", label_match::exact, false},
+      {"a,b", "a,b", label_match::exact, true},   {" b", "b", label_match::exact, false},
+      {"a,b", "b", label_match::one_of, true},    {"a,b", "a", label_match::one_of, true},
+      {"a , b", "b", label_match::one_of, true},  {"\tb\t,a", "b", label_match::one_of, true},
+      {"b", "b", label_match::one_of, true},      {"ab,c", "b", label_match::one_of, false},
+      {"a b", "b", label_match::one_of, false},   {"a,b", "a,b", label_match::one_of, false},
+      {",", "b", label_match::one_of, false},     {"", "b", label_match::one_of, false},
+      {"", "", label_match::exact, false},        {",", "", label_match::one_of, false},
+  };
+  for (const auto& r : rows) {
+    SCOPED_TRACE(std::string(r.value) + " / " + std::string(r.group));
+    EXPECT_EQ(matches_group(r.value, r.group, r.match), r.expected);
+  }
+}
+
+// A no-restart service and container through a whole run: both stay stopped,
+// the service with who left it so and its count, and nothing is held after.
+TEST(plan_quiesce, no_restart_round_trip_leaves_them_stopped_and_released) {
+  const auto no_restart = no_restart_label();
+  world w{with_services({{replicated("app_db", 2, no_restart), 2},
+                         {replicated("app_web", 1, stop_label()), 1}},
+                        {plain_container("files", no_restart)}),
+          {}};
+  const auto down = plan_quiesce(nightly, quiesce_goal::quiesced, w.observed, w.recorded);
+  ASSERT_THAT(down.errors, testing::IsEmpty());
+  w = apply_all(w, down.actions);
+  settle(w);
+  ASSERT_TRUE(
+      check_convergence(nightly, quiesce_goal::quiesced, w.observed, w.recorded).converged());
+
+  const auto up = plan_quiesce(nightly, quiesce_goal::restored, w.observed, w.recorded);
+  ASSERT_THAT(up.errors, testing::IsEmpty());
+  EXPECT_EQ(up.left_stopped,
+            (std::vector<std::string>{"service app_db (2 replicas)", "container files"}));
+  w = apply_all(w, up.actions);
+  settle(w);
+  EXPECT_TRUE(check_convergence(nightly, quiesce_goal::restored, w.observed, w.recorded, up.actions)
+                  .converged());
+  EXPECT_THAT(held_runs(w.observed, std::span(&w.recorded, 1)), testing::IsEmpty());
+  EXPECT_THAT(plan_quiesce(nightly, quiesce_goal::restored, w.observed, w.recorded).actions,
+              testing::IsEmpty());
+
+  const auto& db = find_service(w, "id-app_db");
+  EXPECT_EQ(db.replicas, 0U);
+  EXPECT_EQ(db.service_labels, merged(no_restart, {{"lifeboat.left-stopped-by", "nightly-1"},
+                                                   {"lifeboat.left-stopped-replicas", "2"}}));
+  EXPECT_EQ(find_service(w, "id-app_web").replicas, 1U);
+  EXPECT_EQ(find_container(w, "c-files")->state, "exited");
+}
+
+// A run killed while it held a no-restart service and container: recovery
+// releases the run, and restoring it (as recovery does, without a group)
+// leaves both stopped and holds nothing afterwards.
+TEST(plan_recovery, a_dead_run_holding_no_restart_workloads_is_released_and_left_stopped) {
+  world w{with_services({{replicated("app_db", 0, held_no_restart("nightly-1", "2")), 0}},
+                        {plain_container("files", no_restart_label(), "exited")}),
+          {"nightly-1", {no_restart_entry(plain_entry("files"))}}};
+  const auto now = std::chrono::system_clock::time_point{std::chrono::hours{1000}};
+  const auto plan = plan_recovery(w.observed, std::span(&w.recorded, 1), {}, "me", {}, now);
+  EXPECT_EQ(plan.release, (std::vector<std::string>{"nightly-1"}));
+
+  const quiesce_run recovery{"nightly-1", ""};
+  const auto up = plan_quiesce(recovery, quiesce_goal::restored, w.observed, w.recorded);
+  ASSERT_THAT(up.errors, testing::IsEmpty());
+  w = apply_all(w, up.actions);
+  settle(w);
+  EXPECT_TRUE(
+      check_convergence(recovery, quiesce_goal::restored, w.observed, w.recorded, up.actions)
+          .converged());
+  EXPECT_THAT(held_runs(w.observed, std::span(&w.recorded, 1)), testing::IsEmpty());
+  EXPECT_EQ(find_service(w, "id-app_db").replicas, 0U);
+  EXPECT_EQ(find_service(w, "id-app_db").service_labels.at("lifeboat.left-stopped-replicas"), "2");
+  EXPECT_EQ(find_container(w, "c-files")->state, "exited");
 }
 
 // Planning, applying the actions and planning again gives nothing to do, and
@@ -1272,6 +1617,21 @@ TEST(plan_recovery, journals_count_as_holdings_and_lists_are_sorted) {
                 {"restore-2", "owned by host-b/7/bb, alive (renewed 5s ago, expires in 55s)"}}));
 }
 
+TEST(scale_to_zero, labels_to_set_marks_a_no_restart_hold) {
+  const scale_to_zero a{"id-app_db", "app_db", 7, 2, "nightly-1", true};
+  EXPECT_EQ(a.labels_to_set(), (label_map{{"lifeboat.held-by", "nightly-1"},
+                                          {"lifeboat.held-no-restart", "true"},
+                                          {"lifeboat.prior-replicas", "2"}}));
+}
+
+TEST(leave_stopped, labels_to_set_records_who_and_the_count_when_known) {
+  EXPECT_EQ((leave_stopped{"s1", "app_db", 7, 2, "nightly-1"}.labels_to_set()),
+            (label_map{{"lifeboat.left-stopped-by", "nightly-1"},
+                       {"lifeboat.left-stopped-replicas", "2"}}));
+  EXPECT_EQ((leave_stopped{"s1", "app_db", 7, std::nullopt, "nightly-1"}.labels_to_set()),
+            (label_map{{"lifeboat.left-stopped-by", "nightly-1"}}));
+}
+
 TEST(scale_to_zero, labels_to_set_records_prior_and_holder) {
   const scale_to_zero a{"id-app_db", "app_db", 7, 2, "nightly-1"};
   EXPECT_EQ(a.labels_to_set(),
@@ -1292,6 +1652,12 @@ TEST(describe, names_target_and_change) {
        "redeploy service app_worker (id s1, version 9) with force update 4 to bring back its "
        "stopped tasks"},
       {clear_journal{"nightly-1"}, "clear the journal of run nightly-1"},
+      {scale_to_zero{"s1", "app_db", 7, 2, "nightly-1", true},
+       "scale service app_db (id s1, version 7) from 2 replicas to 0, held by nightly-1, not to "
+       "be restarted"},
+      {leave_stopped{"s1", "app_db", 8, 2, "nightly-1"},
+       "release service app_db (id s1, version 8) and leave it at 0 replicas (it had 2), left "
+       "stopped by nightly-1"},
   };
   for (const auto& [action, text] : cases) {
     EXPECT_EQ(describe(action), text);

@@ -28,6 +28,29 @@ TEST(journal_codec, round_trips_entries) {
   EXPECT_EQ(*decoded, j);
 }
 
+// A no-restart entry keeps its mark; the others are written as before, so a
+// journal of an older lifeboat reads as entries to bring back.
+TEST(journal_codec, round_trips_no_restart_and_writes_it_only_when_set) {
+  const journal j{"nightly-1", {{"c1", "s1", 4, true}, {"c2", "", 0, false}}};
+  const auto text = encode_entries(j);
+  EXPECT_EQ(text,
+            "[{\"container\":\"c1\",\"service\":\"s1\",\"forceUpdate\":4,\"noRestart\":true},"
+            "{\"container\":\"c2\",\"service\":\"\",\"forceUpdate\":0}]");
+  const auto decoded = decode_entries("nightly-1", text);
+  ASSERT_TRUE(decoded) << decoded.error().describe();
+  EXPECT_EQ(*decoded, j);
+  const auto old = decode_entries("nightly-1", "[{\"container\":\"c1\"}]");
+  ASSERT_TRUE(old) << old.error().describe();
+  EXPECT_FALSE(old->entries.at(0).no_restart);
+}
+
+TEST(journal_codec, a_no_restart_that_is_not_a_boolean_is_an_error) {
+  const auto decoded = decode_entries("run-x", "[{\"container\":\"c1\",\"noRestart\":\"yes\"}]");
+  ASSERT_FALSE(decoded);
+  EXPECT_NE(decoded.error().message.find("noRestart"), std::string::npos);
+  EXPECT_NE(decoded.error().message.find("run-x"), std::string::npos);
+}
+
 TEST(journal_codec, malformed_text_is_an_error_naming_the_run) {
   std::vector<std::string> skipped;
   for (const char* text : {"", "{}", "[1]", "[{\"service\":\"s\"}]", "[{\"container\":5}]"}) {
