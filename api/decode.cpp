@@ -20,6 +20,7 @@
 #include <unordered_set>
 
 #include "api/duration.hpp"
+#include "api/template.hpp"
 #include "api/validate.hpp"
 
 namespace lifeboat::api {
@@ -1058,6 +1059,30 @@ void read_history_limits(decoder& d, const node& n, const std::string& path,
   f.finish();
 }
 
+// `template: {title, body}`: each part's placeholders are checked here, so a
+// typo fails the object, not a run.
+void read_notification_template(decoder& d, const node& n, const std::string& path,
+                                std::optional<notification_template>& out) {
+  if (!expect(d, n, node::type::map, path)) {
+    return;
+  }
+  field_reader f{d, n, path};
+  notification_template t;
+  for (auto [key, part] : {std::pair{"title", &t.title}, std::pair{"body", &t.body}}) {
+    if (const node* v = f.optional(key)) {
+      if (auto text = read_string(d, *v, f.path_of(key))) {
+        d.check(check_template(*text), f.path_of(key), v->mark);
+        *part = std::move(*text);
+      }
+    }
+  }
+  if (!t.title && !t.body) {
+    d.fail(path, n.mark, "set title, body or both");
+  }
+  f.finish();
+  out = std::move(t);
+}
+
 void read_notifications(decoder& d, const node& n, const std::string& path,
                         std::optional<notifications_spec>& out) {
   if (!expect(d, n, node::type::map, path)) {
@@ -1098,6 +1123,14 @@ void read_notifications(decoder& d, const node& n, const std::string& path,
   read_path_field(d, f, "urlsFile", spec.urls_file);
   if (urls == nullptr && !spec.urls_file) {
     d.fail(path, n.mark, "set urls or urlsFile");
+  }
+  const node* inline_template = f.optional("template");
+  if (inline_template != nullptr) {
+    read_notification_template(d, *inline_template, f.path_of("template"), spec.message_template);
+  }
+  read_path_field(d, f, "templateFile", spec.template_file);
+  if (inline_template != nullptr && spec.template_file) {
+    d.fail(f.path_of("templateFile"), n.mark, "template and templateFile are mutually exclusive");
   }
   f.finish();
   out = std::move(spec);
@@ -1384,6 +1417,9 @@ void read_restore_spec(decoder& d, const node& n, const std::string& path, resto
   if (const node* v = f.optional("decryption")) {
     read_decryption(d, *v, f.path_of("decryption"), out.decryption);
   }
+  if (const node* v = f.optional("notifications")) {
+    read_notifications(d, *v, f.path_of("notifications"), out.notifications);
+  }
   f.finish();
 }
 
@@ -1647,6 +1683,38 @@ void emit_destination(YAML::Emitter& out, const destination& dest) {
   out << YAML::EndMap;
 }
 
+void emit_notifications(YAML::Emitter& out, const std::optional<notifications_spec>& n) {
+  if (!n) {
+    return;
+  }
+  out << YAML::Key << "notifications" << YAML::Value << YAML::BeginMap;
+  emit(out, "level", to_string(n->level));
+  if (!n->urls.empty()) {
+    out << YAML::Key << "urls" << YAML::Value << YAML::BeginSeq;
+    for (const auto& url : n->urls) {
+      emit_string(out, url);
+    }
+    out << YAML::EndSeq;
+  }
+  if (n->urls_file) {
+    emit(out, "urlsFile", *n->urls_file);
+  }
+  if (n->message_template) {
+    out << YAML::Key << "template" << YAML::Value << YAML::BeginMap;
+    if (n->message_template->title) {
+      emit(out, "title", *n->message_template->title);
+    }
+    if (n->message_template->body) {
+      emit(out, "body", *n->message_template->body);
+    }
+    out << YAML::EndMap;
+  }
+  if (n->template_file) {
+    emit(out, "templateFile", *n->template_file);
+  }
+  out << YAML::EndMap;
+}
+
 void emit_spec(YAML::Emitter& out, const backup_schedule_spec& s) {
   emit(out, "schedule", s.schedule);
   emit(out, "timezone", s.timezone);
@@ -1702,21 +1770,7 @@ void emit_spec(YAML::Emitter& out, const backup_schedule_spec& s) {
   out << YAML::Key << "succeeded" << YAML::Value << s.history_limits.succeeded;
   out << YAML::Key << "failed" << YAML::Value << s.history_limits.failed;
   out << YAML::EndMap;
-  if (s.notifications) {
-    out << YAML::Key << "notifications" << YAML::Value << YAML::BeginMap;
-    emit(out, "level", to_string(s.notifications->level));
-    if (!s.notifications->urls.empty()) {
-      out << YAML::Key << "urls" << YAML::Value << YAML::BeginSeq;
-      for (const auto& url : s.notifications->urls) {
-        emit_string(out, url);
-      }
-      out << YAML::EndSeq;
-    }
-    if (s.notifications->urls_file) {
-      emit(out, "urlsFile", *s.notifications->urls_file);
-    }
-    out << YAML::EndMap;
-  }
+  emit_notifications(out, s.notifications);
 }
 
 void emit_spec(YAML::Emitter& out, const backup_spec& s) {
@@ -1767,6 +1821,7 @@ void emit_spec(YAML::Emitter& out, const restore_spec& s) {
     }
     out << YAML::EndMap << YAML::EndMap;
   }
+  emit_notifications(out, s.notifications);
 }
 
 // The message for a parser stuck at `mark`, naming the character there when

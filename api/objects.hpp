@@ -185,6 +185,14 @@ enum class notification_level { error, info };
 
 std::string_view to_string(notification_level l);
 
+/// A notification's own wording. Either part may be unset, never both.
+struct notification_template {
+  std::optional<std::string> title;
+  std::optional<std::string> body;
+
+  bool operator==(const notification_template&) const = default;
+};
+
 /// Where a schedule's runs are reported: shoutrrr-style URLs
 /// (`generic+https://`, `slack://`, `smtp://`, ...; see
 /// api::notification_schemes), given inline or one per line in a file (a
@@ -195,6 +203,12 @@ struct notifications_spec {
   std::vector<std::string> urls;         // each with a known scheme
   std::optional<std::string> urls_file;  // absolute; one URL a line, '#' comments
   // At least one of the two is set.
+  /// `template`: the title and body, each with {{placeholders}}
+  /// (api/template.hpp), all known; a part left unset keeps the default.
+  std::optional<notification_template> message_template;
+  /// `templateFile`, absolute (excludes `template`): read when a run ends;
+  /// its first line is the title, the rest the body.
+  std::optional<std::string> template_file;
 
   bool operator==(const notifications_spec&) const = default;
 };
@@ -299,6 +313,9 @@ struct restore_spec {
   timeouts_spec timeouts;
   /// Needed for an encrypted archive; a plain one is read as it is.
   std::optional<age_decryption> decryption;
+  /// Where the run is reported. Unset: the notifications of the schedule of
+  /// the Backup named by backup_ref, if any; else none.
+  std::optional<notifications_spec> notifications;
 
   bool operator==(const restore_spec&) const = default;
 };

@@ -1147,9 +1147,52 @@ TEST(decode_errors, notifications) {
        schedule_with("  notifications: {urlsFile: notify_urls}\n"),
        {"8:29: spec.notifications.urlsFile: \"notify_urls\" is not an absolute path"}},
       {"unknown field",
-       schedule_with("  notifications: {urlsFile: /u, template: x}\n"),
-       {"8:33: spec.notifications.template: unknown field"}},
+       schedule_with("  notifications: {urlsFile: /u, title: x}\n"),
+       {"8:33: spec.notifications.title: unknown field"}},
+      {"unknown placeholder, named with its field",
+       schedule_with("  notifications:\n    urls: [\"ntfy://h/t\"]\n"
+                     "    template: {title: \"{{name}} {{sheduel}}\"}\n"),
+       {"10:23: spec.notifications.template.title: unknown placeholder {{sheduel}}; known: "
+        "kind, name, result, phase, reached, schedule, backup, restore, source, targets, "
+        "archive, duration, heldTime, bytes, outcome, destinations, error"}},
+      {"unclosed placeholder",
+       schedule_with("  notifications:\n    urls: [\"ntfy://h/t\"]\n"
+                     "    template: {body: \"{{error\"}\n"),
+       {"10:22: spec.notifications.template.body: a {{ at offset 0 has no closing }}"}},
+      {"empty template",
+       schedule_with("  notifications: {urlsFile: /u, template: {}}\n"),
+       {"8:43: spec.notifications.template: set title, body or both"}},
+      {"template and templateFile",
+       schedule_with("  notifications: {urlsFile: /u, template: {title: x}, templateFile: /t}\n"),
+       {"8:18: spec.notifications.templateFile: template and templateFile are mutually "
+        "exclusive"}},
+      {"a Restore's notifications are checked alike",
+       restore_with("  archive: /a.tar\n  volumes: [app_db]\n"
+                    "  notifications: {urls: [\"x://h\"]}\n"),
+       {"7:26: spec.notifications.urls[0]: unknown scheme \"x\"; expected one of "
+        "generic+https, generic+http, slack, discord, smtp, gotify, ntfy, telegram, matrix"}},
   });
+}
+
+// Issue 15: templates, and notifications on a Restore (the same shape).
+TEST(decode, notification_templates_and_restore_notifications) {
+  const auto s = decode_one<backup_schedule>(
+      schedule_with("  notifications:\n    urlsFile: /u\n"
+                    "    template: {title: \"{{kind}} {{name}}: {{result}}\"}\n"));
+  ASSERT_TRUE(s.spec.notifications && s.spec.notifications->message_template);
+  EXPECT_EQ(s.spec.notifications->message_template->title, "{{kind}} {{name}}: {{result}}");
+  EXPECT_FALSE(s.spec.notifications->message_template->body);
+  EXPECT_EQ(decode_one<backup_schedule>(encode_yaml(s)), s);
+
+  const auto r = decode_one<restore>(
+      restore_with("  backupRef: b\n  volumes: [app_db]\n  notifications:\n    level: info\n"
+                   "    urls: [\"ntfy://h/t\"]\n    templateFile: /run/configs/restore.tpl\n"));
+  ASSERT_TRUE(r.spec.notifications);
+  EXPECT_EQ(r.spec.notifications->level, notification_level::info);
+  EXPECT_EQ(r.spec.notifications->template_file, "/run/configs/restore.tpl");
+  EXPECT_EQ(decode_one<restore>(encode_yaml(r)), r);
+  EXPECT_FALSE(decode_one<restore>(restore_with("  backupRef: b\n  volumes: [app_db]\n"))
+                   .spec.notifications);
 }
 
 // Issue 15: one-of label matching. `labelMatch` is exact unless told, is
