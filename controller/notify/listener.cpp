@@ -33,6 +33,39 @@ run_summary summarize(const std::string& schedule, const std::string& run_name,
   return s;
 }
 
+run_summary summarize_restore(const api::restore& restore, const std::string& backup_ref,
+                              const std::string& schedule, const std::string& reached,
+                              const restore::run_result& result) {
+  run_summary s;
+  s.kind = "Restore";
+  s.name = restore.metadata.name;
+  s.schedule = schedule;
+  s.ok = result.ok;
+  s.phase = result.ok ? "Succeeded" : "Failed";
+  s.reached = reached;
+  s.duration = result.duration;
+  s.held = result.downtime;
+  s.bytes = result.bytes;
+  s.archive = result.archive;
+  s.backup_ref = backup_ref;
+  if (restore.spec.source) {
+    s.source = std::string(api::destination_kind(restore.spec.source->destination)) + " " +
+               restore.spec.source->name;
+  } else if (restore.spec.archive) {
+    s.source = *restore.spec.archive;
+  } else if (restore.spec.backup_ref) {
+    s.source = "backup " + *restore.spec.backup_ref;
+  }
+  for (const auto& v : restore.spec.volumes) {
+    s.targets.push_back(v.from + " -> " + v.to);
+  }
+  s.outcome = std::string(result.outcome);
+  if (!result.ok) {
+    s.error = result.message;
+  }
+  return s;
+}
+
 bool wanted(api::notification_level level, bool ok) {
   return level == api::notification_level::info || !ok;
 }
@@ -60,7 +93,23 @@ std::vector<delivery> run_notifier::notify(const api::notifications_spec& spec,
       }
     }
   }
-  const message m = format_message(summary);
+  message m = format_message(summary);
+  if (spec.message_template) {
+    m = format_message(summary, *spec.message_template);
+  } else if (spec.template_file) {
+    auto text = read_(*spec.template_file);
+    auto t = text ? parse_template_file(*text)
+                  : result<api::notification_template>(boost::system::in_place_error,
+                                                       "cannot read it: " + text.error());
+    if (t) {
+      m = format_message(summary, *t);
+    } else {
+      spdlog::warn("event=notification_template_failed run={} file={} msg={}",
+                   logging::value(summary.name), logging::value(*spec.template_file),
+                   logging::value(t.error()));
+      m.body += "template error: " + *spec.template_file + ": " + t.error() + "\n";
+    }
+  }
   for (const auto& url : urls) {
     try {
       out.push_back(deliver(url, m, sender_, sleep_));

@@ -1,15 +1,19 @@
 #include "controller/notify/notify.hpp"
 
+#include "api/template.hpp"
+
 #include <curl/curl.h>
 
 #include <boost/json.hpp>
 #include <boost/url.hpp>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <memory>
 #include <thread>
+#include <tuple>
 
 namespace lifeboat::notify {
 namespace {
@@ -596,25 +600,62 @@ delivery deliver(std::string_view url, const message& m, sender& s, const sleepe
   return d;
 }
 
-message format_message(const run_summary& s) {
-  message m;
-  m.id = s.name;
-  m.title = "lifeboat: " + s.kind + " " + s.name + (s.ok ? " succeeded" : " failed");
-  auto seconds = [](std::chrono::duration<double> d) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.1f s", d.count());
-    return std::string(buf);
-  };
-  std::string& b = m.body;
+namespace {
+
+std::string seconds_text(std::chrono::duration<double> d) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f s", d.count());
+  return buf;
+}
+
+std::string bytes_text(double bytes) { return std::to_string(static_cast<long long>(bytes)); }
+
+std::string joined(const std::vector<std::string>& items, std::string_view separator) {
+  std::string out;
+  for (const auto& item : items) {
+    if (!out.empty()) {
+      out += separator;
+    }
+    out += item;
+  }
+  return out;
+}
+
+std::string default_title(const run_summary& s) {
+  return "lifeboat: " + s.kind + " " + s.name + (s.ok ? " succeeded" : " failed");
+}
+
+std::string default_body(const run_summary& s) {
+  const bool is_restore = s.kind == "Restore";
+  std::string b;
   if (!s.schedule.empty()) {
     b += "schedule: " + s.schedule + "\n";
   }
-  b += s.kind == "Restore" ? "restore: " : "backup: ";
-  b += s.name + "\n";
-  b += "phase: " + s.phase + "\n";
-  b += "duration: " + seconds(s.duration) + "\n";
-  b += "held: " + seconds(s.held) + "\n";
-  b += "bytes: " + std::to_string(static_cast<long long>(s.bytes)) + "\n";
+  if (is_restore) {
+    b += "restore: " + s.name + "\n";
+    if (!s.backup_ref.empty()) {
+      b += "backup: " + s.backup_ref + "\n";
+    }
+    if (!s.source.empty()) {
+      b += "source: " + s.source + "\n";
+    }
+    if (!s.targets.empty()) {
+      b += "volumes: " + joined(s.targets, ", ") + "\n";
+    }
+  } else {
+    b += "backup: " + s.name + "\n";
+  }
+  b += "phase: " + s.phase;
+  if (!s.reached.empty() && s.reached != s.phase) {
+    b += " (in " + s.reached + ")";
+  }
+  b += "\n";
+  if (!s.outcome.empty()) {
+    b += "outcome: " + s.outcome + "\n";
+  }
+  b += "duration: " + seconds_text(s.duration) + "\n";
+  b += "held: " + seconds_text(s.held) + "\n";
+  b += "bytes: " + bytes_text(s.bytes) + "\n";
   if (!s.archive.empty()) {
     b += "archive: " + s.archive + "\n";
   }
@@ -624,7 +665,74 @@ message format_message(const run_summary& s) {
   if (!s.error.empty()) {
     b += "error: " + s.error + "\n";
   }
+  return b;
+}
+
+}  // namespace
+
+message format_message(const run_summary& s) { return {default_title(s), default_body(s), s.name}; }
+
+std::map<std::string, std::string, std::less<>> template_values(const run_summary& s) {
+  const bool is_restore = s.kind == "Restore";
+  std::vector<std::string> destinations;
+  for (const auto& [dest, outcome] : s.destinations) {
+    destinations.push_back(dest + ": " + outcome);
+  }
+  return {
+      {"kind", s.kind},
+      {"name", s.name},
+      {"result", s.ok ? "succeeded" : "failed"},
+      {"phase", s.phase},
+      {"reached", s.reached.empty() ? s.phase : s.reached},
+      {"schedule", s.schedule},
+      {"backup", is_restore ? s.backup_ref : s.name},
+      {"restore", is_restore ? s.name : std::string()},
+      {"source", s.source},
+      {"targets", joined(s.targets, ", ")},
+      {"archive", s.archive},
+      {"duration", seconds_text(s.duration)},
+      {"heldTime", seconds_text(s.held)},
+      {"bytes", bytes_text(s.bytes)},
+      {"outcome", s.outcome},
+      {"destinations", joined(destinations, "; ")},
+      {"error", s.error},
+  };
+}
+
+message format_message(const run_summary& s, const api::notification_template& t) {
+  message m = format_message(s);
+  if (!t.title && !t.body) {
+    return m;
+  }
+  const auto values = template_values(s);
+  if (t.title) {
+    m.title = api::render_template(*t.title, values);
+  }
+  if (t.body) {
+    m.body = api::render_template(*t.body, values);
+  }
   return m;
+}
+
+result<api::notification_template> parse_template_file(std::string_view text) {
+  const auto newline = text.find('\n');
+  std::string_view title = text.substr(0, newline);
+  std::string_view body =
+      newline == std::string_view::npos ? std::string_view() : text.substr(newline + 1);
+  if (title.ends_with('\r')) {
+    title.remove_suffix(1);
+  }
+  api::notification_template t;
+  for (auto [name, part, out] :
+       {std::tuple{"title", title, &t.title}, std::tuple{"body", body, &t.body}}) {
+    if (auto error = api::check_template(part)) {
+      return {boost::system::in_place_error, std::string(name) + ": " + *error};
+    }
+    if (!part.empty()) {
+      *out = std::string(part);
+    }
+  }
+  return t;
 }
 
 }  // namespace lifeboat::notify

@@ -8,10 +8,13 @@
 // network; sending goes through the `sender` interface and waits between
 // attempts through an injected `sleeper`, so tests never sleep.
 
+#include "api/objects.hpp"
+
 #include <boost/system/result.hpp>
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -112,10 +115,11 @@ delivery deliver(std::string_view url, const message& m, sender& s, const sleepe
 /// A finished run as notifications report it.
 struct run_summary {
   std::string kind;      // "Backup" or "Restore"
-  std::string name;      // the run's name
-  std::string schedule;  // empty for a Restore
+  std::string name;      // the run's name: the Backup's, the Restore's
+  std::string schedule;  // a Restore's: its backupRef's schedule, or empty
   bool ok = false;
-  std::string phase;  // the phase reached ("Succeeded", "Failed", ...)
+  std::string phase;    // the terminal phase ("Succeeded", "Failed", ...)
+  std::string reached;  // the last phase entered before it; empty: unknown
   std::chrono::duration<double> duration{0};
   std::chrono::duration<double> held{0};
   double bytes = 0;
@@ -123,10 +127,28 @@ struct run_summary {
   /// Destination and its result ("ok" or the error).
   std::vector<std::pair<std::string, std::string>> destinations;
   std::string error;  // empty when ok
+  // A Restore's own fields.
+  std::string backup_ref;            // spec.backupRef, or empty
+  std::string source;                // what it read: an archive path, "<kind> <name>"
+  std::vector<std::string> targets;  // its volumes, "from -> to"
+  std::string outcome;               // restore::outcome ("succeeded", "corrupt", ...)
 };
 
 /// The title and body for `s`: a title that says kind, name and outcome,
 /// and a body with every field of the summary that is set.
 message format_message(const run_summary& s);
+
+/// The value of each template placeholder (api::template_placeholders) for
+/// `s`, as the README documents them.
+std::map<std::string, std::string, std::less<>> template_values(const run_summary& s);
+
+/// The message for `s` worded by `t`: each part that `t` sets rendered with
+/// template_values, the other as format_message has it. Pure.
+message format_message(const run_summary& s, const api::notification_template& t);
+
+/// A templateFile's text: its first line (without "\r\n" or "\n") is the
+/// title, the rest the body; an empty title or body keeps the default.
+/// Errors name the part and the placeholder, as decoding an inline template.
+result<api::notification_template> parse_template_file(std::string_view text);
 
 }  // namespace lifeboat::notify

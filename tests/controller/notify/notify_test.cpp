@@ -1,10 +1,13 @@
 #include "controller/notify/notify.hpp"
+#include "api/template.hpp"
+#include "controller/notify/listener.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -239,6 +242,190 @@ TEST(format_message, carries_every_field) {
             "schedule: nightly\nbackup: nightly-20261204030000\nphase: Failed\n"
             "duration: 12.3 s\nheld: 2.1 s\nbytes: 4096\ndestination local /archive: ok\n"
             "destination s3 b/p/: destination refused\nerror: s3 b/p/: HTTP 403\n");
+}
+
+// A Restore of a schedule's backup that failed while writing.
+run_summary failed_restore() {
+  api::restore r;
+  r.metadata.name = "db-back";
+  r.spec.archive = "/archive/db-1.tar.gz";  // its backupRef, as resolved
+  r.spec.volumes = {{"app_db", "app_db"}, {"app_up", "app_up2"}};
+  restore::run_result result;
+  result.ok = false;
+  result.outcome = restore::outcome::write_failed;
+  result.message = "app_up2: no space left on device";
+  result.archive = "/archive/db-1.tar.gz";
+  result.bytes = 2048;
+  result.duration = std::chrono::milliseconds{4500};
+  result.downtime = std::chrono::milliseconds{1200};
+  return summarize_restore(r, "db-1", "db", "Restoring", result);
+}
+
+TEST(summarize_restore, carries_the_restores_fields) {
+  const auto s = failed_restore();
+  EXPECT_EQ(s.kind, "Restore");
+  EXPECT_EQ(s.name, "db-back");
+  EXPECT_FALSE(s.ok);
+  EXPECT_EQ(s.phase, "Failed");
+  EXPECT_EQ(s.reached, "Restoring");
+  EXPECT_EQ(s.source, "/archive/db-1.tar.gz");
+  EXPECT_THAT(s.targets, ElementsAre("app_db -> app_db", "app_up -> app_up2"));
+  EXPECT_EQ(s.outcome, "write_failed");
+  EXPECT_EQ(s.error, "app_up2: no space left on device");
+
+  api::restore remote;
+  remote.metadata.name = "r";
+  remote.spec.source = api::restore_source{api::local_destination{"/b"}, "x.tar"};
+  restore::run_result ok;
+  ok.ok = true;
+  ok.outcome = restore::outcome::succeeded;
+  ok.message = "1 volume(s)";
+  const auto t = summarize_restore(remote, "", "", "Resuming", ok);
+  EXPECT_EQ(t.source, "local x.tar");
+  EXPECT_EQ(t.phase, "Succeeded");
+  EXPECT_EQ(t.error, "");
+}
+
+TEST(format_message, a_restore_says_what_it_read_where_it_wrote_and_how_far_it_got) {
+  const auto m = format_message(failed_restore());
+  EXPECT_EQ(m.title, "lifeboat: Restore db-back failed");
+  EXPECT_EQ(m.id, "db-back");
+  EXPECT_EQ(m.body,
+            "schedule: db\nrestore: db-back\nbackup: db-1\nsource: /archive/db-1.tar.gz\n"
+            "volumes: app_db -> app_db, app_up -> app_up2\nphase: Failed (in Restoring)\n"
+            "outcome: write_failed\nduration: 4.5 s\nheld: 1.2 s\nbytes: 2048\n"
+            "archive: /archive/db-1.tar.gz\nerror: app_up2: no space left on device\n");
+}
+
+TEST(template_values, every_placeholder_has_a_value) {
+  const auto v = template_values(failed_restore());
+  for (const auto name : api::template_placeholders()) {
+    EXPECT_TRUE(v.contains(name)) << name;
+  }
+  EXPECT_EQ(v.size(), api::template_placeholders().size());
+  EXPECT_EQ(v.at("restore"), "db-back");
+  EXPECT_EQ(v.at("backup"), "db-1");
+  EXPECT_EQ(v.at("targets"), "app_db -> app_db, app_up -> app_up2");
+  EXPECT_EQ(v.at("reached"), "Restoring");
+  EXPECT_EQ(v.at("heldTime"), "1.2 s");
+  EXPECT_EQ(v.at("result"), "failed");
+
+  run_summary b;
+  b.kind = "Backup";
+  b.name = "nightly-1";
+  b.ok = true;
+  b.phase = "Succeeded";
+  b.destinations = {{"local /a", "ok"}, {"s3 b/", "HTTP 403"}};
+  const auto bv = template_values(b);
+  EXPECT_EQ(bv.at("backup"), "nightly-1");
+  EXPECT_EQ(bv.at("restore"), "");
+  EXPECT_EQ(bv.at("reached"), "Succeeded");  // unknown: the terminal phase
+  EXPECT_EQ(bv.at("destinations"), "local /a: ok; s3 b/: HTTP 403");
+}
+
+TEST(format_message, a_template_words_the_parts_it_sets) {
+  const auto s = failed_restore();
+  api::notification_template t;
+  t.title = "[{{result}}] {{kind}} {{name}} from {{backup}}";
+  const auto m = format_message(s, t);
+  EXPECT_EQ(m.title, "[failed] Restore db-back from db-1");
+  EXPECT_EQ(m.body, format_message(s).body);
+  EXPECT_EQ(m.id, "db-back");
+  t.body = "{{targets}}: {{error}} after {{duration}}";
+  EXPECT_EQ(format_message(s, t).body,
+            "app_db -> app_db, app_up -> app_up2: app_up2: no space left on device after 4.5 s");
+}
+
+TEST(parse_template_file, title_line_then_body) {
+  const auto t = parse_template_file("{{kind}} {{name}}\r\nline 1 {{error}}\nline 2\n");
+  ASSERT_TRUE(t) << t.error();
+  EXPECT_EQ(t->title, "{{kind}} {{name}}");
+  EXPECT_EQ(t->body, "line 1 {{error}}\nline 2\n");
+  const auto title_only = parse_template_file("{{name}}");
+  ASSERT_TRUE(title_only);
+  EXPECT_EQ(title_only->title, "{{name}}");
+  EXPECT_FALSE(title_only->body);
+  const auto body_only = parse_template_file("\n{{error}}");
+  ASSERT_TRUE(body_only);
+  EXPECT_FALSE(body_only->title);
+  EXPECT_EQ(body_only->body, "{{error}}");
+
+  const auto bad = parse_template_file("{{name}}\n{{eror}}\n");
+  ASSERT_FALSE(bad);
+  EXPECT_THAT(bad.error(), HasSubstr("body: unknown placeholder {{eror}}"));
+}
+
+// run_notifier with a recording sender and files in memory.
+struct notifier_fixture {
+  fake_sender sender{0};
+  std::map<std::string, std::string> files;
+  int sent = 0;
+  int failed = 0;
+  run_notifier notifier{
+      sender, [](std::chrono::milliseconds) {},
+      [this](const std::string& path) -> result<std::string> {
+        const auto it = files.find(path);
+        if (it == files.end()) {
+          return {boost::system::in_place_error, "No such file or directory: " + path};
+        }
+        return {boost::system::in_place_value, it->second};
+      },
+      [this](bool ok) { ++(ok ? sent : failed); }};
+
+  std::string title_of(std::size_t i) const {
+    return std::string(
+        boost::json::parse(std::get<http_request>(sender.sent.at(i)).body).at("title").as_string());
+  }
+  std::string body_of(std::size_t i) const {
+    return std::string(boost::json::parse(std::get<http_request>(sender.sent.at(i)).body)
+                           .at("message")
+                           .as_string());
+  }
+};
+
+TEST(run_notifier, words_a_restore_by_its_template_file) {
+  notifier_fixture f;
+  f.files["/t.tpl"] = "{{restore}}: {{result}} in {{reached}}\nvolumes {{targets}}\n";
+  api::notifications_spec spec;
+  spec.urls = {"generic+http://127.0.0.1:1/h"};
+  spec.template_file = "/t.tpl";
+  const auto out = f.notifier.notify(spec, failed_restore());
+  ASSERT_EQ(out.size(), 1U);
+  EXPECT_TRUE(out[0].ok);
+  EXPECT_EQ(f.sent, 1);
+  EXPECT_EQ(f.title_of(0), "db-back: failed in Restoring");
+  EXPECT_EQ(f.body_of(0), "volumes app_db -> app_db, app_up -> app_up2\n");
+}
+
+TEST(run_notifier, a_bad_template_file_still_sends_the_default_saying_why) {
+  notifier_fixture f;
+  f.files["/bad.tpl"] = "{{nme}}\n";
+  api::notifications_spec spec;
+  spec.urls = {"generic+http://127.0.0.1:1/h"};
+  spec.template_file = "/bad.tpl";
+  ASSERT_EQ(f.notifier.notify(spec, failed_restore()).size(), 1U);
+  EXPECT_EQ(f.title_of(0), "lifeboat: Restore db-back failed");
+  EXPECT_THAT(f.body_of(0),
+              HasSubstr("template error: /bad.tpl: title: unknown placeholder {{nme}}"));
+  spec.template_file = "/missing.tpl";
+  ASSERT_EQ(f.notifier.notify(spec, failed_restore()).size(), 1U);
+  EXPECT_THAT(f.body_of(1), HasSubstr("template error: /missing.tpl: cannot read it: No such"));
+  EXPECT_EQ(f.sent, 2);
+}
+
+TEST(run_notifier, a_restore_follows_the_same_level_rule) {
+  notifier_fixture f;
+  api::notifications_spec spec;
+  spec.urls = {"generic+http://127.0.0.1:1/h"};
+  auto ok = failed_restore();
+  ok.ok = true;
+  ok.phase = "Succeeded";
+  EXPECT_TRUE(f.notifier.notify(spec, ok).empty());  // level error: only failures
+  EXPECT_EQ(f.notifier.notify(spec, failed_restore()).size(), 1U);
+  spec.level = api::notification_level::info;
+  EXPECT_EQ(f.notifier.notify(spec, ok).size(), 1U);
+  EXPECT_EQ(f.sent, 2);
+  EXPECT_EQ(f.failed, 0);
 }
 
 }  // namespace
