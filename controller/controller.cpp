@@ -189,10 +189,12 @@ class run_threads final : public run_launcher {
                                                   : launch.restore.spec.archive.value_or("")));
     start(launch.run_name, "", [this, launch](run& r) {
       restore::run_result result;
+      std::string reached;  // the last phase entered, for the notification
       try {
         result = restores_.run(
             launch.restore, launch.run_name,
             [&](std::string_view phase, const std::string& message) {
+              reached = phase;
               reconciler_->report_phase(launch.config_id, phase, message);
             },
             [&](int workloads) { held(r, workloads); }, r.cancel);
@@ -202,6 +204,10 @@ class run_threads final : public run_launcher {
         result.message = internal_error(launch.run_name, e.what());
       }
       reconciler_->finish_restore(launch, result);
+      // After the status is written, as for backups.
+      if (launch.notifications) {
+        notify_restore(launch, reached, result);
+      }
     });
   }
 
@@ -271,6 +277,19 @@ class run_threads final : public run_launcher {
     } catch (const std::exception& e) {
       metrics_.add_run_exception();
       spdlog::error("event=notification_exception backup={} error={}", logging::value(launch.name),
+                    logging::value(e.what()));
+    }
+  }
+
+  void notify_restore(const restore_launch& launch, const std::string& reached,
+                      const restore::run_result& result) {
+    try {
+      notifier_.notify(*launch.notifications,
+                       notify::summarize_restore(launch.restore, launch.backup_ref, launch.schedule,
+                                                 reached, result));
+    } catch (const std::exception& e) {
+      metrics_.add_run_exception();
+      spdlog::error("event=notification_exception restore={} error={}", logging::value(launch.name),
                     logging::value(e.what()));
     }
   }

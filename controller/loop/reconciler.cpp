@@ -475,6 +475,21 @@ bool reconciler::reconcile_restore(const std::string& name) {
                                        "Restore (with wipe) to start over")));
   }
   api::restore restore = std::get<api::restore>(*entry.object());
+  restore_launch launch;
+  launch.name = name;
+  launch.run_name = run_name;
+  launch.config_id = entry.source.id;
+  launch.notifications = restore.spec.notifications;
+  if (restore.spec.backup_ref) {
+    launch.backup_ref = *restore.spec.backup_ref;
+    if (backup_entry) {
+      launch.schedule = backup_of(*backup_entry).spec.schedule_ref;
+    }
+    if (!launch.notifications && backup_schedule) {
+      // A restore of a schedule's backup is reported where its backups are.
+      launch.notifications = backup_schedule->spec.notifications;
+    }
+  }
   if (restore.spec.backup_ref) {
     const std::string ref = *restore.spec.backup_ref;
     if (!backup_entry) {
@@ -507,7 +522,8 @@ bool reconciler::reconcile_restore(const std::string& name) {
                    {{std::string(api::label::started), objects::format_utc(now())}})) {
     return false;
   }
-  runs_.start_restore({name, run_name, entry.source.id, std::move(restore)});
+  launch.restore = std::move(restore);
+  runs_.start_restore(launch);
   return true;
 }
 

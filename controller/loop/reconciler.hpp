@@ -58,6 +58,11 @@ struct restore_launch {
   std::string run_name;
   std::string config_id;
   api::restore restore;  ///< backupRef already resolved into `archive`
+  /// Where the run is reported: the Restore's own spec.notifications, else
+  /// those of the schedule of its backupRef's Backup; unset: nowhere.
+  std::optional<api::notifications_spec> notifications;
+  std::string backup_ref;  ///< as the Restore wrote it (empty: none), for reports
+  std::string schedule;    ///< the schedule of that Backup, when known
 };
 
 /// The runs of this process. A run is running from start_*() until its

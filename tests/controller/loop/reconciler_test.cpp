@@ -533,6 +533,45 @@ TEST_F(reconciler_test, restore_by_backup_ref_runs_from_that_backups_archive) {
   EXPECT_FALSE(runs_.restores[0].restore.spec.backup_ref);
 }
 
+TEST_F(reconciler_test, restore_by_backup_ref_is_reported_where_its_schedule_reports) {
+  add_schedule("  notifications: {level: info, urls: [\"ntfy://ntfy.test/db\"]}\n");
+  add_backup("db-1", "Succeeded", "2026-11-25T01:00:00Z",
+             {{std::string(api::label::archive), "/archive/db-1.tar.gz"}});
+  store_.add("lb-restore-r1", restore_yaml("r1", "backupRef: db-1"), {}, "2026-11-25T01:30:00Z");
+  ASSERT_TRUE(loop_.reconcile("resync"));
+  ASSERT_TRUE(loop_.reconcile("restore/r1"));
+  ASSERT_EQ(runs_.restores.size(), 1U);
+  const auto& launch = runs_.restores[0];
+  ASSERT_TRUE(launch.notifications);
+  EXPECT_EQ(launch.notifications->urls, std::vector<std::string>{"ntfy://ntfy.test/db"});
+  EXPECT_EQ(launch.notifications->level, api::notification_level::info);
+  EXPECT_EQ(launch.backup_ref, "db-1");
+  EXPECT_EQ(launch.schedule, "db");
+}
+
+TEST_F(reconciler_test, a_restores_own_notifications_win_over_its_schedules) {
+  add_schedule("  notifications: {urls: [\"ntfy://ntfy.test/db\"]}\n");
+  add_backup("db-1", "Succeeded", "2026-11-25T01:00:00Z",
+             {{std::string(api::label::archive), "/archive/db-1.tar.gz"}});
+  store_.add("lb-restore-r1",
+             restore_yaml("r1",
+                          "backupRef: db-1\n  notifications: {urls: "
+                          "[\"gotify://gotify.test/token\"]}"),
+             {}, "2026-11-25T01:30:00Z");
+  store_.add("lb-restore-r2", restore_yaml("r2", "archive: /archive/x.tar.gz"), {},
+             "2026-11-25T01:30:00Z");
+  ASSERT_TRUE(loop_.reconcile("resync"));
+  ASSERT_TRUE(loop_.reconcile("restore/r1"));
+  ASSERT_TRUE(loop_.reconcile("restore/r2"));
+  ASSERT_EQ(runs_.restores.size(), 2U);
+  ASSERT_TRUE(runs_.restores[0].notifications);
+  EXPECT_EQ(runs_.restores[0].notifications->urls,
+            std::vector<std::string>{"gotify://gotify.test/token"});
+  // An archive by path names no schedule: no notifications unless its own.
+  EXPECT_FALSE(runs_.restores[1].notifications);
+  EXPECT_EQ(runs_.restores[1].backup_ref, "");
+}
+
 TEST_F(reconciler_test, restore_by_backup_ref_reads_a_remote_archive_through_its_destination) {
   // The location label names the schedule's first destination, where the run
   // wrote; the Restore reads that destination, by the archive's file name.

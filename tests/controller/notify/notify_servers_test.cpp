@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -228,6 +229,103 @@ TEST(notify_servers, an_unreadable_urls_file_is_one_counted_failure) {
   EXPECT_FALSE(out[0].ok);
   EXPECT_THAT(out[0].error, HasSubstr("cannot read urlsFile"));
   EXPECT_EQ(c.failed, 1);
+}
+
+/// Starts the receiver of receiver_py into `p`, writing requests into
+/// `dir`/requests; returns its port once it listens ("" when it never did).
+std::string start_receiver(const scratch_dir& dir, std::optional<process>& p) {
+  std::filesystem::create_directories(dir / "requests");
+  const auto port_file = dir / "port";
+  p.emplace("python3 -c " + shell_quote(receiver_py) + " " +
+            shell_quote((dir / "requests").string()) + " " + shell_quote(port_file.string()) +
+            " >" + shell_quote((dir / "log").string()) + " 2>&1");
+  if (!eventually([&] { return std::filesystem::exists(port_file); })) {
+    return "";
+  }
+  return read_file(port_file);
+}
+
+/// The JSON body of the receiver's request number `n`.
+boost::json::object request_body(const scratch_dir& dir, int n) {
+  const std::string text = read_file(dir / "requests" / ("req" + std::to_string(n)));
+  return boost::json::parse(text.substr(text.find('\n') + 1)).as_object();
+}
+
+TEST(notify_servers, a_templated_message_arrives_as_written) {
+  scratch_dir dir;
+  std::optional<process> receiver;
+  const std::string port = start_receiver(dir, receiver);
+  ASSERT_FALSE(port.empty()) << read_file(dir / "log");
+
+  curl_sender sender(std::chrono::seconds{5});
+  counts c;
+  const run_notifier notifier(
+      sender, [](std::chrono::milliseconds) {}, &notify::read_file,
+      [&](bool sent) { ++(sent ? c.sent : c.failed); });
+  auto spec = spec_of({"generic+http://127.0.0.1:" + port + "/hook"});
+  spec.message_template =
+      api::notification_template{"{{schedule}}: {{result}} ({{phase}})",
+                                 "{{name}} held {{heldTime}}; {{destinations}}; {{error}}"};
+  const auto out = notifier.notify(spec, failed_run());
+  ASSERT_EQ(out.size(), 1U);
+  EXPECT_TRUE(out[0].ok) << out[0].error;
+  EXPECT_EQ(c.sent, 1);
+  ASSERT_TRUE(std::filesystem::exists(dir / "requests" / "req0"));
+  const auto body = request_body(dir, 0);
+  EXPECT_EQ(body.at("title").as_string(), "notify-test: failed (Failed)");
+  EXPECT_EQ(body.at("message").as_string(),
+            "notify-test-20261204160000 held 0.0 s; local /archive: no space; local /archive: "
+            "no space left on device (wrote 1.2 GiB)");
+
+  // The same from a templateFile: title line, then the body.
+  const auto file = dir / "notify.tpl";
+  run("printf '%s\\n%s\\n' '[{{kind}}] {{name}}' 'error={{error}}' >" + shell_quote(file.string()));
+  spec.message_template.reset();
+  spec.template_file = file.string();
+  ASSERT_TRUE(notifier.notify(spec, failed_run()).at(0).ok);
+  ASSERT_TRUE(std::filesystem::exists(dir / "requests" / "req1"));
+  const auto from_file = request_body(dir, 1);
+  EXPECT_EQ(from_file.at("title").as_string(), "[Backup] notify-test-20261204160000");
+  EXPECT_EQ(from_file.at("message").as_string(),
+            "error=local /archive: no space left on device (wrote 1.2 GiB)\n");
+}
+
+TEST(notify_servers, a_restores_notification_arrives) {
+  scratch_dir dir;
+  std::optional<process> receiver;
+  const std::string port = start_receiver(dir, receiver);
+  ASSERT_FALSE(port.empty()) << read_file(dir / "log");
+
+  api::restore r;
+  r.metadata.name = "notify-test-restore";
+  r.spec.archive = "/archive/notify-test-1.tar.zst";
+  r.spec.volumes = {{"notify_test_db", "notify_test_db2"}};
+  restore::run_result result;
+  result.ok = false;
+  result.outcome = restore::outcome::checksum_mismatch;
+  result.message = "checksum mismatch: the archive is not the one that was written";
+  result.archive = *r.spec.archive;
+
+  curl_sender sender(std::chrono::seconds{5});
+  counts c;
+  const run_notifier notifier(
+      sender, [](std::chrono::milliseconds) {}, &notify::read_file,
+      [&](bool sent) { ++(sent ? c.sent : c.failed); });
+  const auto out =
+      notifier.notify(spec_of({"generic+http://127.0.0.1:" + port + "/restores"}),
+                      summarize_restore(r, "notify-test-1", "notify-test", "Verifying", result));
+  ASSERT_EQ(out.size(), 1U);
+  EXPECT_TRUE(out[0].ok) << out[0].error;
+  EXPECT_EQ(c.sent, 1);
+  EXPECT_EQ(c.failed, 0);
+  ASSERT_TRUE(std::filesystem::exists(dir / "requests" / "req0"));
+  const auto body = request_body(dir, 0);
+  EXPECT_EQ(body.at("title").as_string(), "lifeboat: Restore notify-test-restore failed");
+  const std::string text(body.at("message").as_string());
+  EXPECT_THAT(text, HasSubstr("restore: notify-test-restore\nbackup: notify-test-1\n"));
+  EXPECT_THAT(text, HasSubstr("volumes: notify_test_db -> notify_test_db2\n"));
+  EXPECT_THAT(text, HasSubstr("phase: Failed (in Verifying)\noutcome: checksum_mismatch\n"));
+  EXPECT_THAT(text, HasSubstr("error: checksum mismatch"));
 }
 
 }  // namespace
