@@ -1,8 +1,9 @@
 // Notifications end to end (issue 15): `lifeboat backup` on the real swarm
 // notifies a local HTTP receiver; a receiver that is down is reported as a
 // failed notification and the run still succeeds (exit 0); a failed run's
-// notification carries its error.
-#include "tests/e2e/engine_fixture.hpp"
+// notification carries its error; a Restore run by the controller is
+// notified where its Backup's schedule reports, in the schedule's template.
+#include "tests/e2e/controller_process.hpp"
 
 #include <gmock/gmock.h>
 
@@ -138,6 +139,68 @@ TEST_F(notify_e2e, a_failed_run_is_notified_with_its_error) {
   EXPECT_THAT(message, HasSubstr("phase: Failed"));
   EXPECT_THAT(message, HasSubstr("error: "));
   EXPECT_THAT(message, HasSubstr(destination.filename().string()));
+}
+
+// The Restore has no notifications of its own and restores a Backup of a
+// schedule that has some (level error, a template): it fails (its target
+// volume does not exist and createVolume is off), so it is reported there;
+// the schedule's successful backup before it is not.
+TEST_F(notify_e2e, the_controller_notifies_a_failed_restore_where_its_schedule_reports) {
+  const auto volume = create_volume(unique("data"));
+  const auto schedule = unique("s");
+  on_teardown([this] { remove_objects(unique("")); });
+  const auto objects = dir_ / "objects.yaml";
+  std::ofstream(objects)
+      << "apiVersion: lifeboat/v1\nkind: BackupSchedule\nmetadata: {name: " << schedule
+      << "}\nspec:\n  schedule: '0 3 1 1 *'\n  volumes: [" << volume
+      << "]\n  stopDuringBackup: " << unique("nobody")
+      << "\n  destinations: [{local: {path: " << (dir_ / "archives").string()
+      << "}}]\n  notifications:\n"
+      << "    urls: [\"generic+http://127.0.0.1:" << port_ << "/hook\"]\n"
+      << "    template:\n      title: \"{{kind}} {{name}} {{result}}\"\n"
+      << "      body: \"backup={{backup}} schedule={{schedule}} targets={{targets}} "
+         "outcome={{outcome}} error={{error}}\"\n";
+  ASSERT_EQ(run_command(lifeboat_command("apply -f " + objects.string() + " 2>&1")).status, 0);
+  const auto lease = unique("lease");
+  on_teardown([lease] { run_command("docker config rm " + lease + " >/dev/null 2>&1"); });
+  controller_process controller(
+      dir_ / "controller.log",
+      {"--lease-name", lease, "--identity", unique("c"), "--helper-image", test_image()});
+
+  ASSERT_EQ(run_command(lifeboat_command("backup now " + schedule)).status, 0);
+  std::string backup;
+  ASSERT_TRUE(eventually(
+      [&] {
+        for (const auto& b : get_objects("backups")) {
+          if (b.schedule_ref == schedule && b.phase == "Succeeded") {
+            backup = b.name;
+            return true;
+          }
+        }
+        return false;
+      },
+      std::chrono::seconds{120}))
+      << controller.log();
+
+  const auto restore = unique("r");
+  const auto target = unique("missing");
+  const auto restore_file = dir_ / "restore.yaml";
+  std::ofstream(restore_file) << "apiVersion: lifeboat/v1\nkind: Restore\nmetadata: {name: "
+                              << restore << "}\nspec:\n  backupRef: " << backup
+                              << "\n  volumes: [{from: " << volume << ", to: " << target << "}]\n";
+  ASSERT_EQ(run_command(lifeboat_command("apply -f " + restore_file.string() + " 2>&1")).status, 0);
+  ASSERT_TRUE(eventually([this] { return fs::exists(dir_ / "requests" / "req0"); },
+                         std::chrono::seconds{120}))
+      << controller.log();
+  const auto body = request(0);
+  EXPECT_EQ(body.at("title").as_string(), "Restore " + restore + " failed");
+  const std::string message(body.at("message").as_string());
+  EXPECT_THAT(message, HasSubstr("backup=" + backup + " schedule=" + schedule +
+                                 " targets=" + volume + " -> " + target + " outcome="));
+  EXPECT_THAT(message, HasSubstr("volume " + target + " does not exist"));
+  EXPECT_EQ(controller.stop(), 0);
+  // Nothing else was sent: the backup succeeded, which level error leaves out.
+  EXPECT_FALSE(fs::exists(dir_ / "requests" / "req1"));
 }
 
 }  // namespace
