@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -211,6 +212,23 @@ class run_threads final : public run_launcher {
     });
   }
 
+  void report_unrun_restore(const restore_launch& launch, const restore::run_result& result,
+                            const std::string& reached) override {
+    if (!launch.notifications) {
+      return;
+    }
+    // On a thread of its own, as a run's: the retries must not hold up a
+    // worker. Named apart from any run (it holds nothing, and a Restore of
+    // the same name applied again must not meet it).
+    std::string name;
+    {
+      std::lock_guard lock(mutex_);
+      name = "notify-" + launch.run_name + "-" + std::to_string(++notify_threads_);
+    }
+    start(name, "",
+          [this, launch, result, reached](run& /*r*/) { notify_restore(launch, reached, result); });
+  }
+
   /// Asks every run to stop; each resumes its workloads before it ends.
   void cancel_all() {
     std::lock_guard lock(mutex_);
@@ -317,6 +335,7 @@ class run_threads final : public run_launcher {
   notify::run_notifier notifier_;
   reconciler* reconciler_ = nullptr;
   mutable std::mutex mutex_;
+  std::uint64_t notify_threads_ = 0;  // guarded by mutex_
   std::map<std::string, std::unique_ptr<run>> runs_;
 };
 

@@ -448,10 +448,51 @@ bool reconciler::reconcile_restore(const std::string& name) {
   if (restore::is_terminal(phase) || !hooks_.leading()) {
     return true;
   }
+  restore_launch launch;
+  launch.name = name;
+  launch.run_name = run_name;
+  launch.config_id = entry.source.id;
+  launch.restore = std::get<api::restore>(*entry.object());
+  launch.notifications = launch.restore.spec.notifications;
+  if (const auto& ref = launch.restore.spec.backup_ref) {
+    launch.backup_ref = *ref;
+    if (backup_entry) {
+      launch.schedule = backup_of(*backup_entry).spec.schedule_ref;
+    }
+    if (!launch.notifications && backup_schedule) {
+      // A restore of a schedule's backup is reported where its backups are.
+      launch.notifications = backup_schedule->spec.notifications;
+    }
+  }
   auto fail = [&](std::string_view outcome, const std::string& why) {
     listener_.restore_refused(name, std::string(outcome), why);
-    return write_phase(entry.source.id, restore::phase::failed, why,
-                       {{std::string(api::label::finished), objects::format_utc(now())}});
+    if (!hooks_.leading()) {
+      return false;
+    }
+    // Written only over a phase that is not terminal yet, and reported only
+    // by the write that made it Failed: a retried write, or a second look
+    // from a listing that is behind, neither rewrites nor reports it again.
+    bool newly_failed = false;
+    const auto written = store_.update_labels(entry.source.id, [&](label_map& labels) {
+      const auto it = labels.find(std::string(api::label::phase));
+      newly_failed = it == labels.end() || !restore::is_terminal(it->second);
+      if (newly_failed) {
+        set_phase(labels, restore::phase::failed, why,
+                  {{std::string(api::label::finished), objects::format_utc(now())}});
+      }
+    });
+    if (!written) {
+      return false;
+    }
+    if (!newly_failed) {
+      return true;
+    }
+    restore::run_result result;
+    result.outcome = outcome;
+    result.message = why;
+    runs_.report_unrun_restore(launch, result,
+                               phase.empty() ? std::string(restore::phase::pending) : phase);
+    return true;
   };
   if (!phase.empty() && phase != restore::phase::pending) {
     // As for Backups: confirm on the config itself that it is not a result of
@@ -475,21 +516,6 @@ bool reconciler::reconcile_restore(const std::string& name) {
                                        "Restore (with wipe) to start over")));
   }
   api::restore restore = std::get<api::restore>(*entry.object());
-  restore_launch launch;
-  launch.name = name;
-  launch.run_name = run_name;
-  launch.config_id = entry.source.id;
-  launch.notifications = restore.spec.notifications;
-  if (restore.spec.backup_ref) {
-    launch.backup_ref = *restore.spec.backup_ref;
-    if (backup_entry) {
-      launch.schedule = backup_of(*backup_entry).spec.schedule_ref;
-    }
-    if (!launch.notifications && backup_schedule) {
-      // A restore of a schedule's backup is reported where its backups are.
-      launch.notifications = backup_schedule->spec.notifications;
-    }
-  }
   if (restore.spec.backup_ref) {
     const std::string ref = *restore.spec.backup_ref;
     if (!backup_entry) {

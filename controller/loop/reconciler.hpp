@@ -75,6 +75,13 @@ class run_launcher {
   virtual std::set<std::string> running_names() const = 0;
   virtual void start_backup(const backup_launch& launch) = 0;
   virtual void start_restore(const restore_launch& launch) = 0;
+  /// A Restore that ended without a run here (refused before it started, or
+  /// left behind by a dead controller), once its Failed status is written:
+  /// `result` says why, `reached` the phase it was in. Reports it, off the
+  /// caller's thread; default: nothing.
+  virtual void report_unrun_restore(const restore_launch& /*launch*/,
+                                    const restore::run_result& /*result*/,
+                                    const std::string& /*reached*/) {}
 };
 
 /// Receives what runs and schedules did: metrics and logs are listeners, and

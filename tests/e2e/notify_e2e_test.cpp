@@ -2,7 +2,8 @@
 // notifies a local HTTP receiver; a receiver that is down is reported as a
 // failed notification and the run still succeeds (exit 0); a failed run's
 // notification carries its error; a Restore run by the controller is
-// notified where its Backup's schedule reports, in the schedule's template.
+// notified where its Backup's schedule reports, in the schedule's template,
+// and one refused before it runs is reported to its own notifications.
 #include "tests/e2e/controller_process.hpp"
 
 #include <gmock/gmock.h>
@@ -198,9 +199,30 @@ TEST_F(notify_e2e, the_controller_notifies_a_failed_restore_where_its_schedule_r
   EXPECT_THAT(message, HasSubstr("backup=" + backup + " schedule=" + schedule +
                                  " targets=" + volume + " -> " + target + " outcome="));
   EXPECT_THAT(message, HasSubstr("volume " + target + " does not exist"));
+
+  // A Restore refused before it runs (no such Backup) is reported too, here
+  // to its own notifications, in the default wording.
+  const auto refused = unique("refused");
+  const auto refused_file = dir_ / "refused.yaml";
+  std::ofstream(refused_file) << "apiVersion: lifeboat/v1\nkind: Restore\nmetadata: {name: "
+                              << refused << "}\nspec:\n  backupRef: " << unique("nobackup")
+                              << "\n  volumes: [" << volume
+                              << "]\n  notifications: {urls: [\"generic+http://127.0.0.1:" << port_
+                              << "/own\"]}\n";
+  ASSERT_EQ(run_command(lifeboat_command("apply -f " + refused_file.string() + " 2>&1")).status, 0);
+  ASSERT_TRUE(eventually([this] { return fs::exists(dir_ / "requests" / "req1"); },
+                         std::chrono::seconds{120}))
+      << controller.log();
+  const auto second = request(1);
+  EXPECT_EQ(second.at("title").as_string(), "lifeboat: Restore " + refused + " failed");
+  const std::string refused_message(second.at("message").as_string());
+  EXPECT_THAT(refused_message, HasSubstr("phase: Failed (in Pending)\noutcome: invalid\n"));
+  EXPECT_THAT(refused_message,
+              HasSubstr("error: backup " + unique("nobackup") + " does not exist"));
   EXPECT_EQ(controller.stop(), 0);
-  // Nothing else was sent: the backup succeeded, which level error leaves out.
-  EXPECT_FALSE(fs::exists(dir_ / "requests" / "req1"));
+  // Nothing else was sent: the backup succeeded, which level error leaves
+  // out, and each Restore was reported once.
+  EXPECT_FALSE(fs::exists(dir_ / "requests" / "req2"));
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include "api/labels.hpp"
 #include "controller/objects/status.hpp"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -16,6 +17,7 @@ namespace {
 using namespace std::chrono_literals;
 using objects::label_map;
 using std::chrono::sys_days;
+using ::testing::ElementsAre;
 
 std::string phase_label() { return std::string(api::label::phase); }
 std::string message_label() { return std::string(api::label::message); }
@@ -148,6 +150,11 @@ class recorded_runs final : public run_launcher {
     restores.push_back(launch);
     active.insert(launch.run_name);
   }
+  void report_unrun_restore(const restore_launch& launch, const restore::run_result& result,
+                            const std::string& reached) override {
+    unrun.push_back(launch.name + " " + std::string(result.outcome) + " in " + reached + ": " +
+                    result.message + (launch.notifications ? " (notified)" : ""));
+  }
   void end(const std::string& run_name) {
     active.erase(run_name);
     active_schedules.erase(run_name);
@@ -157,6 +164,7 @@ class recorded_runs final : public run_launcher {
   std::map<std::string, std::string> active_schedules;
   std::vector<backup_launch> backups;
   std::vector<restore_launch> restores;
+  std::vector<std::string> unrun;
 };
 
 class recorded_queue final : public key_queue {
@@ -570,6 +578,25 @@ TEST_F(reconciler_test, a_restores_own_notifications_win_over_its_schedules) {
   // An archive by path names no schedule: no notifications unless its own.
   EXPECT_FALSE(runs_.restores[1].notifications);
   EXPECT_EQ(runs_.restores[1].backup_ref, "");
+}
+
+TEST_F(reconciler_test, a_refused_restore_is_reported_once_with_its_schedules_notifications) {
+  add_schedule("  notifications: {urls: [\"ntfy://ntfy.test/db\"]}\n");
+  add_backup("db-1", "Failed", "2026-11-25T01:00:00Z");
+  store_.add("lb-restore-r1", restore_yaml("r1", "backupRef: db-1"), {}, "2026-11-25T01:30:00Z");
+  ASSERT_TRUE(loop_.reconcile("resync"));
+  store_.failing_updates = 1;  // the first write of Failed does not land
+  EXPECT_FALSE(loop_.reconcile("restore/r1"));
+  EXPECT_TRUE(runs_.unrun.empty());
+  ASSERT_TRUE(loop_.reconcile("restore/r1"));
+  EXPECT_EQ(store_.label("r1", api::label::phase), "Failed");
+  // Looked at again before a listing shows Failed, and after: not again.
+  ASSERT_TRUE(loop_.reconcile("restore/r1"));
+  ASSERT_TRUE(loop_.reconcile("resync"));
+  ASSERT_TRUE(loop_.reconcile("restore/r1"));
+  EXPECT_THAT(runs_.unrun, ElementsAre("r1 invalid in Pending: backup db-1 has no archive "
+                                       "(phase Failed) (notified)"));
+  EXPECT_TRUE(runs_.restores.empty());
 }
 
 TEST_F(reconciler_test, restore_by_backup_ref_reads_a_remote_archive_through_its_destination) {
