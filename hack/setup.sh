@@ -19,6 +19,7 @@ packages=(
   libcurl4-openssl-dev libxml2-dev  # remote destinations: S3, WebDAV, SFTP (libssh2)
   rclone  # `rclone serve webdav` for tests/e2e/webdav_destination_e2e_test.cpp
   openssh-server openssh-client  # sshd, ssh-keygen for tests/e2e/sftp_destination_e2e_test.cpp
+  restic  # Debian's restic 0.14: interop of controller/restic (tests/controller/restic)
   age  # Debian's age 1.1 and age-keygen: interop of controller/crypto (tests/controller/crypto)
   prometheus  # the server and promtool, for tests/e2e/prometheus_e2e_test.cpp
   python3-aiosmtpd  # a real SMTP server for tests/controller/notify (python3 -m aiosmtpd)

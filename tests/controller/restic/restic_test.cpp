@@ -1,0 +1,463 @@
+// Unit tests of lifeboat::restic on fixed vectors: published Poly1305-AES and
+// AES-256-CTR vectors, key file and config parsing, the polynomial arithmetic
+// and the chunker's contract. Interop with restic itself is in
+// restic_interop_test.cpp.
+#include "controller/restic/chunker.hpp"
+#include "controller/restic/primitives.hpp"
+#include "controller/restic/repository.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace lifeboat::restic {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::vector<unsigned char> unhex(std::string_view text) {
+  std::vector<unsigned char> out;
+  for (std::size_t i = 0; i + 1 < text.size(); i += 2) {
+    out.push_back(
+        static_cast<unsigned char>(std::stoi(std::string(text.substr(i, 2)), nullptr, 16)));
+  }
+  return out;
+}
+
+template <std::size_t N>
+std::array<unsigned char, N> unhex_array(std::string_view text) {
+  const auto bytes = unhex(text);
+  std::array<unsigned char, N> out{};
+  EXPECT_EQ(bytes.size(), N);
+  std::copy_n(bytes.begin(), std::min(N, bytes.size()), out.begin());
+  return out;
+}
+
+struct poly1305_vector {
+  const char* msg;
+  const char* r;
+  const char* k;
+  const char* nonce;
+  const char* mac;
+};
+
+// From D. J. Bernstein, "The Poly1305-AES message-authentication code" (2005), appendix B.
+TEST(Poly1305Aes, MatchesThePublishedVectors) {
+  const std::vector<poly1305_vector> vectors = {
+      {"f3f6", "851fc40c3467ac0be05cc20404f3f700", "ec074c835580741701425b623235add6",
+       "fb447350c4e868c52ac3275cf9d4327e", "f4c633c3044fc145f84f335cb81953de"},
+      {"", "a0f3080000f46400d0c7e9076c834403", "75deaa25c09f208e1dc4ce6b5cad3fbf",
+       "61ee09218d29b0aaed7e154a2c5509cc", "dd3fab2251f11ac759f0887129cc2ee7"},
+  };
+  for (const auto& v : vectors) {
+    const auto tag = detail::poly1305_aes(unhex(v.k), unhex(v.r), unhex(v.nonce), unhex(v.msg));
+    ASSERT_TRUE(tag) << tag.error().describe();
+    EXPECT_EQ(detail::hex(*tag), v.mac);
+  }
+}
+
+// NIST SP 800-38A, F.5.5 CTR-AES256.Encrypt, first block.
+TEST(Aes256Ctr, MatchesNistVector) {
+  const auto key = unhex("603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4");
+  const auto iv = unhex("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff");
+  const auto plain = unhex("6bc1bee22e409f96e93d7e117393172a");
+  std::vector<unsigned char> out(plain.size());
+  ASSERT_TRUE(detail::aes256_ctr(key, iv, plain, out));
+  EXPECT_EQ(detail::hex(out), "601ec313775789a5b7a7f504bbf3d228");
+}
+
+master_key fixed_key() {
+  master_key key;
+  key.encrypt = unhex_array<32>("603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4");
+  key.mac_k = unhex_array<16>("ec074c835580741701425b623235add6");
+  key.mac_r = unhex_array<16>("851fc40c3467ac0be05cc20404f3f700");
+  return key;
+}
+
+TEST(Seal, IsIvThenCtrCiphertextThenPoly1305AesOfTheCiphertext) {
+  const auto key = fixed_key();
+  const auto iv = unhex_array<16>("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff");
+  const auto plain = unhex("6bc1bee22e409f96e93d7e117393172a");
+  const auto blob = seal_with_iv(key, iv, plain);
+  ASSERT_TRUE(blob);
+  ASSERT_EQ(blob->size(), 16 + plain.size() + 16);
+  const std::string text = detail::hex(*blob);
+  EXPECT_EQ(text.substr(0, 32), "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff");
+  EXPECT_EQ(text.substr(32, 32), "601ec313775789a5b7a7f504bbf3d228");
+  const auto ct = unhex("601ec313775789a5b7a7f504bbf3d228");
+  const auto tag = detail::poly1305_aes(key.mac_k, key.mac_r, iv, ct);
+  ASSERT_TRUE(tag);
+  EXPECT_EQ(text.substr(64), detail::hex(*tag));
+}
+
+TEST(Seal, RoundTripsAndUsesAFreshIvEachTime) {
+  const auto key = fixed_key();
+  const std::string message = "lifeboat writes restic repositories";
+  const auto a = seal(key, detail::as_bytes(message));
+  const auto b = seal(key, detail::as_bytes(message));
+  ASSERT_TRUE(a && b);
+  EXPECT_NE(*a, *b);
+  const auto plain = open(key, *a, "blob");
+  ASSERT_TRUE(plain) << plain.error().describe();
+  EXPECT_EQ(std::string(plain->begin(), plain->end()), message);
+}
+
+TEST(Open, RefusesATamperedMacCiphertextOrIv) {
+  const auto key = fixed_key();
+  const std::string message = "do not decrypt me when tampered";
+  const auto sealed = seal(key, detail::as_bytes(message));
+  ASSERT_TRUE(sealed);
+  for (std::size_t at : {std::size_t{0}, std::size_t{20}, sealed->size() - 1}) {
+    auto tampered = *sealed;
+    tampered[at] ^= 0x01;
+    const auto r = open(key, tampered, "snapshots/abc");
+    ASSERT_FALSE(r) << "byte " << at;
+    EXPECT_EQ(r.error().code, errc::corrupt);
+    EXPECT_THAT(r.error().message, HasSubstr("snapshots/abc: MAC does not verify"));
+  }
+  const std::vector<unsigned char> short_blob(31);
+  const auto r = open(key, short_blob, "index/1");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, errc::corrupt);
+  EXPECT_THAT(r.error().message, HasSubstr("too short"));
+}
+
+TEST(Open, RefusesAnotherKey) {
+  const auto sealed = seal(fixed_key(), detail::as_bytes(std::string_view("x")));
+  ASSERT_TRUE(sealed);
+  auto other = fixed_key();
+  other.encrypt[0] ^= 1;
+  other.mac_r[0] ^= 1;
+  EXPECT_FALSE(open(other, *sealed, "config"));
+}
+
+TEST(Base64, RoundTripsEveryPadding) {
+  for (const std::string s : {"", "a", "ab", "abc", "abcd"}) {
+    const auto text = detail::base64_encode(detail::as_bytes(s));
+    const auto back = detail::base64_decode(text, "f");
+    ASSERT_TRUE(back) << text;
+    EXPECT_EQ(std::string(back->begin(), back->end()), s);
+  }
+  EXPECT_EQ(detail::base64_encode(detail::as_bytes(std::string_view("ab"))), "YWI=");
+  EXPECT_FALSE(detail::base64_decode("YWI", "f"));
+  EXPECT_FALSE(detail::base64_decode("Y!I=", "f"));
+}
+
+TEST(MasterKey, JsonRoundTrips) {
+  const auto key = fixed_key();
+  const auto json = serialize_master_key(key);
+  EXPECT_THAT(json, HasSubstr("\"mac\":{\"k\":"));
+  EXPECT_THAT(json, HasSubstr("\"encrypt\":"));
+  const auto back = parse_master_key(json, "keys/x");
+  ASSERT_TRUE(back) << back.error().describe();
+  EXPECT_EQ(back->encrypt, key.encrypt);
+  EXPECT_EQ(back->mac_k, key.mac_k);
+  EXPECT_EQ(back->mac_r, key.mac_r);
+}
+
+TEST(MasterKey, ParseErrorsNameTheField) {
+  struct row {
+    const char* json;
+    const char* expected;
+  };
+  const std::vector<row> rows = {
+      {R"({"encrypt":"AA=="})", R"(keys/x: field "mac" is missing)"},
+      {R"({"mac":1,"encrypt":"AA=="})", R"(keys/x: field "mac" is not an object)"},
+      {R"({"mac":{"r":"AAAAAAAAAAAAAAAAAAAAAA=="}})", R"(keys/x: mac: field "k" is missing)"},
+      {R"({"mac":{"k":"AAAA","r":"AAAAAAAAAAAAAAAAAAAAAA=="}})",
+       R"(keys/x: mac: field "k" holds 3 bytes, not 16)"},
+      {R"({"mac":{"k":"AAAAAAAAAAAAAAAAAAAAAA==","r":"AAAAAAAAAAAAAAAAAAAAAA=="},"encrypt":7})",
+       R"(keys/x: field "encrypt" is not a string)"},
+      {"[]", "keys/x: not a JSON object"},
+      {"{", "keys/x: not JSON"},
+  };
+  for (const auto& r : rows) {
+    const auto key = parse_master_key(r.json, "keys/x");
+    ASSERT_FALSE(key) << r.json;
+    EXPECT_EQ(key.error().code, errc::invalid_format);
+    EXPECT_THAT(key.error().message, HasSubstr(r.expected)) << r.json;
+  }
+}
+
+std::string valid_salt() { return detail::base64_encode(std::vector<unsigned char>(64, 7)); }
+
+TEST(KeyFile, ParseErrorsNameTheField) {
+  const std::string salt = valid_salt();
+  struct row {
+    std::string json;
+    const char* expected;
+  };
+  const std::vector<row> rows = {
+      {R"({"N":16384,"r":8,"p":1})", R"(keys/k1: field "kdf" is missing)"},
+      {R"({"kdf":"argon2"})", R"(keys/k1: field "kdf" is "argon2"; only "scrypt")"},
+      {R"({"kdf":"scrypt","r":8,"p":1})", R"(keys/k1: field "N" is missing)"},
+      {R"({"kdf":"scrypt","N":"16384","r":8,"p":1})", R"(field "N" is not a non-negative integer)"},
+      {R"({"kdf":"scrypt","N":1000,"r":8,"p":1})", R"(field "N" is 1000, not a power of two)"},
+      {R"({"kdf":"scrypt","N":16384,"r":0,"p":1})", R"(field "r" is 0, not in 1..1024)"},
+      {R"({"kdf":"scrypt","N":16384,"r":8,"p":-1})", R"(field "p" is not a non-negative integer)"},
+      {R"({"kdf":"scrypt","N":16384,"r":8,"p":1,"salt":"AAAA","data":""})",
+       R"(keys/k1: field "salt" holds 3 bytes, not 64)"},
+      {R"({"kdf":"scrypt","N":16384,"r":8,"p":1,"salt":")" + salt + R"("})",
+       R"(keys/k1: field "data" is missing)"},
+      {R"({"kdf":"scrypt","N":16384,"r":8,"p":1,"salt":")" + salt + R"(","data":"%%%%"})",
+       R"(keys/k1: field "data" is not valid base64)"},
+  };
+  for (const auto& r : rows) {
+    const auto file = parse_key_file(r.json, "keys/k1");
+    ASSERT_FALSE(file) << r.json;
+    EXPECT_EQ(file.error().code, errc::invalid_format);
+    EXPECT_THAT(file.error().message, HasSubstr(r.expected)) << r.json;
+  }
+}
+
+TEST(KeyFile, UnlocksWithItsPasswordOnly) {
+  const auto key = fixed_key();
+  const scrypt_params small{1024, 8, 1};
+  const auto file =
+      make_key_file(key, "correct horse", small, "node1", "root", "2026-01-01T00:00:00Z");
+  ASSERT_TRUE(file) << file.error().describe();
+  const auto parsed = parse_key_file(serialize_key_file(*file), "keys/k");
+  ASSERT_TRUE(parsed) << parsed.error().describe();
+  EXPECT_EQ(parsed->params.n, 1024U);
+  EXPECT_EQ(parsed->hostname, "node1");
+  EXPECT_EQ(parsed->salt.size(), 64U);
+
+  const auto unlocked = unlock_key_file(*parsed, "correct horse", "keys/k");
+  ASSERT_TRUE(unlocked) << unlocked.error().describe();
+  EXPECT_EQ(unlocked->encrypt, key.encrypt);
+  EXPECT_EQ(unlocked->mac_r, key.mac_r);
+
+  const auto wrong = unlock_key_file(*parsed, "battery staple", "keys/k");
+  ASSERT_FALSE(wrong);
+  EXPECT_EQ(wrong.error().code, errc::wrong_password);
+  EXPECT_THAT(wrong.error().message, HasSubstr("keys/k"));
+}
+
+TEST(Config, ParsesAndRefusesBadFields) {
+  const auto ok =
+      parse_config(R"({"version":2,"id":"ab","chunker_polynomial":"3da3358b4dc173"})", "config");
+  ASSERT_TRUE(ok) << ok.error().describe();
+  EXPECT_EQ(ok->version, 2U);
+  EXPECT_EQ(ok->chunker_polynomial, 0x3da3358b4dc173U);
+  EXPECT_EQ(serialize_config(*ok),
+            R"({"version":2,"id":"ab","chunker_polynomial":"3da3358b4dc173"})");
+
+  struct row {
+    const char* json;
+    const char* expected;
+  };
+  const std::vector<row> rows = {
+      {R"({"id":"ab","chunker_polynomial":"3da3358b4dc173"})", R"(field "version" is missing)"},
+      {R"({"version":3,"id":"ab","chunker_polynomial":"3da3358b4dc173"})",
+       R"(field "version" is 3; supported versions are 1 and 2)"},
+      {R"({"version":2,"chunker_polynomial":"3da3358b4dc173"})", R"(field "id" is missing)"},
+      {R"({"version":2,"id":"ab","chunker_polynomial":"0x3da3"})",
+       R"(field "chunker_polynomial" "0x3da3" is not a hex number)"},
+      // (x^53 + 1) = (x + 1)(...): reducible.
+      {R"({"version":2,"id":"ab","chunker_polynomial":"20000000000001"})",
+       R"(field "chunker_polynomial" "20000000000001" is not an irreducible polynomial)"},
+  };
+  for (const auto& r : rows) {
+    const auto c = parse_config(r.json, "repository /r: config");
+    ASSERT_FALSE(c) << r.json;
+    EXPECT_EQ(c.error().code, errc::invalid_format);
+    EXPECT_THAT(c.error().message, HasSubstr("repository /r: config: "));
+    EXPECT_THAT(c.error().message, HasSubstr(r.expected)) << r.json;
+  }
+}
+
+TEST(Polynomial, IrreducibilityOfKnownPolynomials) {
+  EXPECT_EQ(degree(0x3da3358b4dc173U), 53);
+  EXPECT_TRUE(is_irreducible(0x3da3358b4dc173U));  // restic/chunker's test polynomial
+  EXPECT_TRUE(is_irreducible(0b111U));             // x^2 + x + 1
+  EXPECT_TRUE(is_irreducible(0b1011U));            // x^3 + x + 1
+  EXPECT_FALSE(is_irreducible(0b101U));            // x^2 + 1 = (x + 1)^2
+  EXPECT_FALSE(is_irreducible(0b1111U));           // x^3 + x^2 + x + 1 = (x + 1)^3
+  // (x^3 + x + 1)(x^2 + x + 1) = x^5 + x^4 + 1: no root, yet reducible.
+  EXPECT_FALSE(is_irreducible(0b110001U));
+  EXPECT_FALSE(is_irreducible(0x3da3358b4dc173U ^ 1U));  // divisible by x
+}
+
+TEST(Polynomial, RandomOnesAreIrreducibleOfDegree53) {
+  for (int i = 0; i < 3; ++i) {
+    const auto p = random_polynomial();
+    ASSERT_TRUE(p);
+    EXPECT_EQ(degree(*p), 53);
+    EXPECT_TRUE(is_irreducible(*p));
+  }
+}
+
+/// A source over an in-memory buffer that hands out at most `step` bytes per call.
+byte_source memory_source(const std::vector<unsigned char>& data, std::size_t step) {
+  auto at = std::make_shared<std::size_t>(0);
+  return [&data, step, at](std::span<unsigned char> out) -> result<std::size_t> {
+    const std::size_t n = std::min({step, out.size(), data.size() - *at});
+    std::copy_n(data.begin() + static_cast<std::ptrdiff_t>(*at), n, out.begin());
+    *at += n;
+    return n;
+  };
+}
+
+std::vector<std::pair<std::uint64_t, std::size_t>> boundaries(
+    const std::vector<unsigned char>& data, std::size_t step) {
+  chunker c(0x3da3358b4dc173U, memory_source(data, step));
+  std::vector<std::pair<std::uint64_t, std::size_t>> out;
+  for (;;) {
+    auto next = c.next();
+    EXPECT_TRUE(next);
+    if (!next || !*next) {
+      return out;
+    }
+    out.emplace_back((*next)->offset, (*next)->data.size());
+  }
+}
+
+std::vector<unsigned char> pseudo_random(std::size_t size, unsigned seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<unsigned char> data(size);
+  for (auto& b : data) {
+    b = static_cast<unsigned char>(rng());
+  }
+  return data;
+}
+
+TEST(Chunker, CoversTheStreamWithinSizeBoundsWhateverTheReadSize) {
+  auto data = pseudo_random(std::size_t{32} << 20, 23);
+  // A run of zeros fingerprints to 0, which splits at once: minimum-size chunks.
+  std::fill_n(data.begin() + (std::size_t{4} << 20), std::size_t{4} << 20, 0);
+  // A run of one other byte has one constant fingerprint, which (for this polynomial)
+  // never splits: maximum-size chunks.
+  std::fill_n(data.begin() + (std::size_t{10} << 20), std::size_t{18} << 20, 1);
+  const auto whole = boundaries(data, std::size_t{1} << 30);
+  const auto pieces = boundaries(data, 1000);
+  EXPECT_EQ(whole, pieces);
+  ASSERT_GE(whole.size(), 4U);
+  std::uint64_t expected_offset = 0;
+  bool saw_max = false;
+  bool saw_min = false;
+  for (std::size_t i = 0; i < whole.size(); ++i) {
+    EXPECT_EQ(whole[i].first, expected_offset);
+    expected_offset += whole[i].second;
+    EXPECT_LE(whole[i].second, chunker::max_size);
+    if (i + 1 < whole.size()) {
+      EXPECT_GE(whole[i].second, chunker::min_size);
+    }
+    saw_max = saw_max || whole[i].second == chunker::max_size;
+    saw_min = saw_min || whole[i].second == chunker::min_size;
+  }
+  EXPECT_EQ(expected_offset, data.size());
+  EXPECT_TRUE(saw_max);
+  EXPECT_TRUE(saw_min);
+}
+
+TEST(Chunker, BoundariesFollowContentNotOffsets) {
+  // Inserting bytes near the start moves later boundaries by exactly that much:
+  // what makes an edited file add only its changed chunks.
+  const auto data = pseudo_random(std::size_t{16} << 20, 5);
+  auto shifted = data;
+  shifted.insert(shifted.begin() + 1000, 333, 0x5a);
+  const auto a = boundaries(data, std::size_t{1} << 20);
+  const auto b = boundaries(shifted, std::size_t{1} << 20);
+  ASSERT_GE(a.size(), 3U);
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 1; i < a.size(); ++i) {
+    EXPECT_EQ(b[i].first, a[i].first + 333);
+  }
+}
+
+TEST(Chunker, EmptyAndShortStreams) {
+  EXPECT_TRUE(boundaries({}, 10).empty());
+  const auto small = pseudo_random(100, 1);
+  const auto b = boundaries(small, 7);
+  ASSERT_EQ(b.size(), 1U);
+  EXPECT_EQ(b[0].second, 100U);
+}
+
+TEST(Chunker, PassesTheSourcesErrorOn) {
+  int calls = 0;
+  chunker c(0x3da3358b4dc173U, [&calls](std::span<unsigned char>) -> result<std::size_t> {
+    ++calls;
+    return make_error(errc::io, "volume app_db: read failed");
+  });
+  const auto r = c.next();
+  ASSERT_FALSE(r);
+  EXPECT_THAT(r.error().message, HasSubstr("volume app_db"));
+  EXPECT_FALSE(c.next());
+  EXPECT_EQ(calls, 1);
+}
+
+class temp_dir {
+ public:
+  temp_dir() {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "lifeboat-restic-XXXXXX").string();
+    path_ = mkdtemp(pattern.data());
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    std::filesystem::permissions(path_, std::filesystem::perms::owner_all, ec);
+    std::filesystem::remove_all(path_, ec);
+  }
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+TEST(Repository, InitThenOpen) {
+  const temp_dir dir;
+  const auto repo = dir.path() / "repo";
+  const auto made = repository::init(repo, "pw", scrypt_params{1024, 8, 1});
+  ASSERT_TRUE(made) << made.error().describe();
+  for (const char* sub : {"keys", "data/00", "data/ff", "index", "snapshots", "locks"}) {
+    EXPECT_TRUE(std::filesystem::is_directory(repo / sub)) << sub;
+  }
+  EXPECT_TRUE(std::filesystem::is_regular_file(repo / "config"));
+
+  const auto opened = repository::open(repo, "pw");
+  ASSERT_TRUE(opened) << opened.error().describe();
+  EXPECT_EQ(opened->config().version, 2U);
+  EXPECT_EQ(opened->config().id, made->config().id);
+  EXPECT_EQ(opened->config().id.size(), 64U);
+  EXPECT_EQ(opened->config().chunker_polynomial, made->config().chunker_polynomial);
+
+  const auto wrong = repository::open(repo, "not it");
+  ASSERT_FALSE(wrong);
+  EXPECT_EQ(wrong.error().code, errc::wrong_password);
+  EXPECT_THAT(wrong.error().message, HasSubstr("repository " + repo.string()));
+
+  const auto again = repository::init(repo, "pw", scrypt_params{1024, 8, 1});
+  ASSERT_FALSE(again);
+  EXPECT_THAT(again.error().message, HasSubstr("not empty"));
+}
+
+TEST(Repository, OpenWithoutKeysOrWithATamperedConfig) {
+  const temp_dir dir;
+  const auto missing = repository::open(dir.path() / "nothing", "pw");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, errc::io);
+  EXPECT_THAT(missing.error().message, HasSubstr("nothing"));
+
+  const auto repo = dir.path() / "repo";
+  ASSERT_TRUE(repository::init(repo, "pw", scrypt_params{1024, 8, 1}));
+  std::filesystem::permissions(repo / "config", std::filesystem::perms::owner_all);
+  {
+    std::fstream f(repo / "config", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(20);
+    f.put('\x42');
+  }
+  const auto r = repository::open(repo, "pw");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, errc::corrupt);
+  EXPECT_THAT(r.error().message, HasSubstr("config: MAC does not verify"));
+}
+
+}  // namespace
+}  // namespace lifeboat::restic
