@@ -2,9 +2,12 @@
 // AES-256-CTR vectors, key file and config parsing, the polynomial arithmetic
 // and the chunker's contract. Interop with restic itself is in
 // restic_interop_test.cpp.
+#include "controller/restic/backup.hpp"
 #include "controller/restic/chunker.hpp"
 #include "controller/restic/primitives.hpp"
 #include "controller/restic/repository.hpp"
+#include "controller/restic/store.hpp"
+#include "controller/restic/tree.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -14,6 +17,8 @@
 #include <random>
 #include <string>
 #include <vector>
+
+#include <sys/stat.h>
 
 namespace lifeboat::restic {
 namespace {
@@ -457,6 +462,192 @@ TEST(Repository, OpenWithoutKeysOrWithATamperedConfig) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, errc::corrupt);
   EXPECT_THAT(r.error().message, HasSubstr("config: MAC does not verify"));
+}
+
+std::vector<unsigned char> pattern(std::size_t size, unsigned seed) {
+  std::vector<unsigned char> out(size);
+  std::mt19937 gen(seed);
+  for (auto& b : out) {
+    b = static_cast<unsigned char>(gen() % 7);  // compressible
+  }
+  return out;
+}
+
+TEST(Pack, WrittenBlobsReadBackThroughTheIndexCompressedOrNot) {
+  const temp_dir dir;
+  const auto repo = repository::init(dir.path() / "repo", "pw", scrypt_params{1024, 8, 1});
+  ASSERT_TRUE(repo) << repo.error().describe();
+  for (const compression mode : {compression::off, compression::automatic, compression::max}) {
+    auto writer = pack_writer::create(*repo, mode);
+    ASSERT_TRUE(writer) << writer.error().describe();
+    const auto a = pattern(100000, 1);
+    const auto b = pattern(10, static_cast<unsigned>(mode) + 2);
+    const object_id ida = detail::sha256(a);
+    const object_id idb = detail::sha256(b);
+    ASSERT_TRUE((*writer)->add(blob_type::data, ida, a));
+    ASSERT_TRUE((*writer)->add(blob_type::tree, idb, b));
+    EXPECT_TRUE((*writer)->contains(ida));
+    auto pack = (*writer)->finish();
+    ASSERT_TRUE(pack) << pack.error().describe();
+    ASSERT_EQ(pack->blobs.size(), 2U);
+    EXPECT_EQ(pack->blobs[0].uncompressed_length, mode == compression::off ? 0U : 100000U);
+    EXPECT_EQ(pack->blobs[1].uncompressed_length, 0U);  // too small to gain
+    const std::string hex = to_hex(pack->id);
+    const auto file = dir.path() / "repo" / "data" / hex.substr(0, 2) / hex;
+    ASSERT_TRUE(std::filesystem::is_regular_file(file));
+    EXPECT_EQ(std::filesystem::file_size(file), pack->size);
+    // The file's last 4 bytes: the sealed header's length, little-endian.
+    std::ifstream in(file, std::ios::binary);
+    std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_EQ(detail::sha256(bytes), pack->id);
+    const std::size_t header = bytes[bytes.size() - 4] | (bytes[bytes.size() - 3] << 8U);
+    const bool compressed = mode != compression::off;
+    EXPECT_EQ(header, 32U + (compressed ? 41U : 37U) + 37U);
+
+    ASSERT_TRUE(write_unpacked(*repo, "index", serialize_index(std::span(&*pack, 1)), compressed));
+  }
+  auto index = blob_index::load(*repo);
+  ASSERT_TRUE(index) << index.error().describe();
+  EXPECT_EQ(index->size(), 4U);  // one shared data blob, three tree blobs
+  const auto a = pattern(100000, 1);
+  auto back = read_blob(*repo, *index, detail::sha256(a));
+  ASSERT_TRUE(back) << back.error().describe();
+  EXPECT_EQ(*back, a);
+  auto missing = read_blob(*repo, *index, object_id{});
+  ASSERT_FALSE(missing);
+  EXPECT_THAT(missing.error().message, HasSubstr("is in no index file"));
+}
+
+TEST(Pack, ATamperedBlobIsCorrupt) {
+  const temp_dir dir;
+  const auto repo = repository::init(dir.path() / "repo", "pw", scrypt_params{1024, 8, 1});
+  ASSERT_TRUE(repo);
+  auto writer = pack_writer::create(*repo, compression::off);
+  ASSERT_TRUE(writer);
+  const auto a = pattern(1000, 3);
+  ASSERT_TRUE((*writer)->add(blob_type::data, detail::sha256(a), a));
+  auto pack = (*writer)->finish();
+  ASSERT_TRUE(pack);
+  blob_index index;
+  index.add(*pack);
+  const std::string hex = to_hex(pack->id);
+  const auto file = dir.path() / "repo" / "data" / hex.substr(0, 2) / hex;
+  std::filesystem::permissions(file, std::filesystem::perms::owner_all);
+  {
+    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(100);
+    f.put('\x42');
+  }
+  auto back = read_blob(*repo, index, detail::sha256(a));
+  ASSERT_FALSE(back);
+  EXPECT_EQ(back.error().code, errc::corrupt);
+}
+
+TEST(Index, ErrorsNameTheFileAndField) {
+  const temp_dir dir;
+  const auto repo = repository::init(dir.path() / "repo", "pw", scrypt_params{1024, 8, 1});
+  ASSERT_TRUE(repo);
+  const std::string zero(64, '0');
+  ASSERT_TRUE(write_unpacked(*repo, "index",
+                             R"({"packs":[{"id":")" + zero + R"(","blobs":[{"id":")" + zero +
+                                 R"(","type":"data","offset":-1,"length":3}]}]})",
+                             false));
+  auto index = blob_index::load(*repo);
+  ASSERT_FALSE(index);
+  EXPECT_EQ(index.error().code, errc::invalid_format);
+  EXPECT_THAT(index.error().message, HasSubstr("packs[0].blobs[0]: field \"offset\""));
+}
+
+TEST(Tree, FormatsTimesModesAndRoundTrips) {
+  EXPECT_EQ(rfc3339_nano(0, 0), "1970-01-01T00:00:00Z");
+  EXPECT_EQ(rfc3339_nano(1700000000, 120000000), "2023-11-14T22:13:20.12Z");
+  EXPECT_EQ(rfc3339_nano(1700000000, 1), "2023-11-14T22:13:20.000000001Z");
+  // The values restic 0.14 writes for these modes.
+  EXPECT_EQ(go_file_mode(S_IFDIR | 0755), 2147484141U);
+  EXPECT_EQ(go_file_mode(S_IFLNK | 0777), 134218239U);
+  EXPECT_EQ(go_file_mode(S_IFREG | 0644), 420U);
+  EXPECT_EQ(go_file_mode(S_IFREG | S_ISUID | 0755), (1U << 23) | 0755U);
+
+  node file;
+  file.name = "a";
+  file.type = "file";
+  file.mode = 0644;
+  file.size = 5;
+  file.links = 2;
+  file.inode = 77;
+  file.content = {object_id{}, detail::sha256(detail::as_bytes("x"))};
+  node dir;
+  dir.name = "b";
+  dir.type = "dir";
+  dir.subtree = detail::sha256(detail::as_bytes("y"));
+  node link;
+  link.name = "c";
+  link.type = "symlink";
+  link.linktarget = "a";
+  const std::string text = serialize_tree({file, dir, link});
+  EXPECT_TRUE(text.ends_with("]}\n"));
+  EXPECT_THAT(text, HasSubstr(R"("content":null)"));
+  auto back = parse_tree(text, "tree t");
+  ASSERT_TRUE(back) << back.error().describe();
+  ASSERT_EQ(back->size(), 3U);
+  EXPECT_EQ((*back)[0].content, file.content);
+  EXPECT_EQ((*back)[0].links, 2U);
+  EXPECT_EQ((*back)[0].inode, 77U);
+  EXPECT_EQ((*back)[1].subtree, dir.subtree);
+  EXPECT_EQ((*back)[2].linktarget, "a");
+
+  auto bad = parse_tree(R"({"nodes":[{"name":"a","type":"file","size":-3}]})", "tree t");
+  ASSERT_FALSE(bad);
+  EXPECT_THAT(bad.error().message, HasSubstr("tree t: nodes[0]: field \"size\""));
+}
+
+TEST(Snapshot, RoundTripsAndNamesBadFields) {
+  snapshot s;
+  s.time = "2026-01-02T03:04:05Z";
+  s.tree = detail::sha256(detail::as_bytes("t"));
+  s.parent = detail::sha256(detail::as_bytes("p"));
+  s.paths = {"/vol"};
+  s.hostname = "node-1";
+  s.tags = {"lifeboat", "schedule=nightly"};
+  auto back = parse_snapshot(serialize_snapshot(s), "snapshots/x");
+  ASSERT_TRUE(back) << back.error().describe();
+  EXPECT_EQ(back->tree, s.tree);
+  EXPECT_EQ(back->parent, s.parent);
+  EXPECT_EQ(back->paths, s.paths);
+  EXPECT_EQ(back->tags, s.tags);
+  EXPECT_EQ(back->hostname, "node-1");
+  auto bad = parse_snapshot(R"({"tree":"xyz"})", "snapshots/x");
+  ASSERT_FALSE(bad);
+  EXPECT_THAT(bad.error().message, HasSubstr("snapshots/x: field \"tree\""));
+}
+
+TEST(Lock, IsExclusiveAndRemovedOnRelease) {
+  const temp_dir dir;
+  const auto repo = repository::init(dir.path() / "repo", "pw", scrypt_params{1024, 8, 1});
+  ASSERT_TRUE(repo);
+  {
+    auto lock = repository_lock::acquire(*repo);
+    ASSERT_TRUE(lock) << lock.error().describe();
+    EXPECT_FALSE(std::filesystem::is_empty(dir.path() / "repo" / "locks"));
+    auto second = repository_lock::acquire(*repo);
+    ASSERT_FALSE(second);
+    EXPECT_THAT(second.error().message, HasSubstr("is locked by locks/"));
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path() / "repo" / "locks"));
+}
+
+TEST(Backup, RefusesANameThatIsNotOnePathElement) {
+  const temp_dir dir;
+  const auto repo = repository::init(dir.path() / "repo", "pw", scrypt_params{1024, 8, 1});
+  ASSERT_TRUE(repo);
+  backup_options options;
+  options.source = dir.path();
+  options.name = "a/b";
+  auto r = backup_directory(*repo, options);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, errc::invalid_format);
+  EXPECT_THAT(r.error().message, HasSubstr("\"a/b\" is not one path element"));
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path() / "repo" / "locks"));
 }
 
 }  // namespace
