@@ -1,7 +1,9 @@
 // Interop with Debian's restic (0.14) both ways: repositories `restic init`
 // makes open with lifeboat, repositories lifeboat makes pass `restic check`,
-// and lifeboat's chunker cuts a file where restic does. Runs restic as a child
-// process on folders in a private temporary directory (no network, no cache).
+// lifeboat's chunker cuts a file where restic does, and restic checks and
+// restores exactly the trees lifeboat backs up. Runs restic as a child process
+// on folders in a private temporary directory (no network, no cache).
+#include "controller/restic/backup.hpp"
 #include "controller/restic/chunker.hpp"
 #include "controller/restic/primitives.hpp"
 #include "controller/restic/repository.hpp"
@@ -14,12 +16,15 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <random>
 #include <set>
 #include <sstream>
 #include <string>
 
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 namespace lifeboat::restic {
 namespace {
@@ -182,6 +187,210 @@ TEST_F(ResticInterop, ChunkBoundariesAndIdsEqualRestics) {
   const output blob = restic(repo, "cat blob " + first);
   ASSERT_EQ(blob.status, 0);
   EXPECT_EQ(detail::hex(detail::sha256(detail::as_bytes(blob.text))), first);
+}
+
+std::string random_bytes(std::size_t size, std::uint64_t seed) {
+  std::string data(size, '\0');
+  std::mt19937_64 gen(seed);
+  for (std::size_t i = 0; i + 8 <= data.size(); i += 8) {
+    const std::uint64_t v = gen();
+    std::memcpy(&data[i], &v, 8);
+  }
+  return data;
+}
+
+void write_bytes(const fs::path& p, const std::string& data) {
+  std::ofstream(p, std::ios::binary | std::ios::trunc) << data;
+}
+
+std::string read_bytes(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+/// A tree with every kind of entry restic keeps: files of several sizes (one of
+/// several chunks), empty files and folders, symlinks (one dangling), hard links,
+/// modes, and a sparse file.
+void make_tree(const fs::path& root) {
+  fs::create_directories(root / "empty-dir");
+  fs::create_directories(root / "nested" / "deeper");
+  write_bytes(root / "small.txt", "hello, restic\n");
+  write_bytes(root / "medium.bin", random_bytes(std::size_t{700} * 1024, 1));
+  write_bytes(root / "big.bin", random_bytes(std::size_t{10} * 1024 * 1024, 2));
+  write_bytes(root / "empty", "");
+  write_bytes(root / "nested" / "deeper" / "leaf.txt", "leaf");
+  write_bytes(root / "private.key", "secret");
+  fs::permissions(root / "private.key", fs::perms::owner_read | fs::perms::owner_write);
+  write_bytes(root / "run.sh", "#!/bin/sh\n");
+  fs::permissions(root / "run.sh", fs::perms(0755));
+  fs::permissions(root / "nested", fs::perms(0700));
+  fs::create_symlink("small.txt", root / "link");
+  fs::create_symlink("../nowhere", root / "nested" / "dangling");
+  write_bytes(root / "hard-a", "same inode");
+  fs::create_hard_link(root / "hard-a", root / "nested" / "hard-b");
+  {
+    std::ofstream sparse(root / "sparse", std::ios::binary);
+    sparse.seekp(std::streamoff{5} * 1024 * 1024);
+    sparse << "in the middle";
+  }
+  ::truncate((root / "sparse").c_str(), std::int64_t{20} * 1024 * 1024);
+}
+
+/// Every entry under `root` as "path type mode uid gid [size content-hash | target]",
+/// plus which paths share an inode: equal lists mean equal trees.
+std::vector<std::string> describe_tree(const fs::path& root) {
+  std::vector<std::string> out;
+  std::map<std::pair<dev_t, ino_t>, std::string> first_path;
+  for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator();
+       ++it) {
+    const fs::path p = it->path();
+    const std::string rel = fs::relative(p, root).string();
+    struct stat st {};
+    EXPECT_EQ(::lstat(p.c_str(), &st), 0) << p;
+    std::ostringstream line;
+    line << rel << " mode=" << std::oct << st.st_mode << std::dec << " uid=" << st.st_uid
+         << " gid=" << st.st_gid;
+    if (S_ISREG(st.st_mode)) {
+      const std::string data = read_bytes(p);
+      line << " size=" << data.size()
+           << " sha256=" << detail::hex(detail::sha256(detail::as_bytes(data)))
+           << " mtime=" << st.st_mtim.tv_sec << "." << st.st_mtim.tv_nsec;
+      if (st.st_nlink > 1) {
+        auto [at, fresh] = first_path.try_emplace({st.st_dev, st.st_ino}, rel);
+        line << " same-inode-as=" << at->second;
+      }
+    } else if (S_ISLNK(st.st_mode)) {
+      line << " target=" << fs::read_symlink(p).string();
+    }
+    out.push_back(line.str());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST_F(ResticInterop, ResticChecksAndRestoresWhatLifeboatBackedUp) {
+  const fs::path repo = dir_ / "repo";
+  auto made = repository::init(repo, password, cheap);
+  ASSERT_TRUE(made) << made.error().describe();
+  const fs::path src = dir_ / "vol";
+  make_tree(src);
+
+  backup_options options;
+  options.source = src;
+  options.name = "db-data";
+  options.tags = {"lifeboat", "schedule=nightly"};
+  options.hostname = "node-1";
+  options.pack_size = std::size_t{4} * 1024 * 1024;  // several packs
+  auto done = backup_directory(*made, options);
+  ASSERT_TRUE(done) << done.error().describe();
+  EXPECT_EQ(done->stats.files, 10U);
+  EXPECT_EQ(done->stats.files_read, 10U);
+  EXPECT_GE(done->stats.packs_written, 3U);
+  EXPECT_TRUE(fs::is_empty(repo / "locks"));
+
+  const output check = restic(repo, "check --read-data");
+  ASSERT_EQ(check.status, 0) << check.text;
+  const output snapshots = restic(repo, "snapshots --json");
+  ASSERT_EQ(snapshots.status, 0) << snapshots.text;
+  EXPECT_THAT(snapshots.text, ::testing::HasSubstr("\"paths\":[\"/db-data\"]"));
+  EXPECT_THAT(snapshots.text, ::testing::HasSubstr("\"hostname\":\"node-1\""));
+  EXPECT_THAT(snapshots.text, ::testing::HasSubstr("schedule=nightly"));
+
+  const fs::path out = dir_ / "restored";
+  const output restore = restic(repo, "restore latest --target " + quote(out));
+  ASSERT_EQ(restore.status, 0) << restore.text;
+  EXPECT_EQ(describe_tree(out / "db-data"), describe_tree(src));
+}
+
+TEST_F(ResticInterop, ASecondBackupReadsOnlyTheChangedFile) {
+  const fs::path repo = dir_ / "repo";
+  auto made = repository::init(repo, password, cheap);
+  ASSERT_TRUE(made) << made.error().describe();
+  const fs::path src = dir_ / "vol";
+  make_tree(src);
+  backup_options options;
+  options.source = src;
+  options.name = "vol";
+  auto first = backup_directory(*made, options);
+  ASSERT_TRUE(first) << first.error().describe();
+
+  // Edit big.bin in the middle: one or two of its chunks change, the rest stay.
+  const fs::path big = src / "big.bin";
+  std::string data = read_bytes(big);
+  data.replace(std::size_t{5} * 1024 * 1024, 4, "EDIT");
+  write_bytes(big, data);
+
+  auto latest = latest_snapshot(*made, {"/vol"}, "");
+  ASSERT_TRUE(latest) << latest.error().describe();
+  ASSERT_TRUE(latest->has_value());
+  EXPECT_EQ(**latest, first->snapshot_id);
+  options.parent = **latest;
+  auto second = backup_directory(*made, options);
+  ASSERT_TRUE(second) << second.error().describe();
+  EXPECT_EQ(second->stats.files_read, 1U);
+  EXPECT_EQ(second->stats.files_unchanged, 9U);
+  EXPECT_EQ(second->stats.bytes_read, data.size());
+  EXPECT_GE(second->stats.data_blobs_added, 1U);
+  EXPECT_LE(second->stats.data_blobs_added, 2U);
+  EXPECT_LE(second->stats.data_bytes_added, std::uint64_t{2} * chunker::max_size);
+  // Only the trees on the way to big.bin change: the root tree and the top folder's.
+  EXPECT_EQ(second->stats.tree_blobs_added, 2U);
+
+  const output check = restic(repo, "check --read-data");
+  ASSERT_EQ(check.status, 0) << check.text;
+  const output restore = restic(repo, "restore latest --target " + quote(dir_ / "out"));
+  ASSERT_EQ(restore.status, 0) << restore.text;
+  EXPECT_EQ(describe_tree(dir_ / "out" / "vol"), describe_tree(src));
+  const output snapshots = restic(repo, "snapshots --json");
+  EXPECT_THAT(snapshots.text, ::testing::HasSubstr("\"parent\":\"" + to_hex(first->snapshot_id)));
+}
+
+TEST_F(ResticInterop, LocksAreHonouredBothWays) {
+  const fs::path repo = dir_ / "repo";
+  auto made = repository::init(repo, password, cheap);
+  ASSERT_TRUE(made) << made.error().describe();
+  {
+    auto lock = repository_lock::acquire(*made);
+    ASSERT_TRUE(lock) << lock.error().describe();
+    const output check = restic(repo, "check");
+    EXPECT_NE(check.status, 0);
+    EXPECT_THAT(check.text, ::testing::HasSubstr("locked"));
+    auto again = repository_lock::acquire(*made);
+    ASSERT_FALSE(again);
+    EXPECT_THAT(again.error().describe(), ::testing::HasSubstr("is locked by locks/"));
+  }
+  EXPECT_TRUE(fs::is_empty(repo / "locks"));
+  EXPECT_EQ(restic(repo, "check").status, 0);
+}
+
+TEST_F(ResticInterop, LifeboatDeduplicatesAgainstBlobsResticStored) {
+  const fs::path repo = dir_ / "repo";
+  const output init = restic(repo, "init --repository-version 2");
+  ASSERT_EQ(init.status, 0) << init.text;
+  const fs::path src = dir_ / "vol";
+  make_tree(src);
+  // restic compresses its blobs and index files (version 2, compression auto).
+  const output first = restic(repo, "backup " + quote(src));
+  ASSERT_EQ(first.status, 0) << first.text;
+
+  auto opened = repository::open(repo, password);
+  ASSERT_TRUE(opened) << opened.error().describe();
+  backup_options options;
+  options.source = src;
+  options.name = "vol";
+  auto done = backup_directory(*opened, options);
+  ASSERT_TRUE(done) << done.error().describe();
+  EXPECT_EQ(done->stats.files_read, 10U);
+  EXPECT_EQ(done->stats.data_blobs_added, 0U);  // every chunk is already in restic's packs
+
+  const output check = restic(repo, "check --read-data");
+  ASSERT_EQ(check.status, 0) << check.text;
+  const output restore =
+      restic(repo, "restore " + to_hex(done->snapshot_id) + " --target " + quote(dir_ / "out"));
+  ASSERT_EQ(restore.status, 0) << restore.text;
+  EXPECT_EQ(describe_tree(dir_ / "out" / "vol"), describe_tree(src));
 }
 
 }  // namespace
