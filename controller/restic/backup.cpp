@@ -30,7 +30,7 @@ namespace {
 namespace json = boost::json;
 namespace fs = std::filesystem;
 
-constexpr std::int64_t stale_lock_seconds = 30 * 60;  // restic's staleTimeout
+constexpr std::int64_t stale_lock_seconds = std::int64_t{30} * 60;  // restic's staleTimeout
 
 error io_error(const std::string& what, int err) {
   return make_error(errc::io, what + ": " + std::strerror(err));

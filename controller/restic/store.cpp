@@ -115,7 +115,7 @@ result<std::vector<unsigned char>> zstd_decompress(std::span<const unsigned char
     return make_error(errc::internal, "zstd: cannot create a context");
   }
   std::vector<unsigned char> out;
-  std::array<unsigned char, 64 * 1024> buf{};
+  std::vector<unsigned char> buf(std::size_t{64} * 1024);
   ZSTD_inBuffer input{in.data(), in.size(), 0};
   std::size_t rc = 1;
   while (input.pos < input.size || rc != 0) {

@@ -178,7 +178,7 @@ result<std::vector<node>> parse_tree(std::string_view text, std::string_view whe
       }
       return {};
     };
-    for (auto r :
+    for (const auto& r :
          {str("name", n.name, true), str("type", n.type, true), str("mtime", n.mtime, false),
           str("atime", n.atime, false), str("ctime", n.ctime, false), str("user", n.user, false),
           str("group", n.group, false), str("linktarget", n.linktarget, false), num("mode", n.mode),
