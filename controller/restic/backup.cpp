@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <system_error>
+#include <utility>
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -251,6 +252,18 @@ result<std::string> fresh_lock(const repository& repo, const std::optional<objec
   return std::string();
 }
 
+result<object_id> write_lock(const repository& repo) {
+  json::object o;
+  o["time"] = now_rfc3339();
+  o["exclusive"] = true;
+  o["hostname"] = host_name();
+  o["username"] = user_name(::getuid());
+  o["pid"] = static_cast<std::int64_t>(::getpid());
+  o["uid"] = ::getuid();
+  o["gid"] = ::getgid();
+  return write_unpacked(repo, "locks", json::serialize(o), false);
+}
+
 }  // namespace
 
 result<repository_lock> repository_lock::acquire(const repository& repo) {
@@ -262,19 +275,11 @@ result<repository_lock> repository_lock::acquire(const repository& repo) {
   if (!other->empty()) {
     return make_error(errc::io, where + " is locked by " + *other);
   }
-  json::object o;
-  o["time"] = now_rfc3339();
-  o["exclusive"] = true;
-  o["hostname"] = host_name();
-  o["username"] = user_name(::getuid());
-  o["pid"] = static_cast<std::int64_t>(::getpid());
-  o["uid"] = ::getuid();
-  o["gid"] = ::getgid();
-  auto id = write_unpacked(repo, "locks", json::serialize(o), false);
+  auto id = write_lock(repo);
   if (!id) {
     return id.error();
   }
-  repository_lock lock(repo.path() / "locks" / to_hex(*id));
+  repository_lock lock(repo, repo.path() / "locks" / to_hex(*id));
   // Someone may have locked between our look and our write: look again, as restic does.
   other = fresh_lock(repo, *id);
   if (!other) {
@@ -286,7 +291,23 @@ result<repository_lock> repository_lock::acquire(const repository& repo) {
   return lock;
 }
 
-repository_lock::repository_lock(repository_lock&& other) noexcept : file_(std::move(other.file_)) {
+result<void> repository_lock::refresh() {
+  if (file_.empty()) {
+    return make_error(errc::internal, "refresh of a released lock");
+  }
+  auto id = write_lock(*repo_);
+  if (!id) {
+    return id.error();
+  }
+  const fs::path old = std::exchange(file_, repo_->path() / "locks" / to_hex(*id));
+  if (::unlink(old.c_str()) != 0 && errno != ENOENT) {
+    return io_error("cannot remove the lock " + old.string(), errno);
+  }
+  return {};
+}
+
+repository_lock::repository_lock(repository_lock&& other) noexcept
+    : repo_(other.repo_), file_(std::move(other.file_)) {
   other.file_.clear();
 }
 
@@ -325,8 +346,14 @@ struct dir_closer {
 
 class walker {
  public:
-  walker(const repository& repo, blob_index& index, const backup_options& options)
-      : repo_(repo), index_(index), options_(options), pol_(repo.config().chunker_polynomial) {}
+  walker(const repository& repo, blob_index& index, const backup_options& options,
+         repository_lock& lock)
+      : repo_(repo),
+        index_(index),
+        options_(options),
+        lock_(lock),
+        pol_(repo.config().chunker_polynomial),
+        refreshed_(std::chrono::steady_clock::now()) {}
 
   backup_stats stats;
   std::vector<written_pack> packs;
@@ -349,8 +376,13 @@ class walker {
 
   const repository& repo_;
   blob_index& index_;
+  /// Refreshes the lock when options_.lock_refresh has passed since the last time.
+  result<void> keep_lock();
+
   const backup_options& options_;
+  repository_lock& lock_;
   polynomial pol_;
+  std::chrono::steady_clock::time_point refreshed_;
   std::unique_ptr<pack_writer> data_;
   std::unique_ptr<pack_writer> trees_;
   std::map<uid_t, std::string> users_;
@@ -401,8 +433,21 @@ result<void> walker::flush_all() {
   return flush(trees_);
 }
 
+result<void> walker::keep_lock() {
+  const auto now = std::chrono::steady_clock::now();
+  if (now - refreshed_ < options_.lock_refresh) {
+    return {};
+  }
+  refreshed_ = now;
+  ++stats.lock_refreshes;
+  return lock_.refresh();
+}
+
 result<void> walker::store_blob(blob_type type, const object_id& id,
                                 std::span<const unsigned char> plaintext) {
+  if (auto r = keep_lock(); !r) {
+    return r;
+  }
   std::unique_ptr<pack_writer>& writer = type == blob_type::tree ? trees_ : data_;
   if (index_.find(id) != nullptr || (writer && writer->contains(id))) {
     return {};
@@ -688,7 +733,7 @@ result<backup_result> backup_directory(const repository& repo, const backup_opti
     }
   }
 
-  walker w(repo, *index, options);
+  walker w(repo, *index, options, *lock);
   node previous;  // the parent snapshot's node of the top folder, if any
   previous.type = "dir";
   previous.subtree = parent_tree;

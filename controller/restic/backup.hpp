@@ -4,6 +4,7 @@
 #include "controller/restic/repository.hpp"
 #include "controller/restic/store.hpp"
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -53,9 +54,14 @@ class repository_lock {
   repository_lock& operator=(const repository_lock&) = delete;
   ~repository_lock();
   result<void> release();
+  /// Writes a fresh lock file, then removes the previous one (restic refreshes its
+  /// locks every 5 minutes, and others take a lock older than 30 minutes for stale).
+  result<void> refresh();
 
  private:
-  repository_lock(std::filesystem::path file) : file_(std::move(file)) {}
+  repository_lock(const repository& repo, std::filesystem::path file)
+      : repo_(&repo), file_(std::move(file)) {}
+  const repository* repo_;
   std::filesystem::path file_;
 };
 
@@ -68,6 +74,7 @@ struct backup_options {
   compression mode = compression::automatic;
   std::size_t pack_size = std::size_t{16} * 1024 * 1024;  // a pack is closed past this size
   std::string time;                                       // RFC 3339; empty: now
+  std::chrono::steady_clock::duration lock_refresh = std::chrono::minutes(5);
 };
 
 struct backup_stats {
@@ -81,6 +88,7 @@ struct backup_stats {
   std::uint64_t data_bytes_added = 0;  // plaintext bytes of the new data blobs
   std::uint64_t packs_written = 0;
   std::uint64_t pack_bytes_written = 0;
+  std::uint64_t lock_refreshes = 0;
 };
 
 struct backup_result {

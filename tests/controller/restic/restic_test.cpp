@@ -650,5 +650,28 @@ TEST(Backup, RefusesANameThatIsNotOnePathElement) {
   EXPECT_TRUE(std::filesystem::is_empty(dir.path() / "repo" / "locks"));
 }
 
+TEST(Backup, RefreshesItsLockAndRemovesIt) {
+  const temp_dir dir;
+  const auto repo = repository::init(dir.path() / "repo", "pw", scrypt_params{1024, 8, 1});
+  ASSERT_TRUE(repo);
+  std::filesystem::create_directories(dir.path() / "src" / "sub");
+  std::ofstream(dir.path() / "src" / "a") << "alpha";
+  std::ofstream(dir.path() / "src" / "sub" / "b") << "beta";
+  backup_options options;
+  options.source = dir.path() / "src";
+  options.name = "src";
+  options.lock_refresh = std::chrono::steady_clock::duration::zero();  // at every blob
+  auto done = backup_directory(*repo, options);
+  ASSERT_TRUE(done) << done.error().describe();
+  // Two data blobs and three trees (sub, src, the root): five refreshes.
+  EXPECT_EQ(done->stats.data_blobs_added, 2U);
+  EXPECT_EQ(done->stats.tree_blobs_added, 3U);
+  EXPECT_EQ(done->stats.lock_refreshes, 5U);
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path() / "repo" / "locks"));
+  auto latest = latest_snapshot(*repo, {"/src"}, "");
+  ASSERT_TRUE(latest);
+  EXPECT_EQ(*latest, done->snapshot_id);
+}
+
 }  // namespace
 }  // namespace lifeboat::restic
