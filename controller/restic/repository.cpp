@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iterator>
 #include <sstream>
+#include <stdexcept>
 #include <system_error>
 
 #include <unistd.h>
@@ -172,6 +173,26 @@ result<std::vector<unsigned char>> seal_with_iv(const master_key& key,
   }
   std::copy(tag->begin(), tag->end(), out.end() - mac_size);
   return out;
+}
+
+result<void> seal_in_place(const master_key& key, std::span<unsigned char> buffer) {
+  if (buffer.size() < iv_size + mac_size) {
+    throw std::invalid_argument("restic: seal_in_place needs room for the IV and the MAC");
+  }
+  const std::span<unsigned char> iv = buffer.first(iv_size);
+  if (auto r = detail::random_bytes(iv); !r) {
+    return r.error();
+  }
+  const std::span<unsigned char> text = buffer.subspan(iv_size, buffer.size() - iv_size - mac_size);
+  if (auto r = detail::aes256_ctr(key.encrypt, iv, text, text); !r) {
+    return r.error();
+  }
+  auto tag = detail::poly1305_aes(key.mac_k, key.mac_r, iv, text);
+  if (!tag) {
+    return tag.error();
+  }
+  std::copy(tag->begin(), tag->end(), buffer.last(mac_size).begin());
+  return {};
 }
 
 result<std::vector<unsigned char>> seal(const master_key& key,

@@ -42,6 +42,10 @@ result<std::vector<unsigned char>> seal(const master_key& key,
 result<std::vector<unsigned char>> seal_with_iv(const master_key& key,
                                                 std::span<const unsigned char, 16> iv,
                                                 std::span<const unsigned char> plaintext);
+/// Seals in place: `buffer` is 16 bytes for the IV, the plaintext, then 16 bytes for
+/// the MAC; fills in a fresh random IV, encrypts the plaintext where it lies and
+/// writes the MAC (the same bytes seal() returns, without a second buffer).
+result<void> seal_in_place(const master_key& key, std::span<unsigned char> buffer);
 /// Checks the MAC, then decrypts. corrupt when the blob is shorter than IV and MAC
 /// or the MAC does not verify (nothing is decrypted then). `what` names the data in
 /// the error (a file name).

@@ -498,33 +498,49 @@ result<std::unique_ptr<pack_writer>> pack_writer::create(const repository& repo,
 
 result<void> pack_writer::add(blob_type type, const object_id& id,
                               std::span<const unsigned char> plaintext) {
-  std::span<const unsigned char> stored = plaintext;
-  std::vector<unsigned char> packed;
+  // One buffer, sealed where it lies: memory is one blob's worth, whatever the pack.
+  constexpr std::size_t iv = 16;
+  constexpr std::size_t mac = 16;
+  std::size_t stored = plaintext.size();
   std::uint32_t uncompressed = 0;
+  const std::size_t room =
+      mode_ == compression::off ? stored : std::max(stored, ZSTD_compressBound(stored));
+  buffer_.resize(iv + room + mac);
   if (mode_ != compression::off) {
-    auto c = zstd_compress(plaintext, zstd_level(mode_));
-    if (!c) {
-      return c.error();
+    if (!zstd_) {
+      zstd_ = std::shared_ptr<void>(ZSTD_createCCtx(),
+                                    [](void* c) { ZSTD_freeCCtx(static_cast<ZSTD_CCtx*>(c)); });
+      if (!zstd_) {
+        return make_error(errc::internal, "zstd: cannot create a context");
+      }
+    }
+    const std::size_t n =
+        ZSTD_compressCCtx(static_cast<ZSTD_CCtx*>(zstd_.get()), buffer_.data() + iv, room,
+                          plaintext.data(), plaintext.size(), zstd_level(mode_));
+    if (ZSTD_isError(n) != 0U) {
+      return make_error(errc::internal, std::string("zstd: ") + ZSTD_getErrorName(n));
     }
     // Keep the compressed form only when it saves something (restic does the same).
-    if (c->size() < plaintext.size()) {
-      packed = std::move(*c);
-      stored = packed;
+    if (n < plaintext.size()) {
+      stored = n;
       uncompressed = static_cast<std::uint32_t>(plaintext.size());
     }
   }
-  auto sealed = seal(repo_->key(), stored);
-  if (!sealed) {
-    return sealed.error();
+  if (uncompressed == 0) {
+    std::copy(plaintext.begin(), plaintext.end(), buffer_.begin() + iv);
   }
-  if (auto r = write_all(fd_, *sealed, tmp_.string()); !r) {
+  const std::span<unsigned char> sealed = std::span(buffer_).first(iv + stored + mac);
+  if (auto r = seal_in_place(repo_->key(), sealed); !r) {
     return r.error();
   }
-  hash_.update(*sealed);
+  if (auto r = write_all(fd_, sealed, tmp_.string()); !r) {
+    return r.error();
+  }
+  hash_.update(sealed);
   entries_.push_back({id, type, static_cast<std::uint32_t>(offset_),
-                      static_cast<std::uint32_t>(sealed->size()), uncompressed});
+                      static_cast<std::uint32_t>(sealed.size()), uncompressed});
   ids_.insert(id);
-  offset_ += sealed->size();
+  offset_ += sealed.size();
   return {};
 }
 

@@ -114,6 +114,8 @@ class pack_writer {
   std::vector<pack_entry> entries_;
   std::unordered_set<object_id, object_id_hash> ids_;
   detail::sha256_stream hash_;
+  std::vector<unsigned char> buffer_;  // IV, the (compressed) blob, MAC: reused
+  std::shared_ptr<void> zstd_;         // ZSTD_CCtx, reused, created on first use
 };
 
 /// Serialises an index file's JSON for `packs`.

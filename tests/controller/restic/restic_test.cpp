@@ -112,6 +112,19 @@ TEST(Seal, RoundTripsAndUsesAFreshIvEachTime) {
   EXPECT_EQ(std::string(plain->begin(), plain->end()), message);
 }
 
+TEST(Seal, InPlaceOpensLikeSeal) {
+  auto key = master_key::random();
+  ASSERT_TRUE(key);
+  const std::string text = "sealed where it lies";
+  std::vector<unsigned char> buffer(16 + text.size() + 16);
+  std::copy(text.begin(), text.end(), buffer.begin() + 16);
+  ASSERT_TRUE(seal_in_place(*key, buffer));
+  EXPECT_NE(std::string(buffer.begin() + 16, buffer.end() - 16), text);
+  auto plain = open(*key, buffer, "in place");
+  ASSERT_TRUE(plain) << plain.error().describe();
+  EXPECT_EQ(std::string(plain->begin(), plain->end()), text);
+}
+
 TEST(Open, RefusesATamperedMacCiphertextOrIv) {
   const auto key = fixed_key();
   const std::string message = "do not decrypt me when tampered";
