@@ -142,8 +142,8 @@ restore_placement place_restore(const std::vector<std::string>& targets,
         nodes.push_back(name_of(id));
       }
       out.node_id.clear();
-      out.error = "volume " + target + " is kept on " + std::to_string(nodes.size()) +
-                  " nodes (" + join(nodes) + "; services " + join(e.service_names) +
+      out.error = "volume " + target + " is kept on " + std::to_string(nodes.size()) + " nodes (" +
+                  join(nodes) + "; services " + join(e.service_names) +
                   "): each has its own volume of that name, and a restore writes one; run the "
                   "services mounting it on one node, then restore";
       return out;
@@ -151,8 +151,9 @@ restore_placement place_restore(const std::vector<std::string>& targets,
     const auto& node = e.node_ids.front();
     if (!out.node_id.empty() && out.node_id != node) {
       out.node_id.clear();
-      out.error = "volume " + chosen_volume + " is on node " + name_of(by_volume[chosen_volume]->node_ids.front()) +
-                  " and volume " + target + " on node " + name_of(node) +
+      out.error = "volume " + chosen_volume + " is on node " +
+                  name_of(by_volume[chosen_volume]->node_ids.front()) + " and volume " + target +
+                  " on node " + name_of(node) +
                   ": a restore writes on one node; restore them in separate Restores";
       return out;
     }

@@ -134,9 +134,8 @@ TEST(place_restore, a_target_kept_on_one_worker_is_restored_there) {
 }
 
 TEST(place_restore, two_targets_kept_on_the_same_worker_are_restored_there_together) {
-  const auto out =
-      place_restore({"a", "b"},
-                    {elsewhere("a", {"id-3"}, {"db"}), elsewhere("b", {"id-3"}, {"web"})}, names);
+  const auto out = place_restore(
+      {"a", "b"}, {elsewhere("a", {"id-3"}, {"db"}), elsewhere("b", {"id-3"}, {"web"})}, names);
   EXPECT_EQ(out.node_id, "id-3");
   EXPECT_TRUE(out.error.empty()) << out.error;
 }
@@ -161,9 +160,8 @@ TEST(place_restore, a_target_kept_here_and_on_a_worker_is_refused) {
 }
 
 TEST(place_restore, targets_on_different_workers_are_refused_asking_for_separate_restores) {
-  const auto out =
-      place_restore({"a", "b"},
-                    {elsewhere("a", {"id-2"}, {"x"}), elsewhere("b", {"id-3"}, {"y"})}, names);
+  const auto out = place_restore(
+      {"a", "b"}, {elsewhere("a", {"id-2"}, {"x"}), elsewhere("b", {"id-3"}, {"y"})}, names);
   EXPECT_TRUE(out.node_id.empty());
   EXPECT_EQ(out.error,
             "volume a is on node n2 and volume b on node n3: a restore writes on one node; "
@@ -179,9 +177,8 @@ TEST(place_restore, a_target_here_beside_one_on_a_worker_is_refused) {
 }
 
 TEST(place_restore, a_node_without_a_name_is_shown_by_its_id) {
-  const auto out =
-      place_restore({"a", "b"},
-                    {elsewhere("a", {"id-9"}, {"x"}), elsewhere("b", {"id-3"}, {"y"})}, names);
+  const auto out = place_restore(
+      {"a", "b"}, {elsewhere("a", {"id-9"}, {"x"}), elsewhere("b", {"id-3"}, {"y"})}, names);
   EXPECT_NE(out.error.find("volume a is on node id-9"), std::string::npos) << out.error;
 }
 
