@@ -193,6 +193,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"exact", "one-of"}));
   restore->add_option("--helper-image", restore_options.helper_image,
                       "image for the restore and wipe containers (default: lifeboat's own)");
+  restore->add_option("--agent-image", restore_options.agent_image,
+                      "image of the agent jobs restoring into volumes on other nodes, present "
+                      "on every node (default: lifeboat's own)");
   restore->add_option("--state-file", restore_options.state_file,
                       "journal file, used when the engine is not a swarm manager");
   restore->add_option("--into-directory", restore_options.into_directory,
@@ -206,9 +209,25 @@ int main(int argc, char** argv) {
   agent->add_option("--volume", agent_options.volumes, "a volume mounted at /lifeboat/VOLUME")
       ->required();
 
+  lifeboat::cli::restore_agent_options restore_agent_options;
+  auto* restore_agent = app.add_subcommand(
+      "restore-agent",
+      "the part of a restore on the node of its target volumes (the controller starts it)");
+  restore_agent->add_option("--run", restore_agent_options.run_name, "the run's name")->required();
+  restore_agent->add_flag("--write", restore_agent_options.write,
+                          "wipe (when asked) and unpack once verified; without: verify only");
+  restore_agent->add_flag("--allow-devices", restore_agent_options.allow_devices,
+                          "restore device and fifo entries");
+  restore_agent->add_flag("--allow-absolute-symlinks",
+                          restore_agent_options.allow_absolute_symlinks,
+                          "restore symlinks to absolute paths");
+
   CLI11_PARSE(app, argc, argv);
   if (agent->parsed()) {
     return lifeboat::cli::agent(agent_options);
+  }
+  if (restore_agent->parsed()) {
+    return lifeboat::cli::restore_agent(restore_agent_options);
   }
   if (restore->parsed()) {
     return lifeboat::cli::restore(options, restore_options);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <string>
 #include <string_view>
 
 namespace lifeboat::reconcilers {
@@ -96,6 +97,77 @@ std::vector<volume_elsewhere> volumes_elsewhere(const std::vector<std::string>& 
                    {where.first.begin(), where.first.end()},
                    {where.second.begin(), where.second.end()},
                    here.contains(volume)});
+  }
+  return out;
+}
+
+restore_placement place_restore(const std::vector<std::string>& targets,
+                                const std::vector<volume_elsewhere>& elsewhere,
+                                const std::map<std::string, std::string>& names) {
+  const auto name_of = [&](const std::string& id) {
+    const auto it = names.find(id);
+    return it == names.end() ? id : it->second;
+  };
+  const auto join = [](const std::vector<std::string>& parts) {
+    std::string out;
+    for (const auto& p : parts) {
+      out += (out.empty() ? "" : ", ") + p;
+    }
+    return out;
+  };
+  std::map<std::string, const volume_elsewhere*> by_volume;
+  for (const auto& e : elsewhere) {
+    by_volume[e.volume] = &e;
+  }
+  restore_placement out;
+  std::string chosen_volume;
+  std::vector<std::string> here;  // targets kept by no service elsewhere
+  for (const auto& target : targets) {
+    const auto it = by_volume.find(target);
+    if (it == by_volume.end()) {
+      here.push_back(target);
+      continue;
+    }
+    const auto& e = *it->second;
+    if (e.node_ids.empty()) {
+      here.push_back(target);
+      continue;
+    }
+    if (e.also_here || e.node_ids.size() > 1) {
+      std::vector<std::string> nodes;
+      if (e.also_here) {
+        nodes.emplace_back("the controller's node");
+      }
+      for (const auto& id : e.node_ids) {
+        nodes.push_back(name_of(id));
+      }
+      out.node_id.clear();
+      out.error = "volume " + target + " is kept on " + std::to_string(nodes.size()) + " nodes (" +
+                  join(nodes) + "; services " + join(e.service_names) +
+                  "): each has its own volume of that name, and a restore writes one; run the "
+                  "services mounting it on one node, then restore";
+      return out;
+    }
+    const auto& node = e.node_ids.front();
+    if (!out.node_id.empty() && out.node_id != node) {
+      out.node_id.clear();
+      out.error = "volume " + chosen_volume + " is on node " +
+                  name_of(by_volume[chosen_volume]->node_ids.front()) + " and volume " + target +
+                  " on node " + name_of(node) +
+                  ": a restore writes on one node; restore them in separate Restores";
+      return out;
+    }
+    if (out.node_id.empty()) {
+      out.node_id = node;
+      chosen_volume = target;
+    }
+  }
+  if (!out.node_id.empty() && !here.empty()) {
+    out.error = "volume " + chosen_volume + " is on node " + name_of(out.node_id) +
+                ", and no service keeps " + join(here) +
+                " there (it is on the controller's node, or unused): a restore writes on one "
+                "node; restore them in separate Restores";
+    out.node_id.clear();
   }
   return out;
 }

@@ -42,6 +42,30 @@ std::vector<volume_elsewhere> volumes_elsewhere(const std::vector<std::string>& 
                                                 const std::vector<task_placement>& tasks,
                                                 const std::string& self_node);
 
+/// Where a restore must write its target volumes: on one node, since it
+/// reads one archive and holds once.
+struct restore_placement {
+  /// The node, among those of `elsewhere`; empty: the controller's own node
+  /// (no service keeps any target elsewhere; a target that no service mounts
+  /// is looked for there, and created there with createVolume).
+  std::string node_id;
+  /// Set when no single node fits: a target kept on several nodes (two
+  /// unrelated volumes of one name), or targets kept on different nodes.
+  /// Names each volume, node (by `names`, else its ID) and service.
+  std::string error;
+};
+
+/// The node of a restore of `targets`, from volumes_elsewhere() of them and
+/// the node names of node_names() (an ID missing there is shown as itself).
+/// A target kept on the controller's node and on another one, or on two
+/// other nodes, is refused rather than guessed; so are targets kept on
+/// different nodes (restore them in separate Restores), and a target no
+/// service mounts beside targets kept on another node (where it lives cannot
+/// be told from the services).
+restore_placement place_restore(const std::vector<std::string>& targets,
+                                const std::vector<volume_elsewhere>& elsewhere,
+                                const std::map<std::string, std::string>& names);
+
 /// The name by which each node is known in archive names and messages, from
 /// node ID -> host name: the host name, or the node's ID when it has none or
 /// another node has the same one (Swarm allows that: cloned machines), so

@@ -177,4 +177,23 @@ std::string node_file_name(std::string_view stem, std::string_view node,
   return name;
 }
 
+std::string node_archive_of(std::string_view file_name, std::string_view node,
+                            const std::vector<std::string>& nodes) {
+  const auto tar = file_name.rfind(".tar");
+  if (tar == std::string_view::npos) {
+    return std::string(file_name);
+  }
+  auto stem = file_name.substr(0, tar);
+  const auto extension = file_name.substr(tar);
+  for (const auto& other : nodes) {
+    // node_file_name() of an empty stem: ".<node>", made file-name safe.
+    const auto suffix = node_file_name("", other, "");
+    if (stem.size() > suffix.size() && stem.ends_with(suffix)) {
+      stem.remove_suffix(suffix.size());
+      break;
+    }
+  }
+  return node_file_name(stem, node, extension);
+}
+
 }  // namespace lifeboat::archive

@@ -60,4 +60,12 @@ class archive_name_pattern {
 std::string node_file_name(std::string_view stem, std::string_view node,
                            std::string_view extension);
 
+/// The archive that node `node` wrote in the same run as `file_name` (an
+/// archive of a run, as a Backup records it: the controller's node's, or one
+/// of `nodes`' when it read nothing itself): the stem, without the suffix of
+/// any of `nodes`, then `node`'s (node_file_name), then the extension, which
+/// starts at the last ".tar". `file_name` itself when it has no ".tar".
+std::string node_archive_of(std::string_view file_name, std::string_view node,
+                            const std::vector<std::string>& nodes);
+
 }  // namespace lifeboat::archive

@@ -33,12 +33,13 @@ std::string encode_agent_event(const agent_event& e) {
   if (e.what == agent_event::kind::volumes_read) {
     return json::serialize(json::object{{event_key, "volumes-read"}});
   }
-  return json::serialize(json::object{{event_key, "finished"},
-                                      {"ok", e.ok},
-                                      {"archive", e.archive},
-                                      {"bytes", e.bytes},
-                                      {"peak_rss", e.peak_rss},
-                                      {"message", e.message}});
+  json::object o{{event_key, "finished"},  {"ok", e.ok},
+                 {"archive", e.archive},   {"bytes", e.bytes},
+                 {"peak_rss", e.peak_rss}, {"message", e.message}};
+  if (!e.outcome.empty()) {
+    o["outcome"] = e.outcome;
+  }
+  return json::serialize(o);
 }
 
 std::optional<agent_event> decode_agent_event(std::string_view line) {
@@ -74,6 +75,9 @@ std::optional<agent_event> decode_agent_event(std::string_view line) {
   }
   if (const auto* m = o.if_contains("message"); m != nullptr && m->is_string()) {
     e.message = m->get_string();
+  }
+  if (const auto* c = o.if_contains("outcome"); c != nullptr && c->is_string()) {
+    e.outcome = c->get_string();
   }
   return e;
 }

@@ -44,6 +44,8 @@ struct agent_event {
   /// what an agent costs a node shows in the run's message.
   std::uint64_t peak_rss = 0;
   std::string message;
+  /// A restore agent's outcome (restore::outcome); empty for a backup's.
+  std::string outcome;
 };
 
 std::string encode_agent_event(const agent_event& e);

@@ -17,40 +17,43 @@ namespace {
 // workloads resume within this of the agent having read the volumes.
 constexpr std::chrono::milliseconds poll_interval{250};
 
-json::object job_spec(const agent_job_spec& spec) {
-  json::array args{"agent", "--run", spec.run_name, "--file-name", spec.file_name};
+json::object job_spec(const job_definition& job) {
+  json::array args;
+  for (const auto& a : job.args) {
+    args.emplace_back(a);
+  }
+  json::array env;
+  for (const auto& e : job.env) {
+    env.emplace_back(e);
+  }
   json::array mounts;
-  for (const auto& v : spec.volumes) {
-    args.emplace_back("--volume");
-    args.emplace_back(v);
-    mounts.emplace_back(json::object{
-        {"Type", "volume"}, {"Source", v}, {"Target", mount_path(v)}, {"ReadOnly", true}});
+  for (const auto& m : job.mounts) {
+    json::object mount{{"Type", m.type}, {"Source", m.source}, {"Target", m.target}};
+    if (m.read_only) {
+      mount["ReadOnly"] = true;
+    }
+    mounts.emplace_back(std::move(mount));
   }
-  for (const auto& folder : spec.bind_folders) {
-    mounts.emplace_back(json::object{{"Type", "bind"}, {"Source", folder}, {"Target", folder}});
+  json::object labels{{agent_of_label, job.run_name}};
+  for (const auto& [key, value] : job.labels) {
+    labels[key] = value;
   }
-  // The schedule travels in the environment: it holds no secrets (those are
-  // files), and a config would be one more object to clean up after a crash.
-  const std::string schedule = "LIFEBOAT_AGENT_SCHEDULE=" + api::encode_yaml(spec.schedule);
   return json::object{
       // No name: Swarm makes one, so no run name can exceed its length limit.
-      {"Labels", json::object{{agent_of_label, spec.run_name},
-                              {api::label::schedule, spec.schedule.metadata.name}}},
+      {"Labels", labels},
       {"TaskTemplate",
        json::object{
-           // The task's container carries the label too: Swarm leaves the
+           // The task's container carries the labels too: Swarm leaves the
            // exited container of a finished job on its node for a long time
            // after the service is gone (over 3 minutes on 20.10), still
-           // holding the volumes, and the node's side can find it by this.
-           {"ContainerSpec", json::object{{"Image", spec.image},
-                                          {"Labels", json::object{{agent_of_label, spec.run_name},
-                                                                  {api::label::schedule,
-                                                                   spec.schedule.metadata.name}}},
+           // holding the volumes, and the node's side can find it by them.
+           {"ContainerSpec", json::object{{"Image", job.image},
+                                          {"Labels", labels},
                                           {"Args", std::move(args)},
-                                          {"Env", json::array{schedule}},
+                                          {"Env", std::move(env)},
                                           {"Mounts", std::move(mounts)},
                                           {"StopGracePeriod", 10'000'000'000}}},
-           {"Placement", json::object{{"Constraints", json::array{"node.id==" + spec.node_id}}}},
+           {"Placement", json::object{{"Constraints", json::array{"node.id==" + job.node_id}}}},
            {"RestartPolicy", json::object{{"Condition", "none"}}}}},
       {"Mode", json::object{{"ReplicatedJob",
                              json::object{{"MaxConcurrent", 1}, {"TotalCompletions", 1}}}}}};
@@ -63,9 +66,35 @@ bool task_ended(const std::string& state) {
 
 }  // namespace
 
+job_definition backup_job(const agent_job_spec& spec) {
+  job_definition job;
+  job.run_name = spec.run_name;
+  job.labels[std::string(api::label::schedule)] = spec.schedule.metadata.name;
+  job.node_id = spec.node_id;
+  job.image = spec.image;
+  job.args = {"agent", "--run", spec.run_name, "--file-name", spec.file_name};
+  for (const auto& v : spec.volumes) {
+    job.args.emplace_back("--volume");
+    job.args.push_back(v);
+    job.mounts.push_back({"volume", v, mount_path(v), true});
+  }
+  for (const auto& folder : spec.bind_folders) {
+    job.mounts.push_back({"bind", folder, folder, false});
+  }
+  // The schedule travels in the environment: it holds no secrets (those are
+  // files), and a config would be one more object to clean up after a crash.
+  job.env.push_back("LIFEBOAT_AGENT_SCHEDULE=" + api::encode_yaml(spec.schedule));
+  return job;
+}
+
 engine::result<agent_job> agent_job::start(const engine::client& client,
                                            const agent_job_spec& spec) {
-  auto id = client.create_service(job_spec(spec));
+  return start(client, backup_job(spec));
+}
+
+engine::result<agent_job> agent_job::start(const engine::client& client,
+                                           const job_definition& job) {
+  auto id = client.create_service(job_spec(job));
   if (!id) {
     return id.error();
   }

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -34,10 +35,39 @@ struct agent_job_spec {
   std::vector<std::string> bind_folders;
 };
 
+/// A mount of an agent job's container.
+struct job_mount {
+  std::string type;  ///< "volume" or "bind"
+  std::string source;
+  std::string target;
+  bool read_only = false;
+
+  bool operator==(const job_mount&) const = default;
+};
+
+/// Any agent job (a backup's reading agent, a restore's): what the service
+/// runs, where, and the labels by which recovery finds it.
+struct job_definition {
+  std::string run_name;  ///< the agent_of label of the service and of its container
+  /// More labels of both (the schedule's or the restore's name).
+  std::map<std::string, std::string> labels;
+  std::string node_id;
+  std::string image;
+  std::vector<std::string> args;
+  std::vector<std::string> env;
+  std::vector<job_mount> mounts;
+};
+
+/// The job of a backup agent: `lifeboat agent` with the volumes read-only
+/// at mount_path(), the folders bound at their own path, the schedule in
+/// LIFEBOAT_AGENT_SCHEDULE.
+job_definition backup_job(const agent_job_spec& spec);
+
 class agent_job {
  public:
   /// Creates the job service; the task starts as soon as Swarm places it.
   static engine::result<agent_job> start(const engine::client& client, const agent_job_spec& spec);
+  static engine::result<agent_job> start(const engine::client& client, const job_definition& job);
 
   agent_job(agent_job&& other) noexcept;
   agent_job& operator=(agent_job&&) = delete;

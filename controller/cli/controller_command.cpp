@@ -99,6 +99,7 @@ int controller(const engine::client_options& engine_options, const controller_op
                                std::move(runner_options));
   restore::runner_options restore_options;
   restore_options.helper_image = options.helper_image;
+  restore_options.agent_image = options.agent_image;
   restore::engine_runner restorer(*client, **journals, std::move(restore_options));
   return controller::run(*client, options.loop, runner, restorer, **journals, registry,
                          stop_requested, ready);

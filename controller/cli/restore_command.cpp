@@ -7,6 +7,7 @@
 #include "controller/cli/output.hpp"
 #include "controller/crypto/spec_keys.hpp"
 #include "controller/destinations/destination.hpp"
+#include "controller/restore/agent.hpp"
 #include "controller/restore/engine_runner.hpp"
 #include "controller/restore/fetch.hpp"
 #include "controller/restore/unpack.hpp"
@@ -17,9 +18,11 @@
 
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <variant>
 
 namespace lifeboat::cli {
 
@@ -226,6 +229,7 @@ int restore(const engine::client_options& engine_options, const restore_options&
   }
   restore::runner_options runner_options;
   runner_options.helper_image = options.helper_image;
+  runner_options.agent_image = options.agent_image;
   runner_options.path = options.path == "engine"   ? restore::data_path::engine
                         : options.path == "direct" ? restore::data_path::direct
                                                    : restore::data_path::automatic;
@@ -261,6 +265,35 @@ int restore(const engine::client_options& engine_options, const restore_options&
     return 128 + signal;
   }
   return result.ok ? 0 : 1;
+}
+
+int restore_agent(const restore_agent_options& options) {
+  const char* text = std::getenv("LIFEBOAT_RESTORE");
+  if (text == nullptr || *text == '\0') {
+    say(stderr,
+        "error: restore-agent needs the Restore in LIFEBOAT_RESTORE (the controller starts "
+        "restore agents; see lifeboat restore for a restore by hand)\n");
+    return 2;
+  }
+  const auto decoded = api::decode(text);
+  if (!decoded.ok()) {
+    for (const auto& e : decoded.errors()) {
+      say(stderr, "LIFEBOAT_RESTORE:{}\n", api::format_error(e));
+    }
+    return 1;
+  }
+  if (decoded.objects().size() != 1 ||
+      !std::holds_alternative<api::restore>(decoded.objects().front())) {
+    say(stderr, "LIFEBOAT_RESTORE: holds no single Restore\n");
+    return 1;
+  }
+  restore::restore_agent_request request;
+  request.restore = std::get<api::restore>(decoded.objects().front());
+  request.write = options.write;
+  request.allow_devices = options.allow_devices;
+  request.allow_absolute_symlinks = options.allow_absolute_symlinks;
+  (void)options.run_name;  // shown in the job's arguments, for whoever lists them
+  return restore::run_restore_agent(request, stdout, stop_on_signals());
 }
 
 }  // namespace lifeboat::cli

@@ -26,6 +26,7 @@ struct restore_options {
   std::string stop_group;             ///< empty: only the workloads that mount a target volume
   std::string label_match = "exact";  ///< exact | one-of, as a Restore's spec.labelMatch
   std::string helper_image;           ///< image of the restore and wipe containers
+  std::string agent_image;            ///< image of the agent jobs on other nodes
   std::string state_file = "/var/lib/lifeboat/state.json";
   /// Extract into <dir>/<TO> instead of volumes, without an engine (for
   /// benchmarks and for looking into an archive).
@@ -38,5 +39,17 @@ struct restore_options {
 /// failure (the message names the refused entry or what failed), 2 for bad
 /// arguments. SIGTERM and SIGINT cancel the run, which still resumes.
 int restore(const engine::client_options& engine, const restore_options& options);
+
+struct restore_agent_options {
+  std::string run_name;
+  bool write = false;
+  bool allow_devices = false;
+  bool allow_absolute_symlinks = false;
+};
+
+/// `lifeboat restore-agent`: a restore's part on the node of its target
+/// volumes (restore/agent.hpp), started by the controller as a Swarm job; the
+/// Restore comes in LIFEBOAT_RESTORE.
+int restore_agent(const restore_agent_options& options);
 
 }  // namespace lifeboat::cli

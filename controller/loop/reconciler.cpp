@@ -542,7 +542,9 @@ bool reconciler::reconcile_restore(const std::string& name) {
       restore.spec.source = api::restore_source{backup_schedule->spec.destinations.front(),
                                                 archive_name_of_location(archive)};
     }
-    restore.spec.backup_ref.reset();
+    // backupRef stays beside the archive it resolved to: a restore into a
+    // volume on another node reads that node's archive of the same run,
+    // named for the node (restore::engine_runner).
   }
   if (!write_phase(entry.source.id, restore::phase::pending, "",
                    {{std::string(api::label::started), objects::format_utc(now())}})) {

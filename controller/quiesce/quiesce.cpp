@@ -1139,4 +1139,20 @@ engine::result<volume_locations> locate_volumes(const engine::client& client,
   return where;
 }
 
+engine::result<restore_node> place_restore(const engine::client& client,
+                                           const std::vector<std::string>& targets) {
+  auto found = find_placement(client, targets);
+  if (!found) {
+    return found.error();
+  }
+  auto placed = reconcilers::place_restore(targets, found->elsewhere, found->names);
+  restore_node node;
+  node.error = std::move(placed.error);
+  if (!placed.node_id.empty()) {
+    node.node_name = found->name_of(placed.node_id);
+    node.node_id = std::move(placed.node_id);
+  }
+  return node;
+}
+
 }  // namespace lifeboat::quiesce

@@ -241,4 +241,15 @@ struct volume_locations {
 engine::result<volume_locations> locate_volumes(const engine::client& client,
                                                 const std::vector<std::string>& volumes);
 
+/// Where a restore writes `targets` (reconcilers::place_restore): an empty
+/// node_id for this node (also outside a swarm), else another node, by ID
+/// and name; error set when no single node fits.
+struct restore_node {
+  std::string node_id;
+  std::string node_name;
+  std::string error;
+};
+engine::result<restore_node> place_restore(const engine::client& client,
+                                           const std::vector<std::string>& targets);
+
 }  // namespace lifeboat::quiesce

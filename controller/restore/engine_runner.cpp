@@ -1,17 +1,22 @@
 #include "controller/restore/engine_runner.hpp"
 
 #include "api/labels.hpp"
+#include "controller/archive/name_pattern.hpp"
+#include "controller/backup/agent_job.hpp"
 #include "controller/crypto/spec_keys.hpp"
 #include "controller/destinations/destination.hpp"
 #include "controller/quiesce/quiesce.hpp"
+#include "controller/restore/agent.hpp"
 #include "controller/restore/fetch.hpp"
 #include "controller/restore/space.hpp"
+#include "reconcilers/placement.hpp"
 
 #include <fmt/format.h>
 #include <unistd.h>
 
 #include <array>
 #include <filesystem>
+#include <map>
 #include <optional>
 
 namespace lifeboat::restore {
@@ -24,29 +29,6 @@ using clock = std::chrono::steady_clock;
 
 // Mounted here, so that one PUT at the parent writes every target volume.
 constexpr std::string_view mount_root = "/lifeboat";
-
-std::string_view outcome_of(const error& e) {
-  switch (e.code) {
-    case errc::refused:
-      return outcome::refused;
-    case errc::checksum_mismatch:
-      return outcome::checksum_mismatch;
-    case errc::corrupt:
-      return outcome::corrupt;
-    case errc::cancelled:
-      return outcome::cancelled;
-    case errc::io_error:
-    case errc::engine:
-    case errc::internal:
-      return outcome::write_failed;
-    case errc::invalid_argument:
-    case errc::missing_volume:
-      return outcome::invalid;
-    case errc::no_space:
-      return outcome::no_space;
-  }
-  return outcome::invalid;
-}
 
 error engine_failure(const std::string& what, const engine::error& e) {
   return make_error(errc::engine, what + ": " + e.describe());
@@ -291,7 +273,8 @@ class restore_run {
         run_name_(run_name),
         report_(report),
         holding_(holding),
-        cancel_(cancel) {}
+        cancel_(cancel),
+        restore_metadata_(restore.metadata) {}
 
   run_result run() {
     if (auto ended = locate_archive()) {
@@ -299,6 +282,9 @@ class restore_run {
     }
     if (auto ended = find_targets()) {
       return *ended;
+    }
+    if (node_) {
+      return on_node();
     }
     if (auto ended = verify_archive()) {
       return *ended;
@@ -383,15 +369,20 @@ class restore_run {
     for (const auto& m : mappings_) {
       target_names.push_back(m.to);
     }
-    // A target whose data is on another node is refused before anything is
-    // held: writing into a namesake here would restore nothing where it counts.
-    auto elsewhere = quiesce::volumes_on_other_nodes(client_, target_names);
-    if (!elsewhere) {
+    // A target whose data is on another node is restored there, by that
+    // node's agent: writing into a namesake here would restore nothing where
+    // it counts.
+    auto placed = quiesce::place_restore(client_, target_names);
+    if (!placed) {
       return fail(outcome::write_failed,
-                  "finding the nodes of the target volumes: " + elsewhere.error().describe());
+                  "finding the nodes of the target volumes: " + placed.error().describe());
     }
-    if (!elsewhere->empty()) {
-      return fail(outcome::invalid, *elsewhere);
+    if (!placed->error.empty()) {
+      return fail(outcome::invalid, placed->error);
+    }
+    if (!placed->node_id.empty()) {
+      node_ = std::move(*placed);
+      return std::nullopt;
     }
     for (const auto& m : mappings_) {
       auto existing = client_.inspect_volume(m.to);
@@ -410,6 +401,160 @@ class restore_run {
       return fail(outcome::invalid, missing_volumes_message(client_, missing_));
     }
     return std::nullopt;
+  }
+
+  // What an agent job ended with.
+  struct job_outcome {
+    bool ok = false;
+    std::string_view outcome = outcome::write_failed;
+    std::string message;
+    std::uint64_t bytes = 0;
+  };
+
+  static std::string_view known_outcome(std::string_view reported) {
+    for (const auto o :
+         {outcome::succeeded, outcome::verified, outcome::refused, outcome::checksum_mismatch,
+          outcome::corrupt, outcome::invalid, outcome::no_space, outcome::quiesce_failed,
+          outcome::write_failed, outcome::cancelled}) {
+      if (o == reported) {
+        return o;
+      }
+    }
+    return outcome::write_failed;
+  }
+
+  // One agent job on the target's node, to its end; the job is removed
+  // before this returns, whatever happened.
+  job_outcome run_job(bool write) {
+    const restore_job_spec job{run_name_,
+                               node_->node_id,
+                               image_,
+                               job_restore_,
+                               write,
+                               options_.allow_devices,
+                               options_.allow_absolute_symlinks};
+    auto started = backup::agent_job::start(client_, restore_job(job));
+    if (!started) {
+      return {false, outcome::write_failed,
+              "starting the agent on node " + node_->node_name + ": " + started.error().describe()};
+    }
+    auto ended = started->wait([] {}, cancel_, options_.agent_timeout);
+    if (!ended) {
+      return {
+          false,
+          ended.error().is(engine::errc::cancelled) ? outcome::cancelled : outcome::write_failed,
+          "the agent on node " + node_->node_name + ": " + ended.error().describe()};
+    }
+    return {ended->ok, known_outcome(ended->outcome), ended->message, ended->bytes};
+  }
+
+  // The targets are kept on another node: verified there, then, held from
+  // here (services are cluster-wide), written there.
+  run_result on_node() {
+    const std::string& node = node_->node_name;
+    result_.path = "agent on node " + node;
+    if (spec_.decryption) {
+      // Its keys would travel in the job's spec, readable by anyone who can
+      // inspect services: refused before anything is held.
+      return fail(outcome::invalid,
+                  "the target volumes are on node " + node +
+                      ", where a restore runs as an agent job, and an encrypted archive cannot "
+                      "be restored there: the decryption keys would have to be written into "
+                      "the job's spec. Restore a decrypted copy of the archive, or restore into "
+                      "a volume on the controller's node");
+    }
+    image_ = options_.agent_image.empty() ? engine::own_image(client_).value_or("")
+                                          : options_.agent_image;
+    if (image_.empty()) {
+      return fail(outcome::invalid, "no image for the agent on node " + node +
+                                        ": run lifeboat in a container, or pass --agent-image");
+    }
+    job_restore_.metadata = restore_metadata_;
+    job_restore_.spec = spec_;
+    job_restore_.spec.backup_ref.reset();
+    if (spec_.backup_ref) {
+      // A Backup's archive is the controller's node's (or another node's):
+      // the node's own is beside it, named for the node.
+      std::vector<std::string> nodes;
+      if (auto listed = client_.list_nodes()) {
+        std::map<std::string, std::string> hostnames;
+        for (const auto& n : *listed) {
+          hostnames[n.id] = n.hostname;
+        }
+        for (const auto& [id, name] : reconcilers::node_names(hostnames)) {
+          nodes.push_back(name);
+        }
+      }
+      if (auto& archive = job_restore_.spec.archive) {
+        const std::filesystem::path path(*archive);
+        *archive =
+            (path.parent_path() / archive::node_archive_of(path.filename().string(), node, nodes))
+                .string();
+        result_.archive = *archive;
+      } else if (auto& source = job_restore_.spec.source) {
+        source->name = archive::node_archive_of(source->name, node, nodes);
+        result_.archive =
+            destinations::make_destination(source->destination)->describe() + " " + source->name;
+      }
+    }
+    report_(phase::verifying, result_.archive + ", on node " + node);
+    const auto verified = run_job(/*write=*/false);
+    if (!verified.ok) {
+      return fail(verified.outcome, "verifying on node " + node + ": " + verified.message);
+    }
+    checked_ = verified.message;
+    if (options_.verify_only) {
+      return verified_only(", on node " + node);
+    }
+    std::optional<job_outcome> written;
+    report_(phase::quiescing, "verified on node " + node + ": " + checked_);
+    const auto held = quiesce::with_quiesced(
+        client_, journals_, quiesce_run_, spec_.timeouts.scale_down, spec_.timeouts.scale_up,
+        [&](const quiesce::holding& hold) {
+          holding_(hold.workloads);
+          report_(phase::restoring, fmt::format("{} volume(s) through the agent on node {}, {} "
+                                                "workload(s) held",
+                                                targets_.size(), node, hold.workloads));
+          written = run_job(/*write=*/true);
+          if (written->ok) {
+            if (auto still =
+                    quiesce::holds_still_hold(client_, journals_, quiesce_run_, hold.baseline);
+                !still) {
+              disturbed_ = still.error().describe();
+            }
+          }
+          report_(phase::resuming, "");
+        });
+    holding_(0);
+    result_.downtime = held.held;
+    std::string resume_note = held.resume.ok ? "" : "; resuming failed: " + held.resume.message;
+    for (std::size_t i = 0; i < held.resume.left_stopped.size(); ++i) {
+      resume_note += (i == 0 ? "; left stopped (stop-during-backup-no-restart): " : ", ") +
+                     held.resume.left_stopped[i];
+    }
+    if (!held.quiesce.ok) {
+      return fail(outcome::quiesce_failed,
+                  "quiescing failed: " + held.quiesce.message + resume_note);
+    }
+    if (!written || !written->ok) {
+      return fail(written ? written->outcome : outcome::write_failed,
+                  "restoring failed (" + result_.path + "): " +
+                      (written ? written->message : std::string("nothing written")) + resume_note);
+    }
+    if (disturbed_) {
+      return fail(outcome::quiesce_failed,
+                  "the volumes were written, but a workload ran meanwhile, so they may be "
+                  "inconsistent; restore again: " +
+                      *disturbed_ + resume_note);
+    }
+    result_.ok = held.resume.ok;
+    result_.outcome = held.resume.ok ? outcome::succeeded : outcome::quiesce_failed;
+    result_.bytes = static_cast<double>(written->bytes);
+    result_.duration = clock::now() - start_;
+    result_.message =
+        fmt::format("{} volume(s), {}, {}, held {:.1f}s{}", targets_.size(), written->message,
+                    result_.path, result_.downtime.count(), resume_note);
+    return result_;
   }
 
   // Verifying: before anything is held or written.
@@ -671,6 +816,11 @@ class restore_run {
   std::optional<restore::result<unpack_report>> written_;
   /// Set when a held workload came back while the volumes were written.
   std::optional<std::string> disturbed_;
+  /// Set when the targets are kept on another node.
+  std::optional<quiesce::restore_node> node_;
+  api::object_meta restore_metadata_;
+  /// The Restore the agent jobs are given.
+  api::restore job_restore_;
 };
 
 }  // namespace

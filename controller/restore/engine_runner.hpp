@@ -7,6 +7,7 @@
 #include "controller/restore/unpack.hpp"
 #include "reconcilers/quiesce.hpp"
 
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -34,6 +35,11 @@ struct runner_options {
   /// Progress of verifying and unpacking (phase::verifying or phase::restoring),
   /// called on the running thread every few MiB.
   std::function<void(std::string_view phase, const progress&)> on_progress;
+  /// Image of the agent jobs that restore into volumes on other nodes
+  /// (restore/agent.hpp); default: the image of this process's container.
+  std::string agent_image;
+  /// How long each agent job (verifying, then writing) may take.
+  std::chrono::milliseconds agent_timeout = std::chrono::hours{2};
 };
 
 /// The volume names a restore of `spec` writes.
@@ -45,8 +51,11 @@ std::vector<std::string> target_volumes(const api::restore_spec& spec);
 reconcilers::quiesce_run quiesce_run_for(const std::string& run_name,
                                          const api::restore_spec& spec);
 
-/// The real run: a missing target volume fails it at once, naming this
-/// engine's node, unless spec.createVolume; Verifying (the archive read in
+/// The real run. Where: quiesce::place_restore; targets kept on another node
+/// are restored there by two agent jobs (verifying, then writing while the
+/// workloads are held from here), an encrypted archive refused for them
+/// before anything is held. Here: a missing target volume fails the run at
+/// once, naming this engine's node, unless spec.createVolume; Verifying (the archive read in
 /// full; missing volumes created, with the source volume's driver and labels
 /// when it exists here under another name, and removed again if the run fails
 /// before writing; the files' size checked against the targets' free space as

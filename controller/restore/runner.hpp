@@ -1,6 +1,7 @@
 #pragma once
 
 #include "api/objects.hpp"
+#include "controller/restore/error.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -45,6 +46,9 @@ inline constexpr std::string_view quiesce_failed = "quiesce_failed";
 inline constexpr std::string_view write_failed = "write_failed";  ///< wipe or unpack
 inline constexpr std::string_view cancelled = "cancelled";
 }  // namespace outcome
+
+/// The outcome a failure with `e` has.
+std::string_view outcome_of(const error& e);
 
 struct run_result {
   bool ok = false;

@@ -1,8 +1,8 @@
 // Runs on a three-node swarm (hack/cluster-up.sh, started by CTest as the
 // `cluster` fixture): the controller's engine is the manager n1, and a
 // database's volume lives on the worker n3. A backup reads it there through
-// an agent job, never the empty namesake on n1; a restore into it is still
-// refused before anything is held (restores through agents are not built).
+// an agent job, never the empty namesake on n1; a restore into it runs there
+// through agent jobs too, verifying before anything is held.
 
 #include "controller/backup/agent_job.hpp"
 #include "controller/backup/exec_hooks.hpp"
@@ -126,10 +126,12 @@ class multinode_e2e : public backup_runner_test {
 
   /// lifeboat's image (hack/image.sh), which cluster-up copies to every node.
   std::string lifeboat_image() {
+    const char* named = std::getenv("LIFEBOAT_IMAGE");
+    const std::string image = named != nullptr && *named != '\0' ? named : "lifeboat:dev";
     const auto id = run_command("DOCKER_HOST=" + env_["DOCKER_HOST"] +
-                                " docker image inspect -f '{{.Id}}' lifeboat:dev");
-    EXPECT_EQ(id.status, 0) << "no lifeboat:dev in the cluster: run hack/image.sh, then "
-                               "LIFEBOAT_CLUSTER_IMAGES=lifeboat:dev hack/cluster-up.sh";
+                                " docker image inspect -f '{{.Id}}' " + image);
+    EXPECT_EQ(id.status, 0) << "no " << image << " in the cluster: run hack/image.sh, then "
+                            << "LIFEBOAT_CLUSTER_IMAGES=" << image << " hack/cluster-up.sh";
     return id.out.substr(0, id.out.find('\n'));
   }
 
@@ -439,44 +441,151 @@ TEST_F(multinode_e2e, a_worker_lost_mid_run_fails_the_run_and_releases_everythin
   EXPECT_TRUE(back_as_before(web));
 }
 
-TEST_F(multinode_e2e, a_restore_into_a_volume_on_a_worker_is_refused_before_holding) {
-  // An archive of a volume on the manager, restored into the worker's volume.
-  const auto source = create_volume(unique("src"));
-  const auto made = backup(schedule(unique("sched"), source, unique("none")), [] {});
-  ASSERT_TRUE(made.ok) << made.message;
-
-  const auto target = volume_on_node3(unique("db-data"), "keep-me");
+TEST_F(multinode_e2e, a_restore_into_a_volume_on_a_worker_goes_through_its_agent) {
+  // One run backs up a volume on the manager and the database's on n3: the
+  // Backup records the manager's archive; n3's is beside it, named for n3.
   const auto group = unique("g");
+  const auto target = volume_on_node3(unique("db-data"), "from-backup");
+  ASSERT_EQ(run_command("DOCKER_HOST=" + env_["LIFEBOAT_NODE3_HOST"] +
+                        " docker run --rm --network none -v " + target + ":/data " + test_image() +
+                        " sh -c 'mkdir -p /data/sub && echo rows > /data/sub/table' >&2")
+                .status,
+            0);
   const auto name = unique("db");
   const auto id = writer_on_node3(name, target, group);
+  const auto here = create_volume(unique("uploads"));
+  backup::runner_options backup_options;
+  backup_options.agent_image = lifeboat_image();
+  const auto made = backup(
+      schedule(unique("sched"), target + ", " + here, group), [] {}, backup_options);
+  ASSERT_TRUE(made.ok) << made.message;
+  ASSERT_FALSE(made.archive.ends_with(".n3.tar.gz")) << made.archive;
+
+  // The database moves on: changed, and a file the backup never had.
+  ASSERT_EQ(run_command("DOCKER_HOST=" + env_["LIFEBOAT_NODE3_HOST"] +
+                        " docker run --rm --network none -v " + target + ":/data " + test_image() +
+                        " sh -c 'echo changed > /data/marker && echo x > /data/stray' >&2")
+                .status,
+            0);
+  const auto version_before = engine().inspect_service(id)->version;
+
+  // As the controller runs a Restore with backupRef: the Backup's archive,
+  // its reference kept beside it.
+  const std::string yaml =
+      "apiVersion: lifeboat/v1\nkind: Restore\nmetadata:\n  name: " + unique("restore") +
+      "\nspec:\n  archive: " + made.archive + "\n  wipe: true\n  volumes:\n    - from: " + target +
+      "\n";
+  const auto decoded = api::decode(yaml);
+  ASSERT_TRUE(decoded.ok());
+  auto restore = std::get<api::restore>(decoded.objects().at(0));
+  restore.spec.backup_ref = "db-backup";
+  restore::runner_options options;
+  options.helper_image = test_image();
+  options.agent_image = lifeboat_image();
+  restore::engine_runner runner(engine(), *journals_, options);
+  const std::atomic<bool> cancel{false};
+  const auto run = unique("restore-run");
+  std::vector<std::string> phases;
+  std::optional<std::uint64_t> replicas_while_written;
+  std::size_t jobs_while_written = 0;
+  const auto result = runner.run(
+      restore, run,
+      [&](std::string_view phase, const std::string&) {
+        phases.emplace_back(phase);
+        if (phase == restore::phase::restoring) {
+          replicas_while_written = engine().inspect_service(id)->replicas;
+        } else if (phase == restore::phase::resuming) {
+          jobs_while_written = agent_jobs_of(run);
+        }
+      },
+      [](int) {}, cancel);
+
+  ASSERT_TRUE(result.ok) << result.message;
+  EXPECT_EQ(result.outcome, restore::outcome::succeeded);
+  EXPECT_NE(result.archive.find(".n3.tar.gz"), std::string::npos) << result.archive;
+  EXPECT_EQ(result.path, "agent on node n3");
+  EXPECT_EQ(phases, (std::vector<std::string>{"Verifying", "Quiescing", "Restoring", "Resuming"}));
+  EXPECT_EQ(replicas_while_written, 0U) << "the database ran while its volume was written";
+  EXPECT_EQ(jobs_while_written, 0U) << "the write job outlived its wait";
+  EXPECT_TRUE(back_as_before(id)) << describe_service(id);
+  EXPECT_NE(engine().inspect_service(id)->version, version_before);
+  EXPECT_EQ(agent_jobs_of(run), 0U) << "an agent job outlived the run";
+  // The backup's exact tree, on n3; nothing created on the manager.
+  const auto tree =
+      run_command("DOCKER_HOST=" + env_["LIFEBOAT_NODE3_HOST"] +
+                  " docker run --rm --network none -v " + target + ":/data " + test_image() +
+                  " sh -c 'cd /data && find . | sort && cat marker sub/table'");
+  EXPECT_EQ(tree.out, ".\n./marker\n./sub\n./sub/table\nfrom-backup\nrows\n");
+  EXPECT_TRUE(engine().inspect_volume(target).error().is(engine::errc::not_found));
+}
+
+TEST_F(multinode_e2e, a_corrupt_archive_for_a_worker_fails_verifying_with_nothing_held) {
+  const auto group = unique("g");
+  const auto target = volume_on_node3(unique("db-data"), "keep-me");
+  const auto name = unique("db");
+  const auto id = writer_on_node3(name, target, group);
+  backup::runner_options backup_options;
+  backup_options.agent_image = lifeboat_image();
+  const auto made = backup(
+      schedule(unique("sched"), target, group), [] {}, backup_options);
+  ASSERT_TRUE(made.ok) << made.message;
+  ASSERT_TRUE(made.archive.ends_with(".n3.tar.gz")) << made.archive;
+  // Damaged after its checksum was written. (The nodes share this machine's
+  // file system: n3's folder is the test's.)
+  std::filesystem::resize_file(made.archive, std::filesystem::file_size(made.archive) / 2);
   const auto version_before = engine().inspect_service(id)->version;
 
   const std::string yaml =
       "apiVersion: lifeboat/v1\nkind: Restore\nmetadata:\n  name: " + unique("restore") +
-      "\nspec:\n  archive: " + made.archive +
-      "\n  createVolume: true\n  volumes:\n    - from: " + source + "\n      to: " + target + "\n";
+      "\nspec:\n  archive: " + made.archive + "\n  wipe: true\n  volumes:\n    - from: " + target +
+      "\n";
   const auto decoded = api::decode(yaml);
   ASSERT_TRUE(decoded.ok());
   restore::runner_options options;
-  options.helper_image = test_image();
+  options.agent_image = lifeboat_image();
   restore::engine_runner runner(engine(), *journals_, options);
   const std::atomic<bool> cancel{false};
+  const auto run = unique("restore-run");
+  std::vector<std::string> phases;
   const auto result = runner.run(
-      std::get<api::restore>(decoded.objects().at(0)), unique("restore-run"),
-      [](std::string_view, const std::string&) {}, [](int) {}, cancel);
+      std::get<api::restore>(decoded.objects().at(0)), run,
+      [&](std::string_view phase, const std::string&) { phases.emplace_back(phase); }, [](int) {},
+      cancel);
 
-  EXPECT_FALSE(result.ok) << "restored into a namesake on the manager: " << result.message;
-  EXPECT_EQ(result.outcome, restore::outcome::invalid);
-  EXPECT_NE(result.message.find("volume " + target + " is on node n3 (service " + name),
-            std::string::npos)
-      << result.message;
-  EXPECT_EQ(engine().inspect_service(id)->version, version_before);
-  // Not created on the manager either, although createVolume allowed it.
-  EXPECT_TRUE(engine().inspect_volume(target).error().is(engine::errc::not_found));
+  EXPECT_FALSE(result.ok);
+  EXPECT_TRUE(result.outcome == restore::outcome::corrupt ||
+              result.outcome == restore::outcome::checksum_mismatch)
+      << result.outcome << ": " << result.message;
+  EXPECT_TRUE(result.message.starts_with("verifying on node n3: ")) << result.message;
+  EXPECT_EQ(phases, std::vector<std::string>{"Verifying"});
+  EXPECT_EQ(engine().inspect_service(id)->version, version_before) << "held although unverified";
+  EXPECT_EQ(agent_jobs_of(run), 0U);
   const auto kept = run_command("DOCKER_HOST=" + env_["LIFEBOAT_NODE3_HOST"] +
                                 " docker run --rm --network none -v " + target + ":/data " +
                                 test_image() + " cat /data/marker");
   EXPECT_EQ(kept.out, "keep-me\n");
+}
+
+TEST_F(multinode_e2e, an_encrypted_archive_for_a_worker_is_refused_before_holding) {
+  const auto target = volume_on_node3(unique("db-data"), "keep-me");
+  const auto id = writer_on_node3(unique("db"), target, unique("g"));
+  const auto version_before = engine().inspect_service(id)->version;
+  const std::string yaml =
+      "apiVersion: lifeboat/v1\nkind: Restore\nmetadata:\n  name: " + unique("restore") +
+      "\nspec:\n  archive: /nowhere/a.tar.gz.age" +
+      "\n  decryption: {age: {identityFile: /nowhere/key}}" +
+      "\n  volumes:\n    - from: " + target + "\n";
+  const auto decoded = api::decode(yaml);
+  ASSERT_TRUE(decoded.ok());
+  restore::engine_runner runner(engine(), *journals_, {});
+  const std::atomic<bool> cancel{false};
+  const auto result = runner.run(
+      std::get<api::restore>(decoded.objects().at(0)), unique("restore-run"),
+      [](std::string_view, const std::string&) {}, [](int) {}, cancel);
+  EXPECT_FALSE(result.ok);
+  EXPECT_EQ(result.outcome, restore::outcome::invalid);
+  EXPECT_NE(result.message.find("on node n3"), std::string::npos) << result.message;
+  EXPECT_EQ(engine().inspect_service(id)->version, version_before);
 }
 
 TEST_F(multinode_e2e, a_volume_whose_service_runs_on_the_manager_is_backed_up_in_a_cluster) {

@@ -114,5 +114,73 @@ TEST(node_names, are_host_names_unless_two_nodes_share_one) {
                        {"id1", "db-host"}, {"id2", "id2"}, {"id3", "id3"}, {"id4", "id4"}}));
 }
 
+volume_elsewhere elsewhere(std::string volume, std::vector<std::string> nodes,
+                           std::vector<std::string> services, bool also_here = false) {
+  return {std::move(volume), std::move(nodes), std::move(services), also_here};
+}
+
+const std::map<std::string, std::string> names{{"id-2", "n2"}, {"id-3", "n3"}};
+
+TEST(place_restore, targets_no_service_keeps_elsewhere_are_restored_on_the_controllers_node) {
+  const auto out = place_restore({"db-data", "unused"}, {}, names);
+  EXPECT_TRUE(out.node_id.empty());
+  EXPECT_TRUE(out.error.empty()) << out.error;
+}
+
+TEST(place_restore, a_target_kept_on_one_worker_is_restored_there) {
+  const auto out = place_restore({"db-data"}, {elsewhere("db-data", {"id-3"}, {"db"})}, names);
+  EXPECT_EQ(out.node_id, "id-3");
+  EXPECT_TRUE(out.error.empty()) << out.error;
+}
+
+TEST(place_restore, two_targets_kept_on_the_same_worker_are_restored_there_together) {
+  const auto out = place_restore(
+      {"a", "b"}, {elsewhere("a", {"id-3"}, {"db"}), elsewhere("b", {"id-3"}, {"web"})}, names);
+  EXPECT_EQ(out.node_id, "id-3");
+  EXPECT_TRUE(out.error.empty()) << out.error;
+}
+
+TEST(place_restore, a_target_kept_on_two_nodes_is_refused_naming_them_and_the_services) {
+  const auto out =
+      place_restore({"shared"}, {elsewhere("shared", {"id-2", "id-3"}, {"a", "b"})}, names);
+  EXPECT_TRUE(out.node_id.empty());
+  EXPECT_EQ(out.error,
+            "volume shared is kept on 2 nodes (n2, n3; services a, b): each has its own volume "
+            "of that name, and a restore writes one; run the services mounting it on one node, "
+            "then restore");
+}
+
+TEST(place_restore, a_target_kept_here_and_on_a_worker_is_refused) {
+  const auto out =
+      place_restore({"shared"}, {elsewhere("shared", {"id-3"}, {"db"}, /*also_here=*/true)}, names);
+  EXPECT_TRUE(out.node_id.empty());
+  EXPECT_NE(out.error.find("kept on 2 nodes (the controller's node, n3; services db)"),
+            std::string::npos)
+      << out.error;
+}
+
+TEST(place_restore, targets_on_different_workers_are_refused_asking_for_separate_restores) {
+  const auto out = place_restore(
+      {"a", "b"}, {elsewhere("a", {"id-2"}, {"x"}), elsewhere("b", {"id-3"}, {"y"})}, names);
+  EXPECT_TRUE(out.node_id.empty());
+  EXPECT_EQ(out.error,
+            "volume a is on node n2 and volume b on node n3: a restore writes on one node; "
+            "restore them in separate Restores");
+}
+
+TEST(place_restore, a_target_here_beside_one_on_a_worker_is_refused) {
+  const auto out = place_restore({"a", "here"}, {elsewhere("a", {"id-3"}, {"x"})}, names);
+  EXPECT_TRUE(out.node_id.empty());
+  EXPECT_NE(out.error.find("volume a is on node n3, and no service keeps here there"),
+            std::string::npos)
+      << out.error;
+}
+
+TEST(place_restore, a_node_without_a_name_is_shown_by_its_id) {
+  const auto out = place_restore(
+      {"a", "b"}, {elsewhere("a", {"id-9"}, {"x"}), elsewhere("b", {"id-3"}, {"y"})}, names);
+  EXPECT_NE(out.error.find("volume a is on node id-9"), std::string::npos) << out.error;
+}
+
 }  // namespace
 }  // namespace lifeboat::reconcilers

@@ -111,5 +111,19 @@ TEST(archive_name_pattern, matches_every_expansion) {
   }
 }
 
+TEST(node_archive_of, names_a_nodes_archive_of_the_run_of_the_controllers_or_another_nodes) {
+  const std::vector<std::string> nodes{"n1", "n2", "worker 3"};
+  EXPECT_EQ(node_archive_of("db-2026-12-05T03-00-00.tar.gz", "n2", nodes),
+            "db-2026-12-05T03-00-00.n2.tar.gz");
+  EXPECT_EQ(node_archive_of("db-2026-12-05T03-00-00.n1.tar.gz", "n2", nodes),
+            "db-2026-12-05T03-00-00.n2.tar.gz");
+  EXPECT_EQ(node_archive_of("db.n2.tar.zst.age", "n2", nodes), "db.n2.tar.zst.age");
+  EXPECT_EQ(node_archive_of("db.worker_3.tar", "worker 3", nodes), "db.worker_3.tar");
+  EXPECT_EQ(node_archive_of("db.worker_3.tar", "n1", nodes), "db.n1.tar");
+  // A stem that is only a node's suffix keeps it; a name without ".tar" is kept.
+  EXPECT_EQ(node_archive_of(".n1.tar", "n2", nodes), ".n1.n2.tar");
+  EXPECT_EQ(node_archive_of("dump.sql", "n2", nodes), "dump.sql");
+}
+
 }  // namespace
 }  // namespace lifeboat::archive

@@ -538,7 +538,7 @@ TEST_F(reconciler_test, restore_by_backup_ref_runs_from_that_backups_archive) {
   ASSERT_EQ(runs_.restores.size(), 1U);
   EXPECT_EQ(runs_.restores[0].run_name, "restore-r1");
   EXPECT_EQ(runs_.restores[0].restore.spec.archive, "/archive/db-1.tar.gz");
-  EXPECT_FALSE(runs_.restores[0].restore.spec.backup_ref);
+  EXPECT_EQ(runs_.restores[0].restore.spec.backup_ref, "db-1");
 }
 
 TEST_F(reconciler_test, restore_by_backup_ref_is_reported_where_its_schedule_reports) {
@@ -615,7 +615,7 @@ TEST_F(reconciler_test, restore_by_backup_ref_reads_a_remote_archive_through_its
   ASSERT_EQ(runs_.restores.size(), 1U);
   const auto& spec = runs_.restores[0].restore.spec;
   EXPECT_FALSE(spec.archive);
-  EXPECT_FALSE(spec.backup_ref);
+  EXPECT_TRUE(spec.backup_ref);
   ASSERT_TRUE(spec.source);
   EXPECT_EQ(spec.source->name, "db 1%.tar.gz");
   api::webdav_destination dav;
