@@ -180,7 +180,8 @@ result<session> open_session(std::string passphrase) {
   if (auto err = gpgme_new(&raw); err != 0) {
     return make_error(errc::internal, "gpgme_new: " + gpg_message(err));
   }
-  session s{std::move(*home), context_ptr(raw), std::make_unique<std::string>(std::move(passphrase))};
+  session s{std::move(*home), context_ptr(raw),
+            std::make_unique<std::string>(std::move(passphrase))};
   const std::string dir = s.home->path().string();
   if (auto err =
           gpgme_ctx_set_engine_info(s.ctx.get(), GPGME_PROTOCOL_OpenPGP, nullptr, dir.c_str());
