@@ -38,6 +38,9 @@ namespace fs = std::filesystem;
 /// Bytes each queue holds at most before its writer waits (plus one gpgme buffer).
 constexpr std::size_t queue_limit = std::size_t{256} * 1024;
 
+/// The caller wakes for output once this much waits (or the worker ended).
+constexpr std::size_t wake_batch = std::size_t{64} * 1024;
+
 std::string gpg_message(gpgme_error_t err) { return gpgme_strerror(err); }
 
 /// gpgme must be initialised once per process before any context is made. gpgme writes
@@ -255,16 +258,18 @@ class channel {
       if (done_) {
         return {};  // the worker's status tells what happened; excess input is ignored
       }
-      if (input_.size() - input_pos_ < queue_limit) {
+      if (pending_input() < queue_limit) {
         compact_input();
-        const std::size_t take = std::min(bytes.size(), queue_limit);
+        const std::size_t take = std::min(bytes.size(), queue_limit - pending_input());
         input_.append(bytes.data(), take);
         bytes = bytes.subspan(take);
         changed_.notify_all();
         continue;
       }
+      // Woken for a batch, not for every 4 KiB gpgme moves: a thread switch per gpgme
+      // buffer costs more than the encryption.
       changed_.wait(lock, [&] {
-        return done_ || !output_.empty() || input_.size() - input_pos_ < queue_limit;
+        return done_ || output_.size() >= wake_batch || pending_input() <= queue_limit / 2;
       });
     }
     return drain(lock, sink);
@@ -282,7 +287,7 @@ class channel {
       if (done_ && output_.empty()) {
         return status_;
       }
-      changed_.wait(lock, [&] { return done_ || !output_.empty(); });
+      changed_.wait(lock, [&] { return done_ || output_.size() >= wake_batch; });
     }
   }
 
@@ -306,7 +311,7 @@ class channel {
  private:
   ssize_t take_input(char* buffer, std::size_t size) {
     std::unique_lock lock(mutex_);
-    changed_.wait(lock, [&] { return cancelled_ || input_ended_ || input_pos_ < input_.size(); });
+    changed_.wait(lock, [&] { return cancelled_ || input_ended_ || pending_input() > 0; });
     if (cancelled_) {
       errno = ECANCELED;
       return -1;
@@ -314,7 +319,9 @@ class channel {
     const std::size_t n = std::min(size, input_.size() - input_pos_);
     std::copy_n(input_.data() + input_pos_, n, buffer);
     input_pos_ += n;
-    changed_.notify_all();
+    if (pending_input() <= queue_limit / 2) {
+      changed_.notify_all();
+    }
     return static_cast<ssize_t>(n);
   }
 
@@ -326,9 +333,13 @@ class channel {
       return -1;
     }
     output_.append(buffer, size);
-    changed_.notify_all();
+    if (output_.size() >= wake_batch) {
+      changed_.notify_all();
+    }
     return static_cast<ssize_t>(size);
   }
+
+  std::size_t pending_input() const { return input_.size() - input_pos_; }
 
   /// Drops consumed input so the queue never holds more than queue_limit.
   void compact_input() {
