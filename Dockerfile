@@ -13,7 +13,7 @@ RUN apt-get update \
       libarchive-dev libyaml-cpp-dev prometheus-cpp-dev libspdlog-dev libfmt-dev \
       libcli11-dev libhowardhinnant-date-dev \
       libdeflate-dev libisal-dev libzstd-dev nettle-dev libcurl4-openssl-dev libxml2-dev \
-      libssl-dev \
+      libssl-dev libgpgme-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -28,14 +28,16 @@ RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DLIFEBOAT_TEST=OFF
 # NEEDED entries of `readelf -d`; their own dependencies come with them), the
 # time zone database for schedules' `timezone`, and busybox: the volume
 # helper runs /bin/busybox (wiping volumes before a restore) and the stack's
-# health check runs `wget`.
+# health check runs `wget`. gpg, gpg-agent and gpgconf: the OpenPGP streams
+# (controller/crypto/openpgp) run them through gpgme.
 FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libstdc++6 libgcc-s1 \
       libboost-json1.81.0 libyaml-cpp0.7 libprometheus-cpp-core1.0 libspdlog1.10 libfmt9 \
       libarchive13 libnettle8 libdeflate0 libisal2 libzstd1 libdate-tz3 libcurl4 libxml2 \
-      libssl3 \
+      libssl3 libgpgme11 \
+      gpg gpg-agent gpgconf \
       ca-certificates \
       tzdata busybox-static \
  && rm -rf /var/lib/apt/lists/* \

@@ -21,6 +21,7 @@ packages=(
   openssh-server openssh-client  # sshd, ssh-keygen for tests/e2e/sftp_destination_e2e_test.cpp
   restic  # Debian's restic 0.14: interop of controller/restic (tests/controller/restic)
   age  # Debian's age 1.1 and age-keygen: interop of controller/crypto (tests/controller/crypto)
+  libgpgme-dev gnupg gpg-agent  # OpenPGP through gpgme (controller/crypto/openpgp), gpg for its interop
   prometheus  # the server and promtool, for tests/e2e/prometheus_e2e_test.cpp
   python3-aiosmtpd  # a real SMTP server for tests/controller/notify (python3 -m aiosmtpd)
 )
