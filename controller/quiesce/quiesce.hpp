@@ -81,7 +81,11 @@ struct pacing {
     return std::chrono::steady_clock::now();
   };
   std::function<void(std::chrono::milliseconds)> sleep;  ///< default: this_thread::sleep_for
-  std::chrono::milliseconds poll{250};
+  /// Between observations while converging. Every poll interval is time a
+  /// workload may stay down after its tasks have already stopped or started
+  /// (hack/bench-downtime.sh: 250 ms left lifeboat's own share of the
+  /// no-task window at 90-270 ms, 50 ms at 46-180 ms).
+  std::chrono::milliseconds poll{50};
   run_ownership ownership;
   /// When set and returning a time, waits end by then whatever their timeout:
   /// a controller told to stop must exit inside its stop grace period (what a
