@@ -12,4 +12,7 @@ if [[ ! -f "$LIFEBOAT_BUILD_DIR/build.ninja" ]]; then
 fi
 # Paths relative to the checkout, so a second checkout hits the same cache entries.
 export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$LIFEBOAT_ROOT}
+# With -g the compiling directory is hashed too unless told not to; without
+# this, worktrees never share an object (7 hits in 393 seen).
+export CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-1}
 cmake --build "$LIFEBOAT_BUILD_DIR" -j "$(nproc)"
