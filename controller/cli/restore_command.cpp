@@ -21,6 +21,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <variant>
 
@@ -241,8 +242,13 @@ int restore(const engine::client_options& engine_options, const restore_options&
     line.show(phase, p);
   };
   restore::engine_runner runner(*client, **journals, runner_options);
-  const auto name = reconcilers::backup_name(
-      "restore", std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()));
+  // The run's name owns what it holds: two restores started by hand in the
+  // same second (two volumes restored from two shells, or scripts) must not
+  // share one, or the second is refused as another process's run.
+  const auto name =
+      reconcilers::backup_name(
+          "restore", std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now())) +
+      fmt::format("-{:04x}", std::random_device{}() & 0xffffU);
   object.metadata.name = name;
   const auto started = clock::now();
   const auto result = runner.run(
