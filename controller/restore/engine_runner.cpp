@@ -16,8 +16,10 @@
 
 #include <array>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
+#include <utility>
 
 namespace lifeboat::restore {
 
@@ -508,52 +510,28 @@ class restore_run {
     }
     std::optional<job_outcome> written;
     report_(phase::quiescing, "verified on node " + node + ": " + checked_);
-    const auto held = quiesce::with_quiesced(
-        client_, journals_, quiesce_run_, spec_.timeouts.scale_down, spec_.timeouts.scale_up,
-        [&](const quiesce::holding& hold) {
-          holding_(hold.workloads);
-          report_(phase::restoring, fmt::format("{} volume(s) through the agent on node {}, {} "
-                                                "workload(s) held",
-                                                targets_.size(), node, hold.workloads));
+    const auto held = hold_while_writing(
+        fmt::format("{} volume(s) through the agent on node {}", targets_.size(), node), [&] {
           written = run_job(/*write=*/true);
-          if (written->ok) {
-            if (auto still =
-                    quiesce::holds_still_hold(client_, journals_, quiesce_run_, hold.baseline);
-                !still) {
-              disturbed_ = still.error().describe();
-            }
-          }
-          report_(phase::resuming, "");
+          return written->ok;
         });
-    holding_(0);
-    result_.downtime = held.held;
-    std::string resume_note = held.resume.ok ? "" : "; resuming failed: " + held.resume.message;
-    for (std::size_t i = 0; i < held.resume.left_stopped.size(); ++i) {
-      resume_note += (i == 0 ? "; left stopped (stop-during-backup-no-restart): " : ", ") +
-                     held.resume.left_stopped[i];
-    }
-    if (!held.quiesce.ok) {
-      return fail(outcome::quiesce_failed,
-                  "quiescing failed: " + held.quiesce.message + resume_note);
-    }
-    if (!written || !written->ok) {
-      return fail(written ? written->outcome : outcome::write_failed,
-                  "restoring failed (" + result_.path + "): " +
-                      (written ? written->message : std::string("nothing written")) + resume_note);
-    }
-    if (disturbed_) {
-      return fail(outcome::quiesce_failed,
-                  "the volumes were written, but a workload ran meanwhile, so they may be "
-                  "inconsistent; restore again: " +
-                      *disturbed_ + resume_note);
+    const auto note = resume_note(held);
+    if (auto failed =
+            hold_failed(held,
+                        !written || !written->ok
+                            ? std::optional<std::pair<std::string_view, std::string>>(
+                                  {written ? written->outcome : outcome::write_failed,
+                                   written ? written->message : std::string("nothing written")})
+                            : std::nullopt,
+                        note)) {
+      return *failed;
     }
     result_.ok = held.resume.ok;
     result_.outcome = held.resume.ok ? outcome::succeeded : outcome::quiesce_failed;
     result_.bytes = static_cast<double>(written->bytes);
     result_.duration = clock::now() - start_;
-    result_.message =
-        fmt::format("{} volume(s), {}, {}, held {:.1f}s{}", targets_.size(), written->message,
-                    result_.path, result_.downtime.count(), resume_note);
+    result_.message = fmt::format("{} volume(s), {}, {}, held {:.1f}s{}", targets_.size(),
+                                  written->message, result_.path, result_.downtime.count(), note);
     return result_;
   }
 
@@ -708,14 +686,23 @@ class restore_run {
       read_.on_progress = [this](const progress& p) { options_.on_progress(phase::restoring, p); };
     }
     report_(phase::quiescing, "verified: " + checked_);
+    return hold_while_writing(fmt::format("{} volume(s) {}", targets_.size(), result_.path), [&] {
+      write();
+      return written_ && *written_;
+    });
+  }
+
+  // Holds the workloads while `write` runs (here or through an agent), checks
+  // that they stayed held when it succeeded, and resumes them. `what` begins
+  // the Restoring phase's message.
+  quiesce::held_outcome hold_while_writing(const std::string& what,
+                                           const std::function<bool()>& write) {
     auto held = quiesce::with_quiesced(
         client_, journals_, quiesce_run_, spec_.timeouts.scale_down, spec_.timeouts.scale_up,
         [&](const quiesce::holding& hold) {
           holding_(hold.workloads);
-          report_(phase::restoring, fmt::format("{} volume(s) {}, {} workload(s) held",
-                                                targets_.size(), result_.path, hold.workloads));
-          write();
-          if (written_ && *written_) {
+          report_(phase::restoring, fmt::format("{}, {} workload(s) held", what, hold.workloads));
+          if (write()) {
             if (auto still =
                     quiesce::holds_still_hold(client_, journals_, quiesce_run_, hold.baseline);
                 !still) {
@@ -725,7 +712,41 @@ class restore_run {
           report_(phase::resuming, "");
         });
     holding_(0);
+    result_.downtime = held.held;
     return held;
+  }
+
+  // What a failed or partial resume adds to the run's message.
+  static std::string resume_note(const quiesce::held_outcome& held) {
+    std::string note = held.resume.ok ? "" : "; resuming failed: " + held.resume.message;
+    for (std::size_t i = 0; i < held.resume.left_stopped.size(); ++i) {
+      note += (i == 0 ? "; left stopped (stop-during-backup-no-restart): " : ", ") +
+              held.resume.left_stopped[i];
+    }
+    return note;
+  }
+
+  // The run's failure after a hold, if it failed: quiescing, then the write
+  // (`write_failure`: its outcome and why), then a workload that ran while
+  // the volumes were written.
+  std::optional<run_result> hold_failed(
+      const quiesce::held_outcome& held,
+      const std::optional<std::pair<std::string_view, std::string>>& write_failure,
+      const std::string& note) {
+    if (!held.quiesce.ok) {
+      return fail(outcome::quiesce_failed, "quiescing failed: " + held.quiesce.message + note);
+    }
+    if (write_failure) {
+      return fail(write_failure->first,
+                  "restoring failed (" + result_.path + "): " + write_failure->second + note);
+    }
+    if (disturbed_) {
+      return fail(outcome::quiesce_failed,
+                  "the volumes were written, but a workload ran meanwhile, so they may be "
+                  "inconsistent; restore again: " +
+                      *disturbed_ + note);
+    }
+    return std::nullopt;
   }
 
   // While held. The archive was verified: only now may the volumes be
@@ -756,27 +777,15 @@ class restore_run {
   }
 
   run_result finish(const quiesce::held_outcome& held) {
-    result_.downtime = held.held;
-    std::string resume_note = held.resume.ok ? "" : "; resuming failed: " + held.resume.message;
-    for (std::size_t i = 0; i < held.resume.left_stopped.size(); ++i) {
-      resume_note += (i == 0 ? "; left stopped (stop-during-backup-no-restart): " : ", ") +
-                     held.resume.left_stopped[i];
-    }
-    if (!held.quiesce.ok) {
-      return fail(outcome::quiesce_failed,
-                  "quiescing failed: " + held.quiesce.message + resume_note);
-    }
+    const auto note = resume_note(held);
+    std::optional<std::pair<std::string_view, std::string>> write_failure;
     if (!written_ || !*written_) {
       const error why =
           written_ ? written_->error() : make_error(errc::internal, "nothing written");
-      return fail(outcome_of(why),
-                  "restoring failed (" + result_.path + "): " + why.describe() + resume_note);
+      write_failure.emplace(outcome_of(why), why.describe());
     }
-    if (disturbed_) {
-      return fail(outcome::quiesce_failed,
-                  "the volumes were written, but a workload ran meanwhile, so they may be "
-                  "inconsistent; restore again: " +
-                      *disturbed_ + resume_note);
+    if (auto failed = hold_failed(held, write_failure, note)) {
+      return *failed;
     }
     result_.ok = held.resume.ok;
     result_.outcome = held.resume.ok ? outcome::succeeded : outcome::quiesce_failed;
@@ -784,7 +793,7 @@ class restore_run {
     result_.duration = clock::now() - start_;
     result_.message = fmt::format("{} volume(s), {} entries, {}, {}, held {:.1f}s{}",
                                   targets_.size(), (*written_)->entries, human_bytes(result_.bytes),
-                                  result_.path, result_.downtime.count(), resume_note);
+                                  result_.path, result_.downtime.count(), note);
     return result_;
   }
 
