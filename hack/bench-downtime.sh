@@ -64,6 +64,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Each kind's tasks when running, and its volume.
+tasks_of() { if [[ $1 == service ]]; then echo 2; else echo 1; fi; }
+volume_of() { if [[ $1 == service ]]; then echo "$tag-svc"; else echo "$tag-ctr"; fi; }
+
 now_ns() { local t=$EPOCHREALTIME; echo "${t/./}000"; }
 
 fill() { # volume
@@ -189,7 +193,7 @@ by_hand() { # kind [dvb]
   if [[ ${2:-} == dvb ]]; then
     sleep "$monitor_seconds"
     local mountpoint
-    mountpoint=$(docker volume inspect -f '{{.Mountpoint}}' "$tag-$( [[ $kind == service ]] && echo svc || echo ctr)")
+    mountpoint=$(docker volume inspect -f '{{.Mountpoint}}' "$(volume_of "$kind")")
     tar -C "$mountpoint" -czf "$work/dvb.tar.gz" .
   fi
   if [[ $kind == service ]]; then
@@ -199,18 +203,18 @@ by_hand() { # kind [dvb]
   fi
   wait_running "$kind" 1
   stop_watching
-  window "$( [[ $kind == service ]] && echo 2 || echo 1)"
+  window "$(tasks_of "$kind")"
   if [[ ${2:-} == dvb ]]; then
     sleep "$monitor_seconds"
   fi
-  wait_running "$kind" "$( [[ $kind == service ]] && echo 2 || echo 1)"
+  wait_running "$kind" "$(tasks_of "$kind")"
   rm -f "$work/dvb.tar.gz"
 }
 
 # lifeboat's run; prints "window engine read".
 by_lifeboat() { # kind
   local kind=$1 volume
-  volume=$tag-$( [[ $kind == service ]] && echo svc || echo ctr)
+  volume=$(volume_of "$kind")
   watch_events "$kind"
   "$lifeboat" backup --schedule "$work/$volume.yaml" |
     while IFS= read -r line; do printf '%s %s\n' "$(now_ns)" "$line"; done >"$work/lifeboat.out"
@@ -220,8 +224,8 @@ by_lifeboat() { # kind
   read_ms=$(awk 'tolower($3) == "archiving" { from = $1 } tolower($3) == "resuming" && from { printf "%.0f\n", ($1 - from) / 1e6; exit }' \
     "$work/lifeboat.out")
   [[ -n "$read_ms" ]] || { cat "$work/lifeboat.out" >&2; die "no archiving/resuming lines in lifeboat's output"; }
-  echo "$(window "$( [[ $kind == service ]] && echo 2 || echo 1)") $read_ms"
-  wait_running "$kind" "$( [[ $kind == service ]] && echo 2 || echo 1)"
+  echo "$(window "$(tasks_of "$kind")") $read_ms"
+  wait_running "$kind" "$(tasks_of "$kind")"
   rm -rf "$work/archives"/*
 }
 
