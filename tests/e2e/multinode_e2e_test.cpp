@@ -135,7 +135,8 @@ class multinode_e2e : public backup_runner_test {
     return id.out.substr(0, id.out.find('\n'));
   }
 
-  /// Moves the service's task to the manager n1 and waits until it runs there.
+  /// Moves the service's task to the manager n1 and waits until it runs there. Swarm keeps a
+  /// task that already runs on n1 (a placement-only change does not restart it).
   void pin_to_manager(const std::string& id) {
     update(id, [&](json::object& spec) {
       spec["TaskTemplate"].as_object()["Placement"] =
@@ -701,10 +702,20 @@ TEST_F(multinode_e2e, exec_hooks_of_tasks_on_other_nodes_are_skipped_naming_the_
   // Here: the writer of the volume, on the manager, with the hook.
   const auto here = unique("here");
   const auto here_id = writer(here, volume, group);
+  pin_to_manager(here_id);
   update(here_id, [&](json::object& spec) {
     spec["TaskTemplate"].as_object()["ContainerSpec"].as_object()["Labels"] = hook_labels;
   });
-  pin_to_manager(here_id);
+  // Right after the update the old task still runs (without the hook label) until Swarm
+  // replaces it; the hook must be looked for only once the new container runs.
+  ASSERT_TRUE(eventually([&] {
+    auto tasks = engine().list_tasks({{"service", {here_id}}, {"desired-state", {"running"}}});
+    if (!tasks || tasks->size() != 1 || tasks->front().state != "running") {
+      return false;
+    }
+    auto c = engine().inspect_container(tasks->front().container_id);
+    return c && c->running && c->container_labels.contains("docker-volume-backup.exec-label");
+  }));
   // There: the same hook on a service whose task runs on n3.
   const auto there = unique("there");
   writer_on_node3(there, volume_on_node3(unique("n3"), "x"), unique("g3"), hook_labels);
