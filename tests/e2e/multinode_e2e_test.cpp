@@ -6,6 +6,7 @@
 
 #include "controller/backup/agent_job.hpp"
 #include "controller/backup/exec_hooks.hpp"
+#include "controller/restore/agent.hpp"
 #include "controller/restore/engine_runner.hpp"
 #include "tests/e2e/backup_runner_fixture.hpp"
 #include "tests/e2e/controller_process.hpp"
@@ -56,6 +57,13 @@ class multinode_e2e : public backup_runner_test {
     node3_.emplace(std::move(*n3));
   }
 
+  /// Runs `script` (sh -c) in a throw-away container on n3 with `volume` at /data.
+  command_result on_node3(const std::string& volume, const std::string& script) {
+    return run_command("DOCKER_HOST=" + env_["LIFEBOAT_NODE3_HOST"] +
+                       " docker run --rm --network none -v " + volume + ":/data " + test_image() +
+                       " sh -c '" + script + "'");
+  }
+
   /// A volume on n3 holding one file, `marker`.
   std::string volume_on_node3(const std::string& name, const std::string& marker) {
     auto v = node3_->create_volume(name);
@@ -74,10 +82,7 @@ class multinode_e2e : public backup_runner_test {
         return r || r.error().is(engine::errc::not_found);
       });
     });
-    const auto wrote = run_command(
-        "DOCKER_HOST=" + env_["LIFEBOAT_NODE3_HOST"] + " docker run --rm --network none -v " +
-        name + ":/data " + test_image() + " sh -c 'echo " + marker + " > /data/marker' >&2");
-    EXPECT_EQ(wrote.status, 0);
+    EXPECT_EQ(on_node3(name, "echo " + marker + " > /data/marker").status, 0);
     return name;
   }
 
@@ -85,10 +90,7 @@ class multinode_e2e : public backup_runner_test {
   /// work when the test sees the job. Empty when it could not be filled.
   std::string busy_volume_on_node3() {
     const auto volume = volume_on_node3(unique("db-data"), "x");
-    const auto filled =
-        run_command("DOCKER_HOST=" + env_["LIFEBOAT_NODE3_HOST"] +
-                    " docker run --rm --network none -v " + volume + ":/data " + test_image() +
-                    " sh -c 'head -c 400000000 /dev/urandom > /data/big' >&2");
+    const auto filled = on_node3(volume, "head -c 400000000 /dev/urandom > /data/big");
     EXPECT_EQ(filled.status, 0);
     return filled.status == 0 ? volume : std::string();
   }
@@ -167,6 +169,44 @@ class multinode_e2e : public backup_runner_test {
       }
     }
     return out;
+  }
+
+  /// A controller on the manager holding `lease`, its agents running lifeboat's image.
+  std::unique_ptr<controller_process> start_controller(const std::string& lease,
+                                                       const std::string& identity) {
+    on_teardown([lease] { run_command("docker config rm " + lease + " >/dev/null 2>&1"); });
+    return std::make_unique<controller_process>(
+        dir_ / (identity + ".log"),
+        std::vector<std::string>{"--lease-name", lease, "--identity", identity, "--agent-image",
+                                 lifeboat_image(), "--helper-image", test_image()});
+  }
+
+  /// Applies `yaml` with `lifeboat apply`, through a file.
+  void apply(const std::string& yaml) {
+    const auto file = dir_ / (unique("object") + ".yaml");
+    std::ofstream(file) << yaml;
+    const auto applied = run_command(lifeboat_command("apply -f " + file.string() + " 2>&1"));
+    ASSERT_EQ(applied.status, 0) << applied.out;
+  }
+
+  /// The listed object `name` of kind `what` once its phase is final.
+  std::optional<listed_object> finished(const std::string& what, const std::string& name,
+                                        const controller_process& controller) {
+    std::optional<listed_object> found;
+    EXPECT_TRUE(eventually(
+        [&] {
+          found.reset();
+          for (auto& o : get_objects(what)) {
+            if (o.name == name || (what == "backups" && o.schedule_ref == name)) {
+              found = o;
+            }
+          }
+          return found && (found->phase == "Succeeded" || found->phase == "Failed");
+        },
+        180s))
+        << what << " " << name << " did not finish; the controller said:\n"
+        << controller.log();
+    return found;
   }
 
   std::size_t jobs_of_schedule(const std::string& schedule) {
@@ -347,13 +387,7 @@ TEST_F(multinode_e2e, a_controller_killed_while_a_worker_reads_is_recovered_by_t
   ASSERT_EQ(applied.status, 0) << applied.out;
 
   const auto lease = unique("lease");
-  on_teardown([lease] { run_command("docker config rm " + lease + " >/dev/null 2>&1"); });
-  auto start = [&](const std::string& identity) {
-    return std::make_unique<controller_process>(
-        dir_ / (identity + ".log"),
-        std::vector<std::string>{"--lease-name", lease, "--identity", identity, "--agent-image",
-                                 lifeboat_image(), "--helper-image", test_image()});
-  };
+  auto start = [&](const std::string& identity) { return start_controller(lease, identity); };
   auto first = start("a");
   const auto asked = run_command(lifeboat_command("backup now " + name + " 2>&1"));
   ASSERT_EQ(asked.status, 0) << asked.out;
@@ -447,11 +481,7 @@ TEST_F(multinode_e2e, a_restore_into_a_volume_on_a_worker_goes_through_its_agent
   // Backup records the manager's archive; n3's is beside it, named for n3.
   const auto group = unique("g");
   const auto target = volume_on_node3(unique("db-data"), "from-backup");
-  ASSERT_EQ(run_command("DOCKER_HOST=" + env_["LIFEBOAT_NODE3_HOST"] +
-                        " docker run --rm --network none -v " + target + ":/data " + test_image() +
-                        " sh -c 'mkdir -p /data/sub && echo rows > /data/sub/table' >&2")
-                .status,
-            0);
+  ASSERT_EQ(on_node3(target, "mkdir -p /data/sub && echo rows > /data/sub/table").status, 0);
   const auto name = unique("db");
   const auto id = writer_on_node3(name, target, group);
   const auto here = create_volume(unique("uploads"));
@@ -463,11 +493,7 @@ TEST_F(multinode_e2e, a_restore_into_a_volume_on_a_worker_goes_through_its_agent
   ASSERT_FALSE(made.archive.ends_with(".n3.tar.gz")) << made.archive;
 
   // The database moves on: changed, and a file the backup never had.
-  ASSERT_EQ(run_command("DOCKER_HOST=" + env_["LIFEBOAT_NODE3_HOST"] +
-                        " docker run --rm --network none -v " + target + ":/data " + test_image() +
-                        " sh -c 'echo changed > /data/marker && echo x > /data/stray' >&2")
-                .status,
-            0);
+  ASSERT_EQ(on_node3(target, "echo changed > /data/marker && echo x > /data/stray").status, 0);
   const auto version_before = engine().inspect_service(id)->version;
 
   // As the controller runs a Restore with backupRef: the Backup's archive,
@@ -512,12 +538,51 @@ TEST_F(multinode_e2e, a_restore_into_a_volume_on_a_worker_goes_through_its_agent
   EXPECT_NE(engine().inspect_service(id)->version, version_before);
   EXPECT_EQ(agent_jobs_of(run), 0U) << "an agent job outlived the run";
   // The backup's exact tree, on n3; nothing created on the manager.
-  const auto tree =
-      run_command("DOCKER_HOST=" + env_["LIFEBOAT_NODE3_HOST"] +
-                  " docker run --rm --network none -v " + target + ":/data " + test_image() +
-                  " sh -c 'cd /data && find . | sort && cat marker sub/table'");
+  const auto tree = on_node3(target, "cd /data && find . | sort && cat marker sub/table");
   EXPECT_EQ(tree.out, ".\n./marker\n./sub\n./sub/table\nfrom-backup\nrows\n");
   EXPECT_TRUE(engine().inspect_volume(target).error().is(engine::errc::not_found));
+}
+
+// The same restore as a user makes it: a schedule backs up volumes on n3 and
+// on the manager, then a Restore object names the Backup; the running
+// controller finds n3's archive of that run and writes it through n3's agent.
+TEST_F(multinode_e2e, a_restore_object_restores_a_workers_volume_through_the_controller) {
+  const auto group = unique("g");
+  const auto target = volume_on_node3(unique("db-data"), "from-backup");
+  const auto id = writer_on_node3(unique("db"), target, group);
+  const auto here = create_volume(unique("uploads"));
+  const auto name = unique("sched");
+  on_teardown([prefix = unique("")] { remove_objects(prefix); });
+  auto yaml = schedule_yaml(name, target + ", " + here, group);
+  yaml.replace(yaml.find("'@every 1h'"), 11, "'0 3 1 1 *'");  // only the on-demand run
+  apply(yaml);
+  auto controller = start_controller(unique("lease"), "a");
+  const auto asked = run_command(lifeboat_command("backup now " + name + " 2>&1"));
+  ASSERT_EQ(asked.status, 0) << asked.out;
+  const auto backup = finished("backups", name, *controller);
+  ASSERT_TRUE(backup);
+  ASSERT_EQ(backup->phase, "Succeeded") << backup->message;
+
+  ASSERT_EQ(on_node3(target, "echo changed > /data/marker && echo x > /data/stray").status, 0);
+  const auto version_before = engine().inspect_service(id)->version;
+  const auto restore = unique("restore");
+  apply("apiVersion: lifeboat/v1\nkind: Restore\nmetadata:\n  name: " + restore +
+        "\nspec:\n  backupRef: " + backup->name +
+        "\n  wipe: true\n  volumes:\n    - from: " + target + "\n");
+  const auto restored = finished("restores", restore, *controller);
+  ASSERT_TRUE(restored);
+  EXPECT_EQ(restored->phase, "Succeeded") << restored->message << "\n" << controller->log();
+  EXPECT_EQ(on_node3(target, "cd /data && find . | sort && cat marker").out,
+            ".\n./marker\nfrom-backup\n");
+  EXPECT_TRUE(back_as_before(id)) << describe_service(id);
+  EXPECT_NE(engine().inspect_service(id)->version, version_before) << "never held";
+  EXPECT_TRUE(engine().inspect_volume(target).error().is(engine::errc::not_found))
+      << "a volume of n3's name was made on the manager";
+  auto jobs = engine().list_services(
+      {{"label", {std::string(restore::restore_label) + "=" + restore}}}, false);
+  ASSERT_TRUE(jobs);
+  EXPECT_TRUE(jobs->empty()) << "a restore job outlived its run";
+  EXPECT_EQ(controller->stop(), 0);
 }
 
 TEST_F(multinode_e2e, a_corrupt_archive_for_a_worker_fails_verifying_with_nothing_held) {
@@ -561,9 +626,7 @@ TEST_F(multinode_e2e, a_corrupt_archive_for_a_worker_fails_verifying_with_nothin
   EXPECT_EQ(phases, std::vector<std::string>{"Verifying"});
   EXPECT_EQ(engine().inspect_service(id)->version, version_before) << "held although unverified";
   EXPECT_EQ(agent_jobs_of(run), 0U);
-  const auto kept = run_command("DOCKER_HOST=" + env_["LIFEBOAT_NODE3_HOST"] +
-                                " docker run --rm --network none -v " + target + ":/data " +
-                                test_image() + " cat /data/marker");
+  const auto kept = on_node3(target, "cat /data/marker");
   EXPECT_EQ(kept.out, "keep-me\n");
 }
 
