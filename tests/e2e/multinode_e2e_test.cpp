@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <set>
 
 namespace lifeboat::e2e {
 namespace {
@@ -137,13 +138,22 @@ class multinode_e2e : public backup_runner_test {
 
   /// Moves the service's task to the manager n1 and waits until it runs there.
   void pin_to_manager(const std::string& id) {
+    // The task running before the update may already be on n1 and stays "running" until
+    // Swarm replaces it: only a task started for the new spec counts.
+    std::set<std::string> before;
+    if (auto tasks = engine().list_tasks({{"service", {id}}})) {
+      for (const auto& t : *tasks) {
+        before.insert(t.id);
+      }
+    }
     update(id, [&](json::object& spec) {
       spec["TaskTemplate"].as_object()["Placement"] =
           json::object{{"Constraints", json::array{"node.id==" + env_["LIFEBOAT_NODE1_ID"]}}};
     });
     ASSERT_TRUE(eventually([&] {
       auto tasks = engine().list_tasks({{"service", {id}}, {"desired-state", {"running"}}});
-      return tasks && tasks->size() == 1 && tasks->front().node_id == env_["LIFEBOAT_NODE1_ID"] &&
+      return tasks && tasks->size() == 1 && !before.contains(tasks->front().id) &&
+             tasks->front().node_id == env_["LIFEBOAT_NODE1_ID"] &&
              tasks->front().state == "running";
     }));
   }
@@ -701,10 +711,20 @@ TEST_F(multinode_e2e, exec_hooks_of_tasks_on_other_nodes_are_skipped_naming_the_
   // Here: the writer of the volume, on the manager, with the hook.
   const auto here = unique("here");
   const auto here_id = writer(here, volume, group);
+  pin_to_manager(here_id);
   update(here_id, [&](json::object& spec) {
     spec["TaskTemplate"].as_object()["ContainerSpec"].as_object()["Labels"] = hook_labels;
   });
-  pin_to_manager(here_id);
+  // Right after the update the old task still runs (without the hook label) until Swarm
+  // replaces it; the hook must be looked for only once the new container runs.
+  ASSERT_TRUE(eventually([&] {
+    auto tasks = engine().list_tasks({{"service", {here_id}}, {"desired-state", {"running"}}});
+    if (!tasks || tasks->size() != 1 || tasks->front().state != "running") {
+      return false;
+    }
+    auto c = engine().inspect_container(tasks->front().container_id);
+    return c && c->running && c->container_labels.contains("docker-volume-backup.exec-label");
+  }));
   // There: the same hook on a service whose task runs on n3.
   const auto there = unique("there");
   writer_on_node3(there, volume_on_node3(unique("n3"), "x"), unique("g3"), hook_labels);
