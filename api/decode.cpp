@@ -516,7 +516,7 @@ void read_label_match(decoder& d, field_reader& f, const node* group_node, const
 }
 
 void read_encryption(decoder& d, const node& n, const std::string& path,
-                     std::optional<age_encryption>& out);
+                     std::optional<encryption_spec>& out);
 
 void read_archive(decoder& d, const node& n, const std::string& path,
                   std::string_view schedule_name, archive_spec& out) {
@@ -611,42 +611,32 @@ void refuse_inline_secrets(decoder& d, field_reader& f,
   }
 }
 
-// The one method key of an `encryption` or `decryption` map: "age" (OpenPGP,
-// "gpg", is refused by name until it is implemented). Null when absent or
-// wrong, with the error recorded.
-const node* read_method(decoder& d, const node& n, const std::string& path) {
+// The one method key of an `encryption` or `decryption` map: "age" or
+// "gpg". Null when absent or wrong, with the error recorded.
+const node* read_method(decoder& d, const node& n, const std::string& path, std::string& key) {
   if (!expect(d, n, node::type::map, path)) {
     return nullptr;
   }
   const auto entries = entries_of(d, n, path);
   if (entries.size() != 1) {
     d.fail(path, n.mark,
-           "expected exactly one method (age), got " + std::to_string(entries.size()));
+           "expected exactly one method (age or gpg), got " + std::to_string(entries.size()));
     return nullptr;
   }
   const auto& e = entries.front();
-  if (e.key == "gpg") {
+  if (e.key != "age" && e.key != "gpg") {
     d.fail(child_path(path, e.key), e.key_node->mark,
-           "OpenPGP (gpg) is not implemented yet; use age");
+           "unknown method " + quote(e.key) + "; expected age or gpg");
     return nullptr;
   }
-  if (e.key != "age") {
-    d.fail(child_path(path, e.key), e.key_node->mark,
-           "unknown method " + quote(e.key) + "; expected age");
-    return nullptr;
-  }
+  key = e.key;
   return e.value;
 }
 
-void read_encryption(decoder& d, const node& n, const std::string& path,
-                     std::optional<age_encryption>& out) {
-  const std::string apath = child_path(path, "age");
-  const node* method = read_method(d, n, path);
-  if (method == nullptr || !expect(d, *method, node::type::map, apath)) {
-    return;
-  }
+void read_age_encryption(decoder& d, const node& method, const std::string& apath,
+                         std::optional<encryption_spec>& out) {
   age_encryption age;
-  field_reader f{d, *method, apath};
+  field_reader f{d, method, apath};
   const node* recipients = f.optional("recipients");
   if (const node* v = recipients) {
     const std::string rpath = f.path_of("recipients");
@@ -668,35 +658,95 @@ void read_encryption(decoder& d, const node& n, const std::string& path,
   refuse_inline_secrets(d, f, {{"passphrase", "passphraseFile"}});
   const bool to_keys = !age.recipients.empty() || age.recipients_file;
   if (age.passphrase_file && to_keys) {
-    d.fail(apath, method->mark,
+    d.fail(apath, method.mark,
            "passphraseFile excludes recipients and recipientsFile: age encrypts to a "
            "passphrase alone");
   } else if (!age.passphrase_file && !to_keys && recipients == nullptr) {
-    d.fail(apath, method->mark, "set recipients, recipientsFile or passphraseFile");
+    d.fail(apath, method.mark, "set recipients, recipientsFile or passphraseFile");
   }
   f.finish();
   out = std::move(age);
 }
 
-void read_decryption(decoder& d, const node& n, const std::string& path,
-                     std::optional<age_decryption>& out) {
-  const std::string apath = child_path(path, "age");
-  const node* method = read_method(d, n, path);
-  if (method == nullptr || !expect(d, *method, node::type::map, apath)) {
-    return;
+void read_gpg_encryption(decoder& d, const node& method, const std::string& gpath,
+                         std::optional<encryption_spec>& out) {
+  gpg_encryption gpg;
+  field_reader f{d, method, gpath};
+  read_path_field(d, f, "publicKeyFile", gpg.public_key_file);
+  const node* inline_keys = f.optional("publicKeys");
+  if (inline_keys != nullptr) {
+    if (auto keys = read_string(d, *inline_keys, f.path_of("publicKeys"))) {
+      if (keys->find("-----BEGIN PGP PUBLIC KEY BLOCK-----") == std::string::npos) {
+        d.fail(f.path_of("publicKeys"), inline_keys->mark,
+               "expected armored public keys (\"-----BEGIN PGP PUBLIC KEY BLOCK-----\", as "
+               "gpg --armor --export writes them)");
+      }
+      gpg.public_keys = std::move(*keys);
+    }
   }
-  age_decryption age;
-  field_reader f{d, *method, apath};
-  read_path_field(d, f, "identityFile", age.identity_file);
-  read_path_field(d, f, "passphraseFile", age.passphrase_file);
-  refuse_inline_secrets(d, f, {{"identity", "identityFile"}, {"passphrase", "passphraseFile"}});
-  if (age.identity_file && age.passphrase_file) {
-    d.fail(apath, method->mark, "set identityFile or passphraseFile, not both");
-  } else if (!age.identity_file && !age.passphrase_file) {
-    d.fail(apath, method->mark, "set identityFile or passphraseFile");
+  read_path_field(d, f, "passphraseFile", gpg.passphrase_file);
+  refuse_inline_secrets(d, f, {{"passphrase", "passphraseFile"}});
+  const bool to_keys = gpg.public_key_file || inline_keys != nullptr;
+  if (gpg.public_key_file && inline_keys != nullptr) {
+    d.fail(gpath, method.mark, "set publicKeyFile or publicKeys, not both");
+  } else if (gpg.passphrase_file && to_keys) {
+    d.fail(gpath, method.mark,
+           "passphraseFile excludes publicKeyFile: an archive is encrypted to public keys or "
+           "to a passphrase, not both");
+  } else if (!gpg.passphrase_file && !to_keys) {
+    d.fail(gpath, method.mark, "set publicKeyFile or passphraseFile");
   }
   f.finish();
-  out = std::move(age);
+  out = std::move(gpg);
+}
+
+void read_encryption(decoder& d, const node& n, const std::string& path,
+                     std::optional<encryption_spec>& out) {
+  std::string key;
+  const node* method = read_method(d, n, path, key);
+  const std::string mpath = child_path(path, key);
+  if (method == nullptr || !expect(d, *method, node::type::map, mpath)) {
+    return;
+  }
+  if (key == "age") {
+    read_age_encryption(d, *method, mpath, out);
+  } else {
+    read_gpg_encryption(d, *method, mpath, out);
+  }
+}
+
+void read_decryption(decoder& d, const node& n, const std::string& path,
+                     std::optional<decryption_spec>& out) {
+  std::string key;
+  const node* method = read_method(d, n, path, key);
+  const std::string mpath = child_path(path, key);
+  if (method == nullptr || !expect(d, *method, node::type::map, mpath)) {
+    return;
+  }
+  field_reader f{d, *method, mpath};
+  if (key == "age") {
+    age_decryption age;
+    read_path_field(d, f, "identityFile", age.identity_file);
+    read_path_field(d, f, "passphraseFile", age.passphrase_file);
+    refuse_inline_secrets(d, f, {{"identity", "identityFile"}, {"passphrase", "passphraseFile"}});
+    if (age.identity_file && age.passphrase_file) {
+      d.fail(mpath, method->mark, "set identityFile or passphraseFile, not both");
+    } else if (!age.identity_file && !age.passphrase_file) {
+      d.fail(mpath, method->mark, "set identityFile or passphraseFile");
+    }
+    out = std::move(age);
+  } else {
+    // A secret key may be protected by a passphrase, so both may be set.
+    gpg_decryption gpg;
+    read_path_field(d, f, "secretKeyFile", gpg.secret_key_file);
+    read_path_field(d, f, "passphraseFile", gpg.passphrase_file);
+    refuse_inline_secrets(d, f, {{"secretKey", "secretKeyFile"}, {"passphrase", "passphraseFile"}});
+    if (!gpg.secret_key_file && !gpg.passphrase_file) {
+      d.fail(mpath, method->mark, "set secretKeyFile, passphraseFile or both");
+    }
+    out = std::move(gpg);
+  }
+  f.finish();
 }
 
 std::optional<std::string> check_bucket_name(std::string_view bucket) {
@@ -1595,23 +1645,63 @@ void emit_timeouts(YAML::Emitter& out, const timeouts_spec& t, bool with_hooks) 
   out << YAML::EndMap;
 }
 
-// `encryption: {age: {...}}`, as read_encryption reads it.
-void emit_encryption(YAML::Emitter& out, const age_encryption& age) {
+// `encryption: {age|gpg: {...}}`, as read_encryption reads it.
+void emit_encryption(YAML::Emitter& out, const encryption_spec& spec) {
   out << YAML::Key << "encryption" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "age" << YAML::Value << YAML::BeginMap;
-  if (!age.recipients.empty()) {
-    out << YAML::Key << "recipients" << YAML::Value << YAML::BeginSeq;
-    for (const auto& r : age.recipients) {
-      emit_string(out, r);
-    }
-    out << YAML::EndSeq;
-  }
-  if (age.recipients_file) {
-    emit(out, "recipientsFile", *age.recipients_file);
-  }
-  if (age.passphrase_file) {
-    emit(out, "passphraseFile", *age.passphrase_file);
-  }
+  std::visit(overloaded{[&](const age_encryption& age) {
+                          out << YAML::Key << "age" << YAML::Value << YAML::BeginMap;
+                          if (!age.recipients.empty()) {
+                            out << YAML::Key << "recipients" << YAML::Value << YAML::BeginSeq;
+                            for (const auto& r : age.recipients) {
+                              emit_string(out, r);
+                            }
+                            out << YAML::EndSeq;
+                          }
+                          if (age.recipients_file) {
+                            emit(out, "recipientsFile", *age.recipients_file);
+                          }
+                          if (age.passphrase_file) {
+                            emit(out, "passphraseFile", *age.passphrase_file);
+                          }
+                        },
+                        [&](const gpg_encryption& gpg) {
+                          out << YAML::Key << "gpg" << YAML::Value << YAML::BeginMap;
+                          if (gpg.public_key_file) {
+                            emit(out, "publicKeyFile", *gpg.public_key_file);
+                          }
+                          if (!gpg.public_keys.empty()) {
+                            emit(out, "publicKeys", gpg.public_keys);
+                          }
+                          if (gpg.passphrase_file) {
+                            emit(out, "passphraseFile", *gpg.passphrase_file);
+                          }
+                        }},
+             spec);
+  out << YAML::EndMap << YAML::EndMap;
+}
+
+// `decryption: {age|gpg: {...}}`, as read_decryption reads it.
+void emit_decryption(YAML::Emitter& out, const decryption_spec& spec) {
+  out << YAML::Key << "decryption" << YAML::Value << YAML::BeginMap;
+  std::visit(overloaded{[&](const age_decryption& age) {
+                          out << YAML::Key << "age" << YAML::Value << YAML::BeginMap;
+                          if (age.identity_file) {
+                            emit(out, "identityFile", *age.identity_file);
+                          }
+                          if (age.passphrase_file) {
+                            emit(out, "passphraseFile", *age.passphrase_file);
+                          }
+                        },
+                        [&](const gpg_decryption& gpg) {
+                          out << YAML::Key << "gpg" << YAML::Value << YAML::BeginMap;
+                          if (gpg.secret_key_file) {
+                            emit(out, "secretKeyFile", *gpg.secret_key_file);
+                          }
+                          if (gpg.passphrase_file) {
+                            emit(out, "passphraseFile", *gpg.passphrase_file);
+                          }
+                        }},
+             spec);
   out << YAML::EndMap << YAML::EndMap;
 }
 
@@ -1811,15 +1901,7 @@ void emit_spec(YAML::Emitter& out, const restore_spec& s) {
   }
   emit_timeouts(out, s.timeouts, /*with_hooks=*/false);
   if (s.decryption) {
-    out << YAML::Key << "decryption" << YAML::Value << YAML::BeginMap;
-    out << YAML::Key << "age" << YAML::Value << YAML::BeginMap;
-    if (s.decryption->identity_file) {
-      emit(out, "identityFile", *s.decryption->identity_file);
-    }
-    if (s.decryption->passphrase_file) {
-      emit(out, "passphraseFile", *s.decryption->passphrase_file);
-    }
-    out << YAML::EndMap << YAML::EndMap;
+    emit_decryption(out, *s.decryption);
   }
   emit_notifications(out, s.notifications);
 }

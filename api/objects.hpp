@@ -70,6 +70,25 @@ struct age_encryption {
   bool operator==(const age_encryption&) const = default;
 };
 
+/// OpenPGP encryption of an archive (RFC 4880, through gpg): to public keys,
+/// or to a passphrase (symmetric, as `gpg -c`), never both.
+struct gpg_encryption {
+  /// An absolute path: one or more public keys, armored or binary, as
+  /// `gpg --export` writes them.
+  std::optional<std::string> public_key_file;
+  /// Armored public keys inline (not secrets): how the controller hands the
+  /// keys of public_key_file to agents on other nodes.
+  std::string public_keys;
+  /// An absolute path whose content (a trailing newline stripped) is the
+  /// passphrase; excludes the two above.
+  std::optional<std::string> passphrase_file;
+
+  bool operator==(const gpg_encryption&) const = default;
+};
+
+/// `archive.encryption`: exactly one method.
+using encryption_spec = std::variant<age_encryption, gpg_encryption>;
+
 struct archive_spec {
   /// A template: strftime conversions %Y %m %d %H %M %S %y %j %a %b %e %F,
   /// `%%`, and `{schedule}`. See expand_archive_name.
@@ -79,9 +98,9 @@ struct archive_spec {
   std::optional<int> level;
   /// An ECMAScript regular expression (std::regex) that compiles.
   std::optional<std::string> exclude;
-  /// Encrypts the compressed stream as it is written; the name gains ".age".
-  /// (OpenPGP, issue 14's other method, is not implemented yet.)
-  std::optional<age_encryption> encryption;
+  /// Encrypts the compressed stream as it is written; the name gains ".age"
+  /// or ".gpg".
+  std::optional<encryption_spec> encryption;
 
   bool operator==(const archive_spec&) const = default;
 };
@@ -292,6 +311,19 @@ struct age_decryption {
   bool operator==(const age_decryption&) const = default;
 };
 
+/// What decrypts an OpenPGP archive: secret keys (`gpg --export-secret-keys`),
+/// with the passphrase that protects them if any; or, without keys, the
+/// passphrase of a symmetrically encrypted archive. Absolute paths.
+struct gpg_decryption {
+  std::optional<std::string> secret_key_file;
+  std::optional<std::string> passphrase_file;
+
+  bool operator==(const gpg_decryption&) const = default;
+};
+
+/// `Restore.spec.decryption`: exactly one method.
+using decryption_spec = std::variant<age_decryption, gpg_decryption>;
+
 struct restore_spec {
   /// Exactly one of the three is set.
   std::optional<std::string> backup_ref;  // a Backup's metadata.name
@@ -312,7 +344,7 @@ struct restore_spec {
   api::label_match label_match = api::label_match::exact;
   timeouts_spec timeouts;
   /// Needed for an encrypted archive; a plain one is read as it is.
-  std::optional<age_decryption> decryption;
+  std::optional<decryption_spec> decryption;
   /// Where the run is reported. Unset: the notifications of the schedule of
   /// the Backup named by backup_ref, if any; else none.
   std::optional<notifications_spec> notifications;

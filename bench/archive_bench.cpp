@@ -10,11 +10,13 @@
 //       fsync, rename); prints a summary line.
 //   archive_bench run DIR OUT gzip|zstd|none
 //       The same through a backup run's archive steps into a local folder
-//       destination, age-encrypted to $BENCH_AGE_RECIPIENT when it is set.
+//       destination, age-encrypted to $BENCH_AGE_RECIPIENT when it is set, or
+//       OpenPGP-encrypted (gpg) to the public keys in $BENCH_GPG_PUBLIC_KEY_FILE.
 #include "controller/archive/local_destination.hpp"
 #include "controller/archive/writer.hpp"
 #include "controller/backup/archive_steps.hpp"
 #include "controller/crypto/age.hpp"
+#include "controller/crypto/openpgp.hpp"
 #include "controller/destinations/destination.hpp"
 
 #include <fcntl.h>
@@ -29,6 +31,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -229,7 +232,8 @@ int write(int argc, char** argv) {
 
 // As a backup run writes its first destination: backup::standard_archive_steps
 // into a local folder (hash, fsync, rename, latest), encrypted with age to
-// $BENCH_AGE_RECIPIENT when it is set.
+// $BENCH_AGE_RECIPIENT when it is set, or with gpg to the keys in
+// $BENCH_GPG_PUBLIC_KEY_FILE.
 int run(char** argv) {
   const fs::path dir = argv[2];
   const fs::path out = argv[3];
@@ -252,6 +256,15 @@ int run(char** argv) {
       return 2;
     }
     request.recipients.push_back(*recipient);
+  }
+  if (const char* f = std::getenv("BENCH_GPG_PUBLIC_KEY_FILE"); f != nullptr && *f != '\0') {
+    std::ifstream in(f, std::ios::binary);
+    std::string keys{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    if (keys.empty()) {
+      fmt::print(stderr, "BENCH_GPG_PUBLIC_KEY_FILE: cannot read {}\n", f);
+      return 2;
+    }
+    request.openpgp = lifeboat::crypto::openpgp_recipients{std::move(keys), ""};
   }
   auto destination = lifeboat::destinations::make_destination(
       lifeboat::api::local_destination{out.parent_path().string()});
@@ -281,7 +294,8 @@ int run(char** argv) {
     std::ofstream(file) << fmt::format("{:.2f}\n", held.count());
   }
   fmt::print(stderr, "{}{}: {} MiB out, {:.2f} s\n", kind,
-             request.recipients.empty() ? "" : " + age", written->bytes >> 20, elapsed.count());
+             request.openpgp ? " + gpg" : (request.recipients.empty() ? "" : " + age"),
+             written->bytes >> 20, elapsed.count());
   return 0;
 }
 

@@ -172,8 +172,14 @@ int main(int argc, char** argv) {
                           "FILE with the age identity (age-keygen's file) that decrypts an "
                           "encrypted archive");
   restore
+      ->add_option("--gpg-secret-key", restore_options.gpg_secret_key_file,
+                   "FILE with OpenPGP secret keys (gpg --export-secret-keys) that decrypt an "
+                   "archive encrypted with gpg")
+      ->excludes(identity);
+  restore
       ->add_option("--passphrase-file", restore_options.passphrase_file,
-                   "FILE whose content is the passphrase of an archive encrypted with one")
+                   "FILE whose content is the passphrase of an archive encrypted with one (age "
+                   "or gpg -c), or with --gpg-secret-key the passphrase of those keys")
       ->excludes(identity);
   restore->add_flag("--dry-run", restore_options.dry_run,
                     "verify the archive (checksum, every entry, readable to the end, fits in "

@@ -8,7 +8,8 @@
 # with ratios against `tar -czf` and `tar | pigz -6`. lifeboat's rows include
 # what a real run does besides: SHA-256 of the output, fsync, rename. One run
 # each, after a raw read has put the data set in the page cache; about 3 min
-# on 2 cores. Rows with "age" encrypt (Debian's age for the pipelines).
+# on 2 cores. Rows with "age" or "gpg" encrypt (Debian's age and gpg for the
+# pipelines).
 #
 #   BENCH_SIZE_MIB   size of the data set (default 2048)
 #   BENCH_DATA       where it is generated once (default /tmp/lifeboat-bench-data)
@@ -72,7 +73,7 @@ measure() {
   fi
   results+=("$name $secs $held $(awk "BEGIN{print $user + $sys}") $rss $size")
   log "$name: $secs s, peak RSS $((rss / 1024)) MiB, $((size / 1048576)) MiB"
-  rm -f "$out"/*.tar* "$out"/*.gz "$out"/*.zst
+  rm -f "$out"/*.tar* "$out"/*.gz "$out"/*.zst "$out"/*.gpg
 }
 
 measure "tar | cat (raw read)" "" sh -c "tar -C '$data' -cf - data | cat >/dev/null"
@@ -102,6 +103,20 @@ if command -v age >/dev/null; then
     measure "lifeboat gzip age" "$out/r.tar.gz.age" "$bench" run "$data/data" "$out/r.tar.gz.age" gzip
   measure "tar | zstd -3 | age" "$out/z.tar.zst.age" sh -c "tar -C '$data' -cf - data | zstd -q -T0 -3 | age -r $recipient > '$out/z.tar.zst.age'"
   measure "tar | pigz -6 | age" "$out/p.tar.gz.age" sh -c "tar -C '$data' -cf - data | pigz -6 | age -r $recipient > '$out/p.tar.gz.age'"
+fi
+# Encryption (OpenPGP): lifeboat's run through gpg (no compression inside the
+# message, the tar is compressed already) beside `tar | zstd | gpg -e` with
+# gpg's own compression off likewise. A key made in a private home.
+if command -v gpg >/dev/null; then
+  gpg_home="$out/gnupg"
+  mkdir -m 0700 "$gpg_home"
+  gpg_cmd=(gpg --homedir "$gpg_home" --batch --yes --pinentry-mode loopback --passphrase '')
+  "${gpg_cmd[@]}" --quick-gen-key bench@example.test future-default default never 2>/dev/null
+  "${gpg_cmd[@]}" --armor --export bench@example.test >"$out/bench.asc"
+  BENCH_HELD_FILE="$out/held" BENCH_GPG_PUBLIC_KEY_FILE="$out/bench.asc" \
+    measure "lifeboat zstd gpg" "$out/r.tar.zst.gpg" "$bench" run "$data/data" "$out/r.tar.zst.gpg" zstd
+  measure "tar | zstd -3 | gpg -e" "$out/z.tar.zst.gpg" sh -c "tar -C '$data' -cf - data | zstd -q -T0 -3 | gpg --homedir '$gpg_home' --batch --trust-model always --compress-algo none -r bench@example.test -e > '$out/z.tar.zst.gpg'"
+  gpgconf --homedir "$gpg_home" --kill all
 fi
 
 mib=$(awk "BEGIN{print $tar_bytes / 1048576}")

@@ -16,8 +16,18 @@ mkdir -p "$rootfs"/{usr/local/bin,bin,etc,tmp,archive,var/lib/lifeboat,usr/share
 chmod 1777 "$rootfs/tmp"
 cp "$binary" "$rootfs/usr/local/bin/lifeboat"
 strip --strip-debug "$rootfs/usr/local/bin/lifeboat"
-# Every library the binary loads, and the loader itself, at the same paths.
-for lib in $(ldd "$binary" | grep -o '/[^ ]*'); do
+# gpg, gpg-agent and gpgconf at the paths gpgme and gpgconf know them by: the
+# OpenPGP streams (controller/crypto/openpgp) run them.
+mkdir -p "$rootfs/usr/bin"
+gpg_tools=()
+for tool in gpg gpg-agent gpgconf; do
+  path=$(command -v "$tool") || die "$tool is missing (hack/setup.sh installs gnupg)"
+  cp -L "$path" "$rootfs/usr/bin/$tool"
+  gpg_tools+=("$path")
+done
+# Every library the binary and those tools load, and the loader itself, at
+# the same paths.
+for lib in $(ldd "$binary" "${gpg_tools[@]}" | grep -o '/[^ ]*' | grep -v ':$' | sort -u); do
   mkdir -p "$rootfs$(dirname "$lib")"
   cp -L "$lib" "$rootfs$lib"
 done
@@ -30,7 +40,7 @@ printf 'root:x:0:\n' >"$rootfs/etc/group"
 tar -C "$rootfs" -c . | docker import \
   -c 'ENTRYPOINT ["/usr/local/bin/lifeboat"]' \
   -c 'CMD ["controller"]' \
-  -c 'ENV PATH=/usr/local/bin:/bin' \
+  -c 'ENV PATH=/usr/local/bin:/usr/bin:/bin' \
   -c 'ENV LIFEBOAT_IN_IMAGE=1' \
   -c 'ENV GNUTLS_NO_IMPLICIT_INIT=1' \
   - "$image" >/dev/null

@@ -16,7 +16,11 @@ std::vector<transform_link> transform_chain(const api::archive_spec& spec) {
   }
   // After compression: ciphertext does not compress.
   if (spec.encryption) {
-    chain.push_back({"age", ".age"});
+    if (std::holds_alternative<api::gpg_encryption>(*spec.encryption)) {
+      chain.push_back({"gpg", ".gpg"});
+    } else {
+      chain.push_back({"age", ".age"});
+    }
   }
   return chain;
 }

@@ -16,7 +16,7 @@ namespace lifeboat::archive {
 
 struct transform_link {
   std::string_view name;       ///< "gzip", "zstd", "age"
-  std::string_view extension;  ///< ".gz", ".zst", ".age"
+  std::string_view extension;  ///< ".gz", ".zst", ".age", ".gpg"
 };
 
 /// The links `spec` asks for, in the order they apply.

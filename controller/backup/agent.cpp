@@ -110,10 +110,19 @@ int run_agent(const agent_request& request, std::FILE* out, const std::atomic<bo
                               "volume " + v + " is not mounted in the agent's container");
   };
   archive.spec = spec.archive;
-  if (spec.archive.encryption) {
+  if (const auto* gpg = spec.archive.encryption
+                            ? std::get_if<api::gpg_encryption>(&*spec.archive.encryption)
+                            : nullptr) {
+    // Inline armored keys only: the controller read the file into them.
+    auto keys = crypto::load_openpgp_recipients(*gpg, "spec.archive.encryption.gpg");
+    if (!keys) {
+      return finish(false, keys.error().message);
+    }
+    archive.openpgp = std::move(*keys);
+  } else if (spec.archive.encryption) {
     // Inline recipients only: the controller resolved any file into them.
-    auto recipients =
-        crypto::load_recipients(*spec.archive.encryption, "spec.archive.encryption.age");
+    auto recipients = crypto::load_recipients(
+        std::get<api::age_encryption>(*spec.archive.encryption), "spec.archive.encryption.age");
     if (!recipients) {
       return finish(false, recipients.error().message);
     }

@@ -78,15 +78,16 @@ archive::result<archive_written> write_archive(const archive_request& req) {
   // error, so the run's failure kind still says what happened.
   std::optional<archive::error> upload_failure;
   std::unique_ptr<crypto::encryptor> encrypt;
-  if (!req.recipients.empty()) {
-    auto made = crypto::encryptor::make(
-        req.recipients, [&](std::span<const char> bytes) -> crypto::result<void> {
-          if (auto written = pending->write(bytes); !written) {
-            upload_failure = written.error();
-            return crypto::error{crypto::errc::internal, written.error().message};
-          }
-          return {};
-        });
+  if (!req.recipients.empty() || req.openpgp) {
+    auto to_upload = [&](std::span<const char> bytes) -> crypto::result<void> {
+      if (auto written = pending->write(bytes); !written) {
+        upload_failure = written.error();
+        return crypto::error{crypto::errc::internal, written.error().message};
+      }
+      return {};
+    };
+    auto made = req.openpgp ? crypto::make_openpgp_encryptor(*req.openpgp, to_upload)
+                            : crypto::encryptor::make(req.recipients, to_upload);
     if (!made) {
       pending->abandon();
       return archive::make_error(archive::errc::invalid_argument,

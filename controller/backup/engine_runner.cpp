@@ -256,7 +256,10 @@ class backup_run {
     if (!spec_.archive.encryption) {
       return std::nullopt;
     }
-    const auto& age = *spec_.archive.encryption;
+    if (const auto* gpg = std::get_if<api::gpg_encryption>(&*spec_.archive.encryption)) {
+      return load_openpgp_keys(*gpg);
+    }
+    const auto& age = std::get<api::age_encryption>(*spec_.archive.encryption);
     static constexpr std::string_view field = "spec.archive.encryption.age";
     auto recipients = crypto::load_recipients(age, field);
     if (!recipients) {
@@ -268,15 +271,53 @@ class backup_run {
       return std::nullopt;
     }
     if (age.passphrase_file) {
-      result_.failure = archive::to_string(archive::errc::invalid_argument);
-      return fail(std::string(field) +
-                  ".passphraseFile: volumes on other nodes are archived by agents, and a "
-                  "passphrase cannot be handed to them without writing it into a job's "
-                  "environment; encrypt to recipients instead");
+      return refuse_passphrase_for_agents(field);
     }
     agent_schedule_.spec.archive.encryption =
         api::age_encryption{crypto::recipient_texts(age, field).value(), {}, {}};
     return std::nullopt;
+  }
+
+  // As load_keys, for OpenPGP: the keys are also tried by gpg here, so a key
+  // that cannot encrypt fails the run before anything is held.
+  std::optional<run_result> load_openpgp_keys(const api::gpg_encryption& gpg) {
+    static constexpr std::string_view field = "spec.archive.encryption.gpg";
+    auto recipients = crypto::load_openpgp_recipients(gpg, field);
+    if (recipients) {
+      if (auto usable = crypto::check_openpgp_recipients(*recipients, field); !usable) {
+        recipients = usable.error();
+      }
+    }
+    if (!recipients) {
+      result_.failure = archive::to_string(archive::errc::invalid_argument);
+      return fail(recipients.error().message);
+    }
+    request_.openpgp = std::move(*recipients);
+    if (where_.elsewhere.empty()) {
+      return std::nullopt;
+    }
+    if (gpg.passphrase_file) {
+      return refuse_passphrase_for_agents(field);
+    }
+    if (request_.openpgp->public_keys.find("-----BEGIN PGP PUBLIC KEY BLOCK-----") ==
+        std::string::npos) {
+      result_.failure = archive::to_string(archive::errc::invalid_argument);
+      return fail(std::string(field) +
+                  ".publicKeyFile: volumes on other nodes are archived by agents, which are "
+                  "handed the keys as text: export them armored (gpg --armor --export)");
+    }
+    agent_schedule_.spec.archive.encryption =
+        api::gpg_encryption{std::nullopt, request_.openpgp->public_keys, std::nullopt};
+    return std::nullopt;
+  }
+
+  std::optional<run_result> refuse_passphrase_for_agents(std::string_view field) {
+    result_.failure = archive::to_string(archive::errc::invalid_argument);
+    return fail(std::string(field) +
+                ".passphraseFile: volumes on other nodes are archived by agents, and a "
+                "passphrase cannot be handed to them without writing it into a job's "
+                "environment; encrypt to " +
+                (field.ends_with("gpg") ? "public keys" : "recipients") + " instead");
   }
 
   // The agents' image and the volume container, with what runs of this

@@ -3,6 +3,7 @@
 #include "controller/backup/phase_hooks.hpp"
 #include "controller/backup/runner.hpp"
 #include "controller/crypto/age.hpp"
+#include "controller/crypto/openpgp.hpp"
 #include "controller/destinations/destination.hpp"
 #include "controller/engine/client.hpp"
 #include "controller/quiesce/journal_store.hpp"
@@ -61,6 +62,9 @@ struct archive_request {
   /// age-encrypted to these as it is written, so no plaintext archive exists
   /// anywhere. Read from their files before anything is held.
   std::vector<crypto::recipient> recipients;
+  /// Set instead when the schedule encrypts with OpenPGP (gpg): the archive
+  /// goes through gpg as it is written, to these keys or this passphrase.
+  std::optional<crypto::openpgp_recipients> openpgp;
 };
 
 struct archive_written {

@@ -16,12 +16,14 @@
 #include <fmt/core.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <span>
 #include <sstream>
 #include <variant>
 
@@ -103,7 +105,7 @@ int into_directory(const restore::archive_file& archive,
   const auto verified_at = clock::now();
   if (options.dry_run) {
     say(stdout, "verified {} ({}{}{})\n", archive.path().string(), verified->compression,
-        verified->encrypted ? ", age-encrypted" : "",
+        verified->encrypted ? ", " + verified->encryption + "-encrypted" : "",
         verified->checksum_verified ? ", checksum verified" : "");
     return 0;
   }
@@ -119,6 +121,23 @@ int into_directory(const restore::archive_file& archive,
       options.into_directory, verify_s.count(), unpack_s.count(),
       verified->checksum_verified ? ", checksum verified" : "");
   return 0;
+}
+
+// Whether --passphrase-file is for gpg rather than age: by the archive's
+// first bytes when it is a file here, by its name (".gpg", as lifeboat names
+// what it encrypts with gpg) when it is on a destination.
+bool archive_is_openpgp(const api::restore_spec& spec) {
+  if (spec.source) {
+    return spec.source->name.ends_with(".gpg");
+  }
+  if (!spec.archive) {
+    return false;
+  }
+  std::ifstream in(*spec.archive, std::ios::binary);
+  std::array<char, 64> head{};
+  in.read(head.data(), head.size());
+  return crypto::looks_like_openpgp(
+      std::span<const char>(head.data(), static_cast<std::size_t>(in.gcount())));
 }
 
 }  // namespace
@@ -153,7 +172,17 @@ int restore(const engine::client_options& engine_options, const restore_options&
   } else {
     object.spec.archive = fs::absolute(options.archive).string();
   }
-  if (!options.identity_file.empty() || !options.passphrase_file.empty()) {
+  if (!options.gpg_secret_key_file.empty() ||
+      (!options.passphrase_file.empty() && archive_is_openpgp(object.spec))) {
+    api::gpg_decryption keys;
+    if (!options.gpg_secret_key_file.empty()) {
+      keys.secret_key_file = fs::absolute(options.gpg_secret_key_file).string();
+    }
+    if (!options.passphrase_file.empty()) {
+      keys.passphrase_file = fs::absolute(options.passphrase_file).string();
+    }
+    object.spec.decryption = keys;
+  } else if (!options.identity_file.empty() || !options.passphrase_file.empty()) {
     api::age_decryption keys;
     if (!options.identity_file.empty()) {
       keys.identity_file = fs::absolute(options.identity_file).string();
@@ -189,8 +218,18 @@ int restore(const engine::client_options& engine_options, const restore_options&
   read.allow_devices = options.allow_devices;
   read.allow_absolute_symlinks = options.allow_absolute_symlinks;
   read.cancel = &cancel_requested;
-  if (object.spec.decryption) {
-    auto identities = crypto::load_identities(*object.spec.decryption, "");
+  if (const auto* gpg = object.spec.decryption
+                            ? std::get_if<api::gpg_decryption>(&*object.spec.decryption)
+                            : nullptr) {
+    auto identities = crypto::load_openpgp_identities(*gpg, "");
+    if (!identities) {
+      say(stderr, "error: {}\n", identities.error().message);
+      return 2;
+    }
+    read.openpgp = std::move(*identities);
+  } else if (object.spec.decryption) {
+    auto identities =
+        crypto::load_identities(std::get<api::age_decryption>(*object.spec.decryption), "");
     if (!identities) {
       say(stderr, "error: {}\n", identities.error().message);
       return 2;

@@ -20,7 +20,8 @@ struct restore_options {
   bool allow_devices = false;
   bool allow_absolute_symlinks = false;
   std::string identity_file;          ///< decrypts an age-encrypted archive (age-keygen's file)
-  std::string passphrase_file;        ///< ... encrypted to a passphrase instead
+  std::string passphrase_file;        ///< ... encrypted to a passphrase instead (age or gpg)
+  std::string gpg_secret_key_file;    ///< decrypts an OpenPGP archive (gpg --export-secret-keys)
   bool dry_run = false;               ///< verify only: nothing is held or written
   std::string path = "auto";          ///< auto | engine | direct
   std::string stop_group;             ///< empty: only the workloads that mount a target volume

@@ -135,4 +135,72 @@ result<std::vector<identity>> load_identities(const api::age_decryption& spec,
   return identities;
 }
 
+result<openpgp_recipients> load_openpgp_recipients(const api::gpg_encryption& spec,
+                                                   std::string_view path) {
+  openpgp_recipients out;
+  if (spec.passphrase_file) {
+    auto passphrase = read_secret_file(*spec.passphrase_file, field_of(path, "passphraseFile"));
+    if (!passphrase) {
+      return passphrase.error();
+    }
+    out.passphrase = std::move(*passphrase);
+    return out;
+  }
+  if (spec.public_key_file) {
+    const std::string field = field_of(path, "publicKeyFile");
+    auto content = read_file(*spec.public_key_file, field);
+    if (!content) {
+      return content.error();
+    }
+    if (content->empty()) {
+      return error{errc::invalid_key, field + ": " + *spec.public_key_file + " is empty"};
+    }
+    out.public_keys = std::move(*content);
+    return out;
+  }
+  if (spec.public_keys.empty()) {
+    return error{errc::invalid_key, std::string(path) + ": set publicKeyFile or passphraseFile"};
+  }
+  out.public_keys = spec.public_keys;
+  return out;
+}
+
+result<void> check_openpgp_recipients(const openpgp_recipients& recipients, std::string_view path) {
+  auto probe =
+      make_openpgp_encryptor(recipients, [](std::span<const char>) -> result<void> { return {}; });
+  if (!probe) {
+    const std::string_view key = recipients.passphrase.empty() ? "publicKeyFile" : "passphraseFile";
+    return error{probe.error().code, field_of(path, key) + ": " + probe.error().message};
+  }
+  return {};
+}
+
+result<openpgp_identities> load_openpgp_identities(const api::gpg_decryption& spec,
+                                                   std::string_view path) {
+  openpgp_identities out;
+  if (!spec.secret_key_file && !spec.passphrase_file) {
+    return error{errc::invalid_key,
+                 std::string(path) + ": set secretKeyFile, passphraseFile or both"};
+  }
+  if (spec.secret_key_file) {
+    const std::string field = field_of(path, "secretKeyFile");
+    auto content = read_file(*spec.secret_key_file, field);
+    if (!content) {
+      return content.error();
+    }
+    if (content->empty()) {
+      return error{errc::invalid_key, field + ": " + *spec.secret_key_file + " is empty"};
+    }
+    out.secret_keys = std::move(*content);
+  }
+  if (spec.passphrase_file) {
+    auto passphrase = read_secret_file(*spec.passphrase_file, field_of(path, "passphraseFile"));
+    if (!passphrase) {
+      return passphrase.error();
+    }
+    out.passphrase = std::move(*passphrase);
+  }
+  return out;
+}
+
 }  // namespace lifeboat::crypto

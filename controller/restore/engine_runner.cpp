@@ -551,8 +551,16 @@ class restore_run {
     // The keys, before the archive is read: an encrypted archive is
     // decrypted as it is verified, so a wrong key fails here, with nothing
     // held or written.
-    if (spec_.decryption) {
-      auto identities = crypto::load_identities(*spec_.decryption, "spec.decryption.age");
+    if (const auto* gpg =
+            spec_.decryption ? std::get_if<api::gpg_decryption>(&*spec_.decryption) : nullptr) {
+      auto identities = crypto::load_openpgp_identities(*gpg, "spec.decryption.gpg");
+      if (!identities) {
+        return fail(outcome::invalid, identities.error().message);
+      }
+      read_.openpgp = std::move(*identities);
+    } else if (spec_.decryption) {
+      auto identities = crypto::load_identities(std::get<api::age_decryption>(*spec_.decryption),
+                                                "spec.decryption.age");
       if (!identities) {
         return fail(outcome::invalid, identities.error().message);
       }
@@ -572,7 +580,8 @@ class restore_run {
     checked_ =
         fmt::format("{} entries, {} of data, {}{}", entries,
                     human_bytes(static_cast<double>(verified->content_bytes)),
-                    verified->compression + (verified->encrypted ? ", age-encrypted" : ""),
+                    verified->compression +
+                        (verified->encrypted ? ", " + verified->encryption + "-encrypted" : ""),
                     verified->checksum_verified ? ", checksum verified" : ", no checksum file");
     verified_.emplace(std::move(*verified));
     return std::nullopt;

@@ -62,31 +62,53 @@ struct file_feed {
   std::vector<char> buffer = std::vector<char>(read_buffer_size);
   std::optional<sha256_ctx> hash;
   std::unique_ptr<crypto::decryptor> decrypt;
-  std::string plain;  // what the decryptor gave for the current read
+  std::string method;  // "age" or "OpenPGP" once recognised
+  std::string plain;   // what the decryptor gave for the current read
   bool decrypted_to_end = false;
   std::optional<crypto::error> decrypt_failure;
 
-  // Starts decrypting when the file is an age file; `this` must not move
-  // afterwards (the decryptor's sink holds it).
-  result<void> recognise(const std::vector<crypto::identity>& keys) {
+  // Starts decrypting when the file is an age file, or else an OpenPGP one;
+  // `this` must not move afterwards (the decryptor's sink holds it).
+  result<void> recognise(const read_options& keys) {
     std::array<char, 64> head{};
     const ssize_t n = ::pread(fd, head.data(), head.size(), 0);
     if (n < 0) {
       return make_error(errc::io_error, "reading " + shown_as + ": " + std::strerror(errno));
     }
-    if (!crypto::looks_like_age(std::span<const char>(head.data(), static_cast<std::size_t>(n)))) {
-      return {};
-    }
-    if (keys.empty()) {
-      return make_error(errc::invalid_argument,
-                        shown_as +
-                            " is encrypted with age: give the key that decrypts it (--identity "
-                            "FILE or --passphrase-file FILE; spec.decryption.age in a Restore)");
-    }
-    decrypt = crypto::decryptor::make(keys, [this](std::span<const char> bytes) {
+    const std::span<const char> first(head.data(), static_cast<std::size_t>(n));
+    auto to_plain = [this](std::span<const char> bytes) {
       plain.append(bytes.data(), bytes.size());
       return crypto::result<void>{};
-    });
+    };
+    if (crypto::looks_like_age(first)) {
+      if (keys.identities.empty()) {
+        return make_error(errc::invalid_argument,
+                          shown_as +
+                              " is encrypted with age: give the key that decrypts it (--identity "
+                              "FILE or --passphrase-file FILE; spec.decryption.age in a Restore)");
+      }
+      method = "age";
+      decrypt = crypto::decryptor::make(keys.identities, to_plain);
+      return {};
+    }
+    if (!crypto::looks_like_openpgp(first)) {
+      return {};
+    }
+    if (!keys.openpgp) {
+      return make_error(
+          errc::invalid_argument,
+          shown_as +
+              " is encrypted with OpenPGP: give what decrypts it (--gpg-secret-key "
+              "FILE and/or --passphrase-file FILE; spec.decryption.gpg in a Restore)");
+    }
+    auto made = crypto::make_openpgp_decryptor(*keys.openpgp, to_plain);
+    if (!made) {
+      return make_error(
+          made.error().is(crypto::errc::internal) ? errc::internal : errc::invalid_argument,
+          "decrypting: " + made.error().message);
+    }
+    method = "OpenPGP";
+    decrypt = std::move(*made);
     return {};
   }
 
@@ -278,7 +300,7 @@ struct reading {
   // Opened only once `this` has its final address: libarchive keeps &feed,
   // and the decryptor's sink too.
   result<void> open() {
-    if (auto known = feed.recognise(options.identities); !known) {
+    if (auto known = feed.recognise(options); !known) {
       return known.error();
     }
     auto a = open_reader(feed);
@@ -505,6 +527,7 @@ result<verify_report> verify(const archive_file& archive, const std::vector<mapp
   }
   report.compression = archive_filter_name(r.reader.get(), 0);
   report.encrypted = r.feed.decrypt != nullptr;
+  report.encryption = r.feed.method;
   if (const char* f = archive_format_name(r.reader.get()); f != nullptr) {
     report.format = f;
   }

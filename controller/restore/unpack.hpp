@@ -1,6 +1,7 @@
 #pragma once
 
 #include "controller/crypto/age.hpp"
+#include "controller/crypto/openpgp.hpp"
 #include "controller/restore/entry_check.hpp"
 #include "controller/restore/error.hpp"
 
@@ -70,6 +71,9 @@ struct read_options {
   /// its name). Empty: such an archive fails with errc::invalid_argument
   /// saying that it needs a key; a plain archive is read as it is either way.
   std::vector<crypto::identity> identities;
+  /// What decrypts an OpenPGP archive (recognised by its first packet, after
+  /// age). Unset: such an archive fails with errc::invalid_argument.
+  std::optional<crypto::openpgp_identities> openpgp;
   bool allow_devices = false;
   bool allow_absolute_symlinks = false;
   /// Checked before every block; a set flag fails with errc::cancelled.
@@ -91,7 +95,8 @@ struct verify_report {
   bool checksum_verified = false;      ///< a .sha256 was found and matched
   std::string sha256;                  ///< of the whole file, lower-case hex
   std::string compression;             ///< libarchive's filter name: "gzip", "zstd", "none"
-  bool encrypted = false;              ///< age: decrypted and authenticated to its last chunk
+  bool encrypted = false;              ///< decrypted and authenticated to its end
+  std::string encryption;              ///< "age" or "OpenPGP" when encrypted
   std::string format;                  ///< e.g. "POSIX pax interchange format"
   std::vector<std::uint64_t> entries;  ///< per mapping
   std::uint64_t content_bytes = 0;     ///< file data of the mapped entries

@@ -999,24 +999,25 @@ TEST(decode, age_encryption_and_decryption_round_trip) {
                     ", \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIL0 user@host\"]\n"
                     "        recipientsFile: /run/secrets/age_recipients\n"));
   ASSERT_TRUE(s.spec.archive.encryption);
-  EXPECT_EQ(
-      s.spec.archive.encryption->recipients,
-      (std::vector<std::string>{age_key, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIL0 user@host"}));
-  EXPECT_EQ(s.spec.archive.encryption->recipients_file, "/run/secrets/age_recipients");
-  EXPECT_FALSE(s.spec.archive.encryption->passphrase_file);
+  const auto& age = std::get<age_encryption>(*s.spec.archive.encryption);
+  EXPECT_EQ(age.recipients, (std::vector<std::string>{
+                                age_key, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIL0 user@host"}));
+  EXPECT_EQ(age.recipients_file, "/run/secrets/age_recipients");
+  EXPECT_FALSE(age.passphrase_file);
   EXPECT_EQ(decode_one<backup_schedule>(encode_yaml(s)), s);
 
   const auto p = decode_one<backup_schedule>(
       schedule_with("  archive: {encryption: {age: {passphraseFile: /run/secrets/pass}}}\n"));
   ASSERT_TRUE(p.spec.archive.encryption);
-  EXPECT_EQ(p.spec.archive.encryption->passphrase_file, "/run/secrets/pass");
+  EXPECT_EQ(std::get<age_encryption>(*p.spec.archive.encryption).passphrase_file,
+            "/run/secrets/pass");
   EXPECT_EQ(decode_one<backup_schedule>(encode_yaml(p)), p);
 
   const auto r = decode_one<restore>(
       restore_with("  archive: /a.tar.zst.age\n  volumes: [app_db]\n"
                    "  decryption: {age: {identityFile: /run/secrets/age_key}}\n"));
   ASSERT_TRUE(r.spec.decryption);
-  EXPECT_EQ(r.spec.decryption->identity_file, "/run/secrets/age_key");
+  EXPECT_EQ(std::get<age_decryption>(*r.spec.decryption).identity_file, "/run/secrets/age_key");
   EXPECT_EQ(decode_one<restore>(encode_yaml(r)), r);
 }
 
@@ -1025,10 +1026,7 @@ TEST(decode_errors, age_encryption) {
       {"two methods",
        schedule_with("  archive:\n    encryption:\n      age: {recipients: [" +
                      std::string(age_key) + "]}\n      gpg: {publicKeyFile: /k.asc}\n"),
-       {"10:7: spec.archive.encryption: expected exactly one method (age), got 2"}},
-      {"gpg is not there yet",
-       schedule_with("  archive: {encryption: {gpg: {publicKeyFile: /k.asc}}}\n"),
-       {"8:26: spec.archive.encryption.gpg: OpenPGP (gpg) is not implemented yet; use age"}},
+       {"10:7: spec.archive.encryption: expected exactly one method (age or gpg), got 2"}},
       {"a wrong recipient string, named with its index",
        schedule_with("  archive: {encryption: {age: {recipients: [" + std::string(age_key) +
                      ", age1short]}}}\n"),
@@ -1059,7 +1057,98 @@ TEST(decode_errors, age_encryption) {
        {"7:21: spec.decryption.age: set identityFile or passphraseFile, not both"}},
       {"decryption by an unknown method",
        restore_with("  archive: /a\n  volumes: [app_db]\n  decryption: {pgp: {}}\n"),
-       {"7:16: spec.decryption.pgp: unknown method \"pgp\"; expected age"}},
+       {"7:16: spec.decryption.pgp: unknown method \"pgp\"; expected age or gpg"}},
+  });
+}
+
+// Issue 14's other method: OpenPGP, to public keys (a file, or inline armored
+// keys as the controller hands them to agents) or to a passphrase.
+constexpr const char* armored_key =
+    "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmDMEZ0000BYJKwYBBAHaRw8BAQdA\n=abcd\n"
+    "-----END PGP PUBLIC KEY BLOCK-----\n";
+
+TEST(decode, gpg_encryption_and_decryption_round_trip) {
+  const auto s = decode_one<backup_schedule>(
+      schedule_with("  archive:\n    compression: zstd\n    encryption:\n      gpg:\n"
+                    "        publicKeyFile: /run/secrets/backup.asc\n"));
+  ASSERT_TRUE(s.spec.archive.encryption);
+  const auto& gpg = std::get<gpg_encryption>(*s.spec.archive.encryption);
+  EXPECT_EQ(gpg.public_key_file, "/run/secrets/backup.asc");
+  EXPECT_TRUE(gpg.public_keys.empty());
+  EXPECT_FALSE(gpg.passphrase_file);
+  EXPECT_EQ(decode_one<backup_schedule>(encode_yaml(s)), s);
+
+  const auto p = decode_one<backup_schedule>(
+      schedule_with("  archive: {encryption: {gpg: {passphraseFile: /run/secrets/gpg_pass}}}\n"));
+  EXPECT_EQ(std::get<gpg_encryption>(*p.spec.archive.encryption).passphrase_file,
+            "/run/secrets/gpg_pass");
+  EXPECT_EQ(decode_one<backup_schedule>(encode_yaml(p)), p);
+
+  // What an agent is given: the keys inline, multi-line, read back exactly.
+  backup_schedule agent = s;
+  agent.spec.archive.encryption = gpg_encryption{std::nullopt, armored_key, std::nullopt};
+  EXPECT_EQ(decode_one<backup_schedule>(encode_yaml(agent)), agent);
+
+  const auto r =
+      decode_one<restore>(restore_with("  archive: /a.tar.zst.gpg\n  volumes: [app_db]\n"
+                                       "  decryption: {gpg: {secretKeyFile: /run/secrets/key.asc, "
+                                       "passphraseFile: /run/secrets/p}}\n"));
+  ASSERT_TRUE(r.spec.decryption);
+  const auto& keys = std::get<gpg_decryption>(*r.spec.decryption);
+  EXPECT_EQ(keys.secret_key_file, "/run/secrets/key.asc");
+  EXPECT_EQ(keys.passphrase_file, "/run/secrets/p");
+  EXPECT_EQ(decode_one<restore>(encode_yaml(r)), r);
+
+  const auto symmetric =
+      decode_one<restore>(restore_with("  archive: /a.tar.zst.gpg\n  volumes: [app_db]\n"
+                                       "  decryption: {gpg: {passphraseFile: /run/secrets/p}}\n"));
+  EXPECT_FALSE(std::get<gpg_decryption>(*symmetric.spec.decryption).secret_key_file);
+  EXPECT_EQ(decode_one<restore>(encode_yaml(symmetric)), symmetric);
+}
+
+TEST(decode_errors, gpg_encryption) {
+  run({
+      {"age and gpg at once",
+       schedule_with("  archive:\n    encryption:\n      gpg: {publicKeyFile: /k.asc}\n"
+                     "      age: {passphraseFile: /p}\n"),
+       {"10:7: spec.archive.encryption: expected exactly one method (age or gpg), got 2"}},
+      {"neither method",
+       schedule_with("  archive: {encryption: {}}\n"),
+       {"8:25: spec.archive.encryption: expected exactly one method (age or gpg), got 0"}},
+      {"public key and passphrase",
+       schedule_with(
+           "  archive: {encryption: {gpg: {publicKeyFile: /k.asc, passphraseFile: /p}}}\n"),
+       {"8:31: spec.archive.encryption.gpg: passphraseFile excludes publicKeyFile: an archive "
+        "is encrypted to public keys or to a passphrase, not both"}},
+      {"nothing to encrypt to",
+       schedule_with("  archive: {encryption: {gpg: {}}}\n"),
+       {"8:31: spec.archive.encryption.gpg: set publicKeyFile or passphraseFile"}},
+      {"a key file and inline keys",
+       schedule_with("  archive: {encryption: {gpg: {publicKeyFile: /k.asc, publicKeys: \"" +
+                     std::string("-----BEGIN PGP PUBLIC KEY BLOCK-----") + "\"}}}\n"),
+       {"8:31: spec.archive.encryption.gpg: set publicKeyFile or publicKeys, not both"}},
+      {"inline keys that are not armored public keys",
+       schedule_with("  archive: {encryption: {gpg: {publicKeys: mQENBF}}}\n"),
+       {"8:44: spec.archive.encryption.gpg.publicKeys: expected armored public keys "
+        "(\"-----BEGIN PGP PUBLIC KEY BLOCK-----\", as gpg --armor --export writes them)"}},
+      {"a relative file, an inline passphrase, an unknown field",
+       schedule_with("  archive: {encryption: {gpg: {publicKeyFile: k.asc, passphrase: x, "
+                     "recipients: [a]}}}\n"),
+       {"8:47: spec.archive.encryption.gpg.publicKeyFile: \"k.asc\" is not an absolute path",
+        "8:66: spec.archive.encryption.gpg.passphrase: secrets are never written into an "
+        "object: put it in a file (a Swarm secret under /run/secrets) and name that file in "
+        "passphraseFile",
+        "8:69: spec.archive.encryption.gpg.recipients: unknown field"}},
+      {"decryption with nothing",
+       restore_with("  archive: /a\n  volumes: [app_db]\n  decryption: {gpg: {}}\n"),
+       {"7:21: spec.decryption.gpg: set secretKeyFile, passphraseFile or both"}},
+      {"decryption with an inline secret key",
+       restore_with("  archive: /a\n  volumes: [app_db]\n"
+                    "  decryption: {gpg: {secretKey: x, identityFile: /i}}\n"),
+       {"7:21: spec.decryption.gpg: set secretKeyFile, passphraseFile or both",
+        "7:33: spec.decryption.gpg.secretKey: secrets are never written into an object: put it "
+        "in a file (a Swarm secret under /run/secrets) and name that file in secretKeyFile",
+        "7:36: spec.decryption.gpg.identityFile: unknown field"}},
   });
 }
 

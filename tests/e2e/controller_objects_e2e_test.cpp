@@ -227,6 +227,93 @@ TEST_F(controller_objects_e2e, encrypted_backup_restored_by_object_and_refused_w
   EXPECT_EQ(controller->stop(), 0);
 }
 
+// Issue 14, OpenPGP: a schedule that encrypts with gpg to a public key, and
+// Restores through the controller with `decryption.gpg`: a wrong secret key
+// fails in Verifying (nothing created), the right one restores the tree.
+TEST_F(controller_objects_e2e, gpg_backup_restored_by_object_and_refused_with_a_wrong_key) {
+  const auto volume = create_volume(unique("src"));
+  ASSERT_EQ(run_command("cd '" + mountpoint(volume) +
+                        "' && mkdir -p db && seq 1 100000 > db/rows && chmod 0640 db/rows")
+                .status,
+            0);
+  for (const char* who : {"right", "wrong"}) {
+    const fs::path home = dir_ / (std::string("gnupg-") + who);
+    fs::create_directories(home);
+    fs::permissions(home, fs::perms::owner_all);
+    on_teardown([home] { run_command("gpgconf --homedir " + home.string() + " --kill all"); });
+    const std::string gpg = "gpg --homedir " + home.string() +
+                            " --batch --yes --pinentry-mode loopback --passphrase '' ";
+    const std::string uid = std::string(who) + "@example.test";
+    ASSERT_EQ(run_command(gpg + "--quick-gen-key " + uid +
+                          " future-default default never 2>&1 && " + gpg + "--armor --export " +
+                          uid + " > " + (dir_ / (std::string(who) + ".asc")).string() + " && " +
+                          gpg + "--armor --export-secret-keys " + uid + " > " +
+                          (dir_ / (std::string(who) + ".sec")).string())
+                  .status,
+              0);
+  }
+  const auto schedule = unique("nightly");
+  apply(schedule_yaml(schedule, "0 3 1 1 *", volume) +
+        "  archive:\n    encryption: {gpg: {publicKeyFile: " + (dir_ / "right.asc").string() +
+        "}}\n");
+  auto controller = start_controller("a", unique("lease"));
+
+  ASSERT_EQ(run_command(lifeboat_command("backup now " + schedule)).status, 0);
+  std::string backup;
+  ASSERT_TRUE(eventually(
+      [&] {
+        for (const auto& b : get_objects("backups")) {
+          if (b.schedule_ref == schedule && (b.phase == "Succeeded" || b.phase == "Failed")) {
+            backup = b.name;
+            EXPECT_EQ(b.phase, "Succeeded") << b.message;
+            return true;
+          }
+        }
+        return false;
+      },
+      120s))
+      << controller->log();
+  bool encrypted = false;
+  for (const auto& e : fs::directory_iterator(dir_ / "archive")) {
+    encrypted = encrypted || e.path().filename().string().ends_with(".tar.gz.gpg");
+  }
+  EXPECT_TRUE(encrypted) << "no .tar.gz.gpg archive in " << (dir_ / "archive");
+
+  const auto target = unique("restored");
+  on_teardown([this, target] {
+    eventually([&] {
+      auto r = engine().remove_volume(target, true);
+      return r || r.error().is(engine::errc::not_found);
+    });
+  });
+  auto restore_with = [&](const std::string& name, const fs::path& secret_key) {
+    apply("apiVersion: lifeboat/v1\nkind: Restore\nmetadata:\n  name: " + name +
+          "\nspec:\n  backupRef: " + backup +
+          "\n  createVolume: true\n  decryption: {gpg: {secretKeyFile: " + secret_key.string() +
+          "}}\n  volumes:\n    - from: " + volume + "\n      to: " + target + "\n");
+    std::optional<listed_object> r;
+    EXPECT_TRUE(eventually(
+        [&] {
+          r = find("restores", name);
+          return r && (r->phase == "Succeeded" || r->phase == "Failed");
+        },
+        120s))
+        << controller->log();
+    return r.value_or(listed_object{});
+  };
+  const auto refused = restore_with(unique("wrong-key"), dir_ / "wrong.sec");
+  EXPECT_EQ(refused.phase, "Failed");
+  EXPECT_THAT(refused.message, ::testing::HasSubstr("decrypting"));
+  EXPECT_FALSE(engine().inspect_volume(target)) << "a restore refused in Verifying created it";
+
+  const auto restored = restore_with(unique("right-key"), dir_ / "right.sec");
+  EXPECT_EQ(restored.phase, "Succeeded") << restored.message;
+  const auto diff =
+      run_command("diff -r '" + mountpoint(volume) + "' '" + mountpoint(target) + "'");
+  EXPECT_EQ(diff.status, 0) << diff.out;
+  EXPECT_EQ(controller->stop(), 0);
+}
+
 TEST_F(controller_objects_e2e, kill_9_during_a_restore_fails_it_and_brings_the_workload_back) {
   // An archive big enough that unpacking takes a while (made by `lifeboat
   // backup`, reading directly).

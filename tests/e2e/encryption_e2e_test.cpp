@@ -2,7 +2,9 @@
 // of an encrypting schedule writes an age file that Debian's `age` and GNU
 // tar read back to the volume's tree; `lifeboat restore` decrypts it (and
 // archives made by `tar | zstd | age -r`) into a volume; a wrong key fails in
-// Verifying with nothing created or written.
+// Verifying with nothing created or written. The same for OpenPGP: gpg
+// reads lifeboat's `.gpg` archives, lifeboat restores `gpg -e` / `gpg -c`
+// ones and its own (to keys or to a passphrase).
 #include "tests/e2e/engine_fixture.hpp"
 
 #include <filesystem>
@@ -105,6 +107,46 @@ class encryption_e2e : public engine_test {
                        "dd if=/dev/urandom of=big bs=1024 count=3000 2>/dev/null; "
                        "ln -s a/b/f link; chmod 600 a/b/f; chown 1234:5678 big");
     ASSERT_EQ(r.status, 0) << r.out;
+  }
+
+  // A gpg key pair made in a home of its own under dir_: the armored public
+  // key's file, the armored secret key's file, and the `gpg` command of that
+  // home (which holds the secret key).
+  struct gpg_pair {
+    fs::path public_key;
+    fs::path secret_key;
+    std::string gpg;
+  };
+  gpg_pair gpg_key(const std::string& name) {
+    const auto home = dir_ / ("gnupg-" + name);
+    fs::create_directories(home);
+    fs::permissions(home, fs::perms::owner_all);
+    on_teardown([home] { run_command("gpgconf --homedir " + home.string() + " --kill all"); });
+    gpg_pair pair{dir_ / (name + ".asc"), dir_ / (name + ".sec"),
+                  "gpg --homedir " + home.string() + " --batch --yes --pinentry-mode loopback "};
+    const std::string uid = name + "@example.test";
+    EXPECT_EQ(run_command(pair.gpg + "--passphrase '' --quick-gen-key " + uid +
+                          " future-default default never 2>&1")
+                  .status,
+              0);
+    EXPECT_EQ(
+        run_command(pair.gpg + "--armor --export " + uid + " > " + pair.public_key.string()).status,
+        0);
+    EXPECT_EQ(run_command(pair.gpg + "--passphrase '' --armor --export-secret-keys " + uid + " > " +
+                          pair.secret_key.string())
+                  .status,
+              0);
+    return pair;
+  }
+
+  // The manifest() of a folder here (an archive extracted by GNU tar).
+  std::string local_manifest(const fs::path& folder) {
+    auto r = run_command("cd " + folder.string() +
+                         " && find . | sort | while read -r p; do "
+                         "stat -c \"%n %F %a %u:%g\" \"$p\"; done && "
+                         "find . -type f | sort | xargs -r sha256sum");
+    EXPECT_EQ(r.status, 0);
+    return r.out;
   }
 
   fs::path dir_;
@@ -224,6 +266,119 @@ TEST_F(encryption_e2e, passphrase_round_trip_and_a_missing_secret_holds_nothing)
   const auto archive = only_archive(dir_ / "archives", ".tar.zst.age");
   ASSERT_FALSE(archive.empty());
 
+  const auto copy = removed_after(unique("copy"));
+  auto restored =
+      run_command(restore("--archive " + archive.string() + " --volume " + original + "=" + copy +
+                          " --create-volume --passphrase-file " + passphrase.string()));
+  ASSERT_EQ(restored.status, 0) << restored.out;
+  EXPECT_EQ(manifest(copy), expected);
+}
+
+TEST_F(encryption_e2e, gpg_backup_read_by_gpg_and_tar_and_restored_by_lifeboat) {
+  const auto original = create_volume(unique("orig"));
+  fill(original);
+  const auto expected = manifest(original);
+  const auto key = gpg_key("right");
+  const auto wrong = gpg_key("wrong");
+
+  const auto schedule = schedule_file(
+      original, "      gpg:\n        publicKeyFile: " + key.public_key.string() + "\n");
+  auto backup = run_command(lifeboat("backup --schedule " + schedule.string() + " --helper-image " +
+                                     helper_image() + " 2>&1"));
+  ASSERT_EQ(backup.status, 0) << backup.out;
+  const auto archive = only_archive(dir_ / "archives", ".tar.zst.gpg");
+  ASSERT_FALSE(archive.empty()) << backup.out;
+  EXPECT_EQ(run_command("cd " + archive.parent_path().string() + " && sha256sum -c " +
+                        archive.filename().string() + ".sha256")
+                .status,
+            0);
+  EXPECT_NE(run_command("zstd -t < " + archive.string() + " 2>/dev/null").status, 0);
+  EXPECT_NE(run_command("grep -c a/b/f " + archive.string()).status, 0);
+
+  // gpg and GNU tar read it back to the volume's exact tree.
+  const auto out = dir_ / "tar-gpg";
+  fs::create_directories(out);
+  auto r = run_command(key.gpg + "--decrypt " + archive.string() +
+                       " 2>/dev/null | tar --zstd -x -C " + out.string() + " 2>&1");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(local_manifest(out / original), expected);
+
+  // A wrong key fails in Verifying: the target volume is not created.
+  const auto never = unique("never");
+  auto refused =
+      run_command(restore("--archive " + archive.string() + " --volume " + original + "=" + never +
+                          " --create-volume --gpg-secret-key " + wrong.secret_key.string()));
+  EXPECT_NE(refused.status, 0) << refused.out;
+  EXPECT_NE(refused.out.find("decrypting"), std::string::npos) << refused.out;
+  EXPECT_FALSE(engine().inspect_volume(never)) << "a refused restore created its target";
+  auto keyless = run_command(restore("--archive " + archive.string() + " --volume " + original +
+                                     "=" + never + " --create-volume"));
+  EXPECT_NE(keyless.status, 0);
+  EXPECT_NE(keyless.out.find("is encrypted with OpenPGP"), std::string::npos) << keyless.out;
+
+  const auto copy = removed_after(unique("copy"));
+  auto restored =
+      run_command(restore("--archive " + archive.string() + " --volume " + original + "=" + copy +
+                          " --create-volume --gpg-secret-key " + key.secret_key.string()));
+  ASSERT_EQ(restored.status, 0) << restored.out;
+  EXPECT_NE(restored.out.find("OpenPGP-encrypted"), std::string::npos) << restored.out;
+  EXPECT_NE(restored.out.find("checksum verified"), std::string::npos) << restored.out;
+  EXPECT_EQ(manifest(copy), expected);
+}
+
+TEST_F(encryption_e2e, gpg_e_and_gpg_c_archives_and_gpg_passphrase_backups_are_restored) {
+  const auto original = create_volume(unique("orig"));
+  fill(original);
+  const auto expected = manifest(original);
+  const auto key = gpg_key("user");
+  const auto passphrase = dir_ / "gpg-passphrase";
+  std::ofstream(passphrase) << "gpg horse battery\n";
+
+  const auto tree = dir_ / "tree";
+  fs::create_directories(tree);
+  auto copied = run_command("docker run --rm --network none -v " + original + ":/data " +
+                            test_image() + " tar -C /data -c . | tar -x -C " + tree.string());
+  ASSERT_EQ(copied.status, 0) << copied.out;
+  const auto e = dir_ / "mine-e.tar.zst.gpg";
+  const auto c = dir_ / "mine-c.tar.zst.gpg";
+  ASSERT_EQ(run_command("tar -C " + tree.string() + " -c . | zstd -q | " + key.gpg +
+                        "--trust-model always -r user@example.test -e > " + e.string())
+                .status,
+            0);
+  ASSERT_EQ(run_command("tar -C " + tree.string() + " -c . | zstd -q | " + key.gpg +
+                        "--passphrase-file " + passphrase.string() + " -c > " + c.string())
+                .status,
+            0);
+  for (const auto& [archive, keys] : {std::pair{e, "--gpg-secret-key " + key.secret_key.string()},
+                                      std::pair{c, "--passphrase-file " + passphrase.string()}}) {
+    const auto copy = removed_after(unique("copy"));
+    auto restored = run_command(restore("--archive " + archive.string() + " --volume .=" + copy +
+                                        " --create-volume " + keys));
+    ASSERT_EQ(restored.status, 0) << archive << ": " << restored.out;
+    EXPECT_EQ(manifest(copy), expected) << archive;
+  }
+
+  // A secret file that is not there fails the backup before anything is held.
+  const auto missing = schedule_file(
+      original, "      gpg:\n        passphraseFile: " + (dir_ / "nowhere").string() + "\n");
+  auto failed = run_command(lifeboat("backup --schedule " + missing.string() + " --helper-image " +
+                                     helper_image() + " 2>&1"));
+  EXPECT_NE(failed.status, 0);
+  EXPECT_NE(failed.out.find("spec.archive.encryption.gpg.passphraseFile"), std::string::npos)
+      << failed.out;
+
+  // lifeboat's own symmetric archive: gpg opens it, and so does restore.
+  const auto schedule =
+      schedule_file(original, "      gpg:\n        passphraseFile: " + passphrase.string() + "\n");
+  auto backup = run_command(lifeboat("backup --schedule " + schedule.string() + " --helper-image " +
+                                     helper_image() + " 2>&1"));
+  ASSERT_EQ(backup.status, 0) << backup.out;
+  const auto archive = only_archive(dir_ / "archives", ".tar.zst.gpg");
+  ASSERT_FALSE(archive.empty());
+  EXPECT_EQ(run_command(key.gpg + "--passphrase-file " + passphrase.string() + " --decrypt " +
+                        archive.string() + " 2>/dev/null | zstd -d | tar -t >/dev/null")
+                .status,
+            0);
   const auto copy = removed_after(unique("copy"));
   auto restored =
       run_command(restore("--archive " + archive.string() + " --volume " + original + "=" + copy +

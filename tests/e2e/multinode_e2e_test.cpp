@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <set>
 
 namespace lifeboat::e2e {
 namespace {
@@ -140,13 +141,22 @@ class multinode_e2e : public backup_runner_test {
   /// Moves the service's task to the manager n1 and waits until it runs there. Swarm keeps a
   /// task that already runs on n1 (a placement-only change does not restart it).
   void pin_to_manager(const std::string& id) {
+    // The task running before the update may already be on n1 and stays "running" until
+    // Swarm replaces it: only a task started for the new spec counts.
+    std::set<std::string> before;
+    if (auto tasks = engine().list_tasks({{"service", {id}}})) {
+      for (const auto& t : *tasks) {
+        before.insert(t.id);
+      }
+    }
     update(id, [&](json::object& spec) {
       spec["TaskTemplate"].as_object()["Placement"] =
           json::object{{"Constraints", json::array{"node.id==" + env_["LIFEBOAT_NODE1_ID"]}}};
     });
     ASSERT_TRUE(eventually([&] {
       auto tasks = engine().list_tasks({{"service", {id}}, {"desired-state", {"running"}}});
-      return tasks && tasks->size() == 1 && tasks->front().node_id == env_["LIFEBOAT_NODE1_ID"] &&
+      return tasks && tasks->size() == 1 && !before.contains(tasks->front().id) &&
+             tasks->front().node_id == env_["LIFEBOAT_NODE1_ID"] &&
              tasks->front().state == "running";
     }));
   }
@@ -328,6 +338,57 @@ TEST_F(multinode_e2e, a_workers_archive_is_encrypted_by_its_agent) {
       << refused.message;
   EXPECT_TRUE(back_as_before(db));
   EXPECT_EQ(jobs_of_schedule(sched.metadata.name), 0U) << "an agent job outlived the run";
+}
+
+// OpenPGP on a worker: the controller hands the agent the armored public key
+// it read (publicKeyFile), the agent's gpg encrypts; a gpg passphrase is
+// refused before holding, as age's is.
+TEST_F(multinode_e2e, a_workers_archive_is_encrypted_with_gpg_by_its_agent) {
+  const auto group = unique("g");
+  const auto db_volume = volume_on_node3(unique("db-data"), "from-n3");
+  const auto db = writer_on_node3(unique("db"), db_volume, group);
+  const auto home = dir_ / "gnupg";
+  fs::create_directories(home);
+  fs::permissions(home, fs::perms::owner_all);
+  const std::string gpg =
+      "gpg --homedir " + home.string() + " --batch --yes --pinentry-mode loopback --passphrase '' ";
+  const auto public_key = dir_ / "key.asc";
+  ASSERT_EQ(run_command(gpg + "--quick-gen-key n3@example.test future-default default never " +
+                        "2>/dev/null && " + gpg + "--armor --export n3@example.test > " +
+                        public_key.string())
+                .status,
+            0);
+  auto sched = schedule(unique("sched"), db_volume, group);
+  sched.spec.archive.encryption = api::gpg_encryption{public_key.string(), "", std::nullopt};
+
+  backup::runner_options options;
+  options.agent_image = lifeboat_image();
+  const auto result = backup(
+      sched, [] {}, options);
+  ASSERT_TRUE(result.ok) << result.message;
+  EXPECT_TRUE(back_as_before(db));
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir_)) {
+    if (e.path().filename().string().ends_with(".n3.tar.gz.gpg")) {
+      names.push_back(e.path().filename().string());
+    }
+  }
+  ASSERT_EQ(names.size(), 1U) << result.message;
+  const auto marker = run_command(gpg + "--decrypt " + (dir_ / names[0]).string() +
+                                  " 2>/dev/null | tar -xzO " + db_volume + "/marker");
+  EXPECT_EQ(marker.out, "from-n3\n");
+
+  const auto passphrase = dir_ / "gpg-passphrase.txt";
+  std::ofstream(passphrase) << "secret\n";
+  sched.spec.archive.encryption = api::gpg_encryption{std::nullopt, "", passphrase.string()};
+  const auto refused = backup(
+      sched, [] {}, options);
+  EXPECT_FALSE(refused.ok);
+  EXPECT_NE(refused.message.find("gpg.passphraseFile: volumes on other nodes"), std::string::npos)
+      << refused.message;
+  EXPECT_TRUE(back_as_before(db));
+  EXPECT_EQ(jobs_of_schedule(sched.metadata.name), 0U) << "an agent job outlived the run";
+  run_command("gpgconf --homedir " + home.string() + " --kill all");
 }
 
 // `lifeboat backup` killed while the worker's agent reads: the service stays

@@ -33,6 +33,12 @@ TEST(archive_name_pattern, matches_exactly_what_the_template_writes) {
       {def, "nightly-db", ".tar.gz", "nightly-db-2024-05-01T03-00-00.tar.gz.partial", false},
       {def, "nightly-db", ".tar.gz", "nightly-db-2024-05-01T03-00-00.tar.gz.sha256", false},
       {def, "nightly-db", ".tar", "nightly-db-2024-05-01T03-00-00.tar.gz", false},
+      // Encrypted archives are the schedule's own only with their extension.
+      {def, "nightly-db", ".tar.zst.gpg", "nightly-db-2024-05-01T03-00-00.tar.zst.gpg", true},
+      {def, "nightly-db", ".tar.zst.gpg", "nightly-db-2024-05-01T03-00-00.tar.zst.age", false},
+      {def, "nightly-db", ".tar.zst.gpg", "nightly-db-2024-05-01T03-00-00.tar.zst", false},
+      {def, "nightly-db", ".tar.zst.gpg", "nightly-db-2024-05-01T03-00-00.tar.zst.gpg.partial",
+       false},
       // Digits where digits go, of the right count.
       {def, "nightly-db", ".tar.gz", "nightly-db-2024-5-01T03-00-00.tar.gz", false},
       {def, "nightly-db", ".tar.gz", "nightly-db-2024-05-01T03-00-0x.tar.gz", false},
@@ -118,6 +124,7 @@ TEST(node_archive_of, names_a_nodes_archive_of_the_run_of_the_controllers_or_ano
   EXPECT_EQ(node_archive_of("db-2026-12-05T03-00-00.n1.tar.gz", "n2", nodes),
             "db-2026-12-05T03-00-00.n2.tar.gz");
   EXPECT_EQ(node_archive_of("db.n2.tar.zst.age", "n2", nodes), "db.n2.tar.zst.age");
+  EXPECT_EQ(node_archive_of("db.n2.tar.zst.gpg", "n2", nodes), "db.n2.tar.zst.gpg");
   EXPECT_EQ(node_archive_of("db.worker_3.tar", "worker 3", nodes), "db.worker_3.tar");
   EXPECT_EQ(node_archive_of("db.worker_3.tar", "n1", nodes), "db.n1.tar");
   // A stem that is only a node's suffix keeps it; a name without ".tar" is kept.

@@ -212,6 +212,18 @@ TEST(archive_file_name, extension_per_compression) {
   EXPECT_EQ(file_name_for(compression_kind::none), "app-2024-05-01T03-00-00.tar");
 }
 
+// Encryption is the chain's last link: ".age" or ".gpg" after the compressor's.
+TEST(archive_file_name, extension_per_encryption) {
+  api::archive_spec spec;
+  spec.compression = compression_kind::zstd;
+  spec.encryption = api::age_encryption{{}, std::nullopt, "/p"};
+  EXPECT_EQ(archive_file_name("a", spec), "a.tar.zst.age");
+  spec.encryption = api::gpg_encryption{"/k.asc", "", std::nullopt};
+  EXPECT_EQ(archive_file_name("a", spec), "a.tar.zst.gpg");
+  spec.compression = compression_kind::none;
+  EXPECT_EQ(archive_file_name("a", spec), "a.tar.gpg");
+}
+
 TEST(write_archive, several_volumes_each_under_its_own_name) {
   scratch_dir dir;
   const fs::path a = dir / "data";

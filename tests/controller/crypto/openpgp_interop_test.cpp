@@ -3,6 +3,7 @@
 // `gpg -e` and `gpg -c` write opens with lifeboat. Keys are made by gpg in a
 // private temporary home; the tools run as child processes.
 #include "controller/crypto/openpgp.hpp"
+#include "controller/restore/unpack.hpp"
 
 #include <gtest/gtest.h>
 
@@ -12,6 +13,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace lifeboat::crypto {
 namespace {
@@ -160,6 +162,57 @@ TEST_F(OpenPgpInterop, GpgEncryptsLifeboatDecrypts) {
   r = pour(**sdec, c);
   ASSERT_TRUE(r) << r.error().describe();
   EXPECT_EQ(out, plaintext);
+}
+
+// Through the restore code path (verify, then extract), as `lifeboat restore`
+// reads an archive: `tar | zstd | gpg -e` and `gpg -c` archives come back as
+// the exact tree; a key that is not the recipient's is refused in verify().
+TEST_F(OpenPgpInterop, GpgArchivesAreRestoredByTheRestorePath) {
+  const fs::path tree = dir_ / "tree";
+  fs::create_directories(tree / "app_db" / "sub");
+  write_file(tree / "app_db" / "a.bin", random_text(3 * 1024 * 1024 + 7, 3));
+  write_file(tree / "app_db" / "sub" / "b.txt", "hello\n");
+  ASSERT_EQ(run("tar -C " + quote(tree) + " -c app_db | zstd -q > " + quote(dir_ / "a.tar.zst")),
+            0);
+  ASSERT_EQ(run(gpg_ + "--trust-model always -r carol@example.test -e -o " +
+                quote(dir_ / "e.tar.zst.gpg") + " " + quote(dir_ / "a.tar.zst") + " 2>/dev/null"),
+            0);
+  ASSERT_EQ(run(gpg_ + "--passphrase 'gpg pass' -c -o " + quote(dir_ / "c.tar.zst.gpg") + " " +
+                quote(dir_ / "a.tar.zst") + " 2>/dev/null"),
+            0);
+  struct archive_case {
+    std::string name;
+    openpgp_identities keys;
+  };
+  const std::vector<archive_case> cases{
+      {"e.tar.zst.gpg", {.secret_keys = read_file(dir_ / "carol.sec"), .passphrase = ""}},
+      {"c.tar.zst.gpg", {.secret_keys = "", .passphrase = "gpg pass"}},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto file = restore::archive_file::open(dir_ / c.name);
+    ASSERT_TRUE(file) << file.error().describe();
+    restore::read_options options;
+    options.openpgp = c.keys;
+    auto v = restore::verify(*file, {{"app_db", "app_db"}}, options);
+    ASSERT_TRUE(v) << v.error().describe();
+    EXPECT_TRUE(v->encrypted);
+    EXPECT_EQ(v->compression, "zstd");
+    const fs::path into = dir_ / ("restored-" + c.name);
+    fs::create_directories(into);
+    auto x = restore::extract_to_directories(*file, {{"app_db", "app_db"}}, {into}, options);
+    ASSERT_TRUE(x) << x.error().describe();
+    EXPECT_EQ(run("diff -r " + quote(tree / "app_db") + " " + quote(into)), 0);
+  }
+
+  // A passphrase that is not the one: refused while verifying.
+  auto file = restore::archive_file::open(dir_ / "c.tar.zst.gpg");
+  ASSERT_TRUE(file);
+  restore::read_options wrong;
+  wrong.openpgp = openpgp_identities{.secret_keys = "", .passphrase = "not it"};
+  auto v = restore::verify(*file, {{"app_db", "app_db"}}, wrong);
+  ASSERT_FALSE(v);
+  EXPECT_EQ(v.error().code, restore::errc::invalid_argument) << v.error().describe();
 }
 
 }  // namespace
