@@ -138,27 +138,21 @@ class multinode_e2e : public backup_runner_test {
     return id.out.substr(0, id.out.find('\n'));
   }
 
-  /// Moves the service's task to the manager n1 and waits until it runs there. Swarm keeps a
-  /// task that already runs on n1 (a placement-only change does not restart it).
+  /// Moves the service's task to the manager n1 and waits until it runs there. A task that
+  /// already runs on n1 is kept (Swarm does not restart a task for a placement-only change
+  /// its node already satisfies); a task elsewhere is replaced, and its desired state leaves
+  /// "running" as soon as the orchestrator takes the update.
   void pin_to_manager(const std::string& id) {
-    // The task running before the update may already be on n1 and stays "running" until
-    // Swarm replaces it: only a task started for the new spec counts.
-    std::set<std::string> before;
-    if (auto tasks = engine().list_tasks({{"service", {id}}})) {
-      for (const auto& t : *tasks) {
-        before.insert(t.id);
-      }
-    }
     update(id, [&](json::object& spec) {
       spec["TaskTemplate"].as_object()["Placement"] =
           json::object{{"Constraints", json::array{"node.id==" + env_["LIFEBOAT_NODE1_ID"]}}};
     });
     ASSERT_TRUE(eventually([&] {
       auto tasks = engine().list_tasks({{"service", {id}}, {"desired-state", {"running"}}});
-      return tasks && tasks->size() == 1 && !before.contains(tasks->front().id) &&
+      return tasks && tasks->size() == 1 &&
              tasks->front().node_id == env_["LIFEBOAT_NODE1_ID"] &&
              tasks->front().state == "running";
-    }));
+    })) << describe_service(id);
   }
 
   /// Replicas, running tasks and lifeboat's labels, for failure messages.
