@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Restores the data set of hack/bench-archive.sh (about 2 GiB: large
-# semi-compressible files, incompressible media, ~100 000 small files) from
-# archives lifeboat wrote (gzip default level, zstd), with `lifeboat restore
-# --into-directory` (the direct path: pass 1 reads and checks the whole
-# archive and its SHA-256, pass 2 unpacks) beside `tar -xzf` and
-# `tar -x --zstd` of the same archives, which only unpack. Prints seconds,
-# MiB/s of tar data, CPU time, peak RSS and the ratio against tar. One run
-# each, archives in the page cache; about 3 min on 2 cores.
+# Restores two parts of the data set of hack/bench-archive.sh from archives
+# lifeboat wrote (gzip default level, zstd, none): "small", its ~100 000
+# small files (0-10 KiB, 100 per folder), and "big", its four large
+# semi-compressible files (15% of the set each: 307 MiB at the default size,
+# 400 MiB with BENCH_SIZE_MIB=2731). Each archive is restored with `lifeboat
+# restore --into-directory` (the direct path: pass 1 reads and checks the
+# whole archive and its SHA-256, pass 2 unpacks) right after `tar -xzf`,
+# `tar -x --zstd` or `tar -xf` of the same archive, which only unpacks.
+# Prints seconds, MiB/s of tar data, CPU time, peak RSS and the ratio against
+# tar. One run each, archives in the page cache; about 4 min on 2 cores.
 #
 #   BENCH_SIZE_MIB   size of the data set (default 2048)
+#   BENCH_SETS       which parts (default "small big")
+#   BENCH_KINDS      which compressions (default "gzip zstd none")
 #   BENCH_DATA       where it is generated once (default /tmp/lifeboat-bench-data)
 #   BENCH_OUT        archives and extraction folder (default /tmp/lifeboat-bench-restore)
 #   LIFEBOAT_BUILD_DIR  build folder (default build/); archive_bench and lifeboat are built
@@ -39,13 +43,6 @@ rm -rf "$out"
 mkdir -p "$out/archives"
 trap 'rm -rf "$out"' EXIT
 
-log "writing the archives with lifeboat"
-# archive_bench stores the folder under "data/", as a backup stores a volume.
-"$bench" write "$data/data" "$out/archives/lb.tar.gz" gzip >/dev/null
-"$bench" write "$data/data" "$out/archives/lb.tar.zst" zstd >/dev/null
-tar_bytes=$(tar -C "$data" -cf - data | wc -c)
-cat "$out/archives"/* >/dev/null # into the page cache
-
 results=()
 # measure NAME COMMAND...: one run into an empty folder, flushed to disk
 # before the next (sync is not timed).
@@ -67,29 +64,38 @@ measure() {
   rm -rf "$out/x"
 }
 
-measure "tar -xzf" tar -C "$out/x" -xzf "$out/archives/lb.tar.gz"
-measure "lifeboat restore gzip" "$lifeboat" restore --archive "$out/archives/lb.tar.gz" \
-  --volume data=v --into-directory "$out/x"
-measure "tar -x --zstd" tar -C "$out/x" --zstd -xf "$out/archives/lb.tar.zst"
-measure "lifeboat restore zstd" "$lifeboat" restore --archive "$out/archives/lb.tar.zst" \
-  --volume data=v --into-directory "$out/x"
-measure "lifeboat verify zstd" "$lifeboat" restore --archive "$out/archives/lb.tar.zst" \
-  --volume data=v --into-directory "$out/x" --dry-run
+declare -A tar_flags=([gzip]=-xzf [zstd]="--zstd -xf" [none]=-xf)
+declare -A suffix=([gzip]=.tar.gz [zstd]=.tar.zst [none]=.tar)
+declare -A mib_of=()
+for set in ${BENCH_SETS:-small big}; do
+  mib_of[$set]=$(tar -C "$data/data" -cf - "$set" | wc -c | awk '{print $1 / 1048576}')
+  for kind in ${BENCH_KINDS:-gzip zstd none}; do
+    archive=$out/archives/$set${suffix[$kind]}
+    log "writing $archive with lifeboat"
+    "$bench" write "$data/data/$set" "$archive" "$kind" >/dev/null
+    cat "$archive" >/dev/null # into the page cache
+    # shellcheck disable=SC2086  # the flags are words
+    measure "$set tar ${tar_flags[$kind]}" tar -C "$out/x" ${tar_flags[$kind]} "$archive"
+    measure "$set lifeboat $kind" "$lifeboat" restore --archive "$archive" \
+      --volume data=v --into-directory "$out/x"
+    rm -f "$archive"
+  done
+done
 
-mib=$(awk "BEGIN{print $tar_bytes / 1048576}")
-printf '\n%s MiB of tar (%s), %s CPUs\n' "$(printf '%.0f' "$mib")" "$data" "$(nproc)"
-printf '%-24s %8s %8s %8s %9s %9s\n' tool seconds 'MiB/s' 'CPU s' 'RSS MiB' 'x tar'
+printf '\n%s, %s CPUs\n' "$data" "$(nproc)"
+printf '%-28s %8s %8s %8s %9s %9s\n' run seconds 'MiB/s' 'CPU s' 'RSS MiB' 'x tar'
 ref=""
 for r in "${results[@]}"; do
+  set=${r%% *}
   case "$r" in
-    "tar -xzf "* | "tar -x --zstd "*) ref=$(awk '{print $(NF-2)}' <<<"$r") ;;
+    *" tar "*) ref=$(awk '{print $(NF-2)}' <<<"$r") ;;
   esac
   # The name has spaces; the last three fields are the numbers. Each lifeboat
   # row is compared with the tar row above it (same archive).
-  awk -v mib="$mib" -v ref="$ref" '{
+  awk -v mib="${mib_of[$set]}" -v ref="$ref" '{
     n = NF; rss = $n; cpu = $(n-1); secs = $(n-2);
     name = $1; for (i = 2; i <= n - 3; i++) name = name " " $i;
-    ratio = ref > 0 ? sprintf("%.2fx", secs / ref) : "-";
-    printf "%-24s %8.2f %8.0f %8.1f %9.1f %9s\n", name, secs, mib / secs, cpu, rss / 1024, ratio;
+    ratio = (ref > 0 && name !~ / tar /) ? sprintf("%.2fx", secs / ref) : "-";
+    printf "%-28s %8.2f %8.0f %8.1f %9.1f %9s\n", name, secs, mib / secs, cpu, rss / 1024, ratio;
   }' <<<"$r"
 done

@@ -206,6 +206,23 @@ TEST(restore, several_volumes_each_into_its_own_folder) {
             std::vector<std::string>{});
 }
 
+// A symlink already in the folder (not in the archive) is never written
+// through: libarchive's secure-symlink check still sees the folders inside
+// the volume now that it is given paths relative to the folder above it. The
+// process's working folder stays where it was.
+TEST(restore, never_writes_through_a_symlink_already_in_the_folder) {
+  scratch_dir out, dst, outside;
+  write_raw_tar(out / "a.tar.gz", {{"app_db/", AE_IFDIR}, {"app_db/sub/f", AE_IFREG, "x"}});
+  fs::create_directory_symlink(outside.path(), dst / "sub");
+  const auto cwd = fs::current_path();
+  auto x = verify_and_extract(out / "a.tar.gz", {{"app_db", "v"}}, {dst.path()}, {});
+  EXPECT_FALSE(fs::exists(outside / "f")) << "written through the symlink";
+  ASSERT_FALSE(x) << "extraction accepted";
+  EXPECT_EQ(x.error().code, errc::io_error);
+  EXPECT_NE(x.error().message.find("entry app_db/sub/f"), std::string::npos) << x.error().message;
+  EXPECT_EQ(fs::current_path(), cwd);
+}
+
 // Archives made by other tools: GNU tar and bsdtar, each compression, with the
 // archive's root (".") or a folder in it as the source.
 TEST(restore, accepts_archives_of_gnu_tar_and_bsdtar) {
