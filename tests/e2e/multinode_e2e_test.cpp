@@ -149,8 +149,7 @@ class multinode_e2e : public backup_runner_test {
     });
     ASSERT_TRUE(eventually([&] {
       auto tasks = engine().list_tasks({{"service", {id}}, {"desired-state", {"running"}}});
-      return tasks && tasks->size() == 1 &&
-             tasks->front().node_id == env_["LIFEBOAT_NODE1_ID"] &&
+      return tasks && tasks->size() == 1 && tasks->front().node_id == env_["LIFEBOAT_NODE1_ID"] &&
              tasks->front().state == "running";
     })) << describe_service(id);
   }
