@@ -30,6 +30,15 @@ std::string field_of(std::string_view path, std::string_view key) {
   return path.empty() ? std::string(key) : std::string(path) + "." + std::string(key);
 }
 
+// An OpenPGP key file, armored or binary, taken as it is; empty is an error.
+result<std::string> read_key_file(const std::string& file, std::string_view field) {
+  auto content = read_file(file, field);
+  if (content && content->empty()) {
+    return error{errc::invalid_key, std::string(field) + ": " + file + " is empty"};
+  }
+  return content;
+}
+
 }  // namespace
 
 result<std::string> read_secret_file(const std::string& file, std::string_view field) {
@@ -147,13 +156,9 @@ result<openpgp_recipients> load_openpgp_recipients(const api::gpg_encryption& sp
     return out;
   }
   if (spec.public_key_file) {
-    const std::string field = field_of(path, "publicKeyFile");
-    auto content = read_file(*spec.public_key_file, field);
+    auto content = read_key_file(*spec.public_key_file, field_of(path, "publicKeyFile"));
     if (!content) {
       return content.error();
-    }
-    if (content->empty()) {
-      return error{errc::invalid_key, field + ": " + *spec.public_key_file + " is empty"};
     }
     out.public_keys = std::move(*content);
     return out;
@@ -183,13 +188,9 @@ result<openpgp_identities> load_openpgp_identities(const api::gpg_decryption& sp
                  std::string(path) + ": set secretKeyFile, passphraseFile or both"};
   }
   if (spec.secret_key_file) {
-    const std::string field = field_of(path, "secretKeyFile");
-    auto content = read_file(*spec.secret_key_file, field);
+    auto content = read_key_file(*spec.secret_key_file, field_of(path, "secretKeyFile"));
     if (!content) {
       return content.error();
-    }
-    if (content->empty()) {
-      return error{errc::invalid_key, field + ": " + *spec.secret_key_file + " is empty"};
     }
     out.secret_keys = std::move(*content);
   }

@@ -4,6 +4,7 @@
 // the private GNUPGHOMEs removed afterwards. The keys are made per run by
 // Debian's gpg in a temporary home, since the library runs gpg anyway.
 #include "controller/crypto/openpgp.hpp"
+#include "controller/crypto/spec_keys.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -331,6 +332,43 @@ TEST(LooksLikeOpenPgp, PacketHeaders) {
   EXPECT_FALSE(looks_like_openpgp("\x1f\x8b\x08\x00"s));          // gzip
   EXPECT_FALSE(looks_like_openpgp("./data/file\0\0\0"s));         // tar
   EXPECT_FALSE(looks_like_openpgp("-----BEGIN PGP MESSAGE-----"s));
+}
+
+// The key files of an object: an empty or unreadable file is refused naming
+// the field and the file, before any gpg runs.
+TEST(OpenPgpSpecKeys, EmptyOrMissingKeyFilesNameTheField) {
+  const fs::path dir = fs::path(::testing::TempDir()) / "openpgp-spec-keys";
+  fs::create_directories(dir);
+  const auto empty = (dir / "empty.asc").string();
+  std::ofstream(empty).close();
+  const auto missing = (dir / "missing.asc").string();
+
+  api::gpg_encryption encryption;
+  encryption.public_key_file = empty;
+  auto recipients = load_openpgp_recipients(encryption, "spec.archive.encryption.gpg");
+  ASSERT_FALSE(recipients);
+  EXPECT_EQ(recipients.error().message,
+            "spec.archive.encryption.gpg.publicKeyFile: " + empty + " is empty");
+  encryption.public_key_file = missing;
+  recipients = load_openpgp_recipients(encryption, "spec.archive.encryption.gpg");
+  ASSERT_FALSE(recipients);
+  EXPECT_THAT(recipients.error().message,
+              ::testing::StartsWith("spec.archive.encryption.gpg.publicKeyFile: cannot read " +
+                                    missing + ": "));
+
+  api::gpg_decryption decryption;
+  decryption.secret_key_file = empty;
+  auto identities = load_openpgp_identities(decryption, "spec.decryption.gpg");
+  ASSERT_FALSE(identities);
+  EXPECT_EQ(identities.error().message,
+            "spec.decryption.gpg.secretKeyFile: " + empty + " is empty");
+  // Inline keys (what agents get) need no file at all.
+  api::gpg_encryption inline_keys;
+  inline_keys.public_keys = "-----BEGIN PGP PUBLIC KEY BLOCK-----";
+  recipients = load_openpgp_recipients(inline_keys, "spec.archive.encryption.gpg");
+  ASSERT_TRUE(recipients) << recipients.error().message;
+  EXPECT_EQ(recipients->public_keys, inline_keys.public_keys);
+  fs::remove_all(dir);
 }
 
 }  // namespace
