@@ -65,6 +65,73 @@ class controller_objects_e2e : public engine_test {
                                                          "--helper-image", test_image()});
   }
 
+  /// Issue 14 through the controller: a schedule whose `archive.encryption` is
+  /// `encryption` (a YAML flow map) backs `volume` up on demand into an archive
+  /// ending in `suffix`; a Restore whose `decryption` is `wrong` fails in
+  /// Verifying and creates nothing, one with `right` restores the exact tree.
+  void encrypted_round_trip(const std::string& volume, const std::string& encryption,
+                            const std::string& suffix, const std::string& wrong,
+                            const std::string& right) {
+    const auto schedule = unique("nightly");
+    apply(schedule_yaml(schedule, "0 3 1 1 *", volume) +
+          "  archive:\n    encryption: " + encryption + "\n");
+    auto controller = start_controller("a", unique("lease"));
+
+    ASSERT_EQ(run_command(lifeboat_command("backup now " + schedule)).status, 0);
+    std::string backup;
+    ASSERT_TRUE(eventually(
+        [&] {
+          for (const auto& b : get_objects("backups")) {
+            if (b.schedule_ref == schedule && (b.phase == "Succeeded" || b.phase == "Failed")) {
+              backup = b.name;
+              EXPECT_EQ(b.phase, "Succeeded") << b.message;
+              return true;
+            }
+          }
+          return false;
+        },
+        120s))
+        << controller->log();
+    bool encrypted = false;
+    for (const auto& e : fs::directory_iterator(dir_ / "archive")) {
+      encrypted = encrypted || e.path().filename().string().ends_with(suffix);
+    }
+    EXPECT_TRUE(encrypted) << "no " << suffix << " archive in " << (dir_ / "archive");
+
+    const auto target = unique("restored");
+    on_teardown([this, target] {
+      eventually([&] {
+        auto r = engine().remove_volume(target, true);
+        return r || r.error().is(engine::errc::not_found);
+      });
+    });
+    auto restore_with = [&](const std::string& name, const std::string& decryption) {
+      apply("apiVersion: lifeboat/v1\nkind: Restore\nmetadata:\n  name: " + name +
+            "\nspec:\n  backupRef: " + backup + "\n  createVolume: true\n  decryption: " +
+            decryption + "\n  volumes:\n    - from: " + volume + "\n      to: " + target + "\n");
+      std::optional<listed_object> r;
+      EXPECT_TRUE(eventually(
+          [&] {
+            r = find("restores", name);
+            return r && (r->phase == "Succeeded" || r->phase == "Failed");
+          },
+          120s))
+          << controller->log();
+      return r.value_or(listed_object{});
+    };
+    const auto refused = restore_with(unique("wrong-key"), wrong);
+    EXPECT_EQ(refused.phase, "Failed");
+    EXPECT_THAT(refused.message, ::testing::HasSubstr("decrypting"));
+    EXPECT_FALSE(engine().inspect_volume(target)) << "a restore refused in Verifying created it";
+
+    const auto restored = restore_with(unique("right-key"), right);
+    EXPECT_EQ(restored.phase, "Succeeded") << restored.message;
+    const auto diff =
+        run_command("diff -r '" + mountpoint(volume) + "' '" + mountpoint(target) + "'");
+    EXPECT_EQ(diff.status, 0) << diff.out;
+    EXPECT_EQ(controller->stop(), 0);
+  }
+
   fs::path dir_;
   int applied_ = 0;
 };
@@ -166,65 +233,9 @@ TEST_F(controller_objects_e2e, encrypted_backup_restored_by_object_and_refused_w
             0);
   auto recipient = run_command("age-keygen -y " + key.string()).out;
   recipient.erase(recipient.find_last_not_of("\r\n") + 1);
-  const auto schedule = unique("nightly");
-  apply(schedule_yaml(schedule, "0 3 1 1 *", volume) +
-        "  archive:\n    encryption: {age: {recipients: [\"" + recipient + "\"]}}\n");
-  auto controller = start_controller("a", unique("lease"));
-
-  ASSERT_EQ(run_command(lifeboat_command("backup now " + schedule)).status, 0);
-  std::string backup;
-  ASSERT_TRUE(eventually(
-      [&] {
-        for (const auto& b : get_objects("backups")) {
-          if (b.schedule_ref == schedule && (b.phase == "Succeeded" || b.phase == "Failed")) {
-            backup = b.name;
-            EXPECT_EQ(b.phase, "Succeeded") << b.message;
-            return true;
-          }
-        }
-        return false;
-      },
-      120s))
-      << controller->log();
-  bool encrypted = false;
-  for (const auto& e : fs::directory_iterator(dir_ / "archive")) {
-    encrypted = encrypted || e.path().filename().string().ends_with(".tar.gz.age");
-  }
-  EXPECT_TRUE(encrypted) << "no .tar.gz.age archive in " << (dir_ / "archive");
-
-  const auto target = unique("restored");
-  on_teardown([this, target] {
-    eventually([&] {
-      auto r = engine().remove_volume(target, true);
-      return r || r.error().is(engine::errc::not_found);
-    });
-  });
-  auto restore_with = [&](const std::string& name, const fs::path& identity) {
-    apply("apiVersion: lifeboat/v1\nkind: Restore\nmetadata:\n  name: " + name +
-          "\nspec:\n  backupRef: " + backup +
-          "\n  createVolume: true\n  decryption: {age: {identityFile: " + identity.string() +
-          "}}\n  volumes:\n    - from: " + volume + "\n      to: " + target + "\n");
-    std::optional<listed_object> r;
-    EXPECT_TRUE(eventually(
-        [&] {
-          r = find("restores", name);
-          return r && (r->phase == "Succeeded" || r->phase == "Failed");
-        },
-        120s))
-        << controller->log();
-    return r.value_or(listed_object{});
-  };
-  const auto refused = restore_with(unique("wrong-key"), wrong);
-  EXPECT_EQ(refused.phase, "Failed");
-  EXPECT_THAT(refused.message, ::testing::HasSubstr("decrypting"));
-  EXPECT_FALSE(engine().inspect_volume(target)) << "a restore refused in Verifying created it";
-
-  const auto restored = restore_with(unique("right-key"), key);
-  EXPECT_EQ(restored.phase, "Succeeded") << restored.message;
-  const auto diff =
-      run_command("diff -r '" + mountpoint(volume) + "' '" + mountpoint(target) + "'");
-  EXPECT_EQ(diff.status, 0) << diff.out;
-  EXPECT_EQ(controller->stop(), 0);
+  encrypted_round_trip(volume, "{age: {recipients: [\"" + recipient + "\"]}}", ".tar.gz.age",
+                       "{age: {identityFile: " + wrong.string() + "}}",
+                       "{age: {identityFile: " + key.string() + "}}");
 }
 
 // Issue 14, OpenPGP: a schedule that encrypts with gpg to a public key, and
@@ -252,66 +263,10 @@ TEST_F(controller_objects_e2e, gpg_backup_restored_by_object_and_refused_with_a_
                   .status,
               0);
   }
-  const auto schedule = unique("nightly");
-  apply(schedule_yaml(schedule, "0 3 1 1 *", volume) +
-        "  archive:\n    encryption: {gpg: {publicKeyFile: " + (dir_ / "right.asc").string() +
-        "}}\n");
-  auto controller = start_controller("a", unique("lease"));
-
-  ASSERT_EQ(run_command(lifeboat_command("backup now " + schedule)).status, 0);
-  std::string backup;
-  ASSERT_TRUE(eventually(
-      [&] {
-        for (const auto& b : get_objects("backups")) {
-          if (b.schedule_ref == schedule && (b.phase == "Succeeded" || b.phase == "Failed")) {
-            backup = b.name;
-            EXPECT_EQ(b.phase, "Succeeded") << b.message;
-            return true;
-          }
-        }
-        return false;
-      },
-      120s))
-      << controller->log();
-  bool encrypted = false;
-  for (const auto& e : fs::directory_iterator(dir_ / "archive")) {
-    encrypted = encrypted || e.path().filename().string().ends_with(".tar.gz.gpg");
-  }
-  EXPECT_TRUE(encrypted) << "no .tar.gz.gpg archive in " << (dir_ / "archive");
-
-  const auto target = unique("restored");
-  on_teardown([this, target] {
-    eventually([&] {
-      auto r = engine().remove_volume(target, true);
-      return r || r.error().is(engine::errc::not_found);
-    });
-  });
-  auto restore_with = [&](const std::string& name, const fs::path& secret_key) {
-    apply("apiVersion: lifeboat/v1\nkind: Restore\nmetadata:\n  name: " + name +
-          "\nspec:\n  backupRef: " + backup +
-          "\n  createVolume: true\n  decryption: {gpg: {secretKeyFile: " + secret_key.string() +
-          "}}\n  volumes:\n    - from: " + volume + "\n      to: " + target + "\n");
-    std::optional<listed_object> r;
-    EXPECT_TRUE(eventually(
-        [&] {
-          r = find("restores", name);
-          return r && (r->phase == "Succeeded" || r->phase == "Failed");
-        },
-        120s))
-        << controller->log();
-    return r.value_or(listed_object{});
-  };
-  const auto refused = restore_with(unique("wrong-key"), dir_ / "wrong.sec");
-  EXPECT_EQ(refused.phase, "Failed");
-  EXPECT_THAT(refused.message, ::testing::HasSubstr("decrypting"));
-  EXPECT_FALSE(engine().inspect_volume(target)) << "a restore refused in Verifying created it";
-
-  const auto restored = restore_with(unique("right-key"), dir_ / "right.sec");
-  EXPECT_EQ(restored.phase, "Succeeded") << restored.message;
-  const auto diff =
-      run_command("diff -r '" + mountpoint(volume) + "' '" + mountpoint(target) + "'");
-  EXPECT_EQ(diff.status, 0) << diff.out;
-  EXPECT_EQ(controller->stop(), 0);
+  encrypted_round_trip(volume, "{gpg: {publicKeyFile: " + (dir_ / "right.asc").string() + "}}",
+                       ".tar.gz.gpg",
+                       "{gpg: {secretKeyFile: " + (dir_ / "wrong.sec").string() + "}}",
+                       "{gpg: {secretKeyFile: " + (dir_ / "right.sec").string() + "}}");
 }
 
 TEST_F(controller_objects_e2e, kill_9_during_a_restore_fails_it_and_brings_the_workload_back) {
