@@ -22,6 +22,12 @@ std::string helper_image() {
   return image != nullptr && *image != '\0' ? image : "lifeboat:dev";
 }
 
+/// `lifeboat backup` of one schedule file, its output and error together.
+command_result backup_with(const std::filesystem::path& schedule) {
+  return run_command(lifeboat("backup --schedule " + schedule.string() + " --helper-image " +
+                              helper_image() + " 2>&1"));
+}
+
 class encryption_e2e : public engine_test {
  protected:
   void SetUp() override {
@@ -165,8 +171,7 @@ TEST_F(encryption_e2e, backup_to_keys_read_by_age_and_tar_and_restored_by_lifebo
   const auto schedule = schedule_file(
       original, "      age:\n        recipients: [\"" + recipient +
                     "\"]\n        recipientsFile: " + recipients_file.string() + "\n");
-  auto backup = run_command(lifeboat("backup --schedule " + schedule.string() + " --helper-image " +
-                                     helper_image() + " 2>&1"));
+  auto backup = backup_with(schedule);
   ASSERT_EQ(backup.status, 0) << backup.out;
   const auto archive = only_archive(dir_ / "archives", ".tar.zst.age");
   ASSERT_FALSE(archive.empty()) << backup.out;
@@ -252,16 +257,14 @@ TEST_F(encryption_e2e, passphrase_round_trip_and_a_missing_secret_holds_nothing)
   // naming the field.
   const auto missing = schedule_file(
       original, "      age:\n        passphraseFile: " + (dir_ / "nowhere").string() + "\n");
-  auto failed = run_command(lifeboat("backup --schedule " + missing.string() + " --helper-image " +
-                                     helper_image() + " 2>&1"));
+  auto failed = backup_with(missing);
   EXPECT_NE(failed.status, 0);
   EXPECT_NE(failed.out.find("spec.archive.encryption.age.passphraseFile"), std::string::npos)
       << failed.out;
 
   const auto schedule =
       schedule_file(original, "      age:\n        passphraseFile: " + passphrase.string() + "\n");
-  auto backup = run_command(lifeboat("backup --schedule " + schedule.string() + " --helper-image " +
-                                     helper_image() + " 2>&1"));
+  auto backup = backup_with(schedule);
   ASSERT_EQ(backup.status, 0) << backup.out;
   const auto archive = only_archive(dir_ / "archives", ".tar.zst.age");
   ASSERT_FALSE(archive.empty());
@@ -283,8 +286,7 @@ TEST_F(encryption_e2e, gpg_backup_read_by_gpg_and_tar_and_restored_by_lifeboat) 
 
   const auto schedule = schedule_file(
       original, "      gpg:\n        publicKeyFile: " + key.public_key.string() + "\n");
-  auto backup = run_command(lifeboat("backup --schedule " + schedule.string() + " --helper-image " +
-                                     helper_image() + " 2>&1"));
+  auto backup = backup_with(schedule);
   ASSERT_EQ(backup.status, 0) << backup.out;
   const auto archive = only_archive(dir_ / "archives", ".tar.zst.gpg");
   ASSERT_FALSE(archive.empty()) << backup.out;
@@ -361,8 +363,7 @@ TEST_F(encryption_e2e, gpg_e_and_gpg_c_archives_and_gpg_passphrase_backups_are_r
   // A secret file that is not there fails the backup before anything is held.
   const auto missing = schedule_file(
       original, "      gpg:\n        passphraseFile: " + (dir_ / "nowhere").string() + "\n");
-  auto failed = run_command(lifeboat("backup --schedule " + missing.string() + " --helper-image " +
-                                     helper_image() + " 2>&1"));
+  auto failed = backup_with(missing);
   EXPECT_NE(failed.status, 0);
   EXPECT_NE(failed.out.find("spec.archive.encryption.gpg.passphraseFile"), std::string::npos)
       << failed.out;
@@ -370,8 +371,7 @@ TEST_F(encryption_e2e, gpg_e_and_gpg_c_archives_and_gpg_passphrase_backups_are_r
   // lifeboat's own symmetric archive: gpg opens it, and so does restore.
   const auto schedule =
       schedule_file(original, "      gpg:\n        passphraseFile: " + passphrase.string() + "\n");
-  auto backup = run_command(lifeboat("backup --schedule " + schedule.string() + " --helper-image " +
-                                     helper_image() + " 2>&1"));
+  auto backup = backup_with(schedule);
   ASSERT_EQ(backup.status, 0) << backup.out;
   const auto archive = only_archive(dir_ / "archives", ".tar.zst.gpg");
   ASSERT_FALSE(archive.empty());
