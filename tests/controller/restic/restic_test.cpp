@@ -4,6 +4,7 @@
 // restic_interop_test.cpp.
 #include "controller/restic/backup.hpp"
 #include "controller/restic/chunker.hpp"
+#include "controller/restic/forget.hpp"
 #include "controller/restic/primitives.hpp"
 #include "controller/restic/repository.hpp"
 #include "controller/restic/store.hpp"
@@ -23,7 +24,9 @@
 namespace lifeboat::restic {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::UnorderedElementsAre;
 
 std::vector<unsigned char> unhex(std::string_view text) {
   std::vector<unsigned char> out;
@@ -684,6 +687,111 @@ TEST(Backup, RefreshesItsLockAndRemovesIt) {
   auto latest = latest_snapshot(*repo, {"/src"}, "");
   ASSERT_TRUE(latest);
   EXPECT_EQ(*latest, done->snapshot_id);
+}
+
+TEST(Forget, KeepLastKeepsTheNewestWhateverTheOrder) {
+  const std::vector<std::string> times = {"2026-01-02T00:00:00Z", "2026-01-04T00:00:00Z",
+                                          "2026-01-01T00:00:00Z", "2026-01-03T00:00:00Z"};
+  keep_policy policy;
+  policy.last = 2;
+  auto keep = keep_by_policy(times, policy);
+  ASSERT_TRUE(keep) << keep.error().describe();
+  EXPECT_EQ(*keep, (std::vector<bool>{false, true, false, true}));
+}
+
+TEST(Forget, NeverForgetsTheNewest) {
+  const std::vector<std::string> times = {"2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"};
+  auto keep = keep_by_policy(times, keep_policy{});
+  ASSERT_TRUE(keep);
+  EXPECT_EQ(*keep, (std::vector<bool>{false, true}));
+  keep_policy zero;
+  zero.last = 0;
+  keep = keep_by_policy(times, zero);
+  ASSERT_TRUE(keep);
+  EXPECT_EQ(*keep, (std::vector<bool>{false, true}));
+}
+
+TEST(Forget, DailyKeepsTheNewestOfEachDayAndOffsetsCount) {
+  // Two on 2026-03-10 (the 23:30-05:00 one is 04:30Z on the 11th, but the 10th in its
+  // own clock), one on the 9th, one on the 8th.
+  const std::vector<std::string> times = {"2026-03-10T08:00:00Z", "2026-03-10T23:30:00-05:00",
+                                          "2026-03-09T12:00:00.5Z", "2026-03-08T12:00:00Z"};
+  keep_policy policy;
+  policy.daily = 2;
+  auto keep = keep_by_policy(times, policy);
+  ASSERT_TRUE(keep) << keep.error().describe();
+  EXPECT_EQ(*keep, (std::vector<bool>{false, true, true, false}));
+}
+
+TEST(Forget, WeeklyUsesIsoWeeksAndMonthlyYearlyCombine) {
+  // 2026-01-01 is a Thursday: 2025-12-29 (Monday) is in the same ISO week 2026-W01.
+  const std::vector<std::string> times = {"2026-01-01T10:00:00Z", "2025-12-29T10:00:00Z",
+                                          "2025-12-28T10:00:00Z", "2025-11-15T10:00:00Z",
+                                          "2024-06-01T10:00:00Z"};
+  keep_policy weekly;
+  weekly.weekly = 5;
+  auto keep = keep_by_policy(times, weekly);
+  ASSERT_TRUE(keep) << keep.error().describe();
+  EXPECT_EQ(*keep, (std::vector<bool>{true, false, true, true, true}));
+  keep_policy mixed;
+  mixed.monthly = 2;  // 2026-01 and 2025-12 (its newest: the 29th)
+  mixed.yearly = 3;   // 2026, 2025 (the 29th again), 2024
+  keep = keep_by_policy(times, mixed);
+  ASSERT_TRUE(keep) << keep.error().describe();
+  EXPECT_EQ(*keep, (std::vector<bool>{true, true, false, false, true}));
+}
+
+TEST(Forget, NamesAnUnparsableTime) {
+  auto keep = keep_by_policy({"2026-01-01T00:00:00Z", "yesterday"}, keep_policy{});
+  ASSERT_FALSE(keep);
+  EXPECT_EQ(keep.error().code, errc::invalid_format);
+  EXPECT_THAT(keep.error().message, HasSubstr("snapshot time 1 (\"yesterday\")"));
+}
+
+TEST(Forget, RemovesOnlyThisSchedulesOlderSnapshots) {
+  const temp_dir dir;
+  const auto repo = repository::init(dir.path() / "repo", "pw", scrypt_params{1024, 8, 1});
+  ASSERT_TRUE(repo);
+  std::filesystem::create_directories(dir.path() / "v");
+  std::ofstream(dir.path() / "v" / "a") << "alpha";
+  const auto run = [&](const std::string& time, const std::string& schedule) {
+    backup_options options;
+    options.source = dir.path() / "v";
+    options.name = "v";
+    options.tags = {"lifeboat", "schedule=" + schedule};
+    options.time = time;
+    auto r = backup_directory(*repo, options);
+    EXPECT_TRUE(r) << r.error().describe();
+    return r ? r->snapshot_id : object_id{};
+  };
+  const object_id first = run("2026-01-01T00:00:00Z", "nightly");
+  const object_id second = run("2026-01-02T00:00:00Z", "nightly");
+  const object_id third = run("2026-01-03T00:00:00Z", "nightly");
+  const object_id other = run("2025-01-01T00:00:00Z", "weekly");
+  keep_policy policy;
+  policy.last = 2;
+  auto done = forget_snapshots(*repo, {"lifeboat", "schedule=nightly"}, {"/v"}, policy);
+  ASSERT_TRUE(done) << done.error().describe();
+  EXPECT_THAT(done->removed, ElementsAre(first));
+  EXPECT_THAT(done->kept, UnorderedElementsAre(second, third));
+  auto left = list_snapshots(*repo);
+  ASSERT_TRUE(left);
+  std::vector<object_id> ids;
+  for (const auto& entry : *left) {
+    ids.push_back(entry.first);
+  }
+  EXPECT_THAT(ids, UnorderedElementsAre(second, third, other));
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path() / "repo" / "locks"));
+  // Held by someone else: refused, nothing removed.
+  auto lock = repository_lock::acquire(*repo);
+  ASSERT_TRUE(lock);
+  policy.last = 1;
+  done = forget_snapshots(*repo, {"schedule=nightly"}, {"/v"}, policy);
+  ASSERT_FALSE(done);
+  EXPECT_THAT(done.error().message, HasSubstr("is locked by"));
+  left = list_snapshots(*repo);
+  ASSERT_TRUE(left);
+  EXPECT_EQ(left->size(), 3U);
 }
 
 }  // namespace
