@@ -183,11 +183,12 @@ result<forget_result> forget_snapshots(const repository& repo, const std::vector
     return all.error();
   }
   std::vector<std::pair<object_id, std::string>> mine;
-  for (const auto& [id, s] : *all) {
+  for (const auto& entry : *all) {
+    const snapshot& s = entry.second;
     const bool tagged = std::ranges::all_of(
         tags, [&](const std::string& t) { return std::ranges::find(s.tags, t) != s.tags.end(); });
     if (tagged && s.paths == paths) {
-      mine.emplace_back(id, s.time);
+      mine.emplace_back(entry.first, s.time);
     }
   }
   std::vector<std::string> times;
