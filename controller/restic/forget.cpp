@@ -153,11 +153,15 @@ result<std::vector<bool>> keep_by_policy(const std::vector<std::string>& times,
     return static_cast<std::int64_t>(static_cast<int>(chr::year_month_day{t.day}.year()));
   });
 
+  if (rules.empty()) {
+    // Like restic: a policy without any rule forgets nothing.
+    return std::vector<bool>(times.size(), true);
+  }
   std::vector<bool> keep(times.size(), false);
   for (std::size_t rank = 0; rank < newest_first.size(); ++rank) {
     const std::size_t i = newest_first[rank];
     if (rank == 0) {
-      keep[i] = true;  // never the newest
+      keep[i] = true;  // never the newest (every rule keeps it anyway)
     }
     for (rule& r : rules) {
       const std::int64_t b = r.bucket(parsed[i], rank);

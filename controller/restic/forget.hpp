@@ -25,8 +25,9 @@ struct keep_policy {
 };
 
 /// For `times` (RFC 3339, any order), whether `policy` keeps each one. Buckets use each
-/// time's own clock fields (its offset), as restic does. The newest is always kept,
-/// also by an empty policy. invalid_format naming the index of an unparsable time.
+/// time's own clock fields (its offset), as restic does. The newest is always kept; a
+/// policy without any rule above 0 keeps everything (restic forgets nothing then).
+/// invalid_format naming the index of an unparsable time.
 result<std::vector<bool>> keep_by_policy(const std::vector<std::string>& times,
                                          const keep_policy& policy);
 

@@ -5,6 +5,7 @@
 // on folders in a private temporary directory (no network, no cache).
 #include "controller/restic/backup.hpp"
 #include "controller/restic/chunker.hpp"
+#include "controller/restic/forget.hpp"
 #include "controller/restic/primitives.hpp"
 #include "controller/restic/repository.hpp"
 
@@ -17,6 +18,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <sstream>
@@ -391,6 +393,114 @@ TEST_F(ResticInterop, LifeboatDeduplicatesAgainstBlobsResticStored) {
       restic(repo, "restore " + to_hex(done->snapshot_id) + " --target " + quote(dir_ / "out"));
   ASSERT_EQ(restore.status, 0) << restore.text;
   EXPECT_EQ(describe_tree(dir_ / "out" / "vol"), describe_tree(src));
+}
+
+TEST_F(ResticInterop, ResticChecksAndListsWhatLifeboatsForgetKept) {
+  const fs::path repo = dir_ / "repo";
+  auto made = repository::init(repo, password, cheap);
+  ASSERT_TRUE(made) << made.error().describe();
+  const fs::path src = dir_ / "vol";
+  make_tree(src);
+  std::vector<std::string> ids;
+  std::optional<object_id> parent;
+  for (int day = 1; day <= 4; ++day) {
+    std::ofstream(src / "changing") << "day " << day;
+    backup_options options;
+    options.source = src;
+    options.name = "db-data";
+    options.tags = {"lifeboat", "schedule=nightly"};
+    options.parent = parent;
+    options.time = "2026-01-0" + std::to_string(day) + "T03:00:00Z";
+    auto done = backup_directory(*made, options);
+    ASSERT_TRUE(done) << done.error().describe();
+    parent = done->snapshot_id;
+    ids.push_back(to_hex(done->snapshot_id));
+  }
+  keep_policy policy;
+  policy.last = 2;
+  auto forgot = forget_snapshots(*made, {"schedule=nightly"}, {"/db-data"}, policy);
+  ASSERT_TRUE(forgot) << forgot.error().describe();
+  EXPECT_EQ(forgot->removed.size(), 2U);
+
+  const output check = restic(repo, "check --read-data");
+  ASSERT_EQ(check.status, 0) << check.text;
+  const output snapshots = restic(repo, "snapshots --json");
+  ASSERT_EQ(snapshots.status, 0) << snapshots.text;
+  EXPECT_THAT(snapshots.text, ::testing::Not(::testing::HasSubstr(ids[0])));
+  EXPECT_THAT(snapshots.text, ::testing::Not(::testing::HasSubstr("\"id\":\"" + ids[1])));
+  EXPECT_THAT(snapshots.text, ::testing::HasSubstr("\"id\":\"" + ids[2]));
+  EXPECT_THAT(snapshots.text, ::testing::HasSubstr("\"id\":\"" + ids[3]));
+  const fs::path out = dir_ / "restored";
+  const output restore = restic(repo, "restore latest --target " + quote(out));
+  ASSERT_EQ(restore.status, 0) << restore.text;
+  EXPECT_EQ(describe_tree(out / "db-data"), describe_tree(src));
+}
+
+TEST_F(ResticInterop, ForgetKeepsWhatResticForgetKeeps) {
+  const fs::path repo = dir_ / "repo";
+  auto made = repository::init(repo, password, cheap);
+  ASSERT_TRUE(made) << made.error().describe();
+  const fs::path src = dir_ / "vol";
+  fs::create_directories(src);
+  std::ofstream(src / "a") << "alpha";
+  // -05:00: its own day is 01-01, its UTC day 01-02, so --keep-daily tells the two apart.
+  const std::vector<std::string> times = {"2025-11-30T10:00:00Z",      "2025-12-20T10:00:00Z",
+                                          "2025-12-28T10:00:00Z",      "2025-12-29T10:00:00Z",
+                                          "2026-01-01T23:30:00-05:00", "2025-12-31T08:00:00Z",
+                                          "2025-12-31T20:00:00Z",      "2026-01-01T01:00:00Z",
+                                          "2026-01-01T02:00:00Z",      "2026-01-02T23:59:59.5Z"};
+  std::vector<std::string> ids;
+  for (const auto& time : times) {
+    backup_options options;
+    options.source = src;
+    options.name = "v";
+    options.tags = {"schedule=nightly"};
+    options.hostname = "node-1";
+    options.time = time;
+    auto done = backup_directory(*made, options);
+    ASSERT_TRUE(done) << done.error().describe();
+    ids.push_back(to_hex(done->snapshot_id));
+  }
+  // Another schedule's old snapshot of the same volume: neither forget touches it.
+  backup_options other;
+  other.source = src;
+  other.name = "v";
+  other.tags = {"schedule=weekly"};
+  other.hostname = "node-1";
+  other.time = "2025-10-01T10:00:00Z";
+  auto kept_other = backup_directory(*made, other);
+  ASSERT_TRUE(kept_other) << kept_other.error().describe();
+  const fs::path theirs = dir_ / "theirs";
+  fs::copy(repo, theirs, fs::copy_options::recursive);
+  keep_policy policy;
+  policy.daily = 3;
+  policy.weekly = 2;
+  policy.monthly = 2;
+  policy.yearly = 1;
+  auto forgot = forget_snapshots(*made, {"schedule=nightly"}, {"/v"}, policy);
+  ASSERT_TRUE(forgot) << forgot.error().describe();
+  const output forget = restic(theirs,
+                               "forget --keep-daily 3 --keep-weekly 2 --keep-monthly 2 "
+                               "--keep-yearly 1 --tag schedule=nightly");
+  ASSERT_EQ(forget.status, 0) << forget.text;
+  const output ours = restic(repo, "snapshots --json");
+  const output restics = restic(theirs, "snapshots --json");
+  ASSERT_EQ(ours.status, 0) << ours.text;
+  ASSERT_EQ(restics.status, 0) << restics.text;
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const std::string id = "\"id\":\"" + ids[i];
+    const bool restic_keeps = restics.text.find(id) != std::string::npos;
+    EXPECT_EQ(ours.text.find(id) != std::string::npos, restic_keeps) << times[i];
+    kept += restic_keeps ? 1 : 0;
+  }
+  EXPECT_EQ(kept, forgot->kept.size());
+  EXPECT_LT(kept, ids.size());
+  const std::string other_id = "\"id\":\"" + to_hex(kept_other->snapshot_id);
+  EXPECT_THAT(ours.text, ::testing::HasSubstr(other_id));
+  EXPECT_THAT(restics.text, ::testing::HasSubstr(other_id));
+  const output check = restic(repo, "check");
+  EXPECT_EQ(check.status, 0) << check.text;
 }
 
 }  // namespace

@@ -699,16 +699,22 @@ TEST(Forget, KeepLastKeepsTheNewestWhateverTheOrder) {
   EXPECT_EQ(*keep, (std::vector<bool>{false, true, false, true}));
 }
 
-TEST(Forget, NeverForgetsTheNewest) {
-  const std::vector<std::string> times = {"2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"};
+TEST(Forget, AnEmptyPolicyForgetsNothingAndTheNewestStays) {
+  const std::vector<std::string> times = {"2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z",
+                                          "2026-01-02T01:00:00Z"};
   auto keep = keep_by_policy(times, keep_policy{});
   ASSERT_TRUE(keep);
-  EXPECT_EQ(*keep, (std::vector<bool>{false, true}));
+  EXPECT_EQ(*keep, (std::vector<bool>{true, true, true}));
   keep_policy zero;
   zero.last = 0;
   keep = keep_by_policy(times, zero);
   ASSERT_TRUE(keep);
-  EXPECT_EQ(*keep, (std::vector<bool>{false, true}));
+  EXPECT_EQ(*keep, (std::vector<bool>{true, true, true}));
+  keep_policy yearly;
+  yearly.yearly = 1;
+  keep = keep_by_policy(times, yearly);
+  ASSERT_TRUE(keep);
+  EXPECT_EQ(*keep, (std::vector<bool>{false, false, true}));
 }
 
 TEST(Forget, DailyKeepsTheNewestOfEachDayAndOffsetsCount) {
