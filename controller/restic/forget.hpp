@@ -9,8 +9,8 @@
 #include <vector>
 
 // Retention for restic repositories: which snapshots a keep policy keeps (restic's
-// `forget --keep-*` rules) and the removal of the others' snapshot files. Packs no
-// snapshot references any more stay; `restic prune` removes them.
+// `forget --keep-*` rules) and the removal of the others' snapshot files. The packs
+// no snapshot references any more stay until prune_unreferenced (prune.hpp) runs.
 namespace lifeboat::restic {
 
 /// How many snapshots each rule keeps; an unset rule keeps none by itself. A

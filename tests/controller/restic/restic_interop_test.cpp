@@ -7,6 +7,7 @@
 #include "controller/restic/chunker.hpp"
 #include "controller/restic/forget.hpp"
 #include "controller/restic/primitives.hpp"
+#include "controller/restic/prune.hpp"
 #include "controller/restic/repository.hpp"
 
 #include <gmock/gmock.h>
@@ -501,6 +502,82 @@ TEST_F(ResticInterop, ForgetKeepsWhatResticForgetKeeps) {
   EXPECT_THAT(restics.text, ::testing::HasSubstr(other_id));
   const output check = restic(repo, "check");
   EXPECT_EQ(check.status, 0) << check.text;
+}
+
+std::size_t files_under(const fs::path& dir) {
+  std::size_t n = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    n += e.is_regular_file() ? 1 : 0;
+  }
+  return n;
+}
+
+TEST_F(ResticInterop, ResticChecksAndRestoresAfterLifeboatsPruneAndAtEachStepOfIt) {
+  const fs::path repo = dir_ / "repo";
+  auto made = repository::init(repo, password, cheap);
+  ASSERT_TRUE(made) << made.error().describe();
+  const fs::path src = dir_ / "vol";
+  make_tree(src);
+  std::optional<object_id> parent;
+  for (int run = 1; run <= 2; ++run) {
+    backup_options options;
+    options.source = src;
+    options.name = "db-data";
+    options.tags = {"lifeboat", "schedule=nightly"};
+    options.parent = parent;
+    options.pack_size = 1;  // a pack per blob: the first medium.bin's packs end unused
+    options.time = "2026-01-0" + std::to_string(run) + "T03:00:00Z";
+    auto done = backup_directory(*made, options);
+    ASSERT_TRUE(done) << done.error().describe();
+    parent = done->snapshot_id;
+    if (run == 1) {  // the second backup sees medium.bin changed
+      write_bytes(src / "medium.bin", random_bytes(std::size_t{700} * 1024, 3));
+    }
+  }
+  keep_policy policy;
+  policy.last = 1;
+  auto forgot = forget_snapshots(*made, {"schedule=nightly"}, {"/db-data"}, policy);
+  ASSERT_TRUE(forgot) << forgot.error().describe();
+  ASSERT_EQ(forgot->removed.size(), 1U);
+  const fs::path before = dir_ / "before";
+  fs::copy(repo, before, fs::copy_options::recursive);
+  const std::size_t packs_before = files_under(repo / "data");
+
+  auto pruned = prune_unreferenced(*made);
+  ASSERT_TRUE(pruned) << pruned.error().describe();
+  EXPECT_GT(pruned->packs_removed, 0U);
+  EXPECT_EQ(files_under(repo / "data"), packs_before - pruned->packs_removed);
+  const output check = restic(repo, "check --read-data");
+  ASSERT_EQ(check.status, 0) << check.text;
+  const fs::path out = dir_ / "restored";
+  const output restore = restic(repo, "restore latest --target " + quote(out));
+  ASSERT_EQ(restore.status, 0) << restore.text;
+  EXPECT_EQ(describe_tree(out / "db-data"), describe_tree(src));
+
+  // Where a crash could have stopped prune: new index files next to the old ones, then
+  // only the new ones with the unused packs still there. restic check accepts both.
+  const fs::path both = dir_ / "both-indexes";
+  fs::copy(before, both, fs::copy_options::recursive);
+  fs::copy(repo / "index", both / "index", fs::copy_options::recursive);
+  const output check_both = restic(both, "check");
+  EXPECT_EQ(check_both.status, 0) << check_both.text;
+  const fs::path orphans = dir_ / "unindexed-packs";
+  fs::copy(before, orphans, fs::copy_options::recursive);
+  fs::remove_all(orphans / "index");
+  fs::copy(repo / "index", orphans / "index", fs::copy_options::recursive);
+  const output check_orphans = restic(orphans, "check");
+  EXPECT_EQ(check_orphans.status, 0) << check_orphans.text;
+  // The other order would not do: packs gone while the old index still names them.
+  const fs::path wrong = dir_ / "packs-first";
+  fs::copy(before, wrong, fs::copy_options::recursive);
+  for (const auto& e : fs::recursive_directory_iterator(before / "data")) {
+    if (e.is_regular_file() && !fs::exists(repo / fs::relative(e.path(), before))) {
+      fs::remove(wrong / fs::relative(e.path(), before));
+    }
+  }
+  EXPECT_EQ(files_under(wrong / "data"), files_under(repo / "data"));
+  const output check_wrong = restic(wrong, "check");
+  EXPECT_NE(check_wrong.status, 0) << check_wrong.text;
 }
 
 }  // namespace
