@@ -149,7 +149,9 @@ result<prune_result> prune_unreferenced(const repository& repo, const prune_opti
   if (!index_files) {
     return index_files.error();
   }
-  std::vector<written_pack> packs;  // each pack once, with the blobs of its first listing
+  // Each pack once, with the blobs of every index file listing it (restic writes a pack
+  // into one index file, but a pack split over two must not look unused by one of them).
+  std::vector<written_pack> packs;
   std::unordered_map<object_id, std::size_t, object_id_hash> pack_at;
   for (const object_id& file : *index_files) {
     auto listed = read_index_file(repo, file);
@@ -157,8 +159,16 @@ result<prune_result> prune_unreferenced(const repository& repo, const prune_opti
       return listed.error();
     }
     for (written_pack& p : *listed) {
-      if (pack_at.try_emplace(p.id, packs.size()).second) {
+      const auto [at, added] = pack_at.try_emplace(p.id, packs.size());
+      if (added) {
         packs.push_back(std::move(p));
+        continue;
+      }
+      std::vector<pack_entry>& blobs = packs[at->second].blobs;
+      for (const pack_entry& e : p.blobs) {
+        if (std::ranges::find(blobs, e.id, &pack_entry::id) == blobs.end()) {
+          blobs.push_back(e);
+        }
       }
     }
   }

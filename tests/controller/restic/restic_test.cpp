@@ -19,6 +19,7 @@
 #include <fstream>
 #include <optional>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -1031,6 +1032,41 @@ TEST(Prune, SplitsTheNewIndexAndRefusesALockedRepository) {
   EXPECT_EQ(pruned->index_files_written, (pruned->packs_kept + 1) / 2);
   EXPECT_EQ(files_under(dir.path() / "repo" / "index"), pruned->index_files_written);
   EXPECT_GT(pruned->index_files_written, 1U);
+}
+
+TEST(Prune, KeepsAPackWhoseUsedBlobIsListedInAnotherIndexFile) {
+  const temp_dir dir;
+  const auto repo = repository::init(dir.path() / "repo", "pw", scrypt_params{1024, 8, 1});
+  ASSERT_TRUE(repo);
+  const forgotten_first made = two_backups_first_forgotten(*repo, dir.path(), std::size_t{1} << 24);
+  // List each pack's blobs one per index file, so that the still used blob "a" and the
+  // unused "bravo before" of the first data pack are in different files.
+  auto files = list_unpacked(*repo, "index");
+  ASSERT_TRUE(files);
+  std::vector<written_pack> split;
+  for (const object_id& file : *files) {
+    auto packs = read_index_file(*repo, file);
+    ASSERT_TRUE(packs);
+    for (const written_pack& p : *packs) {
+      for (const pack_entry& e : p.blobs) {
+        written_pack one;
+        one.id = p.id;
+        one.blobs = {e};
+        split.push_back(one);
+      }
+    }
+    ASSERT_TRUE(std::filesystem::remove(dir.path() / "repo" / "index" / to_hex(file)));
+  }
+  for (const written_pack& one : split) {
+    ASSERT_TRUE(write_unpacked(*repo, "index", serialize_index(std::span(&one, 1)), true));
+  }
+  auto pruned = prune_unreferenced(*repo);
+  ASSERT_TRUE(pruned) << pruned.error().describe();
+  EXPECT_EQ(pruned->packs_removed, 1U);  // the first backup's trees only
+  EXPECT_EQ(pruned->packs_partly_referenced, 1U);
+  auto a = content_in(*repo, made.second, "a");
+  ASSERT_TRUE(a) << a.error().describe();
+  EXPECT_EQ(*a, "alpha, the same in both snapshots");
 }
 
 }  // namespace
