@@ -205,6 +205,8 @@ std::size_t object_id_hash::operator()(const object_id& id) const noexcept {
 
 std::string to_hex(const object_id& id) { return detail::hex(id); }
 
+fs::path pack_file(const repository& repo, const object_id& pack) { return pack_path(repo, pack); }
+
 result<object_id> parse_object_id(std::string_view hex, std::string_view what) {
   object_id id{};
   auto digit = [](char c) -> int {
@@ -359,6 +361,72 @@ const blob_location* blob_index::find(const object_id& blob) const {
   return it == blobs_.end() ? nullptr : &it->second;
 }
 
+result<std::vector<written_pack>> read_index_file(const repository& repo, const object_id& file) {
+  const std::string where = "index/" + to_hex(file);
+  auto text = read_unpacked(repo, "index", file);
+  if (!text) {
+    return text.error();
+  }
+  boost::system::error_code ec;
+  json::value v = json::parse(*text, ec);
+  if (ec || !v.is_object()) {
+    return make_error(errc::invalid_format, where + ": not a JSON object");
+  }
+  const json::value* packs = v.as_object().if_contains("packs");
+  if (packs == nullptr || !packs->is_array()) {
+    return field_error(where, "packs", packs == nullptr ? "is missing" : "is not an array");
+  }
+  std::vector<written_pack> out;
+  out.reserve(packs->as_array().size());
+  std::size_t pi = 0;
+  for (const json::value& p : packs->as_array()) {
+    const std::string pwhere = where + ": packs[" + std::to_string(pi++) + "]";
+    if (!p.is_object()) {
+      return make_error(errc::invalid_format, pwhere + " is not an object");
+    }
+    auto pack = id_field(p.as_object(), "id", pwhere);
+    if (!pack) {
+      return pack.error();
+    }
+    written_pack& wp = out.emplace_back();
+    wp.id = *pack;
+    const json::value* blobs = p.as_object().if_contains("blobs");
+    if (blobs == nullptr || !blobs->is_array()) {
+      return field_error(pwhere, "blobs", blobs == nullptr ? "is missing" : "is not an array");
+    }
+    wp.blobs.reserve(blobs->as_array().size());
+    std::size_t bi = 0;
+    for (const json::value& b : blobs->as_array()) {
+      const std::string bwhere = pwhere + ".blobs[" + std::to_string(bi++) + "]";
+      if (!b.is_object()) {
+        return make_error(errc::invalid_format, bwhere + " is not an object");
+      }
+      const json::object& o = b.as_object();
+      auto id = id_field(o, "id", bwhere);
+      auto offset = u32_field(o, "offset", bwhere, true);
+      auto length = u32_field(o, "length", bwhere, true);
+      auto uncompressed = u32_field(o, "uncompressed_length", bwhere, false);
+      if (!id) {
+        return id.error();
+      }
+      for (const auto* r : {&offset, &length, &uncompressed}) {
+        if (!*r) {
+          return r->error();
+        }
+      }
+      const json::value* type = o.if_contains("type");
+      blob_type t = blob_type::data;
+      if (type != nullptr && type->is_string() && type->as_string() == "tree") {
+        t = blob_type::tree;
+      } else if (type == nullptr || !type->is_string() || type->as_string() != "data") {
+        return field_error(bwhere, "type", "is not \"data\" or \"tree\"");
+      }
+      wp.blobs.push_back(pack_entry{*id, t, *offset, *length, *uncompressed});
+    }
+  }
+  return out;
+}
+
 result<blob_index> blob_index::load(const repository& repo) {
   auto files = list_unpacked(repo, "index");
   if (!files) {
@@ -366,63 +434,12 @@ result<blob_index> blob_index::load(const repository& repo) {
   }
   blob_index index;
   for (const object_id& file : *files) {
-    const std::string where = "index/" + to_hex(file);
-    auto text = read_unpacked(repo, "index", file);
-    if (!text) {
-      return text.error();
+    auto packs = read_index_file(repo, file);
+    if (!packs) {
+      return packs.error();
     }
-    boost::system::error_code ec;
-    json::value v = json::parse(*text, ec);
-    if (ec || !v.is_object()) {
-      return make_error(errc::invalid_format, where + ": not a JSON object");
-    }
-    const json::value* packs = v.as_object().if_contains("packs");
-    if (packs == nullptr || !packs->is_array()) {
-      return field_error(where, "packs", packs == nullptr ? "is missing" : "is not an array");
-    }
-    std::size_t pi = 0;
-    for (const json::value& p : packs->as_array()) {
-      const std::string pwhere = where + ": packs[" + std::to_string(pi++) + "]";
-      if (!p.is_object()) {
-        return make_error(errc::invalid_format, pwhere + " is not an object");
-      }
-      auto pack = id_field(p.as_object(), "id", pwhere);
-      if (!pack) {
-        return pack.error();
-      }
-      const std::uint32_t number = index.intern_pack(*pack);
-      const json::value* blobs = p.as_object().if_contains("blobs");
-      if (blobs == nullptr || !blobs->is_array()) {
-        return field_error(pwhere, "blobs", blobs == nullptr ? "is missing" : "is not an array");
-      }
-      std::size_t bi = 0;
-      for (const json::value& b : blobs->as_array()) {
-        const std::string bwhere = pwhere + ".blobs[" + std::to_string(bi++) + "]";
-        if (!b.is_object()) {
-          return make_error(errc::invalid_format, bwhere + " is not an object");
-        }
-        const json::object& o = b.as_object();
-        auto id = id_field(o, "id", bwhere);
-        auto offset = u32_field(o, "offset", bwhere, true);
-        auto length = u32_field(o, "length", bwhere, true);
-        auto uncompressed = u32_field(o, "uncompressed_length", bwhere, false);
-        if (!id) {
-          return id.error();
-        }
-        for (const auto* r : {&offset, &length, &uncompressed}) {
-          if (!*r) {
-            return r->error();
-          }
-        }
-        const json::value* type = o.if_contains("type");
-        blob_type t = blob_type::data;
-        if (type != nullptr && type->is_string() && type->as_string() == "tree") {
-          t = blob_type::tree;
-        } else if (type == nullptr || !type->is_string() || type->as_string() != "data") {
-          return field_error(bwhere, "type", "is not \"data\" or \"tree\"");
-        }
-        index.blobs_.try_emplace(*id, blob_location{number, t, *offset, *length, *uncompressed});
-      }
+    for (const written_pack& pack : *packs) {
+      index.add(pack);
     }
   }
   return index;

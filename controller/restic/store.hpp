@@ -30,6 +30,9 @@ struct object_id_hash {
 };
 
 std::string to_hex(const object_id& id);
+/// data/<first two hex digits>/<id>: where the pack `pack` lies.
+std::filesystem::path pack_file(const repository& repo, const object_id& pack);
+
 /// 64 hex digits; invalid_format naming `what` otherwise.
 result<object_id> parse_object_id(std::string_view hex, std::string_view what);
 
@@ -117,6 +120,10 @@ class pack_writer {
   std::vector<unsigned char> buffer_;  // IV, the (compressed) blob, MAC: reused
   std::shared_ptr<void> zstd_;         // ZSTD_CCtx, reused, created on first use
 };
+
+/// The packs one index file lists, in its order (sizes unknown: 0). invalid_format naming
+/// the file and the field (`packs[2].blobs[0].offset`); corrupt or io as read_unpacked.
+result<std::vector<written_pack>> read_index_file(const repository& repo, const object_id& file);
 
 /// Serialises an index file's JSON for `packs`.
 std::string serialize_index(std::span<const written_pack> packs);

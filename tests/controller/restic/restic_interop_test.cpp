@@ -5,7 +5,9 @@
 // on folders in a private temporary directory (no network, no cache).
 #include "controller/restic/backup.hpp"
 #include "controller/restic/chunker.hpp"
+#include "controller/restic/forget.hpp"
 #include "controller/restic/primitives.hpp"
+#include "controller/restic/prune.hpp"
 #include "controller/restic/repository.hpp"
 
 #include <gmock/gmock.h>
@@ -17,6 +19,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <sstream>
@@ -391,6 +394,190 @@ TEST_F(ResticInterop, LifeboatDeduplicatesAgainstBlobsResticStored) {
       restic(repo, "restore " + to_hex(done->snapshot_id) + " --target " + quote(dir_ / "out"));
   ASSERT_EQ(restore.status, 0) << restore.text;
   EXPECT_EQ(describe_tree(dir_ / "out" / "vol"), describe_tree(src));
+}
+
+TEST_F(ResticInterop, ResticChecksAndListsWhatLifeboatsForgetKept) {
+  const fs::path repo = dir_ / "repo";
+  auto made = repository::init(repo, password, cheap);
+  ASSERT_TRUE(made) << made.error().describe();
+  const fs::path src = dir_ / "vol";
+  make_tree(src);
+  std::vector<std::string> ids;
+  std::optional<object_id> parent;
+  for (int day = 1; day <= 4; ++day) {
+    std::ofstream(src / "changing") << "day " << day;
+    backup_options options;
+    options.source = src;
+    options.name = "db-data";
+    options.tags = {"lifeboat", "schedule=nightly"};
+    options.parent = parent;
+    options.time = "2026-01-0" + std::to_string(day) + "T03:00:00Z";
+    auto done = backup_directory(*made, options);
+    ASSERT_TRUE(done) << done.error().describe();
+    parent = done->snapshot_id;
+    ids.push_back(to_hex(done->snapshot_id));
+  }
+  keep_policy policy;
+  policy.last = 2;
+  auto forgot = forget_snapshots(*made, {"schedule=nightly"}, {"/db-data"}, policy);
+  ASSERT_TRUE(forgot) << forgot.error().describe();
+  EXPECT_EQ(forgot->removed.size(), 2U);
+
+  const output check = restic(repo, "check --read-data");
+  ASSERT_EQ(check.status, 0) << check.text;
+  const output snapshots = restic(repo, "snapshots --json");
+  ASSERT_EQ(snapshots.status, 0) << snapshots.text;
+  EXPECT_THAT(snapshots.text, ::testing::Not(::testing::HasSubstr(ids[0])));
+  EXPECT_THAT(snapshots.text, ::testing::Not(::testing::HasSubstr("\"id\":\"" + ids[1])));
+  EXPECT_THAT(snapshots.text, ::testing::HasSubstr("\"id\":\"" + ids[2]));
+  EXPECT_THAT(snapshots.text, ::testing::HasSubstr("\"id\":\"" + ids[3]));
+  const fs::path out = dir_ / "restored";
+  const output restore = restic(repo, "restore latest --target " + quote(out));
+  ASSERT_EQ(restore.status, 0) << restore.text;
+  EXPECT_EQ(describe_tree(out / "db-data"), describe_tree(src));
+}
+
+TEST_F(ResticInterop, ForgetKeepsWhatResticForgetKeeps) {
+  const fs::path repo = dir_ / "repo";
+  auto made = repository::init(repo, password, cheap);
+  ASSERT_TRUE(made) << made.error().describe();
+  const fs::path src = dir_ / "vol";
+  fs::create_directories(src);
+  std::ofstream(src / "a") << "alpha";
+  // -05:00: its own day is 01-01, its UTC day 01-02, so --keep-daily tells the two apart.
+  const std::vector<std::string> times = {"2025-11-30T10:00:00Z",      "2025-12-20T10:00:00Z",
+                                          "2025-12-28T10:00:00Z",      "2025-12-29T10:00:00Z",
+                                          "2026-01-01T23:30:00-05:00", "2025-12-31T08:00:00Z",
+                                          "2025-12-31T20:00:00Z",      "2026-01-01T01:00:00Z",
+                                          "2026-01-01T02:00:00Z",      "2026-01-02T23:59:59.5Z"};
+  std::vector<std::string> ids;
+  for (const auto& time : times) {
+    backup_options options;
+    options.source = src;
+    options.name = "v";
+    options.tags = {"schedule=nightly"};
+    options.hostname = "node-1";
+    options.time = time;
+    auto done = backup_directory(*made, options);
+    ASSERT_TRUE(done) << done.error().describe();
+    ids.push_back(to_hex(done->snapshot_id));
+  }
+  // Another schedule's old snapshot of the same volume: neither forget touches it.
+  backup_options other;
+  other.source = src;
+  other.name = "v";
+  other.tags = {"schedule=weekly"};
+  other.hostname = "node-1";
+  other.time = "2025-10-01T10:00:00Z";
+  auto kept_other = backup_directory(*made, other);
+  ASSERT_TRUE(kept_other) << kept_other.error().describe();
+  const fs::path theirs = dir_ / "theirs";
+  fs::copy(repo, theirs, fs::copy_options::recursive);
+  keep_policy policy;
+  policy.daily = 3;
+  policy.weekly = 2;
+  policy.monthly = 2;
+  policy.yearly = 1;
+  auto forgot = forget_snapshots(*made, {"schedule=nightly"}, {"/v"}, policy);
+  ASSERT_TRUE(forgot) << forgot.error().describe();
+  const output forget = restic(theirs,
+                               "forget --keep-daily 3 --keep-weekly 2 --keep-monthly 2 "
+                               "--keep-yearly 1 --tag schedule=nightly");
+  ASSERT_EQ(forget.status, 0) << forget.text;
+  const output ours = restic(repo, "snapshots --json");
+  const output restics = restic(theirs, "snapshots --json");
+  ASSERT_EQ(ours.status, 0) << ours.text;
+  ASSERT_EQ(restics.status, 0) << restics.text;
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const std::string id = "\"id\":\"" + ids[i];
+    const bool restic_keeps = restics.text.find(id) != std::string::npos;
+    EXPECT_EQ(ours.text.find(id) != std::string::npos, restic_keeps) << times[i];
+    kept += restic_keeps ? 1 : 0;
+  }
+  EXPECT_EQ(kept, forgot->kept.size());
+  EXPECT_LT(kept, ids.size());
+  const std::string other_id = "\"id\":\"" + to_hex(kept_other->snapshot_id);
+  EXPECT_THAT(ours.text, ::testing::HasSubstr(other_id));
+  EXPECT_THAT(restics.text, ::testing::HasSubstr(other_id));
+  const output check = restic(repo, "check");
+  EXPECT_EQ(check.status, 0) << check.text;
+}
+
+std::size_t files_under(const fs::path& dir) {
+  std::size_t n = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    n += e.is_regular_file() ? 1 : 0;
+  }
+  return n;
+}
+
+TEST_F(ResticInterop, ResticChecksAndRestoresAfterLifeboatsPruneAndAtEachStepOfIt) {
+  const fs::path repo = dir_ / "repo";
+  auto made = repository::init(repo, password, cheap);
+  ASSERT_TRUE(made) << made.error().describe();
+  const fs::path src = dir_ / "vol";
+  make_tree(src);
+  std::optional<object_id> parent;
+  for (int run = 1; run <= 2; ++run) {
+    backup_options options;
+    options.source = src;
+    options.name = "db-data";
+    options.tags = {"lifeboat", "schedule=nightly"};
+    options.parent = parent;
+    options.pack_size = 1;  // a pack per blob: the first medium.bin's packs end unused
+    options.time = "2026-01-0" + std::to_string(run) + "T03:00:00Z";
+    auto done = backup_directory(*made, options);
+    ASSERT_TRUE(done) << done.error().describe();
+    parent = done->snapshot_id;
+    if (run == 1) {  // the second backup sees medium.bin changed
+      write_bytes(src / "medium.bin", random_bytes(std::size_t{700} * 1024, 3));
+    }
+  }
+  keep_policy policy;
+  policy.last = 1;
+  auto forgot = forget_snapshots(*made, {"schedule=nightly"}, {"/db-data"}, policy);
+  ASSERT_TRUE(forgot) << forgot.error().describe();
+  ASSERT_EQ(forgot->removed.size(), 1U);
+  const fs::path before = dir_ / "before";
+  fs::copy(repo, before, fs::copy_options::recursive);
+  const std::size_t packs_before = files_under(repo / "data");
+
+  auto pruned = prune_unreferenced(*made);
+  ASSERT_TRUE(pruned) << pruned.error().describe();
+  EXPECT_GT(pruned->packs_removed, 0U);
+  EXPECT_EQ(files_under(repo / "data"), packs_before - pruned->packs_removed);
+  const output check = restic(repo, "check --read-data");
+  ASSERT_EQ(check.status, 0) << check.text;
+  const fs::path out = dir_ / "restored";
+  const output restore = restic(repo, "restore latest --target " + quote(out));
+  ASSERT_EQ(restore.status, 0) << restore.text;
+  EXPECT_EQ(describe_tree(out / "db-data"), describe_tree(src));
+
+  // Where a crash could have stopped prune: new index files next to the old ones, then
+  // only the new ones with the unused packs still there. restic check accepts both.
+  const fs::path both = dir_ / "both-indexes";
+  fs::copy(before, both, fs::copy_options::recursive);
+  fs::copy(repo / "index", both / "index", fs::copy_options::recursive);
+  const output check_both = restic(both, "check");
+  EXPECT_EQ(check_both.status, 0) << check_both.text;
+  const fs::path orphans = dir_ / "unindexed-packs";
+  fs::copy(before, orphans, fs::copy_options::recursive);
+  fs::remove_all(orphans / "index");
+  fs::copy(repo / "index", orphans / "index", fs::copy_options::recursive);
+  const output check_orphans = restic(orphans, "check");
+  EXPECT_EQ(check_orphans.status, 0) << check_orphans.text;
+  // The other order would not do: packs gone while the old index still names them.
+  const fs::path wrong = dir_ / "packs-first";
+  fs::copy(before, wrong, fs::copy_options::recursive);
+  for (const auto& e : fs::recursive_directory_iterator(before / "data")) {
+    if (e.is_regular_file() && !fs::exists(repo / fs::relative(e.path(), before))) {
+      fs::remove(wrong / fs::relative(e.path(), before));
+    }
+  }
+  EXPECT_EQ(files_under(wrong / "data"), files_under(repo / "data"));
+  const output check_wrong = restic(wrong, "check");
+  EXPECT_NE(check_wrong.status, 0) << check_wrong.text;
 }
 
 }  // namespace

@@ -4,7 +4,9 @@
 // restic_interop_test.cpp.
 #include "controller/restic/backup.hpp"
 #include "controller/restic/chunker.hpp"
+#include "controller/restic/forget.hpp"
 #include "controller/restic/primitives.hpp"
+#include "controller/restic/prune.hpp"
 #include "controller/restic/repository.hpp"
 #include "controller/restic/store.hpp"
 #include "controller/restic/tree.hpp"
@@ -12,9 +14,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -23,7 +28,9 @@
 namespace lifeboat::restic {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::UnorderedElementsAre;
 
 std::vector<unsigned char> unhex(std::string_view text) {
   std::vector<unsigned char> out;
@@ -684,6 +691,382 @@ TEST(Backup, RefreshesItsLockAndRemovesIt) {
   auto latest = latest_snapshot(*repo, {"/src"}, "");
   ASSERT_TRUE(latest);
   EXPECT_EQ(*latest, done->snapshot_id);
+}
+
+TEST(Forget, KeepLastKeepsTheNewestWhateverTheOrder) {
+  const std::vector<std::string> times = {"2026-01-02T00:00:00Z", "2026-01-04T00:00:00Z",
+                                          "2026-01-01T00:00:00Z", "2026-01-03T00:00:00Z"};
+  keep_policy policy;
+  policy.last = 2;
+  auto keep = keep_by_policy(times, policy);
+  ASSERT_TRUE(keep) << keep.error().describe();
+  EXPECT_EQ(*keep, (std::vector<bool>{false, true, false, true}));
+}
+
+TEST(Forget, AnEmptyPolicyForgetsNothingAndTheNewestStays) {
+  const std::vector<std::string> times = {"2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z",
+                                          "2026-01-02T01:00:00Z"};
+  auto keep = keep_by_policy(times, keep_policy{});
+  ASSERT_TRUE(keep);
+  EXPECT_EQ(*keep, (std::vector<bool>{true, true, true}));
+  keep_policy zero;
+  zero.last = 0;
+  keep = keep_by_policy(times, zero);
+  ASSERT_TRUE(keep);
+  EXPECT_EQ(*keep, (std::vector<bool>{true, true, true}));
+  keep_policy yearly;
+  yearly.yearly = 1;
+  keep = keep_by_policy(times, yearly);
+  ASSERT_TRUE(keep);
+  EXPECT_EQ(*keep, (std::vector<bool>{false, false, true}));
+}
+
+TEST(Forget, DailyKeepsTheNewestOfEachDayAndOffsetsCount) {
+  // Two on 2026-03-10 (the 23:30-05:00 one is 04:30Z on the 11th, but the 10th in its
+  // own clock), one on the 9th, one on the 8th.
+  const std::vector<std::string> times = {"2026-03-10T08:00:00Z", "2026-03-10T23:30:00-05:00",
+                                          "2026-03-09T12:00:00.5Z", "2026-03-08T12:00:00Z"};
+  keep_policy policy;
+  policy.daily = 2;
+  auto keep = keep_by_policy(times, policy);
+  ASSERT_TRUE(keep) << keep.error().describe();
+  EXPECT_EQ(*keep, (std::vector<bool>{false, true, true, false}));
+}
+
+TEST(Forget, WeeklyUsesIsoWeeksAndMonthlyYearlyCombine) {
+  // 2026-01-01 is a Thursday: 2025-12-29 (Monday) is in the same ISO week 2026-W01.
+  const std::vector<std::string> times = {"2026-01-01T10:00:00Z", "2025-12-29T10:00:00Z",
+                                          "2025-12-28T10:00:00Z", "2025-11-15T10:00:00Z",
+                                          "2024-06-01T10:00:00Z"};
+  keep_policy weekly;
+  weekly.weekly = 5;
+  auto keep = keep_by_policy(times, weekly);
+  ASSERT_TRUE(keep) << keep.error().describe();
+  EXPECT_EQ(*keep, (std::vector<bool>{true, false, true, true, true}));
+  keep_policy mixed;
+  mixed.monthly = 2;  // 2026-01 and 2025-12 (its newest: the 29th)
+  mixed.yearly = 3;   // 2026, 2025 (the 29th again), 2024
+  keep = keep_by_policy(times, mixed);
+  ASSERT_TRUE(keep) << keep.error().describe();
+  EXPECT_EQ(*keep, (std::vector<bool>{true, true, false, false, true}));
+}
+
+TEST(Forget, NamesAnUnparsableTime) {
+  auto keep = keep_by_policy({"2026-01-01T00:00:00Z", "yesterday"}, keep_policy{});
+  ASSERT_FALSE(keep);
+  EXPECT_EQ(keep.error().code, errc::invalid_format);
+  EXPECT_THAT(keep.error().message, HasSubstr("snapshot time 1 (\"yesterday\")"));
+}
+
+TEST(Forget, RemovesOnlyThisSchedulesOlderSnapshots) {
+  const temp_dir dir;
+  const auto repo = repository::init(dir.path() / "repo", "pw", scrypt_params{1024, 8, 1});
+  ASSERT_TRUE(repo);
+  std::filesystem::create_directories(dir.path() / "v");
+  std::ofstream(dir.path() / "v" / "a") << "alpha";
+  const auto run = [&](const std::string& time, const std::string& schedule) {
+    backup_options options;
+    options.source = dir.path() / "v";
+    options.name = "v";
+    options.tags = {"lifeboat", "schedule=" + schedule};
+    options.time = time;
+    auto r = backup_directory(*repo, options);
+    EXPECT_TRUE(r) << r.error().describe();
+    return r ? r->snapshot_id : object_id{};
+  };
+  const object_id first = run("2026-01-01T00:00:00Z", "nightly");
+  const object_id second = run("2026-01-02T00:00:00Z", "nightly");
+  const object_id third = run("2026-01-03T00:00:00Z", "nightly");
+  const object_id other = run("2025-01-01T00:00:00Z", "weekly");
+  keep_policy policy;
+  policy.last = 2;
+  auto done = forget_snapshots(*repo, {"lifeboat", "schedule=nightly"}, {"/v"}, policy);
+  ASSERT_TRUE(done) << done.error().describe();
+  EXPECT_THAT(done->removed, ElementsAre(first));
+  EXPECT_THAT(done->kept, UnorderedElementsAre(second, third));
+  auto left = list_snapshots(*repo);
+  ASSERT_TRUE(left);
+  std::vector<object_id> ids;
+  for (const auto& entry : *left) {
+    ids.push_back(entry.first);
+  }
+  EXPECT_THAT(ids, UnorderedElementsAre(second, third, other));
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path() / "repo" / "locks"));
+  // Held by someone else: refused, nothing removed.
+  auto lock = repository_lock::acquire(*repo);
+  ASSERT_TRUE(lock);
+  policy.last = 1;
+  done = forget_snapshots(*repo, {"schedule=nightly"}, {"/v"}, policy);
+  ASSERT_FALSE(done);
+  EXPECT_THAT(done.error().message, HasSubstr("is locked by"));
+  left = list_snapshots(*repo);
+  ASSERT_TRUE(left);
+  EXPECT_EQ(left->size(), 3U);
+}
+
+std::size_t files_under(const std::filesystem::path& dir) {
+  std::size_t n = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    n += e.is_regular_file() ? 1 : 0;
+  }
+  return n;
+}
+
+/// The content of /v/<name> in snapshot `id`, read through a freshly loaded index.
+result<std::string> content_in(const repository& repo, const object_id& id,
+                               const std::string& name) {
+  auto index = blob_index::load(repo);
+  if (!index) {
+    return index.error();
+  }
+  auto text = read_unpacked(repo, "snapshots", id);
+  if (!text) {
+    return text.error();
+  }
+  auto snap = parse_snapshot(*text, "snapshot");
+  if (!snap) {
+    return snap.error();
+  }
+  object_id tree = snap->tree;
+  for (const std::string& step : {std::string("v"), name}) {
+    auto bytes = read_blob(repo, *index, tree);
+    if (!bytes) {
+      return bytes.error();
+    }
+    auto nodes = parse_tree(std::string(bytes->begin(), bytes->end()), step);
+    if (!nodes) {
+      return nodes.error();
+    }
+    const auto it = std::ranges::find(*nodes, step, &node::name);
+    if (it == nodes->end()) {
+      return make_error(errc::invalid_format, step + " is not in the tree");
+    }
+    if (it->subtree) {
+      tree = *it->subtree;
+      continue;
+    }
+    std::string out;
+    for (const object_id& blob : it->content) {
+      auto data = read_blob(repo, *index, blob);
+      if (!data) {
+        return data.error();
+      }
+      out.append(data->begin(), data->end());
+    }
+    return out;
+  }
+  return make_error(errc::invalid_format, name + " is a folder");
+}
+
+/// Two snapshots of dir/v (a, then b changed), the first one forgotten.
+struct forgotten_first {
+  object_id first{};
+  object_id second{};
+};
+
+forgotten_first two_backups_first_forgotten(const repository& repo,
+                                            const std::filesystem::path& dir,
+                                            std::size_t pack_size) {
+  std::filesystem::create_directories(dir / "v");
+  std::ofstream(dir / "v" / "a") << "alpha, the same in both snapshots";
+  std::ofstream(dir / "v" / "b") << "bravo before";
+  forgotten_first out;
+  for (const auto& [time, slot] : {std::pair{"2026-01-01T00:00:00Z", &out.first},
+                                   std::pair{"2026-01-02T00:00:00Z", &out.second}}) {
+    backup_options options;
+    options.source = dir / "v";
+    options.name = "v";
+    options.tags = {"schedule=nightly"};
+    options.time = time;
+    options.pack_size = pack_size;
+    options.parent = out.first == object_id{} ? std::nullopt : std::optional(out.first);
+    auto done = backup_directory(repo, options);
+    EXPECT_TRUE(done) << done.error().describe();
+    *slot = done ? done->snapshot_id : object_id{};
+    std::ofstream(dir / "v" / "b") << "bravo after, longer";
+  }
+  keep_policy policy;
+  policy.last = 1;
+  auto forgot = forget_snapshots(repo, {"schedule=nightly"}, {"/v"}, policy);
+  EXPECT_TRUE(forgot) << forgot.error().describe();
+  return out;
+}
+
+TEST(Prune, RemovesThePacksOnlyForgottenSnapshotsUsedAndRewritesTheIndex) {
+  const temp_dir dir;
+  const auto repo = repository::init(dir.path() / "repo", "pw", scrypt_params{1024, 8, 1});
+  ASSERT_TRUE(repo);
+  // pack_size 1: every blob in a pack of its own.
+  const forgotten_first made = two_backups_first_forgotten(*repo, dir.path(), 1);
+  const auto data = dir.path() / "repo" / "data";
+  const std::size_t packs_before = files_under(data);
+  ASSERT_EQ(files_under(dir.path() / "repo" / "index"), 2U);
+
+  auto pruned = prune_unreferenced(*repo);
+  ASSERT_TRUE(pruned) << pruned.error().describe();
+  // The first snapshot's root tree, its tree of /v and "bravo before".
+  EXPECT_EQ(pruned->packs_removed, 3U);
+  EXPECT_EQ(files_under(data), packs_before - 3);
+  EXPECT_GT(pruned->pack_bytes_removed, 0U);
+  EXPECT_EQ(pruned->packs_partly_referenced, 0U);
+  EXPECT_EQ(pruned->packs_kept, packs_before - 3);
+  EXPECT_EQ(pruned->snapshots, 1U);
+  EXPECT_EQ(pruned->index_files_removed, 2U);
+  EXPECT_EQ(pruned->index_files_written, 1U);
+  EXPECT_EQ(files_under(dir.path() / "repo" / "index"), 1U);
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path() / "repo" / "locks"));
+  auto files = list_unpacked(*repo, "index");
+  ASSERT_TRUE(files);
+  std::size_t listed = 0;
+  for (const object_id& file : *files) {
+    auto packs = read_index_file(*repo, file);
+    ASSERT_TRUE(packs) << packs.error().describe();
+    for (const written_pack& p : *packs) {
+      EXPECT_TRUE(std::filesystem::exists(pack_file(*repo, p.id))) << to_hex(p.id);
+      ++listed;
+    }
+  }
+  EXPECT_EQ(listed, packs_before - 3);
+  auto a = content_in(*repo, made.second, "a");
+  ASSERT_TRUE(a) << a.error().describe();
+  EXPECT_EQ(*a, "alpha, the same in both snapshots");
+  auto b = content_in(*repo, made.second, "b");
+  ASSERT_TRUE(b) << b.error().describe();
+  EXPECT_EQ(*b, "bravo after, longer");
+
+  // Nothing left to remove: the index stays as it is.
+  auto again = prune_unreferenced(*repo);
+  ASSERT_TRUE(again) << again.error().describe();
+  EXPECT_EQ(again->packs_removed, 0U);
+  EXPECT_EQ(again->index_files_written, 0U);
+  auto same = list_unpacked(*repo, "index");
+  ASSERT_TRUE(same);
+  EXPECT_EQ(*same, *files);
+  EXPECT_EQ(files_under(data), packs_before - 3);
+}
+
+TEST(Prune, KeepsAPartlyReferencedPackWhole) {
+  const temp_dir dir;
+  const auto repo = repository::init(dir.path() / "repo", "pw", scrypt_params{1024, 8, 1});
+  ASSERT_TRUE(repo);
+  // One data pack and one tree pack per backup: the first data pack holds a (still
+  // used) and "bravo before" (not any more).
+  const forgotten_first made = two_backups_first_forgotten(*repo, dir.path(), std::size_t{1} << 24);
+  const std::size_t packs_before = files_under(dir.path() / "repo" / "data");
+  ASSERT_EQ(packs_before, 4U);
+  auto pruned = prune_unreferenced(*repo);
+  ASSERT_TRUE(pruned) << pruned.error().describe();
+  EXPECT_EQ(pruned->packs_removed, 1U);  // the first backup's trees
+  EXPECT_EQ(pruned->packs_partly_referenced, 1U);
+  EXPECT_EQ(pruned->packs_kept, 3U);
+  EXPECT_EQ(files_under(dir.path() / "repo" / "data"), 3U);
+  auto a = content_in(*repo, made.second, "a");
+  ASSERT_TRUE(a) << a.error().describe();
+  EXPECT_EQ(*a, "alpha, the same in both snapshots");
+}
+
+TEST(Prune, ChangesNothingWhenATreeCannotBeRead) {
+  const temp_dir dir;
+  const auto repo = repository::init(dir.path() / "repo", "pw", scrypt_params{1024, 8, 1});
+  ASSERT_TRUE(repo);
+  const forgotten_first made = two_backups_first_forgotten(*repo, dir.path(), std::size_t{1} << 24);
+  // Lose the pack holding the kept snapshot's trees.
+  auto index = blob_index::load(*repo);
+  ASSERT_TRUE(index);
+  auto text = read_unpacked(*repo, "snapshots", made.second);
+  ASSERT_TRUE(text);
+  auto snap = parse_snapshot(*text, "snapshot");
+  ASSERT_TRUE(snap);
+  const blob_location* root = index->find(snap->tree);
+  ASSERT_NE(root, nullptr);
+  ASSERT_TRUE(std::filesystem::remove(pack_file(*repo, index->pack_id(root->pack))));
+  const std::size_t packs_before = files_under(dir.path() / "repo" / "data");
+  auto files_before = list_unpacked(*repo, "index");
+  ASSERT_TRUE(files_before);
+
+  auto pruned = prune_unreferenced(*repo);
+  ASSERT_FALSE(pruned);
+  EXPECT_EQ(pruned.error().code, errc::io);
+  EXPECT_THAT(pruned.error().message, HasSubstr("snapshot " + to_hex(made.second).substr(0, 8)));
+  EXPECT_EQ(files_under(dir.path() / "repo" / "data"), packs_before);
+  auto files_after = list_unpacked(*repo, "index");
+  ASSERT_TRUE(files_after);
+  EXPECT_EQ(*files_after, *files_before);
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path() / "repo" / "locks"));
+}
+
+TEST(Prune, WithoutSnapshotsRemovesEveryPackAndIndexFile) {
+  const temp_dir dir;
+  const auto repo = repository::init(dir.path() / "repo", "pw", scrypt_params{1024, 8, 1});
+  ASSERT_TRUE(repo);
+  const forgotten_first made = two_backups_first_forgotten(*repo, dir.path(), 1);
+  ASSERT_TRUE(std::filesystem::remove(dir.path() / "repo" / "snapshots" / to_hex(made.second)));
+  auto pruned = prune_unreferenced(*repo);
+  ASSERT_TRUE(pruned) << pruned.error().describe();
+  EXPECT_EQ(pruned->snapshots, 0U);
+  EXPECT_EQ(pruned->packs_kept, 0U);
+  EXPECT_EQ(pruned->index_files_written, 0U);
+  EXPECT_EQ(files_under(dir.path() / "repo" / "data"), 0U);
+  EXPECT_EQ(files_under(dir.path() / "repo" / "index"), 0U);
+}
+
+TEST(Prune, SplitsTheNewIndexAndRefusesALockedRepository) {
+  const temp_dir dir;
+  const auto repo = repository::init(dir.path() / "repo", "pw", scrypt_params{1024, 8, 1});
+  ASSERT_TRUE(repo);
+  two_backups_first_forgotten(*repo, dir.path(), 1);
+  const std::size_t packs_before = files_under(dir.path() / "repo" / "data");
+  {
+    auto lock = repository_lock::acquire(*repo);
+    ASSERT_TRUE(lock);
+    auto refused = prune_unreferenced(*repo);
+    ASSERT_FALSE(refused);
+    EXPECT_THAT(refused.error().message, HasSubstr("is locked by"));
+    EXPECT_EQ(files_under(dir.path() / "repo" / "data"), packs_before);
+  }
+  prune_options options;
+  options.index_max_blobs = 2;
+  auto pruned = prune_unreferenced(*repo, options);
+  ASSERT_TRUE(pruned) << pruned.error().describe();
+  // One blob per pack, at most two per index file.
+  EXPECT_EQ(pruned->index_files_written, (pruned->packs_kept + 1) / 2);
+  EXPECT_EQ(files_under(dir.path() / "repo" / "index"), pruned->index_files_written);
+  EXPECT_GT(pruned->index_files_written, 1U);
+}
+
+TEST(Prune, KeepsAPackWhoseUsedBlobIsListedInAnotherIndexFile) {
+  const temp_dir dir;
+  const auto repo = repository::init(dir.path() / "repo", "pw", scrypt_params{1024, 8, 1});
+  ASSERT_TRUE(repo);
+  const forgotten_first made = two_backups_first_forgotten(*repo, dir.path(), std::size_t{1} << 24);
+  // List each pack's blobs one per index file, so that the still used blob "a" and the
+  // unused "bravo before" of the first data pack are in different files.
+  auto files = list_unpacked(*repo, "index");
+  ASSERT_TRUE(files);
+  std::vector<written_pack> split;
+  for (const object_id& file : *files) {
+    auto packs = read_index_file(*repo, file);
+    ASSERT_TRUE(packs);
+    for (const written_pack& p : *packs) {
+      for (const pack_entry& e : p.blobs) {
+        written_pack one;
+        one.id = p.id;
+        one.blobs = {e};
+        split.push_back(one);
+      }
+    }
+    ASSERT_TRUE(std::filesystem::remove(dir.path() / "repo" / "index" / to_hex(file)));
+  }
+  for (const written_pack& one : split) {
+    ASSERT_TRUE(write_unpacked(*repo, "index", serialize_index(std::span(&one, 1)), true));
+  }
+  auto pruned = prune_unreferenced(*repo);
+  ASSERT_TRUE(pruned) << pruned.error().describe();
+  EXPECT_EQ(pruned->packs_removed, 1U);  // the first backup's trees only
+  EXPECT_EQ(pruned->packs_partly_referenced, 1U);
+  auto a = content_in(*repo, made.second, "a");
+  ASSERT_TRUE(a) << a.error().describe();
+  EXPECT_EQ(*a, "alpha, the same in both snapshots");
 }
 
 }  // namespace
