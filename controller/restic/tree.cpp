@@ -85,6 +85,97 @@ std::string rfc3339_nano(std::int64_t seconds, std::int64_t nanoseconds) {
   return out;
 }
 
+namespace {
+
+/// Days from 1970-01-01 to the proleptic Gregorian date (era arithmetic: 400-year
+/// cycles of 146097 days, years starting in March so that leap days come last).
+std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2 ? 1 : 0;
+  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const auto yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+
+}  // namespace
+
+result<unix_time> parse_rfc3339(std::string_view text, std::string_view where) {
+  auto bad = [&]() {
+    return make_error(errc::invalid_format, std::string(where) + ": \"" + std::string(text) +
+                                                "\" is not an RFC 3339 time");
+  };
+  std::size_t pos = 0;
+  auto digits = [&](std::size_t count, unsigned& into) -> bool {
+    into = 0;
+    for (std::size_t i = 0; i < count; ++i, ++pos) {
+      if (pos >= text.size() || text[pos] < '0' || text[pos] > '9') {
+        return false;
+      }
+      into = into * 10 + static_cast<unsigned>(text[pos] - '0');
+    }
+    return true;
+  };
+  auto literal = [&](char c) -> bool {
+    if (pos < text.size() && text[pos] == c) {
+      ++pos;
+      return true;
+    }
+    return false;
+  };
+  unsigned year = 0;
+  unsigned month = 0;
+  unsigned day = 0;
+  unsigned hour = 0;
+  unsigned minute = 0;
+  unsigned second = 0;
+  if (!digits(4, year) || !literal('-') || !digits(2, month) || !literal('-') || !digits(2, day) ||
+      !(literal('T') || literal('t')) || !digits(2, hour) || !literal(':') || !digits(2, minute) ||
+      !literal(':') || !digits(2, second)) {
+    return bad();
+  }
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) {
+    return bad();
+  }
+  std::int64_t nanos = 0;
+  if (literal('.')) {
+    std::size_t count = 0;
+    while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') {
+      if (count < 9) {
+        nanos = nanos * 10 + (text[pos] - '0');
+      }
+      ++count;
+      ++pos;
+    }
+    if (count == 0) {
+      return bad();
+    }
+    for (; count < 9; ++count) {
+      nanos *= 10;
+    }
+  }
+  std::int64_t offset = 0;
+  if (!(literal('Z') || literal('z'))) {
+    const bool minus = pos < text.size() && text[pos] == '-';
+    if (!literal('+') && !literal('-')) {
+      return bad();
+    }
+    unsigned oh = 0;
+    unsigned om = 0;
+    if (!digits(2, oh) || !literal(':') || !digits(2, om) || oh > 23 || om > 59) {
+      return bad();
+    }
+    offset = (std::int64_t{oh} * 60 + om) * 60 * (minus ? -1 : 1);
+  }
+  if (pos != text.size()) {
+    return bad();
+  }
+  const std::int64_t days = days_from_civil(year, month, day);
+  return unix_time{
+      days * 86400 + std::int64_t{hour} * 3600 + std::int64_t{minute} * 60 + second - offset,
+      nanos};
+}
+
 std::string serialize_tree(const std::vector<node>& nodes) {
   json::array list;
   list.reserve(nodes.size());

@@ -54,6 +54,16 @@ struct node {
 /// Go's RFC3339Nano in UTC: fractional seconds without trailing zeros, "Z".
 std::string rfc3339_nano(std::int64_t seconds, std::int64_t nanoseconds);
 
+struct unix_time {
+  std::int64_t seconds = 0;
+  std::int64_t nanoseconds = 0;  // 0..999999999
+};
+
+/// Parses RFC 3339 as Go writes it: "YYYY-MM-DDTHH:MM:SS", optional fraction of up
+/// to nine digits, then "Z" or "+HH:MM"/"-HH:MM" (restic writes local offsets).
+/// invalid_format naming `where` otherwise.
+result<unix_time> parse_rfc3339(std::string_view text, std::string_view where);
+
 /// The tree blob's bytes: `{"nodes":[...]}` and a newline, nodes in the given order
 /// (callers sort them by name).
 std::string serialize_tree(const std::vector<node>& nodes);
