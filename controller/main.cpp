@@ -96,6 +96,10 @@ int main(int argc, char** argv) {
   controller->add_option("--agent-image", controller_options.agent_image,
                          "image the agents reading volumes on other nodes run, present on "
                          "every node (default: the image of lifeboat's own container)");
+  controller->add_option("--node-socket", controller_options.node_socket,
+                         "the engine's socket on each node, mounted into the agent jobs that "
+                         "run exec hooks there; Swarm templates such as {{.Node.Hostname}} "
+                         "are expanded");
   controller->add_flag("!--read-through-engine", controller_options.direct_read,
                        "always read volumes through the engine, even when their mountpoint "
                        "is readable");
@@ -126,6 +130,9 @@ int main(int argc, char** argv) {
   backup->add_option("--agent-image", backup_options.agent_image,
                      "image the agents reading volumes on other nodes run, present on every "
                      "node (default: the image of lifeboat's own container)");
+  backup->add_option("--node-socket", backup_options.node_socket,
+                     "the engine's socket on each node, mounted into the agent jobs that run "
+                     "exec hooks there; Swarm templates such as {{.Node.Hostname}} are expanded");
   backup->add_flag("!--read-through-engine", backup_options.direct_read,
                    "always read volumes through the engine, even when their mountpoint is "
                    "readable");
@@ -215,6 +222,11 @@ int main(int argc, char** argv) {
   agent->add_option("--volume", agent_options.volumes, "a volume mounted at /lifeboat/VOLUME")
       ->required();
 
+  auto* agent_exec = app.add_subcommand(
+      "agent-exec",
+      "the exec hooks of tasks on one node, run there (the controller starts it; the commands "
+      "come in LIFEBOAT_HOOKS)");
+
   lifeboat::cli::restore_agent_options restore_agent_options;
   auto* restore_agent = app.add_subcommand(
       "restore-agent",
@@ -231,6 +243,9 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (agent->parsed()) {
     return lifeboat::cli::agent(agent_options);
+  }
+  if (agent_exec->parsed()) {
+    return lifeboat::cli::agent_exec(options);
   }
   if (restore_agent->parsed()) {
     return lifeboat::cli::restore_agent(restore_agent_options);

@@ -1,6 +1,8 @@
 #include "reconcilers/exec_hooks.hpp"
 
 #include <algorithm>
+#include <map>
+#include <tuple>
 
 namespace lifeboat::reconcilers {
 
@@ -144,23 +146,51 @@ hook_plan plan_hook_point(std::string_view point, const std::optional<std::strin
                             split.error);
       continue;
     }
-    plan.execs.push_back({c.id, c.name, std::move(command->label), std::move(split.words),
+    plan.execs.push_back({c.id,
+                          {},
+                          c.name,
+                          std::move(command->label),
+                          std::move(split.words),
                           std::move(command->user)});
   }
+  std::map<std::string, node_hook_execs> by_node;
   for (const auto& t : elsewhere) {
     if (!exec_label_matches(t.container_labels, exec_label)) {
       continue;
     }
-    if (auto command = hook_command_at(t.container_labels, point)) {
-      plan.skipped.push_back("service " + t.service_name + " task " + t.task_id + " on node " +
-                             t.node_name + " (" + command->label +
-                             "): hooks on other nodes are not supported yet");
+    auto command = hook_command_at(t.container_labels, point);
+    if (!command) {
+      continue;
     }
+    auto split = split_shell_words(command->command);
+    if (!split.error.empty()) {
+      plan.errors.push_back("service " + t.service_name + " task " + t.task_id + " on node " +
+                            t.node_name + ": label " + command->label + ": " + split.error);
+      continue;
+    }
+    auto& node = by_node[t.node_id];
+    node.node_id = t.node_id;
+    node.node_name = t.node_name;
+    node.execs.push_back({{},
+                          t.task_id,
+                          t.service_name,
+                          std::move(command->label),
+                          std::move(split.words),
+                          std::move(command->user)});
+  }
+  for (auto& [id, node] : by_node) {
+    std::sort(node.execs.begin(), node.execs.end(), [](const hook_exec& a, const hook_exec& b) {
+      return std::tie(a.container_name, a.task_id) < std::tie(b.container_name, b.task_id);
+    });
+    plan.elsewhere.push_back(std::move(node));
   }
   std::sort(plan.execs.begin(), plan.execs.end(), [](const hook_exec& a, const hook_exec& b) {
     return a.container_name < b.container_name;
   });
-  std::sort(plan.skipped.begin(), plan.skipped.end());
+  std::sort(plan.elsewhere.begin(), plan.elsewhere.end(),
+            [](const node_hook_execs& a, const node_hook_execs& b) {
+              return std::tie(a.node_name, a.node_id) < std::tie(b.node_name, b.node_id);
+            });
   std::sort(plan.errors.begin(), plan.errors.end());
   return plan;
 }

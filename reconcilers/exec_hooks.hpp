@@ -11,7 +11,8 @@
 // of docker-volume-backup's exec hooks, read from containers, and the
 // choice of containers for one point. Pure: the controller lists the
 // containers (its own node's) and the tasks of other nodes, and runs the
-// commands this plans (controller/backup/exec_hooks.hpp).
+// commands this plans (controller/backup/exec_hooks.hpp): its own node's
+// itself, another node's through an agent job on that node.
 namespace lifeboat::reconcilers {
 
 /// `docker-volume-backup.<point>=<command>` with point "archive-pre",
@@ -73,33 +74,46 @@ struct hook_container {
 struct hook_remote_task {
   std::string task_id;
   std::string service_name;
+  std::string node_id;
   std::string node_name;  ///< as messages name nodes (node_names)
   label_map container_labels;
 };
 
 /// One exec to run.
 struct hook_exec {
+  /// Here: the container. On another node: empty, the node's side finds the
+  /// container of `task_id` there.
   std::string container_id;
+  std::string task_id;  ///< on another node only
+  /// Here: the container's name. On another node: its service's name (the
+  /// container's name is known on its node only).
   std::string container_name;
   std::string label;
   std::vector<std::string> cmd;
   std::string user;
 };
 
+/// The execs of one other node: they run in one agent job there.
+struct node_hook_execs {
+  std::string node_id;
+  std::string node_name;         ///< as messages name nodes (node_names)
+  std::vector<hook_exec> execs;  ///< sorted by service name, then task
+};
+
 /// What runs at one point.
 struct hook_plan {
-  std::vector<hook_exec> execs;  ///< sorted by container name
-  /// Commands that cannot run here: on other nodes, by node ("service db
-  /// task x1y2 on node worker-2"), sorted.
-  std::vector<std::string> skipped;
-  /// Commands that could not be split, naming container and label; when any
-  /// is here the point fails and nothing of it runs.
+  std::vector<hook_exec> execs;  ///< here, sorted by container name
+  /// On other nodes, by node; sorted by node name. Only nodes with a command.
+  std::vector<node_hook_execs> elsewhere;
+  /// Commands that could not be split, naming container (or service, task
+  /// and node) and label; when any is here the point fails and nothing of it
+  /// runs.
   std::vector<std::string> errors;
 };
 
 /// The execs of `point` ("archive-pre", ...): every running container `here`
-/// with a command for it that passes `exec_label`; the tasks on other nodes
-/// with one are skipped, naming the node.
+/// and every task `elsewhere` with a command for it that passes `exec_label`,
+/// the latter grouped by node.
 hook_plan plan_hook_point(std::string_view point, const std::optional<std::string>& exec_label,
                           const std::vector<hook_container>& here,
                           const std::vector<hook_remote_task>& elsewhere);

@@ -112,11 +112,13 @@ agent_job::~agent_job() {
   }
 }
 
-engine::result<agent_event> agent_job::wait(const std::function<void()>& on_volumes_read,
-                                            const std::atomic<bool>& cancel,
-                                            std::chrono::milliseconds timeout) const {
+engine::result<void> agent_job::follow(const std::function<bool(std::string_view line)>& on_line,
+                                       const std::atomic<bool>& cancel,
+                                       std::chrono::milliseconds timeout) const {
   const auto until = std::chrono::steady_clock::now() + timeout;
-  bool read_reported = false;
+  // The logs are read whole at each look (the engine cannot follow a
+  // service's logs from an offset): what came before was handled.
+  std::size_t handled = 0;
   for (;;) {
     // The task first: output read after it ended is complete.
     auto tasks = client_->list_tasks({{"service", {id_}}});
@@ -146,27 +148,21 @@ engine::result<agent_event> agent_job::wait(const std::function<void()>& on_volu
     } else if (!output) {
       return output.error();
     }
-    std::optional<agent_event> finished;
-    std::size_t start = 0;
-    while (start < output->size()) {
-      auto end = output->find('\n', start);
+    // A line without its newline yet is handled once it has one, or once
+    // the task ended (then nothing more comes).
+    while (handled < output->size()) {
+      auto end = output->find('\n', handled);
       if (end == std::string::npos) {
+        if (!ended) {
+          break;
+        }
         end = output->size();
       }
-      if (auto e = decode_agent_event(std::string_view(*output).substr(start, end - start))) {
-        if (e->what == agent_event::kind::volumes_read) {
-          if (!read_reported) {
-            read_reported = true;
-            on_volumes_read();
-          }
-        } else {
-          finished = std::move(*e);
-        }
+      const auto line = std::string_view(*output).substr(handled, end - handled);
+      handled = end + 1;
+      if (on_line(line)) {
+        return {};
       }
-      start = end + 1;
-    }
-    if (finished) {
-      return *finished;
     }
     if (ended) {
       std::string why = task->err.empty() ? task->message : task->err;
@@ -186,6 +182,34 @@ engine::result<agent_event> agent_job::wait(const std::function<void()>& on_volu
     }
     std::this_thread::sleep_for(poll_interval);
   }
+}
+
+engine::result<agent_event> agent_job::wait(const std::function<void()>& on_volumes_read,
+                                            const std::atomic<bool>& cancel,
+                                            std::chrono::milliseconds timeout) const {
+  bool read_reported = false;
+  std::optional<agent_event> finished;
+  auto followed = follow(
+      [&](std::string_view line) {
+        auto e = decode_agent_event(line);
+        if (!e) {
+          return false;
+        }
+        if (e->what == agent_event::kind::volumes_read) {
+          if (!read_reported) {
+            read_reported = true;
+            on_volumes_read();
+          }
+          return false;
+        }
+        finished = std::move(*e);
+        return true;
+      },
+      cancel, timeout);
+  if (!followed) {
+    return followed.error();
+  }
+  return std::move(*finished);
 }
 
 engine::result<std::size_t> remove_leftover_agent_jobs(

@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -79,6 +80,15 @@ class agent_job {
 
   /// Stops owning the job, which then outlives this handle; returns its ID.
   std::string release() && { return std::exchange(id_, {}); }
+
+  /// Calls `on_line` once for each line the job's task writes to its
+  /// standard output, in order, as they appear (without the newline), until
+  /// it returns true: the agent's last report. Fails when the task ends
+  /// before that (the agent died, its node went down), on `timeout`, or when
+  /// `cancel` is set; the message names the node.
+  engine::result<void> follow(const std::function<bool(std::string_view line)>& on_line,
+                              const std::atomic<bool>& cancel,
+                              std::chrono::milliseconds timeout) const;
 
   /// Waits until the agent finished, calling `on_volumes_read` once when it
   /// reports that. Fails when the task ends without a report (the agent died,

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "controller/backup/engine_runner.hpp"
+#include "controller/backup/exec_hooks.hpp"
 #include "controller/controller.hpp"
 #include "controller/engine/client.hpp"
 #include "controller/quiesce/journal_store.hpp"
@@ -69,6 +70,9 @@ struct controller_options {
   std::string log_level = "info";   ///< debug shows each exec hook's output
   std::string helper_image;
   std::string agent_image;  ///< image of the agents on other nodes
+  /// The engine's socket on each node, mounted into the agent jobs running
+  /// exec hooks there; Swarm templates ({{.Node.Hostname}}) allowed.
+  std::string node_socket = std::string(backup::default_node_socket);
   bool direct_read = true;  ///< read volumes directly when their mountpoint is readable
   std::uint64_t spool_limit = backup::runner_options::default_spool_limit;
   std::string state_file = "/var/lib/lifeboat/state.json";
@@ -83,6 +87,7 @@ struct backup_once_options {
   std::string schedule_file;
   std::string helper_image;
   std::string agent_image;
+  std::string node_socket = std::string(backup::default_node_socket);  ///< as controller_options'
   std::string state_file = "/var/lib/lifeboat/state.json";
   bool direct_read = true;
   std::uint64_t spool_limit = backup::runner_options::default_spool_limit;
@@ -106,6 +111,11 @@ struct agent_options {
 /// `lifeboat agent`: the per-node part of a run (backup/agent.hpp), started by
 /// the controller as a Swarm job; the schedule comes in LIFEBOAT_AGENT_SCHEDULE.
 int agent(const agent_options& options);
+
+/// `lifeboat agent-exec`: runs the exec hooks of tasks on its node
+/// (backup/hook_agent.hpp), started by the controller as a Swarm job; the
+/// commands come in LIFEBOAT_HOOKS, the node's engine at `engine`.
+int agent_exec(const engine::client_options& engine);
 
 /// `lifeboat backup now SCHEDULE`: creates a Backup object for the controller.
 int backup_now(const engine::client_options& engine, const std::string& schedule);

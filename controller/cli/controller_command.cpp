@@ -4,6 +4,7 @@
 #include "controller/backup/archive_steps.hpp"
 #include "controller/backup/engine_runner.hpp"
 #include "controller/backup/exec_hooks.hpp"
+#include "controller/backup/hook_agent.hpp"
 #include "controller/cli/commands.hpp"
 #include "controller/cli/output.hpp"
 #include "controller/cli/progress.hpp"
@@ -33,9 +34,9 @@ namespace {
 // Each exec hook's outcome and the tail of its output, at debug: a failed
 // one is in the run's message too.
 void log_exec_hook(const backup::exec_hook_report& r) {
-  spdlog::debug("event=hook_ran point={} container={} label={} ok={} result={} output={}", r.point,
-                logging::value(r.container), logging::value(r.label), r.ok,
-                logging::value(r.outcome), logging::value(r.output));
+  spdlog::debug("event=hook_ran point={} container={} node={} label={} ok={} result={} output={}",
+                r.point, logging::value(r.container), logging::value(r.node),
+                logging::value(r.label), r.ok, logging::value(r.outcome), logging::value(r.output));
 }
 
 }  // namespace
@@ -94,7 +95,8 @@ int controller(const engine::client_options& engine_options, const controller_op
   runner_options.agent_image = options.agent_image;
   runner_options.direct_read = options.direct_read;
   runner_options.spool_limit = options.spool_limit;
-  runner_options.hooks = backup::make_exec_hooks(*client, {log_exec_hook, std::nullopt});
+  runner_options.hooks = backup::make_exec_hooks(
+      *client, {log_exec_hook, std::nullopt, options.agent_image, options.node_socket});
   backup::engine_runner runner(*client, **journals, backup::standard_archive_steps(),
                                std::move(runner_options));
   restore::runner_options restore_options;
@@ -170,10 +172,12 @@ int backup_once(const engine::client_options& engine_options, const backup_once_
                   const std::chrono::duration<double> t =
                       std::chrono::steady_clock::now() - started;
                   progress.clear();
-                  say(stdout, "{:7.1f}s  {:<10} {} in {} ({}): {}\n", t.count(), "hook", r.point,
-                      api::escape_controls(r.container), r.label, api::escape_controls(r.outcome));
+                  say(stdout, "{:7.1f}s  {:<10} {} in {}{} ({}): {}\n", t.count(), "hook", r.point,
+                      api::escape_controls(r.container),
+                      r.node.empty() ? "" : " on node " + api::escape_controls(r.node), r.label,
+                      api::escape_controls(r.outcome));
                 },
-                std::nullopt});
+                std::nullopt, options.agent_image, options.node_socket});
   if (progress.enabled()) {
     runner_options.on_progress = [&](const backup::archive_progress& p) {
       progress.update(p.content_bytes, p.output_bytes);
@@ -232,6 +236,26 @@ int agent(const agent_options& options) {
   const auto& stop_requested = stop_on_signals();
   backup::agent_request request{*schedule, options.run_name, options.file_name, options.volumes};
   return backup::run_agent(request, stdout, stop_requested);
+}
+
+int agent_exec(const engine::client_options& engine_options) {
+  const char* text = std::getenv(backup::hooks_variable.data());
+  if (text == nullptr || *text == '\0') {
+    say(stderr, "error: agent-exec needs the commands in {} (the controller starts it)\n",
+        backup::hooks_variable);
+    return 2;
+  }
+  const auto request = backup::decode_hook_request(text);
+  if (!request) {
+    say(stderr, "error: {}\n", request.error().describe());
+    return 2;
+  }
+  auto client = connect_or_report(engine_options);
+  if (!client) {
+    // Reported as the job's failure: the controller sees no finished line.
+    return 1;
+  }
+  return backup::run_hook_agent(*client, *request, stdout, stop_on_signals());
 }
 
 int backup_now(const engine::client_options& engine_options, const std::string& schedule) {

@@ -48,12 +48,14 @@ class exec_hooks_e2e : public backup_runner_test {
   backup::run_result backup_with_hooks(
       const api::backup_schedule& s, const std::function<void()>& before_read = [] {},
       std::optional<std::chrono::milliseconds> timeout = {}) {
+    backup::exec_hook_options hook_options;
+    hook_options.on_exec = [this](const backup::exec_hook_report& r) {
+      const std::lock_guard lock(mutex_);
+      reports_.push_back(r);
+    };
+    hook_options.timeout = timeout;
     backup::runner_options options;
-    options.hooks = backup::make_exec_hooks(engine(), {[this](const backup::exec_hook_report& r) {
-                                                         const std::lock_guard lock(mutex_);
-                                                         reports_.push_back(r);
-                                                       },
-                                                       timeout});
+    options.hooks = backup::make_exec_hooks(engine(), std::move(hook_options));
     return backup(s, before_read, options);
   }
 

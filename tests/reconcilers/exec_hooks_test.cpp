@@ -162,7 +162,7 @@ TEST(plan_hook_point, runs_every_running_labelled_container_sorted_by_name) {
   EXPECT_EQ(plan.execs[1].container_name, "web");
   EXPECT_EQ(plan.execs[1].cmd, (words{"sh", "-c", "echo hi > /data/m"}));
   EXPECT_EQ(plan.execs[1].user, "www-data");
-  EXPECT_TRUE(plan.skipped.empty());
+  EXPECT_TRUE(plan.elsewhere.empty());
   EXPECT_TRUE(plan.errors.empty());
 }
 
@@ -173,35 +173,71 @@ TEST(plan_hook_point, exec_label_selects_containers_here_and_elsewhere) {
       container("plain", {{archive_pre, "c"}}),
   };
   const std::vector<hook_remote_task> elsewhere{
-      {"t1", "db-replica", "worker-2", {{archive_pre, "a"}, {exec_label, "db"}}},
-      {"t2", "web", "worker-3", {{archive_pre, "b"}}},
+      {"t1", "db-replica", "id-2", "worker-2", {{archive_pre, "a"}, {exec_label, "db"}}},
+      {"t2", "web", "id-3", "worker-3", {{archive_pre, "b"}}},
   };
   const auto scoped = plan_hook_point("archive-pre", "db", here, elsewhere);
   ASSERT_EQ(scoped.execs.size(), 1U);
   EXPECT_EQ(scoped.execs[0].container_name, "db");
-  EXPECT_EQ(scoped.skipped, (words{"service db-replica task t1 on node worker-2 (" + archive_pre +
-                                   "): hooks on other nodes are not supported yet"}));
+  ASSERT_EQ(scoped.elsewhere.size(), 1U);
+  EXPECT_EQ(scoped.elsewhere[0].node_id, "id-2");
+  EXPECT_EQ(scoped.elsewhere[0].node_name, "worker-2");
+  ASSERT_EQ(scoped.elsewhere[0].execs.size(), 1U);
+  const auto& remote = scoped.elsewhere[0].execs[0];
+  EXPECT_EQ(remote.container_id, "");
+  EXPECT_EQ(remote.task_id, "t1");
+  EXPECT_EQ(remote.container_name, "db-replica");
+  EXPECT_EQ(remote.label, archive_pre);
+  EXPECT_EQ(remote.cmd, (words{"a"}));
 
   const auto all = plan_hook_point("archive-pre", std::nullopt, here, elsewhere);
   ASSERT_EQ(all.execs.size(), 3U);
   EXPECT_EQ(all.execs[0].container_name, "db");
   EXPECT_EQ(all.execs[1].container_name, "plain");
   EXPECT_EQ(all.execs[2].container_name, "web");
-  EXPECT_EQ(all.skipped.size(), 2U);
+  EXPECT_EQ(all.elsewhere.size(), 2U);
 
   EXPECT_TRUE(plan_hook_point("archive-pre", "none", here, elsewhere).execs.empty());
-  EXPECT_TRUE(plan_hook_point("archive-pre", "none", here, elsewhere).skipped.empty());
+  EXPECT_TRUE(plan_hook_point("archive-pre", "none", here, elsewhere).elsewhere.empty());
 }
 
-TEST(plan_hook_point, tasks_elsewhere_without_a_command_for_the_point_are_not_skipped) {
+TEST(plan_hook_point, one_job_per_node_with_a_command_for_the_point) {
+  const auto copy_post = std::string("docker-volume-backup.copy-post");
   const auto plan =
       plan_hook_point("copy-post", std::nullopt, {},
-                      {{"t1", "db", "worker-2", {{archive_pre, "a"}}},
-                       {"t2", "db", "worker-3", {{"docker-volume-backup.copy-post", "b"}}}});
+                      {{"t1", "db", "id-2", "worker-2", {{archive_pre, "a"}}},
+                       {"t4",
+                        "web",
+                        "id-3",
+                        "worker-3",
+                        {{copy_post, "sh -c 'echo web'"}, {copy_post + ".user", "www"}}},
+                       {"t3", "db", "id-3", "worker-3", {{copy_post, "b"}}},
+                       {"t2", "db", "id-1", "alpha", {{copy_post, "c"}}}});
   EXPECT_TRUE(plan.execs.empty());
-  EXPECT_EQ(plan.skipped, (words{"service db task t2 on node worker-3 "
-                                 "(docker-volume-backup.copy-post): hooks on other nodes are not "
-                                 "supported yet"}));
+  EXPECT_TRUE(plan.errors.empty());
+  ASSERT_EQ(plan.elsewhere.size(), 2U) << "worker-2 has nothing at copy-post: no job there";
+  EXPECT_EQ(plan.elsewhere[0].node_name, "alpha");
+  ASSERT_EQ(plan.elsewhere[0].execs.size(), 1U);
+  EXPECT_EQ(plan.elsewhere[0].execs[0].task_id, "t2");
+  EXPECT_EQ(plan.elsewhere[1].node_name, "worker-3");
+  EXPECT_EQ(plan.elsewhere[1].node_id, "id-3");
+  ASSERT_EQ(plan.elsewhere[1].execs.size(), 2U);
+  EXPECT_EQ(plan.elsewhere[1].execs[0].task_id, "t3");
+  EXPECT_EQ(plan.elsewhere[1].execs[1].task_id, "t4");
+  EXPECT_EQ(plan.elsewhere[1].execs[1].cmd, (words{"sh", "-c", "echo web"}));
+  EXPECT_EQ(plan.elsewhere[1].execs[1].user, "www");
+}
+
+TEST(plan_hook_point, a_command_elsewhere_that_does_not_split_is_an_error_naming_the_node) {
+  const auto plan = plan_hook_point("archive-pre", std::nullopt, {},
+                                    {{"t1", "db", "id-2", "worker-2", {{archive_pre, "echo \\"}}},
+                                     {"t2", "db", "id-3", "worker-3", {{archive_pre, "true"}}}});
+  ASSERT_EQ(plan.errors.size(), 1U);
+  EXPECT_TRUE(plan.errors[0].starts_with("service db task t1 on node worker-2: label " +
+                                         archive_pre + ": "))
+      << plan.errors[0];
+  ASSERT_EQ(plan.elsewhere.size(), 1U);
+  EXPECT_EQ(plan.elsewhere[0].node_name, "worker-3");
 }
 
 TEST(plan_hook_point, a_command_that_does_not_split_is_an_error_naming_container_and_label) {
