@@ -286,8 +286,6 @@ node_run run_on_node(const engine::client& client, const std::string& image,
     return out;
   }
   std::string bad_line;
-  // The commands' own time, and a margin for Swarm to place the job and
-  // start its container.
   auto followed = job->follow(
       [&](std::string_view line) {
         auto report = decode_hook_report_line(line);
@@ -315,6 +313,8 @@ node_run run_on_node(const engine::client& client, const std::string& image,
         }
         return false;
       },
+      // The commands' own time, and a margin for Swarm to place the job and
+      // the node to start its container.
       context.cancel, timeout + agent_start_margin);
   if (!followed) {
     out.error = "its agent job failed: " + followed.error().describe();
