@@ -945,6 +945,36 @@ TEST_F(multinode_hooks_e2e, an_archive_pre_hook_on_a_worker_writes_into_the_volu
               point_seconds_["archive-pre"]);
 }
 
+// The environment travels with the commands: once the archive is published, a
+// command on a worker is told where it is, as one on the manager is (at
+// copy-post: a run whose archives only agents wrote has no process points).
+TEST_F(multinode_hooks_e2e, a_hook_on_a_worker_is_told_where_the_archive_is) {
+  const auto group = unique("g");
+  const auto label = unique("x");
+  const auto volume = volume_on_node3(unique("db-data"), "from-n3");
+  // Not held (a group of its own): its task runs throughout, so copy-post
+  // finds it without waiting for it to be back.
+  const auto db = writer_on_node3(
+      unique("db"), volume, unique("not-held"),
+      {{"docker-volume-backup.exec-label", label},
+       {"docker-volume-backup.copy-post",
+        "sh -c 'echo \"$COMMAND_RUNTIME_ARCHIVE_FILEPATH\" > /data/archive-path'"}});
+  auto sched = schedule(unique("sched"), volume, group);
+  sched.spec.exec_label = label;
+
+  std::vector<backup::exec_hook_report> ran;
+  const auto result = backup(
+      sched, [] {}, hooked_options(ran));
+  ASSERT_TRUE(result.ok) << result.message;
+  ASSERT_EQ(ran.size(), 1U);
+  EXPECT_EQ(ran[0].point, "copy-post");
+  EXPECT_EQ(ran[0].outcome, "exit 0") << ran[0].output;
+  const auto path = on_node3(volume, "cat /data/archive-path");
+  EXPECT_EQ(path.out, result.archive + "\n");
+  EXPECT_TRUE(back_as_before(db));
+  EXPECT_EQ(jobs_of_schedule(sched.metadata.name), 0U) << "an agent job outlived the run";
+}
+
 TEST_F(multinode_hooks_e2e, a_failing_hook_on_a_worker_fails_the_run_naming_node_and_output) {
   const auto group = unique("g");
   const auto label = unique("x");
