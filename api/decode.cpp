@@ -1072,26 +1072,108 @@ void read_destinations(decoder& d, const node& n, const std::string& path,
   }
 }
 
-void read_retention(decoder& d, const node& n, const std::string& path,
+// The fields of `retention`, in YAML order; the calendar rules are restic's.
+struct retention_field {
+  std::string_view key;
+  std::optional<int> retention_spec::*member;
+  bool restic_only;
+};
+constexpr retention_field retention_fields[] = {
+    {"days", &retention_spec::days, false},
+    {"keepLast", &retention_spec::keep_last, false},
+    {"keepHourly", &retention_spec::keep_hourly, true},
+    {"keepDaily", &retention_spec::keep_daily, true},
+    {"keepWeekly", &retention_spec::keep_weekly, true},
+    {"keepMonthly", &retention_spec::keep_monthly, true},
+    {"keepYearly", &retention_spec::keep_yearly, true},
+};
+
+// `format` decides which rules apply: `days` ranks archives by age and has
+// no restic meaning; the calendar rules are restic's forget rules, which
+// archives do not have (yet).
+void read_retention(decoder& d, const node& n, const std::string& path, backup_format format,
                     std::optional<retention_spec>& out) {
   if (!expect(d, n, node::type::map, path)) {
     return;
   }
   field_reader f{d, n, path};
   retention_spec r;
-  const node* days = f.optional("days");
-  const node* keep_last = f.optional("keepLast");
-  if (days != nullptr) {
-    r.days = read_int(d, *days, f.path_of("days"), 0, INT_MAX);
+  bool any = false;
+  for (const auto& field : retention_fields) {
+    const node* v = f.optional(field.key);
+    if (v == nullptr) {
+      continue;
+    }
+    any = true;
+    if (field.restic_only && format != backup_format::restic) {
+      d.fail(f.path_of(field.key), v->mark,
+             "only with format: restic (archives keep by days and keepLast)");
+      continue;
+    }
+    if (field.key == "days" && format == backup_format::restic) {
+      d.fail(f.path_of(field.key), v->mark,
+             "not with format: restic: use keepLast, keepHourly, keepDaily, keepWeekly, "
+             "keepMonthly or keepYearly");
+      continue;
+    }
+    r.*field.member = read_int(d, *v, f.path_of(field.key), 0, INT_MAX);
   }
-  if (keep_last != nullptr) {
-    r.keep_last = read_int(d, *keep_last, f.path_of("keepLast"), 0, INT_MAX);
-  }
-  if (days == nullptr && keep_last == nullptr) {
-    d.fail(path, n.mark, "set at least one of days or keepLast");
+  if (!any) {
+    d.fail(path, n.mark,
+           format == backup_format::restic
+               ? "set at least one of keepLast, keepHourly, keepDaily, keepWeekly, keepMonthly "
+                 "or keepYearly"
+               : "set at least one of days or keepLast");
   }
   f.finish();
   out = r;
+}
+
+void read_restic(decoder& d, const node& n, const std::string& path,
+                 std::optional<restic_spec>& out) {
+  if (!expect(d, n, node::type::map, path)) {
+    return;
+  }
+  field_reader f{d, n, path};
+  restic_spec r;
+  if (const node* v = f.required("passwordFile")) {
+    if (auto p = read_string(d, *v, f.path_of("passwordFile"))) {
+      d.check(check_absolute_path(*p), f.path_of("passwordFile"), v->mark);
+      r.password_file = std::move(*p);
+    }
+  }
+  refuse_inline_secrets(d, f, {{"password", "passwordFile"}});
+  if (const node* v = f.optional("compression")) {
+    const auto text = read_string(d, *v, f.path_of("compression"));
+    bool known = false;
+    for (const auto c :
+         {restic_compression::off, restic_compression::automatic, restic_compression::max}) {
+      if (text && *text == to_string(c)) {
+        r.compression = c;
+        known = true;
+      }
+    }
+    if (text && !known) {
+      d.fail(f.path_of("compression"), v->mark,
+             "unknown restic compression " + quote(*text) + " (expected off, auto or max)");
+    }
+  }
+  f.finish();
+  out = r;
+}
+
+void read_format(decoder& d, const node& n, const std::string& path, backup_format& out) {
+  const auto text = read_string(d, n, path);
+  if (!text) {
+    return;
+  }
+  for (const auto f : {backup_format::archive, backup_format::restic}) {
+    if (*text == to_string(f)) {
+      out = f;
+      return;
+    }
+  }
+  d.fail(path, n.mark, "unknown format " + quote(*text) + " (expected archive or restic)");
 }
 
 void read_history_limits(decoder& d, const node& n, const std::string& path,
@@ -1231,6 +1313,25 @@ void read_selector(decoder& d, const node& n, const std::string& path,
   out = std::move(selector);
 }
 
+// A restic schedule writes one repository, and reads and writes it as a
+// folder of this node: other destination kinds hold archives only (for now).
+void check_restic_destinations(decoder& d, const node& n, const std::string& path,
+                               const std::vector<destination>& destinations) {
+  if (n.kind != node::type::sequence) {
+    return;
+  }
+  if (n.children.size() > 1) {
+    d.fail(item_path(path, 1), n.children[1]->mark,
+           "format: restic writes one repository: give exactly one destination");
+    return;
+  }
+  if (destinations.size() == 1 && !std::holds_alternative<local_destination>(destinations[0])) {
+    d.fail(item_path(path, 0), n.children[0]->mark,
+           "format: restic needs a local destination (the repository's folder); " +
+               std::string(destination_kind(destinations[0])) + " holds archives only");
+  }
+}
+
 void read_schedule_spec(decoder& d, const node& n, const std::string& path,
                         std::string_view schedule_name, backup_schedule_spec& out) {
   if (!expect(d, n, node::type::map, path)) {
@@ -1281,7 +1382,25 @@ void read_schedule_spec(decoder& d, const node& n, const std::string& path,
   if (const node* v = f.optional("timeouts")) {
     read_timeouts(d, *v, f.path_of("timeouts"), /*with_hooks=*/true, out.timeouts);
   }
-  if (const node* v = f.optional("archive")) {
+  if (const node* v = f.optional("format")) {
+    read_format(d, *v, f.path_of("format"), out.format);
+  }
+  const bool restic = out.format == backup_format::restic;
+  const node* restic_node = f.optional("restic");
+  if (restic_node != nullptr && !restic) {
+    d.fail(f.path_of("restic"), restic_node->mark, "only with format: restic");
+  } else if (restic_node != nullptr) {
+    read_restic(d, *restic_node, f.path_of("restic"), out.restic);
+  } else if (restic) {
+    d.fail(f.path_of("restic"), n.mark,
+           "required with format: restic (at least passwordFile: the repository's password)");
+  }
+  if (const node* v = f.optional("archive"); v != nullptr && restic) {
+    // Compression and encryption are the repository's own with restic; a
+    // name template has nothing to name.
+    d.fail(f.path_of("archive"), v->mark,
+           "not with format: restic (the repository compresses and encrypts; see spec.restic)");
+  } else if (v != nullptr) {
     read_archive(d, *v, f.path_of("archive"), schedule_name, out.archive);
   } else {
     // The default template is valid for every valid name; check it anyway so
@@ -1291,9 +1410,12 @@ void read_schedule_spec(decoder& d, const node& n, const std::string& path,
   }
   if (const node* v = f.required("destinations")) {
     read_destinations(d, *v, f.path_of("destinations"), out.destinations);
+    if (restic) {
+      check_restic_destinations(d, *v, f.path_of("destinations"), out.destinations);
+    }
   }
   if (const node* v = f.optional("retention")) {
-    read_retention(d, *v, f.path_of("retention"), out.retention);
+    read_retention(d, *v, f.path_of("retention"), out.format, out.retention);
   }
   if (const node* v = f.optional("historyLimits")) {
     read_history_limits(d, *v, f.path_of("historyLimits"), out.history_limits);
@@ -1805,6 +1927,9 @@ void emit_notifications(YAML::Emitter& out, const std::optional<notifications_sp
   out << YAML::EndMap;
 }
 
+void emit_archive(YAML::Emitter& out, const archive_spec& archive);
+void emit_destinations_and_retention(YAML::Emitter& out, const backup_schedule_spec& s);
+
 void emit_spec(YAML::Emitter& out, const backup_schedule_spec& s) {
   emit(out, "schedule", s.schedule);
   emit(out, "timezone", s.timezone);
@@ -1828,19 +1953,42 @@ void emit_spec(YAML::Emitter& out, const backup_schedule_spec& s) {
     emit(out, "execLabel", *s.exec_label);
   }
   emit_timeouts(out, s.timeouts, /*with_hooks=*/true);
+  if (s.format == backup_format::restic) {
+    emit(out, "format", to_string(s.format));
+    out << YAML::Key << "restic" << YAML::Value << YAML::BeginMap;
+    if (s.restic) {
+      emit(out, "passwordFile", s.restic->password_file);
+      emit(out, "compression", to_string(s.restic->compression));
+    }
+    out << YAML::EndMap;
+  } else {
+    emit_archive(out, s.archive);
+  }
+  emit_destinations_and_retention(out, s);
+  out << YAML::Key << "historyLimits" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "succeeded" << YAML::Value << s.history_limits.succeeded;
+  out << YAML::Key << "failed" << YAML::Value << s.history_limits.failed;
+  out << YAML::EndMap;
+  emit_notifications(out, s.notifications);
+}
+
+void emit_archive(YAML::Emitter& out, const archive_spec& archive) {
   out << YAML::Key << "archive" << YAML::Value << YAML::BeginMap;
-  emit(out, "name", s.archive.name);
-  emit(out, "compression", to_string(s.archive.compression));
-  if (s.archive.level) {
-    out << YAML::Key << "level" << YAML::Value << *s.archive.level;
+  emit(out, "name", archive.name);
+  emit(out, "compression", to_string(archive.compression));
+  if (archive.level) {
+    out << YAML::Key << "level" << YAML::Value << *archive.level;
   }
-  if (s.archive.exclude) {
-    emit(out, "exclude", *s.archive.exclude);
+  if (archive.exclude) {
+    emit(out, "exclude", *archive.exclude);
   }
-  if (s.archive.encryption) {
-    emit_encryption(out, *s.archive.encryption);
+  if (archive.encryption) {
+    emit_encryption(out, *archive.encryption);
   }
   out << YAML::EndMap;
+}
+
+void emit_destinations_and_retention(YAML::Emitter& out, const backup_schedule_spec& s) {
   out << YAML::Key << "destinations" << YAML::Value << YAML::BeginSeq;
   for (const auto& dest : s.destinations) {
     emit_destination(out, dest);
@@ -1848,19 +1996,13 @@ void emit_spec(YAML::Emitter& out, const backup_schedule_spec& s) {
   out << YAML::EndSeq;
   if (s.retention) {
     out << YAML::Key << "retention" << YAML::Value << YAML::BeginMap;
-    if (s.retention->days) {
-      out << YAML::Key << "days" << YAML::Value << *s.retention->days;
-    }
-    if (s.retention->keep_last) {
-      out << YAML::Key << "keepLast" << YAML::Value << *s.retention->keep_last;
+    for (const auto& field : retention_fields) {
+      if (const auto& value = (*s.retention).*field.member) {
+        out << YAML::Key << std::string(field.key) << YAML::Value << *value;
+      }
     }
     out << YAML::EndMap;
   }
-  out << YAML::Key << "historyLimits" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "succeeded" << YAML::Value << s.history_limits.succeeded;
-  out << YAML::Key << "failed" << YAML::Value << s.history_limits.failed;
-  out << YAML::EndMap;
-  emit_notifications(out, s.notifications);
 }
 
 void emit_spec(YAML::Emitter& out, const backup_spec& s) {

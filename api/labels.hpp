@@ -42,6 +42,9 @@ inline constexpr std::string_view finished = "lifeboat.status.finished";
 /// On a Backup: where its archive landed, and its size.
 inline constexpr std::string_view archive = "lifeboat.status.archive";
 inline constexpr std::string_view size_bytes = "lifeboat.status.size-bytes";
+/// On a Backup of a restic schedule: each volume's snapshot in the repository
+/// (the archive label), "<volume>=<snapshot ID>" comma-separated.
+inline constexpr std::string_view snapshots = "lifeboat.status.snapshots";
 
 // --- Quiesced services: written in the same versioned update that scales to
 // zero, removed by the one that restores the count.

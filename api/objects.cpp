@@ -57,6 +57,28 @@ std::string_view to_string(notification_level l) {
   return "error";  // unreachable: every enumerator is handled above
 }
 
+std::string_view to_string(backup_format f) {
+  switch (f) {
+    case backup_format::archive:
+      return "archive";
+    case backup_format::restic:
+      return "restic";
+  }
+  return "archive";  // unreachable: every enumerator is handled above
+}
+
+std::string_view to_string(restic_compression c) {
+  switch (c) {
+    case restic_compression::off:
+      return "off";
+    case restic_compression::automatic:
+      return "auto";
+    case restic_compression::max:
+      return "max";
+  }
+  return "auto";  // unreachable: every enumerator is handled above
+}
+
 std::string_view to_string(label_match m) {
   switch (m) {
     case label_match::exact:

@@ -166,12 +166,45 @@ using destination =
 /// The YAML key naming the kind of `d`: "local", "s3", "webdav", "sftp".
 std::string_view destination_kind(const destination& d);
 
-/// Which archives pruning keeps. At least one of the two is set.
+/// Which archives (or restic snapshots) pruning keeps. At least one field is
+/// set. The calendar rules (keep_hourly .. keep_yearly) are restic's
+/// `forget --keep-*` rules and only accepted with format restic; `days` only
+/// without it.
 struct retention_spec {
   std::optional<int> days;       // >= 0: keep archives younger than this
   std::optional<int> keep_last;  // >= 0: keep at least the newest N
+  // (Initialised, so that `retention_spec{days, keep_last}` stays complete.)
+  std::optional<int> keep_hourly{};  // >= 0: the newest of each of the newest N hours
+  std::optional<int> keep_daily{};   // >= 0: ... days
+  std::optional<int> keep_weekly{};  // >= 0: ... ISO weeks
+  std::optional<int> keep_monthly{};
+  std::optional<int> keep_yearly{};
 
   bool operator==(const retention_spec&) const = default;
+};
+
+/// What a schedule's runs write: one archive per run (tar, compressed,
+/// maybe encrypted), or one snapshot per volume into a restic repository.
+enum class backup_format { archive, restic };
+
+/// "archive" or "restic": the spelling used in YAML.
+std::string_view to_string(backup_format f);
+
+/// How restic compresses the blobs it stores (repository format version 2).
+enum class restic_compression { off, automatic, max };
+
+/// "off", "auto" or "max": the spelling used in YAML (restic's own).
+std::string_view to_string(restic_compression c);
+
+/// `spec.restic`: set exactly when the format is restic. The repository is
+/// the schedule's one destination (a `local` folder).
+struct restic_spec {
+  /// An absolute path whose content (a trailing newline stripped) is the
+  /// repository's password: a Swarm secret, never inline.
+  std::string password_file;
+  restic_compression compression = restic_compression::automatic;
+
+  bool operator==(const restic_spec&) const = default;
 };
 
 /// How many finished Backup objects of a schedule are kept.
@@ -251,6 +284,11 @@ struct backup_schedule_spec {
   /// hook labels (docker-volume-backup's EXEC_LABEL). Never empty when set.
   std::optional<std::string> exec_label;
   timeouts_spec timeouts;
+  backup_format format = backup_format::archive;
+  /// Set exactly when format is restic; `archive` then keeps its defaults
+  /// (the decoder refuses an `archive` field), and `destinations` holds one
+  /// `local` destination: the repository.
+  std::optional<restic_spec> restic;
   archive_spec archive;
   std::vector<destination> destinations;    // not empty
   std::optional<retention_spec> retention;  // unset: keep everything

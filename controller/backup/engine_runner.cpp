@@ -3,6 +3,7 @@
 #include "controller/archive/name_pattern.hpp"
 #include "controller/archive/transforms.hpp"
 #include "controller/backup/agent_job.hpp"
+#include "controller/backup/restic_steps.hpp"
 #include "controller/backup/volumes.hpp"
 #include "controller/crypto/spec_keys.hpp"
 #include "controller/quiesce/quiesce.hpp"
@@ -68,13 +69,19 @@ class backup_run {
     if (auto ended = find_volumes()) {
       return *ended;
     }
-    if (auto ended = load_keys()) {
-      return *ended;
+    if (restic()) {
+      if (auto ended = prepare_restic()) {
+        return *ended;
+      }
+    } else {
+      if (auto ended = load_keys()) {
+        return *ended;
+      }
+      if (auto ended = prepare_readers()) {
+        return *ended;
+      }
+      name_archives();
     }
-    if (auto ended = prepare_readers()) {
-      return *ended;
-    }
-    name_archives();
     if (!hooks_at({hook_phase::archive, hook_when::pre})) {
       return fail(pre_hook_failure_);
     }
@@ -95,7 +102,7 @@ class backup_run {
     if (auto ended = check_reads(held)) {
       return *ended;
     }
-    return ship(held);
+    return restic() ? retain_snapshots(held) : ship(held);
   }
 
  private:
@@ -320,6 +327,146 @@ class backup_run {
                 (field.ends_with("gpg") ? "public keys" : "recipients") + " instead");
   }
 
+  bool restic() const { return spec_.format == api::backup_format::restic; }
+
+  // A restic run reads every volume from its folder on this node, and opens
+  // its repository (creating it on first use) before anything is held: a
+  // wrong password or an unreadable volume fails here, with every workload
+  // untouched.
+  std::optional<run_result> prepare_restic() {
+    auto refuse = [&](std::string message) {
+      result_.failure = archive::to_string(archive::errc::invalid_argument);
+      return fail(std::move(message));
+    };
+    if (!where_.elsewhere.empty()) {
+      std::string elsewhere;
+      for (const auto& node : where_.elsewhere) {
+        elsewhere += fmt::format("{}{}: {}", elsewhere.empty() ? "" : "; ", node.node_name,
+                                 fmt::join(node.volumes, ", "));
+      }
+      return refuse(
+          "format: restic backs up volumes of the controller's node only (not yet "
+          "those of other nodes): " +
+          elsewhere);
+    }
+    if (!through_engine_.empty()) {
+      return refuse(fmt::format(
+          "format: restic reads volumes from their folders, and these are not readable here: "
+          "{}; mount the engine's volume folder (/var/lib/docker/volumes) into lifeboat's "
+          "container at the same path, read-only (manifests/stack.yml)",
+          fmt::join(through_engine_, ", ")));
+    }
+    auto repo = open_restic_repository(schedule_);
+    if (!repo) {
+      result_.failure = repo.error().is(restic::errc::io)
+                            ? archive::to_string(archive::errc::io_error)
+                            : archive::to_string(archive::errc::invalid_argument);
+      return fail(repo.error().message);
+    }
+    repository_.emplace(std::move(*repo));
+    auto info = client_.info();
+    if (!info) {
+      result_.failure = engine_failure_kind(info.error());
+      return fail("asking the engine for its node's name: " + info.error().describe());
+    }
+    // Snapshots name the node, so the next run of a volume finds its parent
+    // wherever the controller's container runs on that node.
+    hostname_ = info->name;
+    unread_ = 1;
+    return std::nullopt;
+  }
+
+  // While held: one snapshot per volume, in order; the workloads resume once
+  // the last one is written (its packs, index and snapshot file are on disk).
+  void snapshot_volumes() {
+    for (const auto& input : inputs_) {
+      if (cancel_.load()) {
+        snapshot_failure_ = "cancelled before " + input.name + " was read";
+        return;
+      }
+      auto made = snapshot_volume(*repository_, schedule_, run_name_, hostname_, input.name,
+                                  input.directory);
+      if (!made) {
+        snapshot_failure_ = fmt::format("volume {}: {}", input.name, made.error().message);
+        snapshot_failure_kind_ = made.error().is(restic::errc::io)
+                                     ? archive::to_string(archive::errc::io_error)
+                                     : archive::to_string(archive::errc::bad_source);
+        return;
+      }
+      snapshots_.push_back(std::move(*made));
+    }
+    source_read();
+  }
+
+  // After the snapshots: forget by the keep rules and prune, between the
+  // prune hook points (archive-only points, process and copy, do not run:
+  // nothing is published or copied).
+  run_result retain_snapshots(const quiesce::held_outcome& held) {
+    std::uint64_t added = 0;
+    std::uint64_t read = 0;
+    std::vector<std::string> ids;
+    std::vector<std::string> per_volume;
+    for (const auto& s : snapshots_) {
+      const auto id = restic::to_hex(s.id);
+      ids.push_back(s.volume + "=" + id);
+      added += s.stats.pack_bytes_written;
+      read += s.stats.bytes_read;
+      per_volume.push_back(fmt::format(
+          "{} {} ({} file(s), {} read, {} unchanged{})", s.volume, id.substr(0, 8), s.stats.files,
+          s.stats.files_read, s.stats.files_unchanged, s.incremental ? "" : ", no parent"));
+    }
+    location_ = repository_->path().string();
+    result_.archive = location_;
+    result_.snapshots = fmt::format("{}", fmt::join(ids, ","));
+    result_.size_bytes = static_cast<double>(added);
+    reached(*targets_.front(), static_cast<double>(added), writing_from_.value_or(held_from_));
+
+    report_(phase::pruning, "");
+    if (!hooks_at({hook_phase::prune, hook_when::pre}, location_)) {
+      return fail(pre_hook_failure_);
+    }
+    std::string retention;
+    if (auto retained = apply_restic_retention(*repository_, schedule_, snapshotted_volumes());
+        !retained) {
+      destination_failures_.push_back(location_ +
+                                      ": retention failed: " + retained.error().message);
+      first_failure_kind_ = archive::to_string(archive::errc::io_error);
+    } else {
+      retention = *retained;
+    }
+    hooks_at({hook_phase::prune, hook_when::post}, location_);
+    if (!destination_failures_.empty()) {
+      result_.failure = first_failure_kind_;
+      return fail(fmt::format("the snapshots are in {} ({}); {}", location_, result_.snapshots,
+                              joined_failures()));
+    }
+    if (!post_hook_failures_.empty()) {
+      result_.failure = "hook failed";
+      return fail(fmt::format("the snapshots are in {} ({})", location_, result_.snapshots));
+    }
+    warnings_.insert(warnings_.begin(), hook_warnings_.begin(), hook_warnings_.end());
+    result_.ok = true;
+    result_.duration = clock::now() - start_;
+    result_.message = fmt::format(
+        "{} volume(s) into restic repository {}: {}; {} read, {} added, held {:.1f}s; {}{}{}{}",
+        snapshots_.size(), location_, fmt::join(per_volume, ", "),
+        human_bytes(static_cast<double>(read)), human_bytes(static_cast<double>(added)),
+        result_.downtime.count(), retention,
+        held.resume.ok ? "" : "; resuming: " + held.resume.message, left_stopped_,
+        warnings_.empty()
+            ? ""
+            : fmt::format("; {} warning(s), first: {}", warnings_.size(), warnings_.front()));
+    return result_;
+  }
+
+  std::vector<std::string> snapshotted_volumes() const {
+    std::vector<std::string> volumes;
+    for (const auto& s : snapshots_) {
+      volumes.push_back(s.volume);
+    }
+    return volumes;
+  }
+
   // The agents' image and the volume container, with what runs of this
   // schedule that died left of either removed first.
   std::optional<run_result> prepare_readers() {
@@ -464,7 +611,7 @@ class backup_run {
           if (resumer_.joinable()) {
             resumer_.join();
           } else {
-            if ((!read_here() || (written_ && *written_)) && agents_ok()) {
+            if ((!read_here() || read_here_ok()) && agents_ok()) {
               still_held_ =
                   quiesce::holds_still_hold(client_, journals_, quiesce_run_, hold.baseline);
             }
@@ -475,9 +622,15 @@ class backup_run {
     return held;
   }
 
+  bool read_here_ok() const { return restic() ? snapshot_failure_.empty() : written_ && *written_; }
+
   // The agents start reading at once; a job that cannot be created ends the
   // run before anything else is read.
   void read_everywhere() {
+    if (restic()) {
+      snapshot_volumes();
+      return;
+    }
     std::vector<agent_job> jobs;
     for (auto& a : agents_) {
       auto job = agent_job::start(client_, a.spec);
@@ -541,7 +694,15 @@ class backup_run {
         }
       }
     }
-    if (read_here() && (!written_ || !*written_)) {
+    if (restic() && !snapshot_failure_.empty()) {
+      // Snapshots written before the failing one stay: each is complete, and
+      // the next run's parent. Nothing half-written is visible in a restic
+      // repository (packs no index names are ignored, and pruned later).
+      result_.failure = snapshot_failure_kind_.empty() ? "cancelled" : snapshot_failure_kind_;
+      return fail("backing up into the restic repository failed: " + snapshot_failure_ +
+                  resume_failure);
+    }
+    if (!restic() && read_here() && (!written_ || !*written_)) {
       // The write step abandons its own upload when it fails. A failure of
       // the destination's side (not of reading the volumes) is its upload's.
       if (written_ && writing_from_) {
@@ -732,6 +893,14 @@ class backup_run {
   archive_request request_;
   std::vector<agent_part> agents_;
   std::vector<std::string> agent_reports_;
+
+  // Format restic: the repository, the node's name for the snapshots, and
+  // what the snapshots came to.
+  std::optional<restic::repository> repository_;
+  std::string hostname_;
+  std::vector<volume_snapshot> snapshots_;
+  std::string snapshot_failure_;
+  std::string_view snapshot_failure_kind_;
 
   // Shipping: the archive written here (none when only agents wrote), where
   // it went public, the destinations that hold it, and warnings.

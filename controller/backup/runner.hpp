@@ -44,7 +44,9 @@ struct destination_report {
 struct run_result {
   bool ok = false;
   std::string message;  ///< the failure, or a summary ("3 volumes, 1.2 GiB, held 2.1 s")
-  std::string archive;  ///< where the archive landed
+  std::string archive;  ///< where the archive landed (format restic: the repository)
+  /// Format restic: the snapshot of each volume, "<volume>=<id>" comma-separated.
+  std::string snapshots;
   /// What kind of failure ended the run, for metrics and alerts: "no space",
   /// "destination refused", "io error", "source failed", "engine unavailable",
   /// "quiesce failed", ... Empty when it succeeded.

@@ -528,6 +528,13 @@ bool reconciler::reconcile_restore(const std::string& name) {
                   "backup " + ref + " has no archive (phase " +
                       (backup_phase.empty() ? std::string("unknown") : backup_phase) + ")");
     }
+    if (const auto snapshots = label_of(*backup_entry, api::label::snapshots); !snapshots.empty()) {
+      return fail(restore::outcome::invalid,
+                  "backup " + ref + " holds restic snapshots (" + snapshots + ") in " + archive +
+                      ": Restore objects do not read restic repositories yet; restore with "
+                      "`restic -r " +
+                      archive + " restore <snapshot ID> --target <folder>`");
+    }
     if (archive.starts_with('/')) {
       restore.spec.archive = archive;
     } else {
@@ -571,6 +578,9 @@ void reconciler::finish_backup(const backup_launch& launch, const backup::run_re
              {std::string(api::label::archive), result.archive},
              {std::string(api::label::size_bytes),
               std::to_string(static_cast<long long>(result.size_bytes))}});
+  if (!result.snapshots.empty()) {
+    labels[std::string(api::label::snapshots)] = result.snapshots;
+  }
   const std::string key = std::string(backup_prefix) + launch.name;
   {
     std::lock_guard lock(mutex_);

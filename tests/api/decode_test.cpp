@@ -116,7 +116,9 @@ spec:
   expected.spec.timeouts = {seconds{90}, seconds{5400}};
   expected.spec.archive = {"{schedule}-%F", compression_kind::zstd, 19, R"(\.cache/)", {}};
   expected.spec.destinations = {local_destination{"/archive"}, local_destination{"/mnt/offsite"}};
-  expected.spec.retention = retention_spec{7, 0};
+  expected.spec.retention.emplace();
+  expected.spec.retention->days = 7;
+  expected.spec.retention->keep_last = 0;
   expected.spec.history_limits = {10, 0};
   EXPECT_EQ(s, expected) << encode_yaml(s);
 }
@@ -319,12 +321,60 @@ std::string restore_with(const std::string& spec) {
          spec;
 }
 
+// A valid restic schedule whose spec ends at line 9; a case appends from
+// line 10, or replaces the destinations (line 9).
+std::string restic_schedule_with(
+    const std::string& more_spec,
+    const std::string& destinations = "  destinations: [{local: {path: /archive/restic-db}}]\n",
+    const std::string& restic = "  restic: {passwordFile: /run/secrets/restic}\n") {
+  return "apiVersion: lifeboat/v1\n"
+         "kind: BackupSchedule\n"
+         "metadata: {name: nightly}\n"
+         "spec:\n"
+         "  schedule: \"0 3 * * *\"\n"
+         "  volumes: [app_db]\n"
+         "  format: restic\n" +
+         restic + destinations + more_spec;
+}
+
 void run(const std::vector<error_case>& cases) {
   for (const auto& c : cases) {
     const decode_result r = decode(c.yaml);
     EXPECT_EQ(formatted_errors(r), c.expected) << c.name << "\n" << c.yaml;
     EXPECT_TRUE(r.objects().empty()) << c.name;
   }
+}
+
+TEST(decode, restic_schedule_with_every_keep_rule_round_trips) {
+  const auto s = decode_one<backup_schedule>(restic_schedule_with(
+      "  retention: {keepLast: 2, keepHourly: 24, keepDaily: 7, keepWeekly: 4, keepMonthly: 12, "
+      "keepYearly: 3}\n"));
+  EXPECT_EQ(s.spec.format, backup_format::restic);
+  ASSERT_TRUE(s.spec.restic);
+  EXPECT_EQ(s.spec.restic->password_file, "/run/secrets/restic");
+  EXPECT_EQ(s.spec.restic->compression, restic_compression::automatic);
+  retention_spec keep;
+  keep.keep_last = 2;
+  keep.keep_hourly = 24;
+  keep.keep_daily = 7;
+  keep.keep_weekly = 4;
+  keep.keep_monthly = 12;
+  keep.keep_yearly = 3;
+  EXPECT_EQ(s.spec.retention, keep);
+  EXPECT_EQ(s.spec.archive, archive_spec{});
+  EXPECT_EQ(decode_one<backup_schedule>(encode_yaml(s)), s) << encode_yaml(s);
+}
+
+TEST(decode, restic_compression_and_the_archive_format_by_name) {
+  const auto s = decode_one<backup_schedule>(
+      restic_schedule_with("", "  destinations: [{local: {path: /r}}]\n",
+                           "  restic: {passwordFile: /run/secrets/r, compression: max}\n"));
+  ASSERT_TRUE(s.spec.restic);
+  EXPECT_EQ(s.spec.restic->compression, restic_compression::max);
+  EXPECT_EQ(decode_one<backup_schedule>(encode_yaml(s)), s) << encode_yaml(s);
+  const auto a = decode_one<backup_schedule>(schedule_with("  format: archive\n"));
+  EXPECT_EQ(a.spec.format, backup_format::archive);
+  EXPECT_FALSE(a.spec.restic);
 }
 
 TEST(decode_errors, document_shape) {
@@ -509,6 +559,55 @@ TEST(decode_errors, schedule_validation) {
       {"level without compression",
        schedule_with("  archive: {compression: none, level: 1}\n"),
        {"8:39: spec.archive.level: compression none takes no level"}},
+      {"restic fields without format restic",
+       schedule_with("  restic: {passwordFile: /run/secrets/r}\n"),
+       {"8:11: spec.restic: only with format: restic"}},
+      {"format restic without its fields",
+       schedule_with("  format: restic\n"),
+       {"5:3: spec.restic: required with format: restic (at least passwordFile: the repository's "
+        "password)"}},
+      {"unknown format",
+       schedule_with("  format: borg\n"),
+       {"8:11: spec.format: unknown format \"borg\" (expected archive or restic)"}},
+      {"archive fields with format restic",
+       restic_schedule_with("  archive: {compression: zstd}\n"),
+       {"10:12: spec.archive: not with format: restic (the repository compresses and encrypts; see "
+        "spec.restic)"}},
+      {"restic into two destinations",
+       restic_schedule_with("", "  destinations: [{local: {path: /a}}, {local: {path: /b}}]\n"),
+       {"9:39: spec.destinations[1]: format: restic writes one repository: give exactly one "
+        "destination"}},
+      {"restic into a bucket",
+       restic_schedule_with("",
+                            "  destinations: [{s3: {bucket: backups, accessKeyIdFile: /k, "
+                            "secretAccessKeyFile: /s}}]\n"),
+       {"9:18: spec.destinations[0]: format: restic needs a local destination (the repository's "
+        "folder); s3 holds archives only"}},
+      {"unknown restic compression",
+       restic_schedule_with("", "  destinations: [{local: {path: /r}}]\n",
+                            "  restic: {passwordFile: /run/secrets/r, compression: fast}\n"),
+       {"8:55: spec.restic.compression: unknown restic compression \"fast\" (expected off, auto or "
+        "max)"}},
+      {"inline restic password",
+       schedule_with("  format: restic\n  restic: {password: hunter2}\n"),
+       {"9:11: spec.restic.passwordFile: required field is missing",
+        "9:22: spec.restic.password: secrets are never written into an object: put it in a file (a "
+        "Swarm secret under /run/secrets) and name that file in passwordFile"}},
+      {"relative password file",
+       schedule_with("  format: restic\n  restic: {passwordFile: secret}\n"),
+       {"9:26: spec.restic.passwordFile: \"secret\" is not an absolute path"}},
+      {"calendar rules for archives",
+       schedule_with("  retention: {keepLast: 1, keepDaily: 7}\n"),
+       {"8:39: spec.retention.keepDaily: only with format: restic (archives keep by days and "
+        "keepLast)"}},
+      {"days for restic",
+       restic_schedule_with("  retention: {days: 7}\n"),
+       {"10:21: spec.retention.days: not with format: restic: use keepLast, keepHourly, keepDaily, "
+        "keepWeekly, keepMonthly or keepYearly"}},
+      {"empty restic retention",
+       restic_schedule_with("  retention: {}\n"),
+       {"10:14: spec.retention: set at least one of keepLast, keepHourly, keepDaily, keepWeekly, "
+        "keepMonthly or keepYearly"}},
       {"empty retention",
        schedule_with("  retention: {}\n"),
        {"8:14: spec.retention: set at least one of days or keepLast"}},

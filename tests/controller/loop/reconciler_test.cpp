@@ -496,6 +496,22 @@ TEST_F(reconciler_test, success_records_archive_size_and_finish_time) {
   EXPECT_EQ(store_.label("db-1", api::label::size_bytes), "1234");
   EXPECT_EQ(store_.label("db-1", api::label::finished), "2026-11-25T02:05:00Z");
   EXPECT_EQ(store_.label("db-1", api::label::message), "");
+  EXPECT_EQ(store_.label("db-1", api::label::snapshots), "") << "an archive run has none";
+}
+
+TEST_F(reconciler_test, a_restic_run_records_its_snapshots) {
+  add_schedule();
+  add_backup("db-1", "Pending", "2026-11-25T01:00:00Z");
+  ASSERT_TRUE(loop_.reconcile("resync"));
+  ASSERT_TRUE(loop_.reconcile("backup/db-1"));
+  backup::run_result result;
+  result.ok = true;
+  result.archive = "/archive/restic-db";
+  result.snapshots = "app_db=0123abcd";
+  loop_.finish_backup(runs_.backups.at(0), result);
+  EXPECT_EQ(store_.label("db-1", api::label::phase), "Succeeded");
+  EXPECT_EQ(store_.label("db-1", api::label::archive), "/archive/restic-db");
+  EXPECT_EQ(store_.label("db-1", api::label::snapshots), "app_db=0123abcd");
 }
 
 TEST_F(reconciler_test, a_second_reconcile_of_a_settled_world_writes_nothing) {
@@ -649,6 +665,22 @@ TEST_F(reconciler_test, restore_of_a_missing_or_failed_backup_is_refused_naming_
   EXPECT_EQ(store_.label("r1", api::label::message), "backup db-1 has no archive (phase Failed)");
   EXPECT_EQ(store_.label("r2", api::label::message), "backup db-9 does not exist");
   EXPECT_EQ(listener_.refused.size(), 2U);
+}
+
+TEST_F(reconciler_test, restore_by_backup_ref_of_restic_snapshots_is_refused_naming_restic) {
+  add_schedule();
+  add_backup("db-1", "Succeeded", "2026-11-25T01:00:00Z",
+             {{std::string(api::label::archive), "/archive/restic-db"},
+              {std::string(api::label::snapshots), "app_db=0123abcd"}});
+  store_.add("lb-restore-r1", restore_yaml("r1", "backupRef: db-1"), {}, "2026-11-25T01:30:00Z");
+  ASSERT_TRUE(loop_.reconcile("resync"));
+  ASSERT_TRUE(loop_.reconcile("restore/r1"));
+  EXPECT_TRUE(runs_.restores.empty());
+  EXPECT_EQ(store_.label("r1", api::label::phase), "Failed");
+  EXPECT_EQ(store_.label("r1", api::label::message),
+            "backup db-1 holds restic snapshots (app_db=0123abcd) in /archive/restic-db: Restore "
+            "objects do not read restic repositories yet; restore with `restic -r "
+            "/archive/restic-db restore <snapshot ID> --target <folder>`");
 }
 
 TEST_F(reconciler_test, a_restore_interrupted_by_a_dead_controller_is_never_run_again) {
