@@ -100,7 +100,7 @@ class backup_run {
     }
     hooks_at({hook_phase::archive, hook_when::post});
     if (auto ended = check_reads(held)) {
-      return *ended;
+      return restic() ? discard_snapshots(std::move(*ended)) : *ended;
     }
     return restic() ? retain_snapshots(held) : ship(held);
   }
@@ -459,6 +459,21 @@ class backup_run {
     return result_;
   }
 
+  // A failed run leaves no snapshot of its own: those it wrote may have been
+  // read while a writer ran (the hold was broken), and a Failed Backup must
+  // not hold data the next run's retention would count as good.
+  run_result discard_snapshots(run_result failed) {
+    if (snapshots_.empty()) {
+      return failed;
+    }
+    if (auto removed = remove_snapshots(*repository_, snapshots_); !removed) {
+      failed.message += "; removing its snapshots failed: " + removed.error().message;
+    } else {
+      failed.message += fmt::format("; its {} snapshot(s) removed", snapshots_.size());
+    }
+    return failed;
+  }
+
   std::vector<std::string> snapshotted_volumes() const {
     std::vector<std::string> volumes;
     for (const auto& s : snapshots_) {
@@ -723,8 +738,8 @@ class backup_run {
     }
     if (still_held_ && !*still_held_) {
       result_.failure = "quiesce failed";
-      return fail("the archive was not published: " + still_held_->error().describe() +
-                  resume_failure);
+      return fail((restic() ? "the snapshots were not kept: " : "the archive was not published: ") +
+                  still_held_->error().describe() + resume_failure);
     }
     return std::nullopt;
   }

@@ -146,6 +146,26 @@ restic::result<volume_snapshot> snapshot_volume(const restic::repository& repo,
   return volume_snapshot{volume, made->snapshot_id, parent->has_value(), made->stats};
 }
 
+restic::result<void> remove_snapshots(const restic::repository& repo,
+                                      const std::vector<volume_snapshot>& made) {
+  if (made.empty()) {
+    return {};
+  }
+  auto lock = restic::repository_lock::acquire(repo);
+  if (!lock) {
+    return lock.error();
+  }
+  for (const auto& snapshot : made) {
+    const auto file = repo.path() / "snapshots" / restic::to_hex(snapshot.id);
+    std::error_code ec;
+    if (!std::filesystem::remove(file, ec) && ec) {
+      return restic::make_error(restic::errc::io,
+                                fmt::format("cannot remove {}: {}", file.string(), ec.message()));
+    }
+  }
+  return lock->release();
+}
+
 std::vector<std::string> restic_schedule_tags(const api::backup_schedule& schedule) {
   return {"lifeboat", "schedule=" + schedule.metadata.name};
 }

@@ -44,6 +44,13 @@ restic::result<volume_snapshot> snapshot_volume(const restic::repository& repo,
                                                 const std::string& volume,
                                                 const std::filesystem::path& directory);
 
+/// Removes the snapshot files of `made` under the exclusive lock, as `restic
+/// forget` would: for a run whose snapshots must not stay (the workloads were
+/// not held throughout, or a later volume failed). Their packs stay until
+/// the next prune. io naming the file that cannot be removed.
+restic::result<void> remove_snapshots(const restic::repository& repo,
+                                      const std::vector<volume_snapshot>& made);
+
 /// The schedule's tags, which retention selects its snapshots by.
 std::vector<std::string> restic_schedule_tags(const api::backup_schedule& schedule);
 

@@ -46,8 +46,9 @@ class restic_e2e : public backup_runner_test {
 
   /// The real runner; `held` says whether `service` was at zero replicas while
   /// the runner reported workloads held.
-  backup::run_result run_backup(const api::backup_schedule& s, const std::string& service,
-                                bool& held) {
+  backup::run_result run_backup(
+      const api::backup_schedule& s, const std::string& service, bool& held,
+      const std::function<void()>& while_held = [] {}) {
     backup::runner_options options;
     options.helper_image = test_image();
     backup::engine_runner runner(engine(), *journals_, backup::standard_archive_steps(), options);
@@ -59,6 +60,7 @@ class restic_e2e : public backup_runner_test {
           if (workloads > 0) {
             auto current = engine().inspect_service(service);
             held = current && current->replicas == 0U;
+            while_held();
           }
         },
         cancel);
@@ -209,6 +211,37 @@ TEST_F(restic_e2e, a_wrong_password_or_a_foreign_folder_fails_before_anything_is
   EXPECT_FALSE(held);
   EXPECT_EQ(engine().inspect_service(service)->version, version);
   EXPECT_FALSE(fs::exists(repo_ / "config"));
+}
+
+// A writer that comes back during the read (`docker service scale` while
+// held) makes the run fail, and the snapshot it wrote is removed: only
+// snapshots read with every writer held stay in the repository.
+TEST_F(restic_e2e, a_run_whose_hold_was_broken_keeps_no_snapshot) {
+  const auto volume = create_volume(unique("db"));
+  ASSERT_EQ(in_volume(volume, "echo hello > /data/f").status, 0);
+  const auto group = unique("g");
+  const auto name = unique("writer");
+  const auto service = writer(name, volume, group);
+  const auto schedule = restic_schedule(volume, group);
+  bool held = false;
+  ASSERT_TRUE(run_backup(schedule, service, held).ok);
+  ASSERT_EQ(snapshot_count(), 1U);
+
+  ASSERT_EQ(in_volume(volume, "echo changed > /data/f").status, 0);
+  auto disturbed = run_backup(schedule, service, held, [&] {
+    scale(service, 1);
+    ASSERT_TRUE(eventually([&] { return running_tasks(service) == 1; }));
+  });
+  EXPECT_FALSE(disturbed.ok) << "kept a snapshot read while the writer ran";
+  EXPECT_NE(disturbed.message.find("service " + name), std::string::npos) << disturbed.message;
+  EXPECT_NE(disturbed.message.find("its 1 snapshot(s) removed"), std::string::npos)
+      << disturbed.message;
+  EXPECT_EQ(snapshot_count(), 1U) << "the disturbed run's snapshot stayed";
+  auto unlock = restic("unlock");
+  EXPECT_EQ(unlock.status, 0) << unlock.out;
+  auto check = restic("check --read-data");
+  EXPECT_EQ(check.status, 0) << check.out;
+  EXPECT_TRUE(back_as_before(service));
 }
 
 // The loop: `lifeboat backup` (the CLI, as a process) is killed with
