@@ -21,6 +21,16 @@ std::string backup_name(const std::string& schedule, std::chrono::sys_seconds at
   return schedule + "-" + stamp;
 }
 
+std::chrono::sys_seconds first_free_run_second(const std::string& schedule,
+                                               std::chrono::sys_seconds now,
+                                               const std::set<std::string>& taken) {
+  auto at = now;
+  while (taken.contains(backup_name(schedule, at))) {
+    at += std::chrono::seconds{1};
+  }
+  return at;
+}
+
 schedule_decision plan_schedule(const api::backup_schedule& schedule, const schedule_state& state,
                                 std::chrono::sys_seconds now,
                                 std::chrono::seconds starting_deadline) {

@@ -50,6 +50,14 @@ struct schedule_decision {
 /// The Backup name for a run of `schedule` due at `at`.
 std::string backup_name(const std::string& schedule, std::chrono::sys_seconds at);
 
+/// The first second from `now` on whose backup_name for `schedule` is not in
+/// `taken`. A run by hand is named by its second; one killed (or refused) a
+/// moment ago left its ownership record under that name, and the next run
+/// must not collide with the dead one's record.
+std::chrono::sys_seconds first_free_run_second(const std::string& schedule,
+                                               std::chrono::sys_seconds now,
+                                               const std::set<std::string>& taken);
+
 /// Decides for `schedule` (valid: as decoded) at `now`.
 schedule_decision plan_schedule(const api::backup_schedule& schedule, const schedule_state& state,
                                 std::chrono::sys_seconds now,

@@ -25,7 +25,10 @@
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
+#include <set>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 namespace lifeboat::cli {
 
@@ -155,9 +158,21 @@ int backup_once(const engine::client_options& engine_options, const backup_once_
     return 1;
   }
   const auto& stop_requested = stop_on_signals();
-  const auto name = reconcilers::backup_name(
+  // Named by its second. A run of this schedule killed within this second left
+  // its ownership record under that name (recovery releases it once it
+  // expires): this run waits for the first second whose name is free.
+  std::set<std::string> taken;
+  std::vector<std::string> unreadable;
+  if (auto owners = (*journals)->load_owners(unreadable); owners) {
+    for (const auto& o : *owners) {
+      taken.insert(o.run);
+    }
+  }
+  const auto at = reconcilers::first_free_run_second(
       schedule->metadata.name,
-      std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()));
+      std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()), taken);
+  std::this_thread::sleep_until(at);
+  const auto name = reconcilers::backup_name(schedule->metadata.name, at);
   terminal_progress progress;
   const auto started = std::chrono::steady_clock::now();
   backup::runner_options runner_options;

@@ -181,5 +181,16 @@ TEST(backup_name, is_the_utc_firing_time) {
   EXPECT_EQ(backup_name("db", utc(2026, 1, 2, 3, 4, 5)), "db-20260102030405");
 }
 
+TEST(first_free_run_second, is_now_when_no_record_has_its_name) {
+  const auto now = utc(2026, 1, 2, 3, 4, 5);
+  EXPECT_EQ(first_free_run_second("db", now, {"db-20260102030404", "other-20260102030405"}), now);
+}
+
+TEST(first_free_run_second, skips_the_seconds_whose_names_dead_runs_left) {
+  const auto now = utc(2026, 1, 2, 3, 4, 59);
+  EXPECT_EQ(first_free_run_second("db", now, {"db-20260102030459", "db-20260102030500"}),
+            utc(2026, 1, 2, 3, 5, 1));
+}
+
 }  // namespace
 }  // namespace lifeboat::reconcilers
