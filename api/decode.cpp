@@ -1440,9 +1440,26 @@ void read_backup_spec(decoder& d, const node& n, const std::string& path, backup
   f.finish();
 }
 
+// A mapping's `from`: a volume name, or (from a restic snapshot) an absolute
+// path inside the snapshot, which then needs a `to`.
+std::optional<std::string> check_mapping_source(std::string_view from, bool snapshot_paths,
+                                                bool has_target) {
+  if (!snapshot_paths || !from.starts_with('/')) {
+    return check_volume_name(from);
+  }
+  if (auto bad = check_absolute_path(from)) {
+    return bad;
+  }
+  if (!has_target) {
+    return "a path inside the snapshot needs the target volume: " + std::string(from) +
+           "=VOLUME, or {from: " + std::string(from) + ", to: VOLUME}";
+  }
+  return std::nullopt;
+}
+
 // "NAME" or "NAME=TARGET".
-std::optional<volume_mapping> read_short_mapping(decoder& d, const node& n,
-                                                 const std::string& path) {
+std::optional<volume_mapping> read_short_mapping(decoder& d, const node& n, const std::string& path,
+                                                 bool snapshot_paths) {
   const auto text = read_string(d, n, path);
   if (!text) {
     return std::nullopt;
@@ -1452,28 +1469,30 @@ std::optional<volume_mapping> read_short_mapping(decoder& d, const node& n,
   m.from = text->substr(0, equals);
   m.to = equals == std::string::npos ? m.from : text->substr(equals + 1);
   const std::size_t errors = d.error_count();
-  d.check(check_volume_name(m.from), path, n.mark);
+  d.check(check_mapping_source(m.from, snapshot_paths, equals != std::string::npos), path, n.mark);
   if (m.to != m.from) {
     d.check(check_volume_name(m.to), path, n.mark);
   }
   return d.error_count() == errors ? std::optional{m} : std::nullopt;
 }
 
-std::optional<volume_mapping> read_long_mapping(decoder& d, const node& n,
-                                                const std::string& path) {
+std::optional<volume_mapping> read_long_mapping(decoder& d, const node& n, const std::string& path,
+                                                bool snapshot_paths) {
   field_reader f{d, n, path};
   volume_mapping m;
   const std::size_t errors = d.error_count();
+  const node* to = f.optional("to");
   if (const node* v = f.required("from")) {
     if (auto from = read_string(d, *v, f.path_of("from"))) {
-      d.check(check_volume_name(*from), f.path_of("from"), v->mark);
+      d.check(check_mapping_source(*from, snapshot_paths, to != nullptr), f.path_of("from"),
+              v->mark);
       m.from = std::move(*from);
     }
   }
-  if (const node* v = f.optional("to")) {
-    if (auto to = read_string(d, *v, f.path_of("to"))) {
-      d.check(check_volume_name(*to), f.path_of("to"), v->mark);
-      m.to = std::move(*to);
+  if (to != nullptr) {
+    if (auto target = read_string(d, *to, f.path_of("to"))) {
+      d.check(check_volume_name(*target), f.path_of("to"), to->mark);
+      m.to = std::move(*target);
     }
   } else {
     m.to = m.from;
@@ -1483,7 +1502,7 @@ std::optional<volume_mapping> read_long_mapping(decoder& d, const node& n,
 }
 
 void read_volume_mappings(decoder& d, const node& n, const std::string& path,
-                          std::vector<volume_mapping>& out) {
+                          std::vector<volume_mapping>& out, bool snapshot_paths) {
   if (!expect(d, n, node::type::sequence, path)) {
     return;
   }
@@ -1497,9 +1516,9 @@ void read_volume_mappings(decoder& d, const node& n, const std::string& path,
     const std::string ipath = item_path(path, i);
     std::optional<volume_mapping> m;
     if (item.kind == node::type::scalar) {
-      m = read_short_mapping(d, item, ipath);
+      m = read_short_mapping(d, item, ipath, snapshot_paths);
     } else if (item.kind == node::type::map) {
-      m = read_long_mapping(d, item, ipath);
+      m = read_long_mapping(d, item, ipath, snapshot_paths);
     } else {
       d.fail(ipath, item.mark, "expected a string or a map, got " + describe(item));
     }
@@ -1538,6 +1557,60 @@ std::optional<restore_source> read_restore_source(decoder& d, const node& n,
   return restore_source{std::move(*dest), std::move(*name)};
 }
 
+// "latest", or 1-64 lower-case hex digits.
+std::optional<std::string> check_snapshot_id(std::string_view id) {
+  const bool hex = !id.empty() && id.size() <= 64 &&
+                   id.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+  if (id == "latest" || hex) {
+    return std::nullopt;
+  }
+  return "expected latest or a snapshot ID (lower-case hex, as restic snapshots prints it), got " +
+         quote(id);
+}
+
+std::optional<restic_source> read_restic_source(decoder& d, const node& n,
+                                                const std::string& path) {
+  if (!expect(d, n, node::type::map, path)) {
+    return std::nullopt;
+  }
+  field_reader f{d, n, path};
+  restic_source r;
+  const std::size_t errors = d.error_count();
+  for (const auto& [key, member] : {std::pair{"repository", &restic_source::repository},
+                                    std::pair{"passwordFile", &restic_source::password_file}}) {
+    if (const node* v = f.required(key)) {
+      if (auto p = read_string(d, *v, f.path_of(key))) {
+        d.check(check_absolute_path(*p), f.path_of(key), v->mark);
+        r.*member = std::move(*p);
+      }
+    }
+  }
+  refuse_inline_secrets(d, f, {{"password", "passwordFile"}});
+  if (const node* v = f.optional("snapshot")) {
+    if (auto id = read_string(d, *v, f.path_of("snapshot"))) {
+      d.check(check_snapshot_id(*id), f.path_of("snapshot"), v->mark);
+      r.snapshot = std::move(*id);
+    }
+  }
+  if (const node* v = f.optional("tags")) {
+    const std::string tpath = f.path_of("tags");
+    if (expect(d, *v, node::type::sequence, tpath)) {
+      for (std::size_t i = 0; i < v->children.size(); ++i) {
+        const node& item = *v->children[i];
+        if (auto tag = read_string(d, item, item_path(tpath, i))) {
+          if (tag->empty() || tag->find(',') != std::string::npos) {
+            d.fail(item_path(tpath, i), item.mark,
+                   "a tag is not empty and has no ',' (restic splits tags at commas)");
+          }
+          r.tags.push_back(std::move(*tag));
+        }
+      }
+    }
+  }
+  f.finish();
+  return d.error_count() == errors ? std::optional{r} : std::nullopt;
+}
+
 void read_restore_spec(decoder& d, const node& n, const std::string& path, restore_spec& out) {
   if (!expect(d, n, node::type::map, path)) {
     return;
@@ -1561,16 +1634,23 @@ void read_restore_spec(decoder& d, const node& n, const std::string& path, resto
   if (source != nullptr) {
     out.source = read_restore_source(d, *source, f.path_of("source"));
   }
-  const int given = (backup_ref != nullptr) + (archive != nullptr) + (source != nullptr);
+  const node* restic = f.optional("restic");
+  if (restic != nullptr) {
+    out.restic = read_restic_source(d, *restic, f.path_of("restic"));
+  }
+  const int given =
+      (backup_ref != nullptr) + (archive != nullptr) + (source != nullptr) + (restic != nullptr);
   if (given > 1) {
-    const node* second = source != nullptr ? source : archive;
-    d.fail(f.path_of(source != nullptr ? "source" : "archive"), second->mark,
-           "backupRef, archive and source are mutually exclusive: give one");
+    const auto* second = restic != nullptr ? "restic" : source != nullptr ? "source" : "archive";
+    const node* at = restic != nullptr ? restic : source != nullptr ? source : archive;
+    d.fail(f.path_of(second), at->mark,
+           "backupRef, archive, source and restic are mutually exclusive: give one");
   } else if (given == 0) {
-    d.fail(path, n.mark, "one of backupRef, archive or source is required");
+    d.fail(path, n.mark, "one of backupRef, archive, source or restic is required");
   }
   if (const node* v = f.required("volumes")) {
-    read_volume_mappings(d, *v, f.path_of("volumes"), out.volumes);
+    read_volume_mappings(d, *v, f.path_of("volumes"), out.volumes,
+                         /*snapshot_paths=*/restic != nullptr);
   }
   if (const node* v = f.optional("wipe")) {
     out.wipe = read_bool(d, *v, f.path_of("wipe")).value_or(out.wipe);
@@ -1587,7 +1667,12 @@ void read_restore_spec(decoder& d, const node& n, const std::string& path, resto
     read_timeouts(d, *v, f.path_of("timeouts"), /*with_hooks=*/false, out.timeouts);
   }
   if (const node* v = f.optional("decryption")) {
-    read_decryption(d, *v, f.path_of("decryption"), out.decryption);
+    if (restic != nullptr) {
+      d.fail(f.path_of("decryption"), v->mark,
+             "not with restic: the repository's password (restic.passwordFile) decrypts it");
+    } else {
+      read_decryption(d, *v, f.path_of("decryption"), out.decryption);
+    }
   }
   if (const node* v = f.optional("notifications")) {
     read_notifications(d, *v, f.path_of("notifications"), out.notifications);
@@ -2021,6 +2106,20 @@ void emit_spec(YAML::Emitter& out, const restore_spec& s) {
     out << YAML::Key << "destination" << YAML::Value;
     emit_destination(out, s.source->destination);
     emit(out, "name", s.source->name);
+    out << YAML::EndMap;
+  }
+  if (s.restic) {
+    out << YAML::Key << "restic" << YAML::Value << YAML::BeginMap;
+    emit(out, "repository", s.restic->repository);
+    emit(out, "passwordFile", s.restic->password_file);
+    emit(out, "snapshot", s.restic->snapshot);
+    if (!s.restic->tags.empty()) {
+      out << YAML::Key << "tags" << YAML::Value << YAML::BeginSeq;
+      for (const auto& t : s.restic->tags) {
+        emit_string(out, t);
+      }
+      out << YAML::EndSeq;
+    }
     out << YAML::EndMap;
   }
   out << YAML::Key << "volumes" << YAML::Value << YAML::BeginSeq;

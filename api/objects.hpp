@@ -340,6 +340,20 @@ struct restore_source {
   bool operator==(const restore_source&) const = default;
 };
 
+/// A snapshot in a local restic repository (lifeboat's own, or one `restic
+/// backup` made): a Restore reads it directly, verifying every blob first.
+struct restic_source {
+  std::string repository;     ///< the repository's folder, an absolute path
+  std::string password_file;  ///< an absolute path: a Swarm secret, never inline
+  /// "latest": per volume, the newest snapshot that holds the volume's path
+  /// (and every tag of `tags`); else a snapshot ID or a unique prefix of one
+  /// (lower-case hex, as `restic snapshots` prints them).
+  std::string snapshot = "latest";
+  std::vector<std::string> tags;
+
+  bool operator==(const restic_source&) const = default;
+};
+
 /// What decrypts an encrypted archive: exactly one of the two, absolute
 /// paths (Swarm secrets).
 struct age_decryption {
@@ -363,12 +377,18 @@ struct gpg_decryption {
 using decryption_spec = std::variant<age_decryption, gpg_decryption>;
 
 struct restore_spec {
-  /// Exactly one of the three is set.
+  /// Exactly one of the four is set as decoded. The controller resolves a
+  /// backupRef into `archive`, `source` or `restic` beside it.
   std::optional<std::string> backup_ref;  // a Backup's metadata.name
   std::optional<std::string> archive;     // an absolute path
   std::optional<restore_source> source;   // an archive on a destination
-  std::vector<volume_mapping> volumes;    // not empty; no two share a `to`
-  bool wipe = false;                      // empty each target volume before extracting
+  std::optional<restic_source> restic;    // a snapshot in a restic repository
+  /// Not empty; no two share a `to`. With `restic`, a `from` may be an
+  /// absolute path inside the snapshot (one `restic backup /srv/data` made),
+  /// with `to` given; a volume name stands for "/<name>", where lifeboat's
+  /// snapshots keep a volume.
+  std::vector<volume_mapping> volumes;
+  bool wipe = false;  // empty each target volume before extracting
   /// Create a target volume that does not exist, on the node of the engine
   /// that runs the restore. Off: a missing target fails the restore (a typo
   /// or a volume on another node must not become a new empty volume here).

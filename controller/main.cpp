@@ -150,10 +150,24 @@ int main(int argc, char** argv) {
   lifeboat::cli::restore_options restore_options;
   auto* restore = app.add_subcommand(
       "restore", "verify an archive, then put it back into volumes with their workloads held");
+  auto* archive_option =
+      restore->add_option("--archive", restore_options.archive,
+                          "the archive (.tar, .tar.gz, .tar.zst); with --destination, its name "
+                          "there");
   restore
-      ->add_option("--archive", restore_options.archive,
-                   "the archive (.tar, .tar.gz, .tar.zst); with --destination, its name there")
-      ->required();
+      ->add_option("--repository", restore_options.repository,
+                   "instead of --archive: a local restic repository's folder (lifeboat's or "
+                   "restic's own); --volume FROM is a volume name (its snapshot path /FROM) or "
+                   "an absolute path inside the snapshot, with =TO")
+      ->excludes(archive_option);
+  restore->add_option("--snapshot", restore_options.snapshot,
+                      "with --repository: latest (per volume, the newest snapshot that holds "
+                      "it; the default), or a snapshot ID or a unique prefix of one");
+  restore->add_option("--password-file", restore_options.password_file,
+                      "with --repository: FILE whose content is the repository's password");
+  restore->add_option("--tag", restore_options.tags,
+                      "with --repository and latest: only snapshots with this tag; repeatable "
+                      "(all must be there)");
   restore->add_option("--destination", restore_options.destination_file,
                       "a YAML file with one destination as a schedule lists it (s3: {…}, "
                       "webdav: {…}, local: {…}): read the archive from there");

@@ -53,12 +53,15 @@ void remove_stale_temporaries(const std::filesystem::path& folder) {
 }  // namespace
 
 restic::result<std::string> read_restic_password(const api::restic_spec& spec) {
-  std::ifstream in(spec.password_file, std::ios::binary);
+  return read_password_file(spec.password_file, password_field);
+}
+
+restic::result<std::string> read_password_file(const std::string& file, std::string_view field) {
+  std::ifstream in(file, std::ios::binary);
   if (!in) {
     std::error_code ec(errno, std::generic_category());
-    return restic::make_error(
-        restic::errc::invalid_format,
-        fmt::format("{}: cannot read {}: {}", password_field, spec.password_file, ec.message()));
+    return restic::make_error(restic::errc::invalid_format,
+                              fmt::format("{}: cannot read {}: {}", field, file, ec.message()));
   }
   std::string password{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
   if (password.ends_with('\n')) {
@@ -68,9 +71,9 @@ restic::result<std::string> read_restic_password(const api::restic_spec& spec) {
     }
   }
   if (password.empty()) {
-    return restic::make_error(restic::errc::invalid_format,
-                              fmt::format("{}: {} is empty: a repository needs a password",
-                                          password_field, spec.password_file));
+    return restic::make_error(
+        restic::errc::invalid_format,
+        fmt::format("{}: {} is empty: a repository needs a password", field, file));
   }
   return password;
 }

@@ -20,6 +20,10 @@ namespace lifeboat::backup {
 /// invalid_format naming the field and the file when it cannot be read or is empty.
 restic::result<std::string> read_restic_password(const api::restic_spec& spec);
 
+/// The password in `file`, a trailing newline stripped; the errors name `field`
+/// (the object's field that gave the file) and the file.
+restic::result<std::string> read_password_file(const std::string& file, std::string_view field);
+
 /// The repository of `schedule`: its one `local` destination's folder, created
 /// (format version 2) when the folder is absent or empty. A folder holding
 /// other files is refused, naming it; a wrong password fails naming the

@@ -7,9 +7,11 @@
 #include "controller/cli/output.hpp"
 #include "controller/crypto/spec_keys.hpp"
 #include "controller/destinations/destination.hpp"
+#include "controller/restic/restore.hpp"
 #include "controller/restore/agent.hpp"
 #include "controller/restore/engine_runner.hpp"
 #include "controller/restore/fetch.hpp"
+#include "controller/restore/restic_source.hpp"
 #include "controller/restore/unpack.hpp"
 #include "reconcilers/schedule.hpp"
 
@@ -123,6 +125,95 @@ int into_directory(const restore::archive_file& archive,
   return 0;
 }
 
+// --volume FROM[=TO] of a restore from a restic snapshot: FROM is a volume
+// name (the snapshot path /FROM) or an absolute path inside the snapshot.
+std::optional<restore::mapping> restic_mapping(const std::string& text) {
+  const auto equals = text.find('=');
+  restore::mapping m{text.substr(0, equals),
+                     equals == std::string::npos ? text : text.substr(equals + 1)};
+  std::optional<std::string> bad;
+  if (m.from.starts_with('/')) {
+    bad = equals == std::string::npos
+              ? "a path inside the snapshot needs the target volume: " + m.from + "=VOLUME"
+              : api::check_absolute_path(m.from);
+  } else {
+    bad = api::check_volume_name(m.from);
+  }
+  if (!bad) {
+    bad = api::check_volume_name(m.to);
+  }
+  if (bad) {
+    say(stderr, "error: --volume {}: {}\n", text, *bad);
+    return std::nullopt;
+  }
+  return m;
+}
+
+// --repository with --into-directory: each snapshot into DIR/TO, without an
+// engine (for benchmarks and for looking into a repository).
+int restic_into_directory(const api::restic_source& source,
+                          const std::vector<restore::mapping>& mappings,
+                          const cli::restore_options& options) {
+  const auto started = clock::now();
+  const auto failed = [](const std::string& why) {
+    say(stderr, "restore failed: {}\n", api::escape_controls(why));
+    return 1;
+  };
+  auto repo = restore::open_restic_source(source);
+  if (!repo) {
+    return failed(repo.error().message);
+  }
+  auto all = restic::list_snapshots(*repo);
+  if (!all) {
+    return failed(all.error().message);
+  }
+  auto picks = restore::pick_snapshots(*all, source, mappings);
+  if (!picks) {
+    return failed(picks.error().message);
+  }
+  for (const auto& pick : *picks) {
+    if (auto verified = restic::verify_snapshot(*repo, pick.snapshot, {pick.subtree}); !verified) {
+      return failed("snapshot " + pick.short_id + " " + pick.subtree + ": " +
+                    verified.error().message);
+    }
+  }
+  const auto verified_at = clock::now();
+  if (options.dry_run) {
+    say(stdout, "verified {} snapshot(s) of {}\n", picks->size(), source.repository);
+    return 0;
+  }
+  restic::restore_options restore_options;
+  restore_options.owners = ::geteuid() == 0;
+  std::uint64_t entries = 0;
+  std::uint64_t bytes = 0;
+  for (std::size_t i = 0; i < picks->size(); ++i) {
+    const fs::path root = fs::path(options.into_directory) / mappings[i].to;
+    std::error_code ec;
+    fs::create_directories(root, ec);
+    if (ec) {
+      return failed("creating " + root.string() + ": " + ec.message());
+    }
+    if (options.wipe) {
+      if (auto w = restore::wipe_directory(root); !w) {
+        return failed(w.error().describe());
+      }
+    }
+    restore_options.subtree = (*picks)[i].subtree;
+    auto stats = restic::restore_snapshot(*repo, (*picks)[i].snapshot, root, restore_options);
+    if (!stats) {
+      return failed(root.string() + ": " + stats.error().message);
+    }
+    entries += stats->files + stats->hard_links + stats->dirs + stats->symlinks + stats->special;
+    bytes += stats->bytes;
+  }
+  const std::chrono::duration<double> verify_s = verified_at - started;
+  const std::chrono::duration<double> write_s = clock::now() - verified_at;
+  say(stdout, "restored {} entries, {:.1f} MiB into {} (verify {:.2f}s, restore {:.2f}s)\n",
+      entries, static_cast<double>(bytes) / (1 << 20), options.into_directory, verify_s.count(),
+      write_s.count());
+  return 0;
+}
+
 // Whether --passphrase-file is for gpg rather than age: by the archive's
 // first bytes when it is a file here, by its name (".gpg", as lifeboat names
 // what it encrypts with gpg) when it is on a destination.
@@ -143,13 +234,42 @@ bool archive_is_openpgp(const api::restore_spec& spec) {
 }  // namespace
 
 int restore(const engine::client_options& engine_options, const restore_options& options) {
-  if (options.archive.empty() || options.volumes.empty()) {
-    say(stderr, "error: restore needs --archive PATH and at least one --volume FROM[=TO]\n");
+  if (options.archive.empty() == options.repository.empty() || options.volumes.empty()) {
+    say(stderr,
+        "error: restore needs --archive PATH or --repository FOLDER, and at least one --volume "
+        "FROM[=TO]\n");
     return 2;
   }
   std::vector<restore::mapping> mappings;
   api::restore object;
-  if (!options.destination_file.empty()) {
+  if (!options.repository.empty()) {
+    if (options.password_file.empty()) {
+      say(stderr, "error: --repository needs --password-file (the repository's password)\n");
+      return 2;
+    }
+    if (!options.destination_file.empty() || !options.identity_file.empty() ||
+        !options.gpg_secret_key_file.empty() || !options.passphrase_file.empty()) {
+      say(stderr,
+          "error: --repository reads a local restic repository, which its password "
+          "decrypts: --destination, --identity, --gpg-secret-key and --passphrase-file do not "
+          "apply\n");
+      return 2;
+    }
+    object.spec.restic = api::restic_source{fs::absolute(options.repository).string(),
+                                            fs::absolute(options.password_file).string(),
+                                            options.snapshot, options.tags};
+    for (const auto& text : options.volumes) {
+      auto m = restic_mapping(text);
+      if (!m) {
+        return 2;
+      }
+      mappings.push_back(*m);
+      object.spec.volumes.push_back(api::volume_mapping{m->from, m->to});
+    }
+    if (!options.into_directory.empty()) {
+      return restic_into_directory(*object.spec.restic, mappings, options);
+    }
+  } else if (!options.destination_file.empty()) {
     std::ifstream in(options.destination_file);
     std::stringstream text;
     text << in.rdbuf();
@@ -203,7 +323,7 @@ int restore(const engine::client_options& engine_options, const restore_options&
     }
     object.spec.label_match = api::label_match::one_of;
   }
-  for (const auto& text : options.volumes) {
+  for (const auto& text : object.spec.restic ? std::vector<std::string>{} : options.volumes) {
     auto m = restore::parse_mapping(text);
     if (!m) {
       say(stderr, "error: --volume {}\n", m.error().message);

@@ -10,6 +10,13 @@ namespace lifeboat::cli {
 
 struct restore_options {
   std::string archive;  ///< the archive file, or its name in `destination_file`'s destination
+  /// Instead of an archive: a local restic repository, the snapshot (latest,
+  /// or an ID or a unique prefix of one), the file holding the repository's
+  /// password and the tags "latest" looks for.
+  std::string repository;
+  std::string snapshot = "latest";
+  std::string password_file;
+  std::vector<std::string> tags;
   /// A YAML file holding one destination as a schedule lists it (`s3: {…}`):
   /// the archive is read from there (copied into `spool_folder` first).
   std::string destination_file;

@@ -529,13 +529,18 @@ bool reconciler::reconcile_restore(const std::string& name) {
                       (backup_phase.empty() ? std::string("unknown") : backup_phase) + ")");
     }
     if (const auto snapshots = label_of(*backup_entry, api::label::snapshots); !snapshots.empty()) {
-      return fail(restore::outcome::invalid,
-                  "backup " + ref + " holds restic snapshots (" + snapshots + ") in " + archive +
-                      ": Restore objects do not read restic repositories yet; restore with "
-                      "`restic -r " +
-                      archive + " restore <snapshot ID> --target <folder>`");
-    }
-    if (archive.starts_with('/')) {
+      // One snapshot per volume, each tagged with the run: "latest" among
+      // those with the tag picks the run's snapshot of each volume.
+      if (!backup_schedule || !backup_schedule->spec.restic) {
+        return fail(restore::outcome::invalid,
+                    "backup " + ref + " holds restic snapshots (" + snapshots + ") in " + archive +
+                        ", and its schedule " + backup_of(*backup_entry).spec.schedule_ref +
+                        " is gone, which named the repository's password file: give "
+                        "spec.restic (repository, passwordFile, snapshot)");
+      }
+      restore.spec.restic = api::restic_source{
+          archive, backup_schedule->spec.restic->password_file, "latest", {"backup=" + ref}};
+    } else if (archive.starts_with('/')) {
       restore.spec.archive = archive;
     } else {
       // Published on a remote destination: the schedule's first one, where a

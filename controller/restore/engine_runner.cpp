@@ -6,8 +6,10 @@
 #include "controller/crypto/spec_keys.hpp"
 #include "controller/destinations/destination.hpp"
 #include "controller/quiesce/quiesce.hpp"
+#include "controller/restic/restore.hpp"
 #include "controller/restore/agent.hpp"
 #include "controller/restore/fetch.hpp"
+#include "controller/restore/restic_source.hpp"
 #include "controller/restore/space.hpp"
 #include "reconcilers/placement.hpp"
 
@@ -288,7 +290,7 @@ class restore_run {
     if (node_) {
       return on_node();
     }
-    if (auto ended = verify_archive()) {
+    if (auto ended = spec_.restic ? verify_snapshots() : verify_archive()) {
       return *ended;
     }
     if (options_.verify_only && !missing_.empty()) {
@@ -339,7 +341,9 @@ class restore_run {
 
   // Which archive. One on a remote destination is fetched while Verifying.
   std::optional<run_result> locate_archive() {
-    if (spec_.source) {
+    if (spec_.restic) {
+      result_.archive = "restic repository " + spec_.restic->repository;
+    } else if (spec_.source) {
       if (const auto* local = std::get_if<api::local_destination>(&spec_.source->destination)) {
         result_.archive = (std::filesystem::path(local->path) / spec_.source->name).string();
       } else {
@@ -455,6 +459,14 @@ class restore_run {
   run_result on_node() {
     const std::string& node = node_->node_name;
     result_.path = "agent on node " + node;
+    if (spec_.restic) {
+      return fail(outcome::invalid,
+                  "the target volumes are on node " + node +
+                      ": restic snapshots are restored on the controller's node only, for now. "
+                      "Restore into a volume here and move it, or run `lifeboat restore "
+                      "--repository` on node " +
+                      node);
+    }
     if (spec_.decryption) {
       // Its keys would travel in the job's spec, readable by anyone who can
       // inspect services: refused before anything is held.
@@ -587,6 +599,61 @@ class restore_run {
     return std::nullopt;
   }
 
+  // Verifying a restic source: the repository opens with the password, each
+  // target's snapshot is chosen, and every tree and data blob each restores
+  // is read and checked against its ID. Repository's exclusive lock held from
+  // here to the end of the run: a prune must not remove a pack in between.
+  std::optional<run_result> verify_snapshots() {
+    const auto& source = *spec_.restic;
+    report_(phase::verifying, result_.archive + ", snapshot " + source.snapshot);
+    auto repo = open_restic_source(source);
+    if (!repo) {
+      return fail(outcome_of(restore_error(repo.error(), errc::invalid_argument)),
+                  repo.error().message);
+    }
+    repository_.emplace(std::move(*repo));
+    auto locked = restic::repository_lock::acquire(*repository_);
+    if (!locked) {
+      return fail(outcome::write_failed,
+                  "locking restic repository " + source.repository + ": " + locked.error().message);
+    }
+    lock_.emplace(std::move(*locked));
+    auto all = restic::list_snapshots(*repository_);
+    if (!all) {
+      return fail(outcome_of(restore_error(all.error(), errc::corrupt)), all.error().message);
+    }
+    auto picked = pick_snapshots(*all, source, mappings_);
+    if (!picked) {
+      return fail(outcome::invalid, picked.error().message);
+    }
+    picks_ = std::move(*picked);
+    std::uint64_t entries = 0;
+    std::uint64_t bytes = 0;
+    std::vector<std::string> named;
+    for (std::size_t i = 0; i < picks_.size(); ++i) {
+      if (cancel_) {
+        return fail(outcome::cancelled, "cancelled while verifying");
+      }
+      const auto& pick = picks_[i];
+      auto stats = restic::verify_snapshot(*repository_, pick.snapshot, {pick.subtree});
+      if (!stats) {
+        return fail(
+            outcome_of(restore_error(stats.error(), errc::corrupt)),
+            "snapshot " + pick.short_id + " " + pick.subtree + ": " + stats.error().message);
+      }
+      entries += stats->files + stats->hard_links + stats->dirs + stats->symlinks + stats->special;
+      bytes += stats->bytes;
+      // Direct writes keep holes; each file and folder takes at least a block.
+      restic_needs_.push_back(stats->bytes - stats->hole_bytes +
+                              (stats->files + stats->dirs) * space_need::allocation_unit);
+      named.push_back(pick.subtree + " of " + pick.short_id);
+    }
+    checked_ =
+        fmt::format("{}; {} entries, {} of data, every blob checked against its ID",
+                    fmt::join(named, ", "), entries, human_bytes(static_cast<double>(bytes)));
+    return std::nullopt;
+  }
+
   std::optional<run_result> create_missing() {
     for (std::size_t i = 0; i < mappings_.size(); ++i) {
       if (volumes_[i]) {
@@ -623,6 +690,41 @@ class restore_run {
         mounted.push_back(mappings_[i].to);
       }
     }
+    if (spec_.restic) {
+      // Written by restic::restore_snapshot, through directory descriptors
+      // into the mountpoints: there is no engine path for snapshots yet.
+      if (options_.path == data_path::engine) {
+        return fail_unwritten(outcome::invalid,
+                              "--path engine: restic snapshots are restored directly into the "
+                              "volumes' folders");
+      }
+      for (std::size_t i = 0; i < mappings_.size(); ++i) {
+        if (engine::data_is_a_mount(*volumes_[i])) {
+          return fail_unwritten(outcome::invalid,
+                                "volume " + mappings_[i].to +
+                                    " is a mount that exists only while a container uses it: "
+                                    "restic snapshots are restored into local volumes' folders");
+        }
+        if (!writable_folder(mountpoints_[i])) {
+          return fail_unwritten(
+              outcome::invalid,
+              "volume " + mappings_[i].to + "'s folder " + mountpoints_[i] +
+                  " cannot be written here: a restic snapshot is restored directly into it. "
+                  "Run lifeboat on the volume's node as root, with /var/lib/docker/volumes "
+                  "mounted (stack.yml has the line, commented)");
+        }
+        std::error_code ec;
+        if (!spec_.wipe && !fs::is_empty(mountpoints_[i], ec)) {
+          return fail_unwritten(outcome::invalid,
+                                "volume " + mappings_[i].to +
+                                    " is not empty: a restic snapshot is restored into an empty "
+                                    "volume; set wipe: true (--wipe) to empty it first");
+        }
+      }
+      direct_ = true;
+      result_.path = "direct";
+      return std::nullopt;
+    }
     direct_ = options_.path == data_path::direct;
     if (options_.path != data_path::engine) {
       if (direct_ && !mounted.empty()) {
@@ -657,10 +759,12 @@ class restore_run {
 
   // Still verifying: do the files fit? The engine writes sparse files densely.
   std::optional<run_result> check_space() {
-    std::vector<std::uint64_t> needs;
-    needs.reserve(verified_->space.size());
-    for (const auto& need : verified_->space) {
-      needs.push_back(direct_ ? need.sparse : need.dense);
+    std::vector<std::uint64_t> needs = restic_needs_;
+    if (verified_) {
+      needs.reserve(verified_->space.size());
+      for (const auto& need : verified_->space) {
+        needs.push_back(direct_ ? need.sparse : need.dense);
+      }
     }
     restore::result<std::vector<volume_space>> spaces{std::vector<volume_space>{}};
     if (direct_) {
@@ -777,12 +881,44 @@ class restore_run {
         return;
       }
     }
-    if (direct_) {
+    if (spec_.restic) {
+      written_ = write_snapshots();
+    } else if (direct_) {
       std::vector<fs::path> roots(mountpoints_.begin(), mountpoints_.end());
       written_ = extract_to_directories(*archive_, mappings_, roots, read_);
     } else {
       written_ = unpack_through_engine(client_, image_, run_name_, *archive_, mappings_, read_);
     }
+  }
+
+  // Each target's snapshot into its (empty) folder. The lock is refreshed
+  // between volumes: restic takes a lock untouched for 30 minutes for stale.
+  restore::result<unpack_report> write_snapshots() {
+    unpack_report report;
+    restic::restore_options options;
+    options.owners = ::geteuid() == 0;
+    for (std::size_t i = 0; i < picks_.size(); ++i) {
+      if (cancel_) {
+        return make_error(errc::cancelled,
+                          fmt::format("cancelled after {} of {} volume(s)", i, picks_.size()));
+      }
+      if (auto refreshed = lock_->refresh(); !refreshed) {
+        return restore_error(refreshed.error(), errc::io_error);
+      }
+      options.subtree = picks_[i].subtree;
+      auto stats =
+          restic::restore_snapshot(*repository_, picks_[i].snapshot, mountpoints_[i], options);
+      if (!stats) {
+        auto e = restore_error(stats.error(), errc::corrupt);
+        e.message =
+            "volume " + mappings_[i].to + " from snapshot " + picks_[i].short_id + ": " + e.message;
+        return e;
+      }
+      report.entries +=
+          stats->files + stats->hard_links + stats->dirs + stats->symlinks + stats->special;
+      report.content_bytes += stats->bytes;
+    }
+    return report;
   }
 
   run_result finish(const quiesce::held_outcome& held) {
@@ -832,6 +968,12 @@ class restore_run {
   bool direct_ = false;
   std::string image_;
   std::optional<restore::result<unpack_report>> written_;
+  /// A restic source: the repository, its lock, each target's snapshot and
+  /// the space each needs.
+  std::optional<restic::repository> repository_;
+  std::optional<restic::repository_lock> lock_;
+  std::vector<restic_pick> picks_;
+  std::vector<std::uint64_t> restic_needs_;
   /// Set when a held workload came back while the volumes were written.
   std::optional<std::string> disturbed_;
   /// Set when the targets are kept on another node.

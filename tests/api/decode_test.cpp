@@ -202,6 +202,43 @@ spec:
   EXPECT_EQ(s3->secret_access_key_file, "/run/secrets/s");
 }
 
+TEST(decode, restore_from_a_restic_snapshot_reads_back_from_its_yaml) {
+  const auto r = decode_one<restore>(R"(apiVersion: lifeboat/v1
+kind: Restore
+metadata: {name: from-restic}
+spec:
+  restic:
+    repository: /archive/restic-db
+    passwordFile: /run/secrets/restic
+    snapshot: 4f2a9c1e
+    tags: [lifeboat, schedule=db]
+  volumes:
+    - app_db
+    - /srv/data=app_uploads
+    - {from: /var/lib/mysql, to: app_mysql}
+  wipe: true
+)");
+  ASSERT_TRUE(r.spec.restic);
+  EXPECT_EQ(
+      *r.spec.restic,
+      (restic_source{
+          "/archive/restic-db", "/run/secrets/restic", "4f2a9c1e", {"lifeboat", "schedule=db"}}));
+  ASSERT_EQ(r.spec.volumes.size(), 3U);
+  EXPECT_EQ(r.spec.volumes[0], (volume_mapping{"app_db", "app_db"}));
+  EXPECT_EQ(r.spec.volumes[1], (volume_mapping{"/srv/data", "app_uploads"}));
+  EXPECT_EQ(r.spec.volumes[2], (volume_mapping{"/var/lib/mysql", "app_mysql"}));
+  // The controller hands a Restore to its agents as YAML: it must read back equal.
+  const auto again = decode_one<restore>(encode_yaml(r));
+  EXPECT_EQ(again, r);
+
+  const auto latest = decode_one<restore>(
+      "apiVersion: lifeboat/v1\nkind: Restore\nmetadata: {name: l}\nspec:\n  restic: "
+      "{repository: /r, passwordFile: /p}\n  volumes: [app_db]\n");
+  ASSERT_TRUE(latest.spec.restic);
+  EXPECT_EQ(latest.spec.restic->snapshot, "latest");
+  EXPECT_TRUE(latest.spec.restic->tags.empty());
+}
+
 TEST(decode_destination, reads_one_destination_as_a_schedule_lists_it) {
   const auto ok = decode_destination("local: {path: /archive/db}\n");
   ASSERT_TRUE(ok.value) << (ok.errors.empty() ? "" : format_error(ok.errors.front()));
@@ -898,14 +935,41 @@ TEST(decode_errors, restore) {
   run({
       {"backupRef and archive",
        restore_with("  backupRef: b\n  archive: /a.tar\n  volumes: [app_db]\n"),
-       {"6:12: spec.archive: backupRef, archive and source are mutually exclusive: give one"}},
+       {"6:12: spec.archive: backupRef, archive, source and restic are mutually exclusive: give "
+        "one"}},
       {"archive and source",
        restore_with("  archive: /a.tar\n  source: {destination: {local: {path: /b}}, name: a.tar}\n"
                     "  volumes: [app_db]\n"),
-       {"6:11: spec.source: backupRef, archive and source are mutually exclusive: give one"}},
+       {"6:11: spec.source: backupRef, archive, source and restic are mutually exclusive: give "
+        "one"}},
       {"neither backupRef nor archive nor source",
        restore_with("  volumes: [app_db]\n"),
-       {"5:3: spec: one of backupRef, archive or source is required"}},
+       {"5:3: spec: one of backupRef, archive, source or restic is required"}},
+      {"restic: relative paths, an inline password, a bad snapshot, a comma in a tag",
+       restore_with("  restic: {repository: repo, passwordFile: pw, password: x, snapshot: "
+                    "LATEST, tags: [\"a,b\"]}\n  volumes: [app_db]\n"),
+       {"5:24: spec.restic.repository: \"repo\" is not an absolute path",
+        "5:44: spec.restic.passwordFile: \"pw\" is not an absolute path",
+        "5:58: spec.restic.password: secrets are never written into an object: put it in a "
+        "file (a Swarm secret under /run/secrets) and name that file in passwordFile",
+        "5:71: spec.restic.snapshot: expected latest or a snapshot ID (lower-case hex, as "
+        "restic snapshots prints it), got \"LATEST\"",
+        "5:86: spec.restic.tags[0]: a tag is not empty and has no ',' (restic splits tags at "
+        "commas)"}},
+      {"restic with archive; decryption with restic; a snapshot path without its target",
+       restore_with("  archive: /a.tar\n  restic: {repository: /r, passwordFile: /p}\n"
+                    "  decryption: {age: {identityFile: /k}}\n  volumes: [/srv/data, "
+                    "/srv/x=app_db]\n"),
+       {"6:11: spec.restic: backupRef, archive, source and restic are mutually exclusive: give "
+        "one",
+        "7:15: spec.decryption: not with restic: the repository's password "
+        "(restic.passwordFile) decrypts it",
+        "8:13: spec.volumes[0]: a path inside the snapshot needs the target volume: "
+        "/srv/data=VOLUME, or {from: /srv/data, to: VOLUME}"}},
+      {"a snapshot path without restic",
+       restore_with("  archive: /a.tar\n  volumes: [{from: /srv/data, to: app_db}]\n"),
+       {"6:20: spec.volumes[0].from: \"/srv/data\" is not a valid volume name: use at least 2 "
+        "characters from [a-zA-Z0-9_.-], starting with a letter or digit"}},
       {"source named with a folder, destination of no kind",
        restore_with("  source: {destination: {ftp: {}}, name: db/a.tar}\n  volumes: [app_db]\n"),
        {"5:26: spec.source.destination.ftp: unknown destination kind \"ftp\"; expected local, "

@@ -667,8 +667,24 @@ TEST_F(reconciler_test, restore_of_a_missing_or_failed_backup_is_refused_naming_
   EXPECT_EQ(listener_.refused.size(), 2U);
 }
 
-TEST_F(reconciler_test, restore_by_backup_ref_of_restic_snapshots_is_refused_naming_restic) {
-  add_schedule();
+TEST_F(reconciler_test, restore_by_backup_ref_of_restic_snapshots_reads_that_runs_snapshots) {
+  add_schedule("  format: restic\n  restic: {passwordFile: /run/secrets/pw}\n");
+  add_backup("db-1", "Succeeded", "2026-11-25T01:00:00Z",
+             {{std::string(api::label::archive), "/archive"},
+              {std::string(api::label::snapshots), "app_db=0123abcd"}});
+  store_.add("lb-restore-r1", restore_yaml("r1", "backupRef: db-1"), {}, "2026-11-25T01:30:00Z");
+  ASSERT_TRUE(loop_.reconcile("resync"));
+  ASSERT_TRUE(loop_.reconcile("restore/r1"));
+  ASSERT_EQ(runs_.restores.size(), 1U);
+  const auto& spec = runs_.restores[0].restore.spec;
+  EXPECT_FALSE(spec.archive);
+  ASSERT_TRUE(spec.restic);
+  // Each of the run's snapshots carries its tag: the newest with it is the run's.
+  EXPECT_EQ(*spec.restic,
+            (api::restic_source{"/archive", "/run/secrets/pw", "latest", {"backup=db-1"}}));
+}
+
+TEST_F(reconciler_test, restore_by_backup_ref_of_restic_snapshots_without_the_schedule_fails) {
   add_backup("db-1", "Succeeded", "2026-11-25T01:00:00Z",
              {{std::string(api::label::archive), "/archive/restic-db"},
               {std::string(api::label::snapshots), "app_db=0123abcd"}});
@@ -678,9 +694,9 @@ TEST_F(reconciler_test, restore_by_backup_ref_of_restic_snapshots_is_refused_nam
   EXPECT_TRUE(runs_.restores.empty());
   EXPECT_EQ(store_.label("r1", api::label::phase), "Failed");
   EXPECT_EQ(store_.label("r1", api::label::message),
-            "backup db-1 holds restic snapshots (app_db=0123abcd) in /archive/restic-db: Restore "
-            "objects do not read restic repositories yet; restore with `restic -r "
-            "/archive/restic-db restore <snapshot ID> --target <folder>`");
+            "backup db-1 holds restic snapshots (app_db=0123abcd) in /archive/restic-db, and its "
+            "schedule db is gone, which named the repository's password file: give spec.restic "
+            "(repository, passwordFile, snapshot)");
 }
 
 TEST_F(reconciler_test, a_restore_interrupted_by_a_dead_controller_is_never_run_again) {
