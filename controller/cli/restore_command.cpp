@@ -184,6 +184,7 @@ int restic_into_directory(const api::restic_source& source,
   }
   restic::restore_options restore_options;
   restore_options.owners = ::geteuid() == 0;
+  restore_options.verified = true;
   std::uint64_t entries = 0;
   std::uint64_t bytes = 0;
   for (std::size_t i = 0; i < picks->size(); ++i) {

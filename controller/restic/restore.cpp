@@ -182,9 +182,12 @@ class verifier {
       : repo_(repo), index_(index), stats_(stats) {}
 
   result<void> tree(const object_id& id, const std::string& path) {
-    if (trees_.contains(id)) {
-      return {};  // the same tree elsewhere: already checked whole
+    if (const auto seen = trees_.find(id); seen != trees_.end()) {
+      // The same tree elsewhere: checked whole already, and restored again here.
+      add(stats_, seen->second, 1);
+      return {};
     }
+    const restore_stats before = stats_;
     auto nodes = load_tree(repo_, index_, id, path);
     if (!nodes) {
       return nodes.error();
@@ -206,16 +209,27 @@ class verifier {
         return r;
       }
       if (n.type == "dir") {
+        ++stats_.dirs;
         if (auto r = tree(*n.subtree, sub); !r) {
           return r;
         }
       } else if (n.type == "file") {
+        ++stats_.files;
+        stats_.bytes += n.size;
         if (auto r = file(n, sub); !r) {
           return r;
         }
+      } else if (n.type == "symlink") {
+        ++stats_.symlinks;
+      } else {
+        ++stats_.special;
       }
     }
-    trees_.insert(id);
+    restore_stats inside = stats_;
+    add(inside, before, -1);
+    inside.blobs_read = 0;  // read once, however often the tree recurs
+    inside.blob_bytes = 0;
+    trees_.emplace(id, inside);
     return {};
   }
 
@@ -242,10 +256,20 @@ class verifier {
     return {};
   }
 
+  // Adds (sign 1) or subtracts (-1) the entry counts of `other` to `to`.
+  static void add(restore_stats& to, const restore_stats& other, int sign) {
+    for (auto member : {&restore_stats::files, &restore_stats::dirs, &restore_stats::symlinks,
+                        &restore_stats::special, &restore_stats::bytes, &restore_stats::blobs_read,
+                        &restore_stats::blob_bytes}) {
+      to.*member = sign > 0 ? to.*member + other.*member : to.*member - other.*member;
+    }
+  }
+
   const repository& repo_;
   const blob_index& index_;
   restore_stats& stats_;
-  std::unordered_set<object_id, object_id_hash> trees_;
+  /// Each tree checked, with what is under it.
+  std::unordered_map<object_id, restore_stats, object_id_hash> trees_;
   std::unordered_map<object_id, std::size_t, object_id_hash> blob_sizes_;
 };
 
@@ -544,13 +568,24 @@ result<restore_stats> restore_snapshot(const repository& repo, const object_id& 
     return index.error();
   }
   located where;
-  auto verified = verify_with(repo, *index, snapshot_id, options, where);
-  if (!verified) {
-    return verified.error();
-  }
   restore_stats stats;
-  stats.blobs_read = verified->blobs_read;
-  stats.blob_bytes = verified->blob_bytes;
+  if (options.verified) {
+    // Verified already: only the way to the subtree is read. Every blob is
+    // still checked against its ID as it is read, so what is written is what
+    // was verified, or the restore fails.
+    auto found = locate(repo, *index, snapshot_id, options, stats);
+    if (!found) {
+      return found.error();
+    }
+    where = std::move(*found);
+  } else {
+    auto verified = verify_with(repo, *index, snapshot_id, options, where);
+    if (!verified) {
+      return verified.error();
+    }
+    stats.blobs_read = verified->blobs_read;
+    stats.blob_bytes = verified->blob_bytes;
+  }
   restorer r(repo, *index, root.get(), options.owners && ::geteuid() == 0, stats);
   const std::string prefix = "snapshot " + to_hex(snapshot_id).substr(0, 8) + ": ";
   if (auto done = r.directory(root.get(), where.tree, where.path, ""); !done) {

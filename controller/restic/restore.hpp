@@ -24,6 +24,10 @@ struct restore_options {
   std::string subtree;
   /// Set the recorded uid/gid; only done when running as root (others cannot chown).
   bool owners = true;
+  /// restore_snapshot: the caller ran verify_snapshot on this snapshot and subtree
+  /// (before it emptied the target, say), so the verifying pass is not repeated.
+  /// Blobs are still checked against their IDs as they are read.
+  bool verified = false;
 };
 
 struct restore_stats {
@@ -44,7 +48,9 @@ struct restore_stats {
 /// and NUL refused), types are known and times parse. Writes nothing. On a problem:
 /// an error naming the snapshot path (and the blob): corrupt for a blob whose content
 /// does not match its ID, invalid_format for a blob in no index or a bad tree, io when
-/// a pack cannot be read.
+/// a pack cannot be read. Counts what a restore would write: files (hard links
+/// among them), dirs, symlinks, special and bytes (holes included), a tree that
+/// recurs counted each time; blobs_read and blob_bytes once per blob.
 result<restore_stats> verify_snapshot(const repository& repo, const object_id& snapshot_id,
                                       const restore_options& options = {});
 

@@ -643,8 +643,9 @@ class restore_run {
       }
       entries += stats->files + stats->hard_links + stats->dirs + stats->symlinks + stats->special;
       bytes += stats->bytes;
-      // Direct writes keep holes; each file and folder takes at least a block.
-      restic_needs_.push_back(stats->bytes - stats->hole_bytes +
+      // Holes are not known before writing: counted as data. Each file and
+      // folder takes at least a block.
+      restic_needs_.push_back(stats->bytes +
                               (stats->files + stats->dirs) * space_need::allocation_unit);
       named.push_back(pick.subtree + " of " + pick.short_id);
     }
@@ -897,6 +898,7 @@ class restore_run {
     unpack_report report;
     restic::restore_options options;
     options.owners = ::geteuid() == 0;
+    options.verified = true;  // while Verifying, before anything was held or wiped
     for (std::size_t i = 0; i < picks_.size(); ++i) {
       if (cancel_) {
         return make_error(errc::cancelled,

@@ -246,6 +246,102 @@ TEST_F(restic_e2e, a_run_whose_hold_was_broken_keeps_no_snapshot) {
   EXPECT_TRUE(back_as_before(service));
 }
 
+// lifeboat restores its own snapshot through `lifeboat restore --repository`
+// (restore::engine_runner, as a Restore object runs): a volume that is not
+// empty is refused without --wipe, and nothing is held or written; with
+// --wipe the writer is held while the volume gets the snapshot's exact tree
+// back; a snapshot named by an ID prefix goes into another volume.
+TEST_F(restic_e2e,
+       lifeboat_restores_its_snapshot_holding_the_writer_into_an_empty_or_wiped_volume) {
+  const auto volume = create_volume(unique("db"));
+  ASSERT_EQ(in_volume(volume,
+                      "set -e; cd /data; mkdir -p a/b empty; echo hello > a/b/f; "
+                      "dd if=/dev/urandom of=big bs=1024 count=3000 2>/dev/null; "
+                      "echo secret > s; chmod 640 s; chown 1234:5678 big; "
+                      "ln -s a/b/f link; ln big big.hard; truncate -s 8M holes; "
+                      "printf x | dd of=holes bs=1 seek=4000000 conv=notrunc 2>/dev/null")
+                .status,
+            0);
+  const auto group = unique("g");
+  const auto service = writer(unique("db"), volume, group);
+  bool held = false;
+  const auto backed_up = run_backup(restic_schedule(volume, group), service, held);
+  ASSERT_TRUE(backed_up.ok) << backed_up.message;
+  const auto at_backup = tree(mountpoint(volume));
+
+  ASSERT_EQ(in_volume(volume, "echo later > /data/later; rm /data/s; echo x >> /data/a/b/f").status,
+            0);
+  const auto changed = tree(mountpoint(volume));
+  ASSERT_NE(changed, at_backup);
+  const std::string restore = std::string(LIFEBOAT_BINARY) + " restore --repository " +
+                              repo_.string() + " --password-file " + password_.string();
+
+  auto refused = run_command(restore + " --volume " + volume + " 2>&1");
+  EXPECT_EQ(refused.status, 1) << refused.out;
+  EXPECT_NE(refused.out.find("volume " + volume +
+                             " is not empty: a restic snapshot is restored "
+                             "into an empty volume; set wipe: true (--wipe) to empty it first"),
+            std::string::npos)
+      << refused.out;
+  EXPECT_EQ(refused.out.find("held"), std::string::npos) << refused.out;
+  EXPECT_EQ(tree(mountpoint(volume)), changed);
+
+  const auto wrong_password = dir_ / "wrong";
+  std::ofstream(wrong_password) << "nope\n";
+  auto wrong = run_command(std::string(LIFEBOAT_BINARY) + " restore --repository " +
+                           repo_.string() + " --password-file " + wrong_password.string() +
+                           " --volume " + volume + " --wipe 2>&1");
+  EXPECT_EQ(wrong.status, 1);
+  EXPECT_NE(wrong.out.find("no key opens with the password in " + wrong_password.string()),
+            std::string::npos)
+      << wrong.out;
+  EXPECT_EQ(tree(mountpoint(volume)), changed);
+
+  auto restored_here = run_command(restore + " --volume " + volume + " --wipe 2>&1");
+  ASSERT_EQ(restored_here.status, 0) << restored_here.out;
+  EXPECT_NE(restored_here.out.find("1 workload(s) held"), std::string::npos) << restored_here.out;
+  EXPECT_TRUE(back_as_before(service));
+  EXPECT_EQ(tree(mountpoint(volume)), at_backup);
+
+  // "<volume>=<64 hex digits>": the first 8 name it.
+  const auto id = backed_up.snapshots.substr(volume.size() + 1, 8);
+  const auto copy = create_volume(unique("copy"));
+  auto into_copy =
+      run_command(restore + " --snapshot " + id + " --volume " + volume + "=" + copy + " 2>&1");
+  ASSERT_EQ(into_copy.status, 0) << into_copy.out;
+  EXPECT_EQ(tree(mountpoint(copy)), at_backup);
+}
+
+// A snapshot Debian's restic made of a folder (`restic backup /…/src`) goes
+// into a volume by its path inside the snapshot: modes with setuid, owners,
+// symlinks, hard links, a sparse file, a fifo and an empty folder.
+TEST_F(restic_e2e, lifeboat_restores_a_snapshot_restic_backup_made) {
+  const auto source = dir_ / "src";
+  ASSERT_EQ(run_command("set -e; mkdir -p " + source.string() + "/d/e " + source.string() +
+                        "/empty; cd " + source.string() +
+                        "; echo hi > d/e/f; chmod 4750 d/e/f; ln d/e/f hard; chown 123:456 hard; "
+                        "ln -s d/e/f link; truncate -s 10M sparse; printf x | dd of=sparse bs=1 "
+                        "seek=5000000 conv=notrunc 2>/dev/null; mkfifo fifo")
+                .status,
+            0);
+  auto made = restic("init");
+  ASSERT_EQ(made.status, 0) << made.out;
+  auto backed_up = restic("backup " + source.string());
+  ASSERT_EQ(backed_up.status, 0) << backed_up.out;
+  auto listed = restic("snapshots --json");
+  ASSERT_EQ(listed.status, 0) << listed.out;
+  const std::string id(
+      boost::json::parse(listed.out).as_array().at(0).as_object().at("id").as_string());
+
+  const auto target = create_volume(unique("from-restic"));
+  auto restored_here =
+      run_command(std::string(LIFEBOAT_BINARY) + " restore --repository " + repo_.string() +
+                  " --password-file " + password_.string() + " --snapshot " + id + " --volume " +
+                  source.string() + "=" + target + " 2>&1");
+  ASSERT_EQ(restored_here.status, 0) << restored_here.out;
+  EXPECT_EQ(tree(mountpoint(target)), tree(source));
+}
+
 // The loop: `lifeboat backup` (the CLI, as a process) is killed with
 // SIGKILL at a random instant of its run, 20 times, the data changing between
 // runs; after every kill `restic unlock` (stale locks only) and `restic
