@@ -8,6 +8,7 @@
 
 #include <regex>
 #include <set>
+#include <thread>
 
 namespace lifeboat::e2e {
 namespace {
@@ -214,6 +215,82 @@ TEST_F(controller_objects_e2e, restore_object_puts_a_backups_archive_into_a_new_
   // A Restore runs once: it stays Succeeded across resyncs.
   EXPECT_EQ(controller->stop(), 0);
   EXPECT_EQ(find("restores", restore)->phase, "Succeeded");
+}
+
+// Issue 17 through the controller: Restores by backupRef of Backups whose
+// schedule has `format: restic`. Each reads that run's snapshot, not the
+// newest: after a second run changed the volume, the first Backup still
+// restores the first tree.
+TEST_F(controller_objects_e2e, restic_backups_restored_by_object_each_from_its_own_snapshot) {
+  const auto volume = create_volume(unique("src"));
+  const auto data = mountpoint(volume);
+  ASSERT_EQ(run_command("cd '" + data +
+                        "' && mkdir -p db && seq 1 100000 > db/rows && ln -s db/rows latest && "
+                        "chown 999:999 db/rows && chmod 0640 db/rows")
+                .status,
+            0);
+  const auto password = dir_ / "password";
+  std::ofstream(password) << "restic password\n";
+  const auto schedule = unique("nightly");
+  apply(schedule_yaml(schedule, "0 3 1 1 *", volume) +
+        "  format: restic\n  restic: {passwordFile: " + password.string() + "}\n");
+  auto controller = start_controller("a", unique("lease"));
+
+  // One backup now, to its end; its name.
+  auto backup_now = [&] {
+    std::set<std::string> before;
+    for (const auto& b : get_objects("backups")) {
+      before.insert(b.name);
+    }
+    EXPECT_EQ(run_command(lifeboat_command("backup now " + schedule)).status, 0);
+    std::string made;
+    EXPECT_TRUE(eventually(
+        [&] {
+          for (const auto& b : get_objects("backups")) {
+            if (b.schedule_ref == schedule && !before.contains(b.name) &&
+                (b.phase == "Succeeded" || b.phase == "Failed")) {
+              made = b.name;
+              EXPECT_EQ(b.phase, "Succeeded") << b.message;
+              return true;
+            }
+          }
+          return false;
+        },
+        120s))
+        << controller->log();
+    return made;
+  };
+  const auto first = backup_now();
+  const auto first_tree = run_command("cd '" + data + "' && ls -lnR . && sha256sum db/rows").out;
+  // A Backup is named by its second: the next one needs another.
+  std::this_thread::sleep_for(1100ms);
+  ASSERT_EQ(run_command("cd '" + data + "' && seq 1 10 >> db/rows && touch added").status, 0);
+  const auto second = backup_now();
+  ASSERT_NE(first, second);
+
+  const auto target = unique("restored");
+  on_teardown([this, target] {
+    eventually([&] {
+      auto r = engine().remove_volume(target, true);
+      return r || r.error().is(engine::errc::not_found);
+    });
+  });
+  const auto restore = unique("restore");
+  apply("apiVersion: lifeboat/v1\nkind: Restore\nmetadata:\n  name: " + restore +
+        "\nspec:\n  backupRef: " + first + "\n  createVolume: true\n  volumes:\n    - from: " +
+        volume + "\n      to: " + target + "\n");
+  std::optional<listed_object> r;
+  ASSERT_TRUE(eventually(
+      [&] {
+        r = find("restores", restore);
+        return r && (r->phase == "Succeeded" || r->phase == "Failed");
+      },
+      120s))
+      << controller->log();
+  EXPECT_EQ(r->phase, "Succeeded") << r->message;
+  EXPECT_EQ(run_command("cd '" + mountpoint(target) + "' && ls -lnR . && sha256sum db/rows").out,
+            first_tree);
+  EXPECT_EQ(controller->stop(), 0);
 }
 
 // Issue 14: a schedule that encrypts, and Restores through the controller: a
