@@ -172,7 +172,10 @@ int restic_into_directory(const api::restic_source& source,
     return failed(picks.error().message);
   }
   for (const auto& pick : *picks) {
-    if (auto verified = restic::verify_snapshot(*repo, pick.snapshot, {pick.subtree}); !verified) {
+    if (auto verified = restic::verify_snapshot(
+            *repo, pick.snapshot,
+            {.subtree = pick.subtree, .allow_devices = options.allow_devices});
+        !verified) {
       return failed("snapshot " + pick.short_id + " " + pick.subtree + ": " +
                     verified.error().message);
     }
@@ -185,6 +188,7 @@ int restic_into_directory(const api::restic_source& source,
   restic::restore_options restore_options;
   restore_options.owners = ::geteuid() == 0;
   restore_options.verified = true;
+  restore_options.allow_devices = options.allow_devices;
   std::uint64_t entries = 0;
   std::uint64_t bytes = 0;
   for (std::size_t i = 0; i < picks->size(); ++i) {

@@ -18,6 +18,8 @@ const char* to_string(errc e) noexcept {
       return "i/o error";
     case errc::internal:
       return "internal error";
+    case errc::refused:
+      return "refused";
   }
   return "unknown restic error";
 }

@@ -14,6 +14,7 @@ enum class errc {
   invalid_format,  // a file parses but a field is missing, of the wrong type or out of range
   io,              // reading or writing the repository's files failed
   internal,        // OpenSSL refused an operation that should not fail
+  refused,         // a snapshot entry this restore is not allowed to write (a device node)
 };
 
 const char* to_string(errc e) noexcept;

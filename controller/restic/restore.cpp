@@ -149,6 +149,14 @@ result<located> locate(const repository& repo, const blob_index& index,
   return out;
 }
 
+bool is_device(const node& n) { return n.type == "dev" || n.type == "chardev"; }
+
+error device_refused(const std::string& path) {
+  return make_error(errc::refused, path +
+                                       " is a device node, written only when devices are allowed "
+                                       "(--allow-devices)");
+}
+
 bool known_type(const std::string& type) {
   return type == "file" || type == "dir" || type == "symlink" || type == "dev" ||
          type == "chardev" || type == "fifo" || type == "socket";
@@ -178,8 +186,9 @@ result<void> check_node(const std::string& path, const node& n) {
 
 class verifier {
  public:
-  verifier(const repository& repo, const blob_index& index, restore_stats& stats)
-      : repo_(repo), index_(index), stats_(stats) {}
+  verifier(const repository& repo, const blob_index& index, bool allow_devices,
+           restore_stats& stats)
+      : repo_(repo), index_(index), allow_devices_(allow_devices), stats_(stats) {}
 
   result<void> tree(const object_id& id, const std::string& path) {
     if (const auto seen = trees_.find(id); seen != trees_.end()) {
@@ -221,6 +230,8 @@ class verifier {
         }
       } else if (n.type == "symlink") {
         ++stats_.symlinks;
+      } else if (!allow_devices_ && is_device(n)) {
+        return device_refused(sub);
       } else {
         ++stats_.special;
       }
@@ -267,6 +278,7 @@ class verifier {
 
   const repository& repo_;
   const blob_index& index_;
+  bool allow_devices_;
   restore_stats& stats_;
   /// Each tree checked, with what is under it.
   std::unordered_map<object_id, restore_stats, object_id_hash> trees_;
@@ -328,8 +340,13 @@ result<void> write_all(int fd, const unsigned char* data, std::size_t size, off_
 class restorer {
  public:
   restorer(const repository& repo, const blob_index& index, int root, bool owners,
-           restore_stats& stats)
-      : repo_(repo), index_(index), root_(root), owners_(owners), stats_(stats) {}
+           bool allow_devices, restore_stats& stats)
+      : repo_(repo),
+        index_(index),
+        root_(root),
+        owners_(owners),
+        allow_devices_(allow_devices),
+        stats_(stats) {}
 
   /// Writes the entries of `tree` into the open folder `dir`; `path` is the snapshot
   /// path (errors), `rel` the folder's path under the target ("" for the target).
@@ -404,6 +421,9 @@ class restorer {
     }
     mode_t type = S_IFIFO;
     dev_t device = 0;
+    if (!allow_devices_ && is_device(n)) {
+      return device_refused(path);  // verified elsewhere; checked again where it is written
+    }
     if (n.type == "dev" || n.type == "chardev") {
       type = n.type == "dev" ? S_IFBLK : S_IFCHR;
       device = static_cast<dev_t>(n.device);
@@ -499,6 +519,7 @@ class restorer {
   const blob_index& index_;
   int root_;
   bool owners_;
+  bool allow_devices_;
   restore_stats& stats_;
   std::map<std::pair<std::uint64_t, std::uint64_t>, std::string> linked_;  // -> path in target
   std::unordered_map<object_id, std::size_t, object_id_hash> zero_blobs_;
@@ -517,7 +538,7 @@ result<restore_stats> verify_with(const repository& repo, const blob_index& inde
       return r.error();
     }
   }
-  verifier v(repo, index, stats);
+  verifier v(repo, index, options.allow_devices, stats);
   if (auto r = v.tree(found->tree, found->path); !r) {
     return make_error(r.error().code,
                       "snapshot " + to_hex(snapshot_id).substr(0, 8) + ": " + r.error().message);
@@ -586,7 +607,8 @@ result<restore_stats> restore_snapshot(const repository& repo, const object_id& 
     stats.blobs_read = verified->blobs_read;
     stats.blob_bytes = verified->blob_bytes;
   }
-  restorer r(repo, *index, root.get(), options.owners && ::geteuid() == 0, stats);
+  restorer r(repo, *index, root.get(), options.owners && ::geteuid() == 0, options.allow_devices,
+             stats);
   const std::string prefix = "snapshot " + to_hex(snapshot_id).substr(0, 8) + ": ";
   if (auto done = r.directory(root.get(), where.tree, where.path, ""); !done) {
     return make_error(done.error().code, prefix + done.error().message);

@@ -28,6 +28,9 @@ struct restore_options {
   /// (before it emptied the target, say), so the verifying pass is not repeated.
   /// Blobs are still checked against their IDs as they are read.
   bool verified = false;
+  /// Block and character devices are written only when allowed (a device node in a
+  /// volume hands the device to whoever mounts it): else verifying refuses them.
+  bool allow_devices = false;
 };
 
 struct restore_stats {

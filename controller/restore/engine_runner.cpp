@@ -635,7 +635,9 @@ class restore_run {
         return fail(outcome::cancelled, "cancelled while verifying");
       }
       const auto& pick = picks_[i];
-      auto stats = restic::verify_snapshot(*repository_, pick.snapshot, {pick.subtree});
+      auto stats = restic::verify_snapshot(
+          *repository_, pick.snapshot,
+          {.subtree = pick.subtree, .allow_devices = options_.allow_devices});
       if (!stats) {
         return fail(
             outcome_of(restore_error(stats.error(), errc::corrupt)),
@@ -899,6 +901,7 @@ class restore_run {
     restic::restore_options options;
     options.owners = ::geteuid() == 0;
     options.verified = true;  // while Verifying, before anything was held or wiped
+    options.allow_devices = options_.allow_devices;
     for (std::size_t i = 0; i < picks_.size(); ++i) {
       if (cancel_) {
         return make_error(errc::cancelled,

@@ -142,6 +142,8 @@ error restore_error(const restic::error& e, errc malformed) {
       return make_error(malformed, e.message);
     case restic::errc::io:
       return make_error(errc::io_error, e.message);
+    case restic::errc::refused:
+      return make_error(errc::refused, e.message);
     case restic::errc::internal:
       return make_error(errc::internal, e.message);
   }

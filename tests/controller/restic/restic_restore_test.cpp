@@ -19,6 +19,7 @@
 #include <vector>
 
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 namespace lifeboat::restic {
@@ -107,6 +108,40 @@ TEST(Restore, LifeboatsBackupComesBackAsTheExactTree) {
   ASSERT_TRUE(second) << second.error().describe();
   EXPECT_LT(second->blobs_read, verified->blobs_read);
   EXPECT_EQ(describe_tree(again), expected);
+}
+
+TEST(Restore, ADeviceNodeIsRefusedUnlessDevicesAreAllowed) {
+  if (::geteuid() != 0) {
+    GTEST_SKIP() << "making a device node needs root";
+  }
+  const temp_dir dir;
+  const fs::path src = dir.path() / "src";
+  fs::create_directories(src / "dev");
+  ASSERT_EQ(::mknod((src / "dev" / "null").c_str(), S_IFCHR | 0666, makedev(1, 3)), 0);
+  testing::write_bytes(src / "f", "x");
+  auto [repo, snap] = backup(dir.path() / "repo", src);
+
+  auto refused = verify_snapshot(repo, snap, {.subtree = "/vol"});
+  ASSERT_FALSE(refused);
+  EXPECT_TRUE(refused.error().is(errc::refused));
+  EXPECT_THAT(refused.error().message, HasSubstr("/vol/dev/null is a device node"));
+  const fs::path out = dir.path() / "out";
+  fs::create_directory(out);
+  for (const bool verified : {false, true}) {
+    auto written = restore_snapshot(repo, snap, out, {.subtree = "/vol", .verified = verified});
+    ASSERT_FALSE(written);
+    EXPECT_TRUE(written.error().is(errc::refused)) << written.error().describe();
+    EXPECT_FALSE(fs::exists(fs::symlink_status(out / "dev" / "null")));
+    fs::remove_all(out);
+    fs::create_directory(out);
+  }
+
+  auto allowed = restore_snapshot(repo, snap, out, {.subtree = "/vol", .allow_devices = true});
+  ASSERT_TRUE(allowed) << allowed.error().describe();
+  struct stat made {};
+  ASSERT_EQ(::lstat((out / "dev" / "null").c_str(), &made), 0);
+  EXPECT_TRUE(S_ISCHR(made.st_mode));
+  EXPECT_EQ(made.st_rdev, makedev(1, 3));
 }
 
 TEST(Restore, TheWholeSnapshotGoesUnderItsPaths) {
