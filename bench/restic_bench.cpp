@@ -3,9 +3,13 @@
 // comes from RESTIC_PASSWORD, as for restic.
 //   restic_bench init REPO
 //   restic_bench backup REPO DIR NAME   (parent: the newest snapshot of /NAME)
+//   restic_bench restore REPO NAME DIR  (the newest snapshot of /NAME into DIR, an
+//                                        empty folder: verified whole, then written)
 // backup prints one line of counters: files_read bytes_read data_blobs_added ...
 #include "controller/restic/backup.hpp"
 #include "controller/restic/repository.hpp"
+#include "controller/restic/restore.hpp"
+#include "controller/restic/store.hpp"
 
 #include <fmt/format.h>
 
@@ -33,12 +37,26 @@ int main(int argc, char** argv) {
     auto made = repository::init(argv[2], password);
     return made ? 0 : fail(made.error().describe());
   }
-  if (mode != "backup" || argc != 5) {
-    return fail("usage: restic_bench init REPO | backup REPO DIR NAME");
+  if ((mode != "backup" && mode != "restore") || argc != 5) {
+    return fail("usage: restic_bench init REPO | backup REPO DIR NAME | restore REPO NAME DIR");
   }
   auto repo = repository::open(argv[2], password);
   if (!repo) {
     return fail(repo.error().describe());
+  }
+  if (mode == "restore") {
+    const std::string path = std::string("/") + argv[3];
+    auto latest = latest_snapshot(*repo, {path}, "");
+    if (!latest || !*latest) {
+      return fail(latest ? "no snapshot of " + path : latest.error().describe());
+    }
+    auto done = restore_snapshot(*repo, **latest, argv[4], {.subtree = path});
+    if (!done) {
+      return fail(done.error().describe());
+    }
+    fmt::print("snapshot {} files {} bytes {} blobs_read {}\n", to_hex(**latest).substr(0, 8),
+               done->files, done->bytes, done->blobs_read);
+    return 0;
   }
   backup_options options;
   options.source = argv[3];

@@ -4,7 +4,9 @@
 # then an incremental one after editing one large file in the middle and
 # rewriting a few small ones. Prints seconds, MiB/s (of the folder's size),
 # bytes read, bytes added, repository size and peak RSS per row, and checks
-# every repository with `restic check --read-data`.
+# every repository with `restic check --read-data`. Then restores the latest
+# snapshot of each: lifeboat's library (verifying every blob, then writing),
+# `restic restore`, and `tar -x` of a tar of the same folder for scale.
 #
 #   BENCH_SIZE_MIB   size of the large file (default 256); plus ~70 MiB of small files
 #   BENCH_FILES      number of small files (default 2000)
@@ -109,6 +111,29 @@ for repo in lb-repo restic-repo; do
   restic -q -r "$dir/$repo" --no-cache check --read-data >/dev/null || die "restic check of $repo failed"
 done
 
+# Restores, each into an empty folder: page cache dropped first where allowed.
+restore_rows=()
+measure_restore() { # NAME COMMAND...
+  local name=$1 timing secs rss
+  shift
+  timing=$(mktemp)
+  sync
+  echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
+  /usr/bin/time -o "$timing" -f '%e %M' "$@" >"$dir/out" 2>"$dir/stderr" ||
+    { cat "$dir/stderr" >&2; die "$name failed"; }
+  read -r secs rss < <(tail -1 "$timing")
+  rm -f "$timing"
+  restore_rows+=("$name|$secs|$rss")
+  log "$name: $secs s"
+}
+tar -cf "$dir/vol.tar" -C "$dir" vol
+mkdir -p "$dir/out-lb" "$dir/out-restic" "$dir/out-tar"
+measure_restore "lifeboat restore" "$bench" restore "$dir/lb-repo" vol "$dir/out-lb"
+measure_restore "restic restore" restic -r "$dir/restic-repo" restore latest --target "$dir/out-restic"
+measure_restore "tar -x" tar -xf "$dir/vol.tar" -C "$dir/out-tar"
+diff -r "$dir/vol" "$dir/out-lb" >/dev/null || die "lifeboat's restore differs from the folder"
+diff -r "$dir/vol" "$dir/out-restic$dir/vol" >/dev/null || die "restic's restore differs from the folder"
+
 printf '\n%s MiB in %s files (one of %s MiB), %s CPUs; restic %s\n' "$total_mib" $((files + 1)) \
   "$size_mib" "$(nproc)" "$(restic version | cut -d' ' -f2)"
 printf '%-22s %8s %8s %10s %10s %10s %8s\n' run seconds 'MiB/s' 'read MiB' 'added MiB' 'repo MiB' 'RSS MiB'
@@ -119,3 +144,12 @@ for r in "${rows[@]}"; do
 done
 echo "(read: lifeboat's count of bytes read; restic's total_bytes_processed, which counts"
 echo " unchanged files too. added: lifeboat's pack bytes written; restic's data_added.)"
+printf '\n%-22s %8s %8s %8s %10s\n' restore seconds 'MiB/s' 'RSS MiB' 'vs tar -x'
+tar_secs=${restore_rows[2]#*|}
+tar_secs=${tar_secs%|*}
+for r in "${restore_rows[@]}"; do
+  IFS='|' read -r name secs rss <<<"$r"
+  awk -v n="$name" -v s="$secs" -v m="$rss" -v t="$total_mib" -v x="$tar_secs" \
+    'BEGIN{printf "%-22s %8.2f %8.0f %8.1f %9.2fx\n", n, s, t / (s > 0 ? s : 0.01), m / 1024, s / (x > 0 ? x : 0.01)}'
+done
+echo "(lifeboat's restore reads every blob twice: verifying all first, then writing.)"
