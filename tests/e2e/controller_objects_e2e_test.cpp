@@ -66,6 +66,47 @@ class controller_objects_e2e : public engine_test {
                                                          "--helper-image", test_image()});
   }
 
+  /// `lifeboat backup now schedule`, waited for to its end: the new Backup's
+  /// name (expected Succeeded).
+  std::string backup_now(const std::string& schedule, controller_process& controller) {
+    std::set<std::string> before;
+    for (const auto& b : get_objects("backups")) {
+      before.insert(b.name);
+    }
+    EXPECT_EQ(run_command(lifeboat_command("backup now " + schedule)).status, 0);
+    std::string made;
+    EXPECT_TRUE(eventually(
+        [&] {
+          for (const auto& b : get_objects("backups")) {
+            if (b.schedule_ref == schedule && !before.contains(b.name) &&
+                (b.phase == "Succeeded" || b.phase == "Failed")) {
+              made = b.name;
+              EXPECT_EQ(b.phase, "Succeeded") << b.message;
+              return true;
+            }
+          }
+          return false;
+        },
+        120s))
+        << controller.log();
+    return made;
+  }
+
+  /// Applies `yaml` (one Restore named `name`) and waits for its end.
+  listed_object restore_to_its_end(const std::string& name, const std::string& yaml,
+                                   controller_process& controller) {
+    apply(yaml);
+    std::optional<listed_object> r;
+    EXPECT_TRUE(eventually(
+        [&] {
+          r = find("restores", name);
+          return r && (r->phase == "Succeeded" || r->phase == "Failed");
+        },
+        120s))
+        << controller.log();
+    return r.value_or(listed_object{});
+  }
+
   /// Issue 14 through the controller: a schedule whose `archive.encryption` is
   /// `encryption` (a YAML flow map) backs `volume` up on demand into an archive
   /// ending in `suffix`; a Restore whose `decryption` is `wrong` fails in
@@ -78,21 +119,8 @@ class controller_objects_e2e : public engine_test {
           "  archive:\n    encryption: " + encryption + "\n");
     auto controller = start_controller("a", unique("lease"));
 
-    ASSERT_EQ(run_command(lifeboat_command("backup now " + schedule)).status, 0);
-    std::string backup;
-    ASSERT_TRUE(eventually(
-        [&] {
-          for (const auto& b : get_objects("backups")) {
-            if (b.schedule_ref == schedule && (b.phase == "Succeeded" || b.phase == "Failed")) {
-              backup = b.name;
-              EXPECT_EQ(b.phase, "Succeeded") << b.message;
-              return true;
-            }
-          }
-          return false;
-        },
-        120s))
-        << controller->log();
+    const auto backup = backup_now(schedule, *controller);
+    ASSERT_FALSE(backup.empty());
     bool encrypted = false;
     for (const auto& e : fs::directory_iterator(dir_ / "archive")) {
       encrypted = encrypted || e.path().filename().string().ends_with(suffix);
@@ -107,18 +135,12 @@ class controller_objects_e2e : public engine_test {
       });
     });
     auto restore_with = [&](const std::string& name, const std::string& decryption) {
-      apply("apiVersion: lifeboat/v1\nkind: Restore\nmetadata:\n  name: " + name +
-            "\nspec:\n  backupRef: " + backup + "\n  createVolume: true\n  decryption: " +
-            decryption + "\n  volumes:\n    - from: " + volume + "\n      to: " + target + "\n");
-      std::optional<listed_object> r;
-      EXPECT_TRUE(eventually(
-          [&] {
-            r = find("restores", name);
-            return r && (r->phase == "Succeeded" || r->phase == "Failed");
-          },
-          120s))
-          << controller->log();
-      return r.value_or(listed_object{});
+      return restore_to_its_end(
+          name,
+          "apiVersion: lifeboat/v1\nkind: Restore\nmetadata:\n  name: " + name +
+              "\nspec:\n  backupRef: " + backup + "\n  createVolume: true\n  decryption: " +
+              decryption + "\n  volumes:\n    - from: " + volume + "\n      to: " + target + "\n",
+          *controller);
     };
     const auto refused = restore_with(unique("wrong-key"), wrong);
     EXPECT_EQ(refused.phase, "Failed");
@@ -236,36 +258,12 @@ TEST_F(controller_objects_e2e, restic_backups_restored_by_object_each_from_its_o
         "  format: restic\n  restic: {passwordFile: " + password.string() + "}\n");
   auto controller = start_controller("a", unique("lease"));
 
-  // One backup now, to its end; its name.
-  auto backup_now = [&] {
-    std::set<std::string> before;
-    for (const auto& b : get_objects("backups")) {
-      before.insert(b.name);
-    }
-    EXPECT_EQ(run_command(lifeboat_command("backup now " + schedule)).status, 0);
-    std::string made;
-    EXPECT_TRUE(eventually(
-        [&] {
-          for (const auto& b : get_objects("backups")) {
-            if (b.schedule_ref == schedule && !before.contains(b.name) &&
-                (b.phase == "Succeeded" || b.phase == "Failed")) {
-              made = b.name;
-              EXPECT_EQ(b.phase, "Succeeded") << b.message;
-              return true;
-            }
-          }
-          return false;
-        },
-        120s))
-        << controller->log();
-    return made;
-  };
-  const auto first = backup_now();
+  const auto first = backup_now(schedule, *controller);
   const auto first_tree = run_command("cd '" + data + "' && ls -lnR . && sha256sum db/rows").out;
   // A Backup is named by its second: the next one needs another.
   std::this_thread::sleep_for(1100ms);
   ASSERT_EQ(run_command("cd '" + data + "' && seq 1 10 >> db/rows && touch added").status, 0);
-  const auto second = backup_now();
+  const auto second = backup_now(schedule, *controller);
   ASSERT_NE(first, second);
 
   const auto target = unique("restored");
@@ -276,18 +274,14 @@ TEST_F(controller_objects_e2e, restic_backups_restored_by_object_each_from_its_o
     });
   });
   const auto restore = unique("restore");
-  apply("apiVersion: lifeboat/v1\nkind: Restore\nmetadata:\n  name: " + restore +
-        "\nspec:\n  backupRef: " + first + "\n  createVolume: true\n  volumes:\n    - from: " +
-        volume + "\n      to: " + target + "\n");
-  std::optional<listed_object> r;
-  ASSERT_TRUE(eventually(
-      [&] {
-        r = find("restores", restore);
-        return r && (r->phase == "Succeeded" || r->phase == "Failed");
-      },
-      120s))
-      << controller->log();
-  EXPECT_EQ(r->phase, "Succeeded") << r->message;
+  const auto r =
+      restore_to_its_end(restore,
+                         "apiVersion: lifeboat/v1\nkind: Restore\nmetadata:\n  name: " + restore +
+                             "\nspec:\n  backupRef: " + first +
+                             "\n  createVolume: true\n  volumes:\n    - from: " + volume +
+                             "\n      to: " + target + "\n",
+                         *controller);
+  EXPECT_EQ(r.phase, "Succeeded") << r.message;
   EXPECT_EQ(run_command("cd '" + mountpoint(target) + "' && ls -lnR . && sha256sum db/rows").out,
             first_tree);
   EXPECT_EQ(controller->stop(), 0);
