@@ -1076,21 +1076,19 @@ void read_destinations(decoder& d, const node& n, const std::string& path,
 struct retention_field {
   std::string_view key;
   std::optional<int> retention_spec::*member;
-  bool restic_only;
 };
 constexpr retention_field retention_fields[] = {
-    {"days", &retention_spec::days, false},
-    {"keepLast", &retention_spec::keep_last, false},
-    {"keepHourly", &retention_spec::keep_hourly, true},
-    {"keepDaily", &retention_spec::keep_daily, true},
-    {"keepWeekly", &retention_spec::keep_weekly, true},
-    {"keepMonthly", &retention_spec::keep_monthly, true},
-    {"keepYearly", &retention_spec::keep_yearly, true},
+    {"days", &retention_spec::days},
+    {"keepLast", &retention_spec::keep_last},
+    {"keepHourly", &retention_spec::keep_hourly},
+    {"keepDaily", &retention_spec::keep_daily},
+    {"keepWeekly", &retention_spec::keep_weekly},
+    {"keepMonthly", &retention_spec::keep_monthly},
+    {"keepYearly", &retention_spec::keep_yearly},
 };
 
 // `format` decides which rules apply: `days` ranks archives by age and has
-// no restic meaning; the calendar rules are restic's forget rules, which
-// archives do not have (yet).
+// no restic meaning; the calendar rules (restic's forget rules) serve both.
 void read_retention(decoder& d, const node& n, const std::string& path, backup_format format,
                     std::optional<retention_spec>& out) {
   if (!expect(d, n, node::type::map, path)) {
@@ -1105,11 +1103,6 @@ void read_retention(decoder& d, const node& n, const std::string& path, backup_f
       continue;
     }
     any = true;
-    if (field.restic_only && format != backup_format::restic) {
-      d.fail(f.path_of(field.key), v->mark,
-             "only with format: restic (archives keep by days and keepLast)");
-      continue;
-    }
     if (field.key == "days" && format == backup_format::restic) {
       d.fail(f.path_of(field.key), v->mark,
              "not with format: restic: use keepLast, keepHourly, keepDaily, keepWeekly, "
@@ -1123,7 +1116,8 @@ void read_retention(decoder& d, const node& n, const std::string& path, backup_f
            format == backup_format::restic
                ? "set at least one of keepLast, keepHourly, keepDaily, keepWeekly, keepMonthly "
                  "or keepYearly"
-               : "set at least one of days or keepLast");
+               : "set at least one of days, keepLast, keepHourly, keepDaily, keepWeekly, "
+                 "keepMonthly or keepYearly");
   }
   f.finish();
   out = r;

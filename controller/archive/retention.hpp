@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -40,12 +41,19 @@ struct retention_plan {
 ///     future counts as new.
 /// An archive is removed only when no rule keeps it: older than `days` AND
 /// not among the newest `keep_last` (a rule that is not set keeps nothing).
+///   - keep_hourly/daily/weekly/monthly/yearly N keep the newest archive of each
+///     of the newest N hours (days, ISO weeks, months, years) that hold one,
+///     restic's `forget --keep-*` rules (grandfather-father-son), on the
+///     calendar of the mtimes' local time: `utc_offset` gives the offset of
+///     the schedule's time zone at an instant (unset: UTC).
 /// So {days: 7, keep_last: 3} keeps a week of archives, and at least three
-/// however old they are; with neither set nothing is removed. The archives of
+/// however old they are; with no rule set nothing is removed. The archives of
 /// each node (archive_name_pattern::node_of) are ranked apart: a run leaves
 /// one per node, and every node keeps its own newest.
-retention_plan plan_retention(std::span<const archive_file> files,
-                              const archive_name_pattern& pattern, const api::retention_spec& spec,
-                              std::chrono::system_clock::time_point now);
+retention_plan plan_retention(
+    std::span<const archive_file> files, const archive_name_pattern& pattern,
+    const api::retention_spec& spec, std::chrono::system_clock::time_point now,
+    const std::function<std::chrono::seconds(std::chrono::system_clock::time_point)>& utc_offset =
+        {});
 
 }  // namespace lifeboat::archive

@@ -6,6 +6,8 @@
 #include "controller/archive/transforms.hpp"
 #include "controller/archive/writer.hpp"
 
+#include <date/tz.h>
+
 #include <filesystem>
 #include <stop_token>
 
@@ -184,9 +186,11 @@ archive::result<std::size_t> apply_retention(const api::backup_schedule& schedul
   if (!files) {
     return files.error();
   }
-  const auto plan =
-      archive::plan_retention(*files, name_pattern_of(schedule), *schedule.spec.retention,
-                              std::chrono::system_clock::now());
+  // The calendar rules count the days (hours, weeks...) of the schedule's zone.
+  const auto* zone = date::locate_zone(schedule.spec.timezone);
+  const auto plan = archive::plan_retention(
+      *files, name_pattern_of(schedule), *schedule.spec.retention, std::chrono::system_clock::now(),
+      [zone](std::chrono::system_clock::time_point t) { return zone->get_info(t).offset; });
   std::size_t removed = 0;
   for (const auto& name : plan.remove) {
     if (auto done = destination.remove(name); !done) {

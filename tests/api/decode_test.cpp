@@ -633,10 +633,6 @@ TEST(decode_errors, schedule_validation) {
       {"relative password file",
        schedule_with("  format: restic\n  restic: {passwordFile: secret}\n"),
        {"9:26: spec.restic.passwordFile: \"secret\" is not an absolute path"}},
-      {"calendar rules for archives",
-       schedule_with("  retention: {keepLast: 1, keepDaily: 7}\n"),
-       {"8:39: spec.retention.keepDaily: only with format: restic (archives keep by days and "
-        "keepLast)"}},
       {"days for restic",
        restic_schedule_with("  retention: {days: 7}\n"),
        {"10:21: spec.retention.days: not with format: restic: use keepLast, keepHourly, keepDaily, "
@@ -647,7 +643,8 @@ TEST(decode_errors, schedule_validation) {
         "keepMonthly or keepYearly"}},
       {"empty retention",
        schedule_with("  retention: {}\n"),
-       {"8:14: spec.retention: set at least one of days or keepLast"}},
+       {"8:14: spec.retention: set at least one of days, keepLast, keepHourly, keepDaily, "
+        "keepWeekly, keepMonthly or keepYearly"}},
       {"negative retention",
        schedule_with("  retention: {days: -1}\n"),
        {"8:21: spec.retention.days: must not be negative, got -1"}},

@@ -146,5 +146,60 @@ TEST(plan_retention, keep_is_newest_first_and_remove_oldest_first) {
   EXPECT_EQ(plan.remove, (std::vector<std::string>{day_name(1), day_name(2), day_name(3)}));
 }
 
+// An archive of June `day` at `hour`:`minute` UTC, named for it.
+archive_file at(int day, int hour, int minute = 0) {
+  char name[64];
+  std::snprintf(name, sizeof name, "nightly-db-2024-06-%02dT%02d-%02d-00.tar.gz", day, hour,
+                minute);
+  return archive_file{name, sys_days{year{2024} / June / day} + hours{hour} + minutes{minute},
+                      1000};
+}
+
+// Grandfather-father-son: the newest archive of each of the newest N days,
+// ISO weeks... (restic's forget rules), any rule keeping an archive keeps it.
+TEST(plan_retention, calendar_rules_keep_the_newest_of_each_period) {
+  const archive_name_pattern pattern("{schedule}-%Y-%m-%dT%H-%M-%S", "nightly-db", ".tar.gz");
+  std::vector<archive_file> files;
+  for (int day = 1; day <= 14; ++day) {
+    files.push_back(at(day, 3));
+    files.push_back(at(day, 15));
+  }
+  api::retention_spec spec;
+  spec.keep_daily = 3;
+  spec.keep_weekly = 2;  // June 2024: the weeks of Monday 10 and Monday 3
+  auto plan = plan_retention(files, pattern, spec, now);
+  EXPECT_EQ(plan.keep, (std::vector<std::string>{at(14, 15).name, at(13, 15).name, at(12, 15).name,
+                                                 at(9, 15).name}));
+  EXPECT_EQ(plan.remove.size(), files.size() - 4);
+  EXPECT_EQ(plan.remove.front(), at(1, 3).name);
+
+  // keepLast adds to them; a monthly rule keeps June's newest, already kept.
+  spec.keep_last = 5;
+  spec.keep_monthly = 12;
+  plan = plan_retention(files, pattern, spec, now);
+  EXPECT_EQ(plan.keep, (std::vector<std::string>{at(14, 15).name, at(14, 3).name, at(13, 15).name,
+                                                 at(13, 3).name, at(12, 15).name, at(9, 15).name}));
+
+  // A rule of 0 keeps nothing by itself: the newest stays, as always.
+  api::retention_spec zero;
+  zero.keep_daily = 0;
+  plan = plan_retention(files, pattern, zero, now);
+  EXPECT_EQ(plan.keep, (std::vector<std::string>{at(14, 15).name}));
+}
+
+// Days are the schedule's: at +02:00, 23:30 and 00:30 UTC are one day.
+TEST(plan_retention, calendar_rules_count_days_in_the_schedules_zone) {
+  const archive_name_pattern pattern("{schedule}-%Y-%m-%dT%H-%M-%S", "nightly-db", ".tar.gz");
+  const std::vector<archive_file> files = {at(9, 12), at(10, 23, 30), at(11, 0, 30)};
+  api::retention_spec spec;
+  spec.keep_daily = 2;
+  const auto in_utc = plan_retention(files, pattern, spec, now);
+  EXPECT_EQ(in_utc.remove, (std::vector<std::string>{at(9, 12).name}));
+  const auto in_berlin =
+      plan_retention(files, pattern, spec, now, [](system_clock::time_point) { return hours{2}; });
+  EXPECT_EQ(in_berlin.remove, (std::vector<std::string>{at(10, 23, 30).name}));
+  EXPECT_EQ(in_berlin.keep, (std::vector<std::string>{at(11, 0, 30).name, at(9, 12).name}));
+}
+
 }  // namespace
 }  // namespace lifeboat::archive
