@@ -41,6 +41,13 @@ bool readable_directory(const std::string& path) {
 std::string_view engine_failure_kind(const engine::error& e) {
   return e.is(engine::errc::unavailable) ? "engine unavailable" : "engine error";
 }
+
+// The kind of a restic failure: an unreadable or unwritable file is an I/O
+// error, anything else `otherwise` (what the step was doing).
+std::string_view restic_failure_kind(const restic::error& e, archive::errc otherwise) {
+  return archive::to_string(e.is(restic::errc::io) ? archive::errc::io_error : otherwise);
+}
+
 // One backup run, phase by phase: each method is a phase of run(), and the
 // state the phases hand on is this object's. A phase that ends the run
 // returns its result; nullopt goes on.
@@ -358,12 +365,18 @@ class backup_run {
     }
     auto repo = open_restic_repository(schedule_);
     if (!repo) {
-      result_.failure = repo.error().is(restic::errc::io)
-                            ? archive::to_string(archive::errc::io_error)
-                            : archive::to_string(archive::errc::invalid_argument);
+      result_.failure = restic_failure_kind(repo.error(), archive::errc::invalid_argument);
       return fail(repo.error().message);
     }
     repository_.emplace(std::move(*repo));
+    // Listed once, before anything is held: each volume's parent is among them.
+    auto listed = restic::list_snapshots(*repository_);
+    if (!listed) {
+      result_.failure = restic_failure_kind(listed.error(), archive::errc::invalid_argument);
+      return fail("listing the snapshots of " + repository_->path().string() + ": " +
+                  listed.error().message);
+    }
+    listed_ = std::move(*listed);
     auto info = client_.info();
     if (!info) {
       result_.failure = engine_failure_kind(info.error());
@@ -385,12 +398,10 @@ class backup_run {
         return;
       }
       auto made = snapshot_volume(*repository_, schedule_, run_name_, hostname_, input.name,
-                                  input.directory);
+                                  input.directory, listed_);
       if (!made) {
         snapshot_failure_ = fmt::format("volume {}: {}", input.name, made.error().message);
-        snapshot_failure_kind_ = made.error().is(restic::errc::io)
-                                     ? archive::to_string(archive::errc::io_error)
-                                     : archive::to_string(archive::errc::bad_source);
+        snapshot_failure_kind_ = restic_failure_kind(made.error(), archive::errc::bad_source);
         return;
       }
       snapshots_.push_back(std::move(*made));
@@ -912,6 +923,7 @@ class backup_run {
   // Format restic: the repository, the node's name for the snapshots, and
   // what the snapshots came to.
   std::optional<restic::repository> repository_;
+  std::vector<std::pair<restic::object_id, restic::snapshot>> listed_;
   std::string hostname_;
   std::vector<volume_snapshot> snapshots_;
   std::string snapshot_failure_;

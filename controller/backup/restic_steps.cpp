@@ -123,30 +123,26 @@ restic::result<restic::repository> open_restic_repository(const api::backup_sche
   return repo;
 }
 
-restic::result<volume_snapshot> snapshot_volume(const restic::repository& repo,
-                                                const api::backup_schedule& schedule,
-                                                const std::string& run_name,
-                                                const std::string& hostname,
-                                                const std::string& volume,
-                                                const std::filesystem::path& directory) {
-  auto parent = restic::latest_snapshot(repo, {snapshot_path(volume)}, hostname);
-  if (!parent) {
-    return parent.error();
-  }
+restic::result<volume_snapshot> snapshot_volume(
+    const restic::repository& repo, const api::backup_schedule& schedule,
+    const std::string& run_name, const std::string& hostname, const std::string& volume,
+    const std::filesystem::path& directory,
+    std::span<const std::pair<restic::object_id, restic::snapshot>> listed) {
+  const auto parent = restic::newest_snapshot(listed, {snapshot_path(volume)}, hostname);
   restic::backup_options options;
   options.source = directory;
   options.name = volume;
   options.tags = restic_schedule_tags(schedule);
   options.tags.push_back("backup=" + run_name);
   options.hostname = hostname;
-  options.parent = *parent;
+  options.parent = parent;
   options.mode = compression_of(schedule.spec.restic ? schedule.spec.restic->compression
                                                      : api::restic_compression::automatic);
   auto made = restic::backup_directory(repo, options);
   if (!made) {
     return made.error();
   }
-  return volume_snapshot{volume, made->snapshot_id, parent->has_value(), made->stats};
+  return volume_snapshot{volume, made->snapshot_id, parent.has_value(), made->stats};
 }
 
 restic::result<void> remove_snapshots(const restic::repository& repo,

@@ -40,13 +40,13 @@ struct volume_snapshot {
 
 /// The snapshot of one volume's folder, as restic names it: paths ["/<volume>"],
 /// tags `lifeboat`, `schedule=<name>` and `backup=<run>`, host `hostname`; its
-/// parent is the newest snapshot of the same path and host.
-restic::result<volume_snapshot> snapshot_volume(const restic::repository& repo,
-                                                const api::backup_schedule& schedule,
-                                                const std::string& run_name,
-                                                const std::string& hostname,
-                                                const std::string& volume,
-                                                const std::filesystem::path& directory);
+/// parent is the newest of `listed` (the repository's snapshots, listed once
+/// per run) with the same path and host.
+restic::result<volume_snapshot> snapshot_volume(
+    const restic::repository& repo, const api::backup_schedule& schedule,
+    const std::string& run_name, const std::string& hostname, const std::string& volume,
+    const std::filesystem::path& directory,
+    std::span<const std::pair<restic::object_id, restic::snapshot>> listed);
 
 /// Removes the snapshot files of `made` under the exclusive lock, as `restic
 /// forget` would: for a run whose snapshots must not stay (the workloads were

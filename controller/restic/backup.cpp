@@ -183,9 +183,15 @@ result<std::optional<object_id>> latest_snapshot(const repository& repo,
   if (!all) {
     return all.error();
   }
+  return newest_snapshot(*all, paths, hostname);
+}
+
+std::optional<object_id> newest_snapshot(std::span<const std::pair<object_id, snapshot>> listed,
+                                         const std::vector<std::string>& paths,
+                                         const std::string& hostname) {
   std::optional<object_id> best;
   std::string best_time;
-  for (const auto& [id, s] : *all) {
+  for (const auto& [id, s] : listed) {
     // RFC 3339 times in UTC compare as strings; restic's local offsets would not, so
     // this picks among lifeboat's own snapshots reliably.
     if (s.paths == paths && (hostname.empty() || s.hostname == hostname) &&

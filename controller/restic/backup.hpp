@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -36,8 +37,13 @@ result<snapshot> parse_snapshot(std::string_view json, std::string_view where);
 /// Every snapshot of the repository with its ID.
 result<std::vector<std::pair<object_id, snapshot>>> list_snapshots(const repository& repo);
 
-/// The newest snapshot whose paths are exactly `paths` and whose host is `hostname`
-/// (any host when empty), or std::nullopt.
+/// Of `listed` (list_snapshots), the newest snapshot whose paths are exactly `paths`
+/// and whose host is `hostname` (any host when empty), or std::nullopt.
+std::optional<object_id> newest_snapshot(std::span<const std::pair<object_id, snapshot>> listed,
+                                         const std::vector<std::string>& paths,
+                                         const std::string& hostname);
+
+/// newest_snapshot of the repository's snapshots, listed for this one call.
 result<std::optional<object_id>> latest_snapshot(const repository& repo,
                                                  const std::vector<std::string>& paths,
                                                  const std::string& hostname);
