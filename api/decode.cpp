@@ -9,6 +9,7 @@
 #include <yaml-cpp/parser.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <charconv>
 #include <climits>
@@ -490,22 +491,35 @@ void read_group(decoder& d, const node& n, const std::string& path, std::string&
   }
 }
 
+// One of `choices`, by its YAML spelling (to_string), or an error naming all:
+// `must be one of gzip, zstd, none; got "x"`. Unset when not one of them.
+template <class E, std::size_t N>
+std::optional<E> read_one_of(decoder& d, const node& n, const std::string& path,
+                             const std::array<E, N>& choices) {
+  const auto text = read_string(d, n, path);
+  if (!text) {
+    return std::nullopt;
+  }
+  std::string names;
+  for (const E choice : choices) {
+    if (*text == to_string(choice)) {
+      return choice;
+    }
+    names += (names.empty() ? "" : ", ") + std::string(to_string(choice));
+  }
+  d.fail(path, n.mark, "must be one of " + names + "; got " + quote(*text));
+  return std::nullopt;
+}
+
 // spec.labelMatch, and the check it implies on spec.stopDuringBackup: under
 // one-of a workload's value is split at commas, so a group containing one
 // could never match.
 void read_label_match(decoder& d, field_reader& f, const node* group_node, const std::string& group,
                       label_match& out) {
   if (const node* v = f.optional("labelMatch")) {
-    if (const auto text = read_string(d, *v, f.path_of("labelMatch"))) {
-      if (*text == to_string(label_match::exact)) {
-        out = label_match::exact;
-      } else if (*text == to_string(label_match::one_of)) {
-        out = label_match::one_of;
-      } else {
-        d.fail(f.path_of("labelMatch"), v->mark,
-               "must be one of exact, one-of; got " + quote(*text));
-      }
-    }
+    out = read_one_of(d, *v, f.path_of("labelMatch"),
+                      std::array{label_match::exact, label_match::one_of})
+              .value_or(out);
   }
   if (out == label_match::one_of && group.find(',') != std::string::npos) {
     d.fail(f.path_of("stopDuringBackup"), group_node != nullptr ? group_node->mark : YAML::Mark{},
@@ -532,18 +546,11 @@ void read_archive(decoder& d, const node& n, const std::string& path,
   }
   bool compression_known = true;
   if (const node* v = f.optional("compression")) {
-    const auto text = read_string(d, *v, f.path_of("compression"));
-    compression_known = false;
-    for (const auto c : {compression_kind::gzip, compression_kind::zstd, compression_kind::none}) {
-      if (text && *text == to_string(c)) {
-        out.compression = c;
-        compression_known = true;
-      }
-    }
-    if (text && !compression_known) {
-      d.fail(f.path_of("compression"), v->mark,
-             "must be one of gzip, zstd, none; got " + quote(*text));
-    }
+    const auto c = read_one_of(
+        d, *v, f.path_of("compression"),
+        std::array{compression_kind::gzip, compression_kind::zstd, compression_kind::none});
+    compression_known = c.has_value();
+    out.compression = c.value_or(out.compression);
   }
   if (const node* v = f.optional("level")) {
     out.level = read_int(d, *v, f.path_of("level"), INT_MIN, INT_MAX);
@@ -1138,36 +1145,18 @@ void read_restic(decoder& d, const node& n, const std::string& path,
   }
   refuse_inline_secrets(d, f, {{"password", "passwordFile"}});
   if (const node* v = f.optional("compression")) {
-    const auto text = read_string(d, *v, f.path_of("compression"));
-    bool known = false;
-    for (const auto c :
-         {restic_compression::off, restic_compression::automatic, restic_compression::max}) {
-      if (text && *text == to_string(c)) {
-        r.compression = c;
-        known = true;
-      }
-    }
-    if (text && !known) {
-      d.fail(f.path_of("compression"), v->mark,
-             "unknown restic compression " + quote(*text) + " (expected off, auto or max)");
-    }
+    r.compression = read_one_of(d, *v, f.path_of("compression"),
+                                std::array{restic_compression::off, restic_compression::automatic,
+                                           restic_compression::max})
+                        .value_or(r.compression);
   }
   f.finish();
   out = r;
 }
 
 void read_format(decoder& d, const node& n, const std::string& path, backup_format& out) {
-  const auto text = read_string(d, n, path);
-  if (!text) {
-    return;
-  }
-  for (const auto f : {backup_format::archive, backup_format::restic}) {
-    if (*text == to_string(f)) {
-      out = f;
-      return;
-    }
-  }
-  d.fail(path, n.mark, "unknown format " + quote(*text) + " (expected archive or restic)");
+  out = read_one_of(d, n, path, std::array{backup_format::archive, backup_format::restic})
+            .value_or(out);
 }
 
 void read_history_limits(decoder& d, const node& n, const std::string& path,

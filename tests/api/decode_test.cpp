@@ -605,7 +605,7 @@ TEST(decode_errors, schedule_validation) {
         "password)"}},
       {"unknown format",
        schedule_with("  format: borg\n"),
-       {"8:11: spec.format: unknown format \"borg\" (expected archive or restic)"}},
+       {"8:11: spec.format: must be one of archive, restic; got \"borg\""}},
       {"archive fields with format restic",
        restic_schedule_with("  archive: {compression: zstd}\n"),
        {"10:12: spec.archive: not with format: restic (the repository compresses and encrypts; see "
@@ -623,8 +623,7 @@ TEST(decode_errors, schedule_validation) {
       {"unknown restic compression",
        restic_schedule_with("", "  destinations: [{local: {path: /r}}]\n",
                             "  restic: {passwordFile: /run/secrets/r, compression: fast}\n"),
-       {"8:55: spec.restic.compression: unknown restic compression \"fast\" (expected off, auto or "
-        "max)"}},
+       {"8:55: spec.restic.compression: must be one of off, auto, max; got \"fast\""}},
       {"inline restic password",
        schedule_with("  format: restic\n  restic: {password: hunter2}\n"),
        {"9:11: spec.restic.passwordFile: required field is missing",
