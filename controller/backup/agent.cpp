@@ -1,5 +1,6 @@
 #include "controller/backup/agent.hpp"
 
+#include "controller/backup/agent_job.hpp"
 #include "controller/backup/archive_steps.hpp"
 #include "controller/backup/engine_runner.hpp"
 #include "controller/crypto/spec_keys.hpp"
@@ -20,12 +21,7 @@ namespace {
 
 constexpr std::string_view event_key = "lifeboat-agent";
 
-void emit(std::FILE* out, const agent_event& e) {
-  const auto line = encode_agent_event(e) + "\n";
-  std::fwrite(line.data(), 1, line.size(), out);
-  // The controller polls the logs: a buffered line would arrive too late.
-  std::fflush(out);
-}
+void emit(std::FILE* out, const agent_event& e) { write_report_line(out, encode_agent_event(e)); }
 
 }  // namespace
 

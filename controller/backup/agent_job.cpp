@@ -238,4 +238,10 @@ engine::result<std::size_t> remove_leftover_agent_jobs(
   return removed;
 }
 
+void write_report_line(std::FILE* out, std::string_view line) {
+  std::fwrite(line.data(), 1, line.size(), out);
+  std::fputc('\n', out);
+  std::fflush(out);
+}
+
 }  // namespace lifeboat::backup

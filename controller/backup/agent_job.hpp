@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <functional>
 #include <map>
 #include <string>
@@ -62,6 +63,10 @@ struct job_definition {
 /// The job of a backup agent: `lifeboat agent` with the volumes read-only
 /// at mount_path(), the folders bound at their own path, the schedule in
 /// LIFEBOAT_AGENT_SCHEDULE.
+/// An agent's report line: `line` and a newline on `out`, flushed at once (the
+/// controller polls the job's logs: a buffered line would arrive late).
+void write_report_line(std::FILE* out, std::string_view line);
+
 job_definition backup_job(const agent_job_spec& spec);
 
 class agent_job {

@@ -4,6 +4,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
+#include "controller/backup/agent_job.hpp"
 
 #include <algorithm>
 
@@ -47,10 +48,7 @@ json::object report_object(const hook_report_line& line) {
 }
 
 void emit(std::FILE* out, const hook_report_line& line) {
-  const auto text = encode_hook_report_line(line) + "\n";
-  std::fwrite(text.data(), 1, text.size(), out);
-  // The controller polls the logs: a buffered line would arrive late.
-  std::fflush(out);
+  write_report_line(out, encode_hook_report_line(line));
 }
 
 }  // namespace
